@@ -1,0 +1,163 @@
+/**
+ * A reader: one read-only instance of a shard's directory. Its view is frozen when it opens (RocksDB replays the WAL
+ * once), so it can `refresh`: open a new read-only handle and swap it in. Pure logic like the primary: the runtime
+ * provides `openReader`, `refreshReader`, `closeHandle`, `publish`, `withdraw`. A reader never restarts itself; it
+ * exits (`failed`, `retired` or `closed`) and its shard supervisor decides what comes next.
+ *
+ * ```
+ * waiting --after delay--> opening --ok--> ready.serving <--REFRESH / ok (swap)--> ready.refreshing
+ * ready --FAULT--> failed --> crashed (final)      ready --RETIRE/CLOSE--> retiring --> closed (final)
+ * ```
+ */
+import { assign, fromPromise, sendParent, setup } from 'xstate'
+import type { Lease } from './primary.js'
+
+/** What a supervisor gives a new reader. */
+export interface ReaderInput {
+  readonly shardId: string
+  readonly readerId: string
+  /** Backoff before opening, ms (0: open at once). */
+  readonly delayMs: number
+}
+
+/** How a reader ended. */
+export interface ReaderOutput {
+  readonly readerId: string
+  readonly outcome: 'retired' | 'closed' | 'failed'
+  readonly error?: unknown
+}
+
+/**
+ * Events a reader accepts. `FAULT` comes from the data plane (a read on its handle failed); `REFRESH` when a read
+ * needs a newer view; `RETIRE` when its supervisor shrinks the pool or recycles it; `CLOSE` on shutdown.
+ */
+export type ReaderEvent = { type: 'FAULT'; error: unknown } | { type: 'REFRESH' } | { type: 'RETIRE' } | { type: 'CLOSE' }
+
+/** What a reader tells its parent, beyond its exit. */
+export type ReaderReport = { type: 'READER.READY'; readerId: string }
+
+type ReaderContext = {
+  shardId: string
+  readerId: string
+  delayMs: number
+  lease: Lease | undefined
+  error: unknown
+  outcome: ReaderOutput['outcome']
+}
+
+export const readerMachine = setup({
+  types: {
+    context: {} as ReaderContext,
+    input: {} as ReaderInput,
+    events: {} as ReaderEvent,
+    output: {} as ReaderOutput,
+  },
+  actors: {
+    /** Opens the directory read-only (every table file up front); resolves with a lease. */
+    openReader: fromPromise<Lease, { shardId: string; readerId: string }>(async () => {
+      throw new Error('openReader is provided by the runtime')
+    }),
+    /** Opens a newer view of the directory of `lease` and resolves its lease (the `swap` action then swaps it in). */
+    refreshReader: fromPromise<Lease, { shardId: string; readerId: string; lease: Lease }>(async () => {
+      throw new Error('refreshReader is provided by the runtime')
+    }),
+    /** Releases a lease once the reads in flight on it finish. Idempotent. */
+    closeHandle: fromPromise<void, { lease: Lease }>(async () => {
+      throw new Error('closeHandle is provided by the runtime')
+    }),
+  },
+  actions: {
+    publish: (_, _params: { shardId: string; readerId: string; lease: Lease }) => {},
+    withdraw: (_, _params: { shardId: string; readerId: string; lease: Lease }) => {},
+    /** Publishes the refreshed lease `to` in place of `from`, and releases `from` once its reads drain. */
+    swap: (_, _params: { shardId: string; readerId: string; from: Lease; to: Lease }) => {},
+  },
+  delays: {
+    backoff: ({ context }) => context.delayMs,
+  },
+  guards: {
+    noDelay: ({ context }) => context.delayMs <= 0,
+  },
+}).createMachine({
+  id: 'reader',
+  context: ({ input }) => ({
+    shardId: input.shardId,
+    readerId: input.readerId,
+    delayMs: input.delayMs,
+    lease: undefined,
+    error: undefined,
+    outcome: 'closed',
+  }),
+  initial: 'waiting',
+  output: ({ context }) =>
+    context.outcome === 'failed'
+      ? { readerId: context.readerId, outcome: 'failed', error: context.error }
+      : { readerId: context.readerId, outcome: context.outcome },
+  states: {
+    waiting: {
+      always: { guard: 'noDelay', target: 'opening' },
+      after: { backoff: 'opening' },
+      on: { CLOSE: 'closed', RETIRE: { target: 'closed', actions: assign({ outcome: 'retired' }) } },
+    },
+    opening: {
+      invoke: {
+        src: 'openReader',
+        input: ({ context }) => ({ shardId: context.shardId, readerId: context.readerId }),
+        onDone: { target: 'ready', actions: assign({ lease: ({ event }) => event.output }) },
+        onError: { target: 'crashed', actions: assign({ error: ({ event }) => event.error, outcome: 'failed' }) },
+      },
+      on: { CLOSE: 'closed', RETIRE: { target: 'closed', actions: assign({ outcome: 'retired' }) } },
+    },
+    ready: {
+      entry: [
+        { type: 'publish', params: ({ context }) => ({ shardId: context.shardId, readerId: context.readerId, lease: context.lease! }) },
+        sendParent(({ context }) => ({ type: 'READER.READY', readerId: context.readerId }) satisfies ReaderReport),
+      ],
+      exit: { type: 'withdraw', params: ({ context }) => ({ shardId: context.shardId, readerId: context.readerId, lease: context.lease! }) },
+      initial: 'serving',
+      states: {
+        serving: {
+          on: { REFRESH: 'refreshing' },
+        },
+        refreshing: {
+          // The old view keeps serving until the new one is swapped in.
+          invoke: {
+            src: 'refreshReader',
+            input: ({ context }) => ({ shardId: context.shardId, readerId: context.readerId, lease: context.lease! }),
+            onDone: {
+              target: 'serving',
+              actions: [
+                { type: 'swap', params: ({ context, event }) => ({ shardId: context.shardId, readerId: context.readerId, from: context.lease!, to: event.output }) },
+                assign({ lease: ({ event }) => event.output }),
+              ],
+            },
+            onError: { target: '#reader.failed', actions: assign({ error: ({ event }) => event.error, outcome: 'failed' }) },
+          },
+        },
+      },
+      on: {
+        FAULT: { target: 'failed', actions: assign({ error: ({ event }) => event.error, outcome: 'failed' }) },
+        RETIRE: { target: 'retiring', actions: assign({ outcome: 'retired' }) },
+        CLOSE: 'retiring',
+      },
+    },
+    failed: {
+      invoke: {
+        src: 'closeHandle',
+        input: ({ context }) => ({ lease: context.lease! }),
+        onDone: 'crashed',
+        onError: 'crashed',
+      },
+    },
+    retiring: {
+      invoke: {
+        src: 'closeHandle',
+        input: ({ context }) => ({ lease: context.lease! }),
+        onDone: 'closed',
+        onError: 'closed',
+      },
+    },
+    crashed: { type: 'final' },
+    closed: { type: 'final' },
+  },
+})

@@ -1,0 +1,74 @@
+/**
+ * Every default of rockvisor, in one place. The option types (src/options.ts) refer here for their defaults.
+ */
+import type { ChildSpec } from '../actors/policy.js'
+
+/** Shards of a new root (an existing root keeps the count it was created with). */
+export const defaultShards = 16
+
+/** The primary's child spec: always restarted; more than 10 restarts in 60 s => the shard fails. */
+export const primarySpec: ChildSpec = {
+  restart: 'permanent',
+  intensity: { maxRestarts: 10, withinMs: 60_000 },
+  backoff: { minMs: 100, maxMs: 10_000, factor: 2, jitter: 0.2 },
+  resetAfterMs: 30_000,
+}
+
+/** A reader's child spec: replaced after a failure; more than 20 failures in 60 s => the pool degrades. */
+export const readerSpec: ChildSpec = {
+  restart: 'transient',
+  intensity: { maxRestarts: 20, withinMs: 60_000 },
+  backoff: { minMs: 50, maxMs: 5_000, factor: 2, jitter: 0.2 },
+  resetAfterMs: 30_000,
+}
+
+/** The reader pool of each shard. */
+export const readerPool = {
+  /** Readers kept open per shard once its primary has opened. */
+  min: 1,
+  /** Most readers per shard. */
+  max: 4,
+  /** Grow when reads in flight per serving reader exceed this. */
+  growAt: 8,
+  /** Retire a reader (above min) unused this long, ms. */
+  idleMs: 30_000,
+  /** Recycle a reader this old, ms (old readers pin table files the primary's compaction deleted). */
+  maxLifetimeMs: 300_000,
+  /** Refreshes running at once per shard. */
+  refreshesPerShard: 1,
+} as const
+
+/** Bounded queues, per shard. */
+export const queues = {
+  /** Writes waiting (for the primary to open or for earlier writes): beyond this, `Overloaded`. */
+  maxPendingWrites: 1024,
+  /** Reads waiting for a primary to open: beyond this, `Overloaded`. */
+  maxPendingReads: 4096,
+} as const
+
+/** Native opens (primary or reader, open or refresh) running at once in this process: they share libuv's pool. */
+export const maxConcurrentOpens = 2
+
+/** How often the pool maintenance runs (idle retirement, lifetime recycling), ms. */
+export const maintenanceIntervalMs = 1_000
+
+/** How long `close()` waits for in-flight work and handles before releasing everything anyway, ms. */
+export const closeTimeoutMs = 10_000
+
+/** RocksDB settings of the primary (the seed's, where the binding exposes them). */
+export const primaryRocksdb = {
+  maxOpenFiles: 10_000,
+  maxBackgroundJobs: 4,
+  writeBufferSize: 64 * 1024 * 1024,
+  maxWriteBufferNumber: 4,
+  enableStatistics: false,
+}
+
+/** RocksDB settings of a reader. `maxOpenFiles: -1` is required beside a live primary (see README, Readers). */
+export const readerRocksdb = {
+  maxOpenFiles: -1,
+  maxBackgroundJobs: 2,
+  writeBufferSize: 64 * 1024 * 1024,
+  maxWriteBufferNumber: 2,
+  enableStatistics: false,
+}

@@ -1,0 +1,168 @@
+/**
+ * The storage engine as rockvisor sees it: open a directory read-write or read-only, get many keys at once (one
+ * MultiGet), write one atomic batch, iterate a key range, flush, close. `rocksEngine` is the real one (rocksdb-native,
+ * RocksDB 10.5); fault injection (src/faults.ts) wraps it; a reader in a child process can implement it later.
+ *
+ * Every method rejects with {@link StorageFailure} (never a raw binding error).
+ */
+import RocksDB from 'rocksdb-native'
+import { storageFailure } from './errors.js'
+
+/** One entry of a key range. */
+export interface Entry {
+  readonly key: Uint8Array
+  readonly value: Uint8Array
+}
+
+/** One operation of an atomic write batch. `delRange` deletes [start, end). */
+export type WriteOp =
+  | { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly type: 'del'; readonly key: Uint8Array }
+  | { readonly type: 'delRange'; readonly start: Uint8Array; readonly end: Uint8Array }
+
+/** A key range; bounds are optional, `limit` caps the entries yielded. */
+export interface KeyRange {
+  readonly gte?: Uint8Array
+  readonly lt?: Uint8Array
+  readonly lte?: Uint8Array
+  readonly reverse?: boolean
+  readonly limit?: number
+}
+
+/** An open RocksDB instance. Not usable after `close()`; `close()` is idempotent. */
+export interface StorageHandle {
+  readonly path: string
+  readonly readOnly: boolean
+  /** Looks up every key in one MultiGet; `undefined` where absent. */
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>
+  /** Applies every op atomically (all or nothing). Rejects on a read-only handle. */
+  write(ops: readonly WriteOp[]): Promise<void>
+  /** Streams a key range in key order (reverse order with `reverse`), reading ahead in small chunks. */
+  iterate(range: KeyRange): AsyncIterable<Entry>
+  /** Writes the memtable to a table file (so the WAL a read-only open replays stays short). */
+  flush(): Promise<void>
+  /** A RocksDB property such as `rocksdb.options-statistics`. */
+  property(name: string): Promise<string>
+  close(): Promise<void>
+}
+
+/** How to open a directory. The defaults are in `src/defaults.ts`. */
+export interface OpenOptions {
+  readonly readOnly: boolean
+  /** -1 opens every table file up front (required for readers beside a live primary). */
+  readonly maxOpenFiles: number
+  readonly maxBackgroundJobs: number
+  readonly writeBufferSize: number
+  readonly maxWriteBufferNumber: number
+  readonly enableStatistics: boolean
+}
+
+/** Opens storage handles. */
+export interface Engine {
+  open(path: string, options: OpenOptions): Promise<StorageHandle>
+}
+
+/** The real engine: rocksdb-native. A read-only open of a directory that holds no database fails (`missing`). */
+export const rocksEngine: Engine = {
+  async open(path, options) {
+    const db = new RocksDB(path, {
+      readOnly: options.readOnly,
+      createIfMissing: !options.readOnly,
+      maxOpenFiles: options.maxOpenFiles,
+      maxBackgroundJobs: options.maxBackgroundJobs,
+      writeBufferSize: options.writeBufferSize,
+      maxWriteBufferNumber: options.maxWriteBufferNumber,
+      enableStatistics: options.enableStatistics,
+    })
+    try {
+      await db.ready()
+    } catch (e) {
+      await db.close().catch(() => undefined)
+      throw storageFailure(path, e)
+    }
+    return new RocksHandle(db, path, options.readOnly)
+  },
+}
+
+class RocksHandle implements StorageHandle {
+  #closing: Promise<void> | undefined
+  constructor(
+    private readonly db: RocksDB,
+    readonly path: string,
+    readonly readOnly: boolean,
+  ) {}
+
+  async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    if (keys.length === 0) return []
+    const batch = this.db.read({ capacity: keys.length })
+    try {
+      const pending = keys.map((k) => batch.get(k))
+      await batch.flush()
+      const values = await Promise.all(pending)
+      return values.map((v) => v ?? undefined)
+    } catch (e) {
+      throw storageFailure(this.path, e)
+    } finally {
+      batch.destroy()
+    }
+  }
+
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    if (ops.length === 0) return
+    const batch = this.db.write({ capacity: ops.length })
+    try {
+      for (const op of ops) {
+        if (op.type === 'put') batch.tryPut(op.key, op.value)
+        else if (op.type === 'del') batch.tryDelete(op.key)
+        else batch.tryDeleteRange(op.start, op.end)
+      }
+      await batch.flush()
+    } catch (e) {
+      throw storageFailure(this.path, e)
+    } finally {
+      batch.destroy()
+    }
+  }
+
+  async *iterate(range: KeyRange): AsyncIterable<Entry> {
+    const it = this.db.iterator({
+      ...(range.gte ? { gte: range.gte } : {}),
+      ...(range.lt ? { lt: range.lt } : {}),
+      ...(range.lte ? { lte: range.lte } : {}),
+      reverse: range.reverse ?? false,
+      // Read ahead in chunks of up to 64 entries: bounded memory, few native round trips.
+      capacity: Math.max(1, Math.min(64, range.limit ?? 64)),
+      ...(range.limit !== undefined ? { limit: range.limit } : {}),
+    })
+    try {
+      for await (const { key, value } of it) yield { key, value: value ?? new Uint8Array(0) }
+    } catch (e) {
+      throw storageFailure(this.path, e)
+    } finally {
+      it.destroy()
+    }
+  }
+
+  async flush(): Promise<void> {
+    try {
+      await this.db.flush()
+    } catch (e) {
+      throw storageFailure(this.path, e)
+    }
+  }
+
+  async property(name: string): Promise<string> {
+    try {
+      return String(await this.db.getProperty(name))
+    } catch (e) {
+      throw storageFailure(this.path, e)
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.db.close().catch((e: unknown) => {
+      throw storageFailure(this.path, e)
+    })
+    return this.#closing
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Fault injection around the real engine. A {@link FaultInjector} is an {@link Engine} that delegates to another
+ * (rocksdb-native by default) and, when told to, fails the next n opens, reads or writes, or breaks one open handle
+ * so that every later call on it fails. Injected failures happen *before* the real call, so a failed write was
+ * never applied. It also counts what is open, so tests can check that nothing leaks and that no directory ever has
+ * two read-write handles.
+ *
+ * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
+ */
+import { StorageFailure } from './errors.js'
+import { rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type StorageHandle, type WriteOp } from './engine.js'
+
+/** Which calls a fault applies to. */
+export type FaultOp = 'open' | 'read' | 'write'
+
+/** Which handles a fault applies to; omitted fields match everything. `dir` matches a path prefix. */
+export interface FaultTarget {
+  readonly role?: 'primary' | 'reader'
+  readonly dir?: string
+}
+
+interface Armed {
+  op: FaultOp
+  remaining: number
+  target: FaultTarget
+}
+
+const injected = (path: string, what: string): StorageFailure =>
+  new StorageFailure({ reason: 'injected', path, message: `injected ${what} failure in ${path}` })
+
+export class FaultInjector implements Engine {
+  readonly #inner: Engine
+  #armed: Armed[] = []
+  readonly #live = new Set<FaultyHandle>()
+  #maxWritersPerDir = 0
+  /** Opens that reached the real engine and succeeded, per role. */
+  readonly opened = { primary: 0, reader: 0 }
+  /** Failures injected so far, per op. */
+  readonly injected = { open: 0, read: 0, write: 0 }
+
+  constructor(inner: Engine = rocksEngine) {
+    this.#inner = inner
+  }
+
+  /** Fails the next `n` calls of `op` that match `target`. Cumulative with earlier calls. */
+  failNext(op: FaultOp, n = 1, target: FaultTarget = {}): void {
+    if (n > 0) this.#armed.push({ op, remaining: n, target })
+  }
+
+  /** Forgets every armed fault (broken handles stay broken). */
+  clear(): void {
+    this.#armed = []
+  }
+
+  /** Handles open now (opened and not yet closed). */
+  get liveHandles(): number {
+    return this.#live.size
+  }
+
+  /** The most read-write handles ever open at once on one directory (1 is the only correct answer). */
+  get maxWritersPerDir(): number {
+    return this.#maxWritersPerDir
+  }
+
+  /** Breaks every open handle matching `target`: each later call on it fails. Returns how many it broke. */
+  breakHandles(target: FaultTarget): number {
+    let n = 0
+    for (const h of this.#live) if (matches(target, h.role, h.path)) (h.broken = true), n++
+    return n
+  }
+
+  /** Breaks one handle (as returned by open). */
+  breakHandle(handle: StorageHandle): void {
+    if (handle instanceof FaultyHandle) handle.broken = true
+  }
+
+  /** Consumes an armed fault for (op, role, path) if there is one. */
+  take(op: FaultOp, role: 'primary' | 'reader', path: string): boolean {
+    const a = this.#armed.find((x) => x.op === op && x.remaining > 0 && matches(x.target, role, path))
+    if (a === undefined) return false
+    a.remaining--
+    this.#armed = this.#armed.filter((x) => x.remaining > 0)
+    this.injected[op]++
+    return true
+  }
+
+  async open(path: string, options: OpenOptions): Promise<StorageHandle> {
+    const role = options.readOnly ? 'reader' : 'primary'
+    if (this.take('open', role, path)) throw injected(path, 'open')
+    const inner = await this.#inner.open(path, options)
+    const handle = new FaultyHandle(this, inner, role)
+    this.#live.add(handle)
+    this.opened[role]++
+    if (role === 'primary') {
+      const writers = [...this.#live].filter((h) => h.role === 'primary' && h.path === path).length
+      this.#maxWritersPerDir = Math.max(this.#maxWritersPerDir, writers)
+    }
+    return handle
+  }
+
+  /** @internal called by a handle when it closes. */
+  forget(handle: FaultyHandle): void {
+    this.#live.delete(handle)
+  }
+}
+
+const matches = (t: FaultTarget, role: 'primary' | 'reader', path: string): boolean =>
+  (t.role === undefined || t.role === role) && (t.dir === undefined || path.startsWith(t.dir))
+
+class FaultyHandle implements StorageHandle {
+  broken = false
+  #closed = false
+  constructor(
+    private readonly faults: FaultInjector,
+    private readonly inner: StorageHandle,
+    readonly role: 'primary' | 'reader',
+  ) {}
+
+  get path(): string {
+    return this.inner.path
+  }
+
+  get readOnly(): boolean {
+    return this.inner.readOnly
+  }
+
+  #check(op: FaultOp): void {
+    if (this.broken) throw injected(this.path, `${this.role} crash (broken handle)`)
+    if (this.faults.take(op, this.role, this.path)) throw injected(this.path, op)
+  }
+
+  async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    this.#check('read')
+    return this.inner.getMany(keys)
+  }
+
+  async write(ops: readonly WriteOp[]): Promise<void> {
+    this.#check('write')
+    return this.inner.write(ops)
+  }
+
+  async *iterate(range: KeyRange): AsyncIterable<Entry> {
+    this.#check('read')
+    yield* this.inner.iterate(range)
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush()
+  }
+
+  property(name: string): Promise<string> {
+    return this.inner.property(name)
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    try {
+      await this.inner.close()
+    } finally {
+      this.faults.forget(this)
+    }
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * rockvisor's public surface. Everything a user imports comes from here.
+ *
+ * ```ts
+ * const index = await openIndex({ root: './data' })
+ * await index.batchPut('orders', 7, [{ msgId: 'm1', timestamp: 1700000000000, segmentId: 0, offset: 0, msgLen: 120 }])
+ * await index.getByMsgId('orders', 7, 'm1')   // => the meta
+ * await index.close()
+ * ```
+ *
+ * Thread-safety, stated once: an `Index` may be used by any number of concurrent callers. Writes to one shard are
+ * applied in the order they were issued; a read reflects every write this index acknowledged before the read was
+ * issued (read-your-writes). Every method rejects only with a {@link RockvisorError}; invalid input is rejected before
+ * anything touches the disk.
+ */
+import type { InspectionEvent } from 'xstate'
+import type { LifecycleEvent } from '../actors/events.js'
+import * as defaults from './defaults.js'
+import { Closed, InvalidInput } from './errors.js'
+import type { FaultOp, FaultTarget } from './faults.js'
+import { checkShards, openRoot, shardAddress, shardOf } from './layout.js'
+import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkText, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
+import { resolveOptions, type IndexOptions } from './options.js'
+import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
+import * as store from './store.js'
+
+export type { MessageMeta, SegmentOffset } from './meta.js'
+export { limits } from './meta.js'
+export { InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Closed, isRockvisorError, errorTags, type RockvisorError, type StorageFailureReason } from './errors.js'
+export type { IndexOptions, ChildSpecOptions, RocksdbOptions } from './options.js'
+export type { IndexStats, ShardStats, CrashTarget } from './runtime.js'
+export type { LifecycleEvent, LifecycleKind } from '../actors/events.js'
+export type { ChildSpec, Backoff, Intensity } from '../actors/policy.js'
+export { ManualClock, systemClock, type Clock } from './clock.js'
+export { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
+export { rocksEngine, type Engine, type StorageHandle, type OpenOptions } from './engine.js'
+export { shardOf, topicDirName } from './layout.js'
+export * as defaults from './defaults.js'
+
+/** Where a (topic, partition) lives. */
+export interface ShardInfo {
+  /** `<topic dir>/<shard>`, the id used in stats, events and errors. */
+  readonly id: string
+  readonly shard: number
+  /** The RocksDB directory. */
+  readonly dir: string
+}
+
+/** The fault-injection hook of a live index (for tests, chaos runs and the CLI). It wraps the real engine. */
+export interface IndexFaults {
+  /**
+   * Crashes the primary, one reader (`reader-N`) or every reader of the shard holding (topic, partition): their
+   * handles are broken (requests on them fail and are retried elsewhere) and their actors fail and are restarted
+   * under the shard's policy. Returns how many handles it crashed (0 if the shard has none ready).
+   */
+  crash(topic: string, partition: number, target: CrashTarget): number
+  /** Makes the engine fail the next `n` opens / reads / writes matching `target` (role, directory prefix). */
+  failNext(op: FaultOp, n?: number, target?: FaultTarget): void
+  /** Native handles open now. */
+  readonly liveHandles: number
+  /** Most read-write handles ever open at once on one directory (must be 1). */
+  readonly maxWritersPerDir: number
+}
+
+export interface Index {
+  /** The storage root. */
+  readonly root: string
+  /** Shards per topic (fixed when the root was created). */
+  readonly shards: number
+
+  /**
+   * Writes metas of (topic, partition) in one atomic batch: by msg id, by time and by segment offset. A meta
+   * replaces any stored meta with the same msgId and any with the same (segmentId, offset). Resolves once the batch
+   * is in RocksDB's write-ahead log (it survives a process crash; see README, Durability) with the bytes of keys
+   * and values written. Rejects with InvalidInput (nothing written) for a bad batch, Overloaded when the shard's
+   * write queue is full, ShardUnavailable when its primary is exhausted, StorageFailure, Closed.
+   */
+  batchPut(topic: string, partition: number, metas: readonly MessageMeta[]): Promise<{ bytes: number }>
+  /** The meta stored under msgId, or `undefined`. */
+  getByMsgId(topic: string, partition: number, msgId: string): Promise<MessageMeta | undefined>
+  /**
+   * The segment offsets of the first and last meta (by timestamp, then segment offset) with timestamp in
+   * [startTs, endTs], or `undefined` if none. Two seeks whatever the partition holds.
+   */
+  getRangeByTime(topic: string, partition: number, startTs: number, endTs: number): Promise<{ first: SegmentOffset; last: SegmentOffset } | undefined>
+  /** The msgId stored at that segment offset, or `undefined` (callers validating a committed offset treat it as a mismatch). */
+  getMsgIdBySegmentOffset(topic: string, partition: number, so: SegmentOffset): Promise<string | undefined>
+  /**
+   * Streams the metas with timestamp in [startTs, endTs] in time order, with bounded memory. Arguments are checked
+   * when called (InvalidInput is thrown synchronously); I/O starts at the first iteration. `limit` caps the count.
+   */
+  scanByTime(topic: string, partition: number, startTs: number, endTs: number, options?: { limit?: number }): AsyncIterable<MessageMeta>
+  /** Retention: removes every meta of (topic, partition) with timestamp < `before`, from all three views. */
+  deleteBefore(topic: string, partition: number, before: number): Promise<{ deleted: number }>
+
+  /** Where (topic, partition) is stored. Pure. */
+  locate(topic: string, partition: number): ShardInfo
+  /** A snapshot of every shard's supervision state, pool, restarts and queues, and the totals. */
+  stats(): IndexStats
+  /** Subscribes to lifecycle events (created, opened, failed, restarted, degraded, recovered, retired, closed). */
+  subscribe(listener: (event: LifecycleEvent) => void): () => void
+  /** Restarts what exhausted its restart intensity in the shard of (topic, partition), or in every shard. */
+  recover(topic?: string, partition?: number): void
+  /** Fault injection (see {@link IndexFaults}). */
+  readonly faults: IndexFaults
+  /**
+   * Stops accepting requests, lets accepted ones finish, closes readers then primaries, and releases every native
+   * handle (forcibly after `closeTimeoutMs`). Idempotent: later calls return the same promise. The equivalent of the
+   * seed's cleanup_storage_root for this root.
+   */
+  close(): Promise<void>
+}
+
+/** Extra options for observers (the state-machine inspector and the transition-coverage tests). */
+export interface ObserverOptions {
+  /** Receives XState inspection events of every actor in the tree. */
+  readonly inspect?: (event: InspectionEvent) => void
+}
+
+/**
+ * Opens (creating if needed) the index stored under `options.root`. Shards and their actors are created lazily, on
+ * the first request for a (topic, shard). Rejects with InvalidInput for bad options (including a `shards` that
+ * disagrees with an existing root) and StorageFailure if the root cannot be created.
+ */
+export const openIndex = async (options: IndexOptions & ObserverOptions): Promise<Index> => {
+  const opts = resolveOptions(options)
+  const shards = await openRoot(opts.root, opts.shards === undefined ? undefined : checkShards(opts.shards), defaults.defaultShards)
+  const runtime = new Runtime(opts, shards, options.inspect)
+  let closed = false
+
+  const route = (topic: unknown, partition: unknown) => {
+    if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
+    const t = checkTopic(topic)
+    const p = checkPartition(partition)
+    return { partition: p, shard: runtime.shard(t, shardOf(p, shards)) }
+  }
+  // Validation errors surface as rejected promises, like every other failure of an async method.
+  const attempt = async <T>(fn: () => Promise<T>): Promise<T> => fn()
+
+  return {
+    root: opts.root,
+    shards,
+    batchPut: (topic, partition, metas) =>
+      attempt(async () => {
+        const batch = checkBatch(metas)
+        const { partition: p, shard } = route(topic, partition)
+        if (batch.length === 0) return { bytes: 0 }
+        return shard.write((handle, nextSeq) => store.putMetas(handle, p, batch, nextSeq()))
+      }),
+    getByMsgId: (topic, partition, msgId) =>
+      attempt(async () => {
+        const id = checkText('msgId', msgId, limits.msgIdBytes)
+        const { partition: p, shard } = route(topic, partition)
+        return shard.read((h) => store.getByMsgId(h, p, id))
+      }),
+    getRangeByTime: (topic, partition, startTs, endTs) =>
+      attempt(async () => {
+        const [s, e] = checkTimeRange(startTs, endTs)
+        const { partition: p, shard } = route(topic, partition)
+        return shard.read((h) => store.getRangeByTime(h, p, s, e))
+      }),
+    getMsgIdBySegmentOffset: (topic, partition, so) =>
+      attempt(async () => {
+        const checked = checkSegmentOffset(so)
+        const { partition: p, shard } = route(topic, partition)
+        return shard.read((h) => store.getMsgIdBySegmentOffset(h, p, checked))
+      }),
+    scanByTime: (topic, partition, startTs, endTs, options) => {
+      const [s, e] = checkTimeRange(startTs, endTs)
+      const limit = options?.limit === undefined ? undefined : checkInteger('limit', options.limit)
+      const { partition: p, shard } = route(topic, partition)
+      return shard.stream((h) => store.scanByTime(h, p, s, e, limit))
+    },
+    deleteBefore: (topic, partition, before) =>
+      attempt(async () => {
+        const ts = checkInteger('before', before)
+        const { partition: p, shard } = route(topic, partition)
+        return shard.write((handle, nextSeq) => store.deleteBefore(handle, p, ts, nextSeq))
+      }),
+    locate: (topic, partition) => {
+      const t = checkTopic(topic)
+      const p = checkPartition(partition)
+      const n = shardOf(p, shards)
+      const { id, dir } = shardAddress(opts.root, t, n)
+      return { id, shard: n, dir }
+    },
+    stats: () => runtime.stats(),
+    subscribe: (listener) => runtime.subscribe(listener),
+    recover: (topic, partition) => {
+      if (topic === undefined) return runtime.recover()
+      if (partition === undefined) throw new InvalidInput({ field: 'partition', message: 'partition: required with topic' })
+      runtime.recover(route(topic, partition).shard.address.id)
+    },
+    faults: {
+      crash: (topic, partition, target) => runtime.crash(route(topic, partition).shard.address.id, target),
+      failNext: (op, n = 1, target = {}) => runtime.failNext(op, n, target),
+      get liveHandles() {
+        return runtime.faults.liveHandles
+      },
+      get maxWritersPerDir() {
+        return runtime.faults.maxWritersPerDir
+      },
+    },
+    close: () => {
+      closed = true
+      return runtime.close()
+    },
+  }
+}

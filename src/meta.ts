@@ -1,0 +1,130 @@
+/**
+ * The data model of the index and the validation every public entry point runs before it touches the disk.
+ * Validation either returns the checked value or throws {@link InvalidInput}; it never partially accepts a batch.
+ */
+import { InvalidInput } from './errors.js'
+
+/** Where a message sits in the log: its segment and its byte offset within the segment. */
+export interface SegmentOffset {
+  /** Segment number, an integer in [0, 2^32 - 1]. */
+  readonly segmentId: number
+  /** Offset in the segment, a safe integer >= 0. */
+  readonly offset: number
+}
+
+/** What the index stores about one message. `msgId` identifies it; `(segmentId, offset)` is its place in the log. */
+export interface MessageMeta extends SegmentOffset {
+  /** Unique message id: a well-formed string of 1..{@link limits.msgIdBytes} UTF-8 bytes. */
+  readonly msgId: string
+  /** Milliseconds (or any unit the caller chooses, consistently): a safe integer >= 0. */
+  readonly timestamp: number
+  /** Length of the message in bytes, an integer in [0, 2^32 - 1]. */
+  readonly msgLen: number
+}
+
+/** Every size limit of the input, in one place. */
+export const limits = {
+  /** Longest msgId, in UTF-8 bytes. */
+  msgIdBytes: 1024,
+  /** Longest topic name, in UTF-8 bytes. */
+  topicBytes: 1024,
+  /** Most metas in one `batchPut`. */
+  batchMetas: 100_000,
+  /** Largest partition number (u32). */
+  maxPartition: 0xffff_ffff,
+  /** Largest u32 (segmentId, msgLen). */
+  maxU32: 0xffff_ffff,
+  /** Most shards per topic. */
+  maxShards: 65_536,
+} as const
+
+const encoder = new TextEncoder()
+
+/** UTF-8 bytes of a string already checked to be well formed. */
+export const utf8 = (s: string): Uint8Array => encoder.encode(s)
+
+const fail = (field: string, message: string): never => {
+  throw new InvalidInput({ field, message: `${field}: ${message}` })
+}
+
+/** Checks a safe integer >= 0 and <= max. */
+export const checkInteger = (field: string, value: unknown, max: number = Number.MAX_SAFE_INTEGER): number => {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    return fail(field, `must be a safe integer, got ${describeValue(value)}`)
+  }
+  if (value < 0 || value > max) return fail(field, `must be in [0, ${max}], got ${value}`)
+  return value
+}
+
+/** Checks a well-formed string of 1..maxBytes UTF-8 bytes. */
+export const checkText = (field: string, value: unknown, maxBytes: number): string => {
+  if (typeof value !== 'string') return fail(field, `must be a string, got ${describeValue(value)}`)
+  if (value.length === 0) return fail(field, 'must not be empty')
+  if (!value.isWellFormed()) return fail(field, 'must be well-formed Unicode (no lone surrogates)')
+  const bytes = utf8(value).length
+  if (bytes > maxBytes) return fail(field, `must be at most ${maxBytes} UTF-8 bytes, got ${bytes}`)
+  return value
+}
+
+/** Checks a topic name: any well-formed string of 1..1024 UTF-8 bytes (it never becomes a raw path component). */
+export const checkTopic = (topic: unknown): string => checkText('topic', topic, limits.topicBytes)
+
+/** Checks a partition number (u32). */
+export const checkPartition = (partition: unknown): number => checkInteger('partition', partition, limits.maxPartition)
+
+/** Checks a segment offset, returning a fresh plain object. */
+export const checkSegmentOffset = (so: unknown, field = 'segmentOffset'): SegmentOffset => {
+  if (typeof so !== 'object' || so === null) return fail(field, `must be an object, got ${describeValue(so)}`)
+  const { segmentId, offset } = so as Record<string, unknown>
+  return {
+    segmentId: checkInteger(`${field}.segmentId`, segmentId, limits.maxU32),
+    offset: checkInteger(`${field}.offset`, offset),
+  }
+}
+
+/** Checks one meta, returning a fresh plain object with exactly the five fields. */
+export const checkMeta = (meta: unknown, field = 'meta'): MessageMeta => {
+  if (typeof meta !== 'object' || meta === null) return fail(field, `must be an object, got ${describeValue(meta)}`)
+  const m = meta as Record<string, unknown>
+  return {
+    msgId: checkText(`${field}.msgId`, m.msgId, limits.msgIdBytes),
+    timestamp: checkInteger(`${field}.timestamp`, m.timestamp),
+    segmentId: checkInteger(`${field}.segmentId`, m.segmentId, limits.maxU32),
+    offset: checkInteger(`${field}.offset`, m.offset),
+    msgLen: checkInteger(`${field}.msgLen`, m.msgLen, limits.maxU32),
+  }
+}
+
+/**
+ * Checks a batch: an array of 0..100,000 metas in which no msgId and no (segmentId, offset) appears twice
+ * (a batch that names one message twice is ambiguous, so it is refused whole).
+ */
+export const checkBatch = (metas: unknown): MessageMeta[] => {
+  if (!Array.isArray(metas)) return fail('metas', `must be an array, got ${describeValue(metas)}`)
+  if (metas.length > limits.batchMetas) return fail('metas', `must hold at most ${limits.batchMetas} metas, got ${metas.length}`)
+  const checked = metas.map((m, i) => checkMeta(m, `metas[${i}]`))
+  const ids = new Set<string>()
+  const places = new Set<string>()
+  checked.forEach((m, i) => {
+    if (ids.has(m.msgId)) fail(`metas[${i}].msgId`, `duplicate msgId ${JSON.stringify(m.msgId)} in one batch`)
+    ids.add(m.msgId)
+    const place = `${m.segmentId}:${m.offset}`
+    if (places.has(place)) fail(`metas[${i}]`, `duplicate (segmentId, offset) (${place}) in one batch`)
+    places.add(place)
+  })
+  return checked
+}
+
+/** Checks a closed time range [startTs, endTs]; start > end is allowed and simply matches nothing. */
+export const checkTimeRange = (startTs: unknown, endTs: unknown): [number, number] => [
+  checkInteger('startTs', startTs),
+  checkInteger('endTs', endTs),
+]
+
+const describeValue = (v: unknown): string => {
+  if (typeof v === 'string') return v.length > 40 ? `a string of length ${v.length}` : JSON.stringify(v)
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v)
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v
+}

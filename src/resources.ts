@@ -1,0 +1,136 @@
+/**
+ * Ownership of native handles. Every handle is acquired inside its own Effect `Scope` (acquireRelease), named by a
+ * {@link Lease} that the machines pass around, and released exactly once, whichever comes first: the machine asks
+ * (`closeHandle`, a refresh swap), an open finishes after its actor was stopped, or the index closes (`releaseAll`).
+ * A release waits for the reads in flight on the handle to finish (`inflight` reaches 0) unless forced.
+ */
+import { Effect, Exit, Scope, Semaphore } from 'effect'
+import type { Lease } from '../actors/primary.js'
+import type { StorageHandle } from './engine.js'
+
+/** One open handle and what the data plane tracks about it. */
+export interface LeaseRecord {
+  readonly lease: Lease
+  readonly handle: StorageHandle
+  readonly role: 'primary' | 'reader'
+  readonly shardId: string
+  /** For readers: which reader actor holds it. */
+  readonly readerId: string | undefined
+  /** When it was opened (clock ms). */
+  readonly openedAt: number
+  /** The shard sequence its view reflects (a reader's is frozen at open; the primary's is where writes go on from). */
+  seq: number
+  /** Requests running on it now. */
+  inflight: number
+  /** Last time a request finished on it (clock ms). */
+  lastUsedAt: number
+  /** A failure on it was reported to its actor already (reported once, not once per request). */
+  faulted: boolean
+}
+
+interface Held {
+  readonly record: LeaseRecord
+  readonly scope: Scope.Closeable
+  releasing: Promise<void> | undefined
+  drained: (() => void) | undefined
+}
+
+/** The process-wide bound on concurrent native opens (they share libuv's thread pool with the primaries). */
+export const openLimiter = (permits: number): (<A>(open: () => Promise<A>) => Promise<A>) => {
+  const sem = Semaphore.makeUnsafe(permits)
+  return (open) => Effect.runPromise(sem.withPermits(1)(Effect.tryPromise({ try: open, catch: (e) => e })))
+}
+
+/** The table of open handles of one index. */
+export class HandleTable {
+  readonly #held = new Map<Lease, Held>()
+  #next = 1
+
+  /** Handles currently held. */
+  get size(): number {
+    return this.#held.size
+  }
+
+  /** The record of a lease still held, or undefined. */
+  get(lease: Lease): LeaseRecord | undefined {
+    return this.#held.get(lease)?.record
+  }
+
+  /** Every record held now. */
+  records(): LeaseRecord[] {
+    return [...this.#held.values()].map((h) => h.record)
+  }
+
+  /**
+   * Opens a handle with `open` inside a fresh scope and records it. If `signal` aborted while it was opening, the
+   * handle is released at once and this rejects: the actor that asked is gone.
+   */
+  async acquire(
+    open: () => Promise<StorageHandle>,
+    info: { role: 'primary' | 'reader'; shardId: string; readerId?: string; now: number },
+    signal?: AbortSignal,
+  ): Promise<LeaseRecord> {
+    const scope = Scope.makeUnsafe()
+    let handle: StorageHandle
+    try {
+      handle = await Effect.runPromise(
+        Scope.provide(scope)(
+          Effect.acquireRelease(Effect.tryPromise({ try: open, catch: (e) => e }), (h) =>
+            Effect.promise(() => h.close().catch(() => undefined)),
+          ),
+        ),
+      )
+    } catch (e) {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      throw e // Effect 4 rejects with the original error
+    }
+    const lease = `${info.role === 'primary' ? 'p' : 'r'}${this.#next++}`
+    const record: LeaseRecord = {
+      lease,
+      handle,
+      role: info.role,
+      shardId: info.shardId,
+      readerId: info.readerId,
+      openedAt: info.now,
+      seq: 0,
+      inflight: 0,
+      lastUsedAt: info.now,
+      faulted: false,
+    }
+    this.#held.set(lease, { record, scope, releasing: undefined, drained: undefined })
+    if (signal?.aborted) {
+      await this.release(lease, { force: true })
+      throw new Error('open abandoned: its actor stopped')
+    }
+    return record
+  }
+
+  /** Call when a request on `record` finishes: releases a draining handle once its last request is done. */
+  finished(record: LeaseRecord): void {
+    record.inflight--
+    if (record.inflight <= 0) this.#held.get(record.lease)?.drained?.()
+  }
+
+  /**
+   * Releases a lease: waits until no request runs on it (unless `force`), then closes its scope (and so the handle).
+   * Idempotent; resolves when the handle is closed. Unknown leases resolve at once.
+   */
+  release(lease: Lease, options: { force?: boolean } = {}): Promise<void> {
+    const held = this.#held.get(lease)
+    if (held === undefined) return Promise.resolve()
+    if (options.force) held.drained?.()
+    held.releasing ??= (async () => {
+      if (held.record.inflight > 0 && !options.force) {
+        await new Promise<void>((resolve) => (held.drained = resolve))
+      }
+      await Effect.runPromise(Scope.close(held.scope, Exit.void))
+      this.#held.delete(lease)
+    })()
+    return held.releasing
+  }
+
+  /** Releases everything (forced: in-flight requests will fail). */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.#held.keys()].map((l) => this.release(l, { force: true })))
+  }
+}

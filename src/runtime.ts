@@ -1,0 +1,315 @@
+/**
+ * The runtime: builds the actor tree (root supervisor -> shard supervisors -> primary + readers), provides the
+ * machines' named I/O with live implementations over the handle table, runs pool maintenance on the injected clock,
+ * publishes lifecycle events, and closes everything in order. The public `Index` (src/index.ts) sits on top.
+ */
+import { createActor, fromPromise, type Actor, type AnyActorRef, type InspectionEvent } from 'xstate'
+import type { LifecycleEvent } from '../actors/events.js'
+import { primaryMachine } from '../actors/primary.js'
+import { readerMachine } from '../actors/reader.js'
+import { rootSupervisorMachine } from '../actors/root-supervisor.js'
+import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-supervisor.js'
+import { StorageFailure } from './errors.js'
+import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
+import { ensureTopicDir, shardAddress, type ShardAddress } from './layout.js'
+import type { ResolvedOptions } from './options.js'
+import { HandleTable, openLimiter, type LeaseRecord } from './resources.js'
+import { ShardRuntime } from './shard.js'
+import { readSequence } from './store.js'
+
+/** Per-shard statistics. */
+export interface ShardStats {
+  readonly id: string
+  readonly topic: string
+  readonly shard: number
+  /** `running`, `starting` (first open), `restarting` (primary backing off / reopening), `failed`, `closing`, `closed`. */
+  readonly state: 'starting' | 'running' | 'restarting' | 'failed' | 'closing' | 'closed'
+  /** `degraded`: readers exhausted their restart intensity; reads go to the primary. */
+  readonly pool: 'healthy' | 'degraded'
+  /** The primary actor's state (`waiting`, `opening`, `ready`, `failed`, `closing`, ...) or `none`. */
+  readonly primary: string
+  /** Reader actors by state (`waiting`, `opening`, `serving`, `refreshing`, `retiring`, ...). */
+  readonly readers: Readonly<Record<string, number>>
+  readonly restarts: { readonly primary: number; readonly readers: number }
+  readonly queues: { readonly pendingWrites: number; readonly inflight: number }
+  /** Sequence of the last write acknowledged on this shard. */
+  readonly sequence: number
+}
+
+/** Statistics of a whole index. `primaries`/`readers` count ready handles, like the seed's get_stats. */
+export interface IndexStats {
+  readonly shards: readonly ShardStats[]
+  readonly totals: { readonly primaries: number; readonly readers: number; readonly handles: number }
+}
+
+/** A crash to inject on a live shard: its primary, a given reader, or every reader. */
+export type CrashTarget = 'primary' | 'readers' | `reader-${number}`
+
+export class Runtime {
+  readonly table = new HandleTable()
+  readonly shards = new Map<string, ShardRuntime>()
+  readonly faults: FaultInjector
+  readonly root: Actor<typeof rootSupervisorMachine>
+  readonly #listeners = new Set<(e: LifecycleEvent) => void>()
+  readonly #opts: ResolvedOptions
+  readonly #limit: <A>(open: () => Promise<A>) => Promise<A>
+  #timer: unknown
+  #closing: Promise<void> | undefined
+
+  constructor(
+    opts: ResolvedOptions,
+    readonly shardCount: number,
+    inspect?: (e: InspectionEvent) => void,
+  ) {
+    this.#opts = opts
+    this.#limit = openLimiter(opts.maxConcurrentOpens)
+    this.faults = opts.engine instanceof FaultInjector ? opts.engine : new FaultInjector(opts.engine)
+    const machine = rootSupervisorMachine.provide({
+      actors: {
+        shard: shardSupervisorMachine.provide({
+          actors: { primary: this.#primary(), reader: this.#reader() },
+          actions: {
+            notify: (_, event) => this.#emit(event),
+            primaryExhausted: (_, { shardId }) => this.shards.get(shardId)?.primaryExhausted(),
+          },
+        }),
+      },
+    })
+    this.root = createActor(machine, { clock: opts.clock, ...(inspect ? { inspect } : {}) })
+    this.root.start()
+    this.#schedule()
+  }
+
+  /** The data plane of (topic, shard), creating its supervisor on first use (exactly once: see root-supervisor). */
+  shard(topic: string, shard: number): ShardRuntime {
+    const address = shardAddress(this.#opts.root, topic, shard)
+    const existing = this.shards.get(address.id)
+    if (existing !== undefined) return existing
+    const runtime = new ShardRuntime(
+      address,
+      this.table,
+      { ...this.#opts.queues, growAt: this.#opts.pool.growAt, refreshesPerShard: this.#opts.pool.refreshesPerShard },
+      this.#opts.clock,
+      (command) => this.#send(address.id, command),
+    )
+    this.shards.set(address.id, runtime)
+    this.root.send({
+      type: 'ENSURE',
+      shard: { shardId: address.id, policy: this.#opts.policy, env: { now: () => this.#opts.clock.now(), random: this.#opts.random } },
+    })
+    return runtime
+  }
+
+  /** The shard supervisor actor of a shard id, if it exists. */
+  supervisor(shardId: string): AnyActorRef | undefined {
+    return (this.root.getSnapshot().children as Record<string, AnyActorRef | undefined>)[shardId]
+  }
+
+  /** Subscribes to lifecycle events; returns the unsubscribe function. */
+  subscribe(listener: (e: LifecycleEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Asks a shard (or every shard) to restart what exhausted its restart intensity. */
+  recover(shardId?: string): void {
+    for (const id of shardId === undefined ? this.shards.keys() : [shardId]) this.#send(id, { type: 'RECOVER' })
+  }
+
+  /** Injects a crash: breaks the target's handle(s) (later calls on them fail) and reports the fault to the actor. */
+  crash(shardId: string, target: CrashTarget): number {
+    const shard = this.shards.get(shardId)
+    if (shard === undefined) return 0
+    const records: LeaseRecord[] =
+      target === 'primary'
+        ? shard.primary ? [shard.primary] : []
+        : target === 'readers'
+          ? [...shard.readers.values()]
+          : [...shard.readers.values()].filter((r) => r.readerId === target)
+    for (const record of records) {
+      this.faults.breakHandle(record.handle)
+      shard.fault(record, new StorageFailure({ reason: 'injected', path: record.handle.path, message: `injected crash of ${record.readerId ?? 'primary'} in ${shardId}` }))
+    }
+    return records.length
+  }
+
+  /** Arms an injected failure of the next n opens/reads/writes (see FaultInjector.failNext). */
+  failNext(op: FaultOp, n: number, target: FaultTarget): void {
+    this.faults.failNext(op, n, target)
+  }
+
+  /** Sends a command to a shard's supervisor; dropped if it no longer exists. */
+  #send(shardId: string, command: ShardCommand): void {
+    this.supervisor(shardId)?.send(command)
+  }
+
+  #emit(event: LifecycleEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event)
+      } catch {
+        // A listener's failure must not reach the supervisor that announced the event.
+      }
+    }
+  }
+
+  #address(shardId: string): ShardAddress {
+    const shard = this.shards.get(shardId)
+    if (shard === undefined) throw new Error(`unknown shard ${shardId}`)
+    return shard.address
+  }
+
+  /** Opens a handle into the table and reads the sequence its view reflects; releases it if anything fails. */
+  async #openLease(role: 'primary' | 'reader', shardId: string, readerId: string | undefined, signal: AbortSignal): Promise<string> {
+    const address = this.#address(shardId)
+    const limit = this.#limit
+    if (role === 'primary') await ensureTopicDir(this.#opts.root, address.topic)
+    const settings = role === 'primary' ? this.#opts.rocksdb.primary : this.#opts.rocksdb.reader
+    const record = await this.table.acquire(
+      () => limit(() => this.faults.open(address.dir, { readOnly: role === 'reader', ...settings })),
+      { role, shardId, ...(readerId === undefined ? {} : { readerId }), now: this.#opts.clock.now() },
+      signal,
+    )
+    try {
+      record.seq = await readSequence(record.handle)
+      if (signal.aborted) throw new Error('open abandoned: its actor stopped')
+    } catch (e) {
+      await this.table.release(record.lease, { force: true })
+      throw e
+    }
+    return record.lease
+  }
+
+  #primary() {
+    return primaryMachine.provide({
+      actors: {
+        openPrimary: fromPromise(({ input, signal }) => this.#openLease('primary', input.shardId, undefined, signal)),
+        closeHandle: fromPromise(({ input }) => this.table.release(input.lease)),
+      },
+      actions: {
+        publish: (_, { shardId, lease }) => {
+          const record = this.table.get(lease)
+          if (record !== undefined) this.shards.get(shardId)?.publishPrimary(record)
+        },
+        withdraw: (_, { shardId, lease }) => this.shards.get(shardId)?.withdrawPrimary(lease),
+      },
+    })
+  }
+
+  #reader() {
+    return readerMachine.provide({
+      actors: {
+        openReader: fromPromise(({ input, signal }) => this.#openLease('reader', input.shardId, input.readerId, signal)),
+        refreshReader: fromPromise(({ input, signal }) => this.#openLease('reader', input.shardId, input.readerId, signal)),
+        closeHandle: fromPromise(({ input }) => this.table.release(input.lease)),
+      },
+      actions: {
+        publish: (_, { shardId, readerId, lease }) => {
+          const record = this.table.get(lease)
+          if (record !== undefined) this.shards.get(shardId)?.publishReader(readerId, record)
+        },
+        withdraw: (_, { shardId, readerId, lease }) => this.shards.get(shardId)?.withdrawReader(readerId, lease),
+        swap: (_, { shardId, readerId, from, to }) => {
+          const record = this.table.get(to)
+          if (record !== undefined) this.shards.get(shardId)?.publishReader(readerId, record)
+          void this.table.release(from)
+        },
+      },
+    })
+  }
+
+  /** Pool maintenance: retire idle readers (above min) and recycle old ones. Runs on the injected clock. */
+  maintain(): void {
+    const now = this.#opts.clock.now()
+    for (const [id, shard] of this.shards) {
+      for (const [readerId, r] of shard.readers) {
+        if (now - r.openedAt >= this.#opts.pool.maxLifetimeMs) this.#send(id, { type: 'RETIRE', readerId, reason: 'lifetime' })
+        else if (r.inflight === 0 && now - r.lastUsedAt >= this.#opts.pool.idleMs) this.#send(id, { type: 'RETIRE', readerId, reason: 'idle' })
+      }
+    }
+  }
+
+  #schedule(): void {
+    this.#timer = this.#opts.clock.setTimeout(() => {
+      if (this.#closing !== undefined) return
+      this.maintain()
+      this.#schedule()
+    }, this.#opts.maintenanceIntervalMs)
+    // Maintenance alone must not keep the process alive (a backoff timer, by contrast, guards pending work).
+    ;(this.#timer as { unref?: () => void } | undefined)?.unref?.()
+  }
+
+  stats(): IndexStats {
+    const shards: ShardStats[] = []
+    let primaries = 0
+    let readers = 0
+    for (const [id, shard] of this.shards) {
+      const ref = this.supervisor(id)
+      const snap = ref?.getSnapshot() as
+        | { value: unknown; status: string; context: { primaryRestarts: { total: number }; readerRestarts: { total: number } }; children: Record<string, AnyActorRef | undefined> }
+        | undefined
+      const value = snap?.value as { active?: { primary: string; pool: string } } | string | undefined
+      const active = typeof value === 'object' ? value.active : undefined
+      const state: ShardStats['state'] =
+        active !== undefined
+          ? active.primary === 'up' ? 'running' : (active.primary as 'starting' | 'restarting' | 'failed')
+          : value === 'closed' || snap === undefined || snap.status === 'done' ? 'closed' : 'closing'
+      const byState: Record<string, number> = {}
+      let primary = 'none'
+      for (const [childId, child] of Object.entries(snap?.children ?? {})) {
+        if (child === undefined) continue
+        const v = stateName((child.getSnapshot() as { value: unknown }).value)
+        if (childId === 'primary') primary = v
+        else byState[v] = (byState[v] ?? 0) + 1
+      }
+      if (shard.primary !== undefined) primaries++
+      readers += shard.readers.size
+      shards.push({
+        id,
+        topic: shard.address.topic,
+        shard: shard.address.shard,
+        state,
+        pool: active?.pool === 'degraded' ? 'degraded' : 'healthy',
+        primary,
+        readers: byState,
+        restarts: { primary: snap?.context.primaryRestarts.total ?? 0, readers: snap?.context.readerRestarts.total ?? 0 },
+        queues: { pendingWrites: shard.pendingWrites, inflight: shard.inflight },
+        sequence: shard.ackSeq,
+      })
+    }
+    return { shards, totals: { primaries, readers, handles: this.table.size } }
+  }
+
+  /**
+   * Graceful close: stop accepting, let accepted work drain, close readers then primaries (the supervisors' ordered
+   * shutdown), and after `closeTimeoutMs` release whatever is still open. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#opts.clock.clearTimeout(this.#timer)
+      for (const shard of this.shards.values()) shard.stop()
+      const timeout = new Promise<'timeout'>((resolve) => this.#opts.clock.setTimeout(() => resolve('timeout'), this.#opts.closeTimeoutMs))
+      await Promise.race([Promise.all([...this.shards.values()].map((s) => s.idle())), timeout])
+      let unsubscribe = (): void => {}
+      const done = new Promise<void>((resolve) => {
+        unsubscribe = this.root.subscribe((s) => s.status === 'done' && resolve()).unsubscribe
+        if (this.root.getSnapshot().status === 'done') resolve()
+      })
+      this.root.send({ type: 'CLOSE' })
+      await Promise.race([done, timeout])
+      unsubscribe()
+      await this.table.releaseAll()
+      this.root.stop()
+    })()
+    return this.#closing
+  }
+}
+
+const stateName = (value: unknown): string => {
+  if (typeof value === 'string') return value
+  if (typeof value === 'object' && value !== null) {
+    const [key, inner] = Object.entries(value)[0] ?? ['?', undefined]
+    return key === 'ready' && typeof inner === 'string' ? inner : key
+  }
+  return String(value)
+}

@@ -1,0 +1,194 @@
+/**
+ * The index operations on one shard's storage handle: the data plane, plain async functions with no lifecycle logic.
+ * Callers (the runtime) have already validated their input and picked the handle; these functions encode, do one
+ * batched I/O where they can, and decode.
+ *
+ * Semantics of a write: the index holds at most one meta per msgId and at most one per (segmentId, offset). Putting
+ * a meta replaces whatever meta had its msgId and whatever meta had its (segmentId, offset), in all three views, in
+ * the same atomic write batch. Every write batch also stores the shard's next sequence number (see `sequenceKey`).
+ */
+import type { StorageHandle, WriteOp } from './engine.js'
+import {
+  View,
+  decodeIdEntry,
+  decodeSegmentOffsetEntry,
+  decodeTimeEntry,
+  idKey,
+  idValue,
+  rangeEnd,
+  rangeStart,
+  segmentOffsetKey,
+  segmentOffsetOfTimeKey,
+  segmentOffsetValue,
+  sequenceKey,
+  sequenceValue,
+  decodeSequence,
+  timeKey,
+  timeKeyMax,
+  timeValue,
+} from './keys.js'
+import type { MessageMeta, SegmentOffset } from './meta.js'
+
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** The sequence a handle's view reflects: the sequence of the last batch written before it was opened (0: none). */
+export const readSequence = async (handle: StorageHandle): Promise<number> =>
+  decodeSequence((await handle.getMany([sequenceKey]))[0])
+
+const withSequence = (ops: WriteOp[], seq: number): WriteOp[] => {
+  ops.push({ type: 'put', key: sequenceKey, value: sequenceValue(seq) })
+  return ops
+}
+
+/**
+ * Writes `metas` (already validated: no msgId or place twice) to `partition` in one atomic batch stamped with
+ * sequence `seq`. Reads the entries it replaces first (one MultiGet), so the caller must serialize writes to a shard.
+ * Returns the bytes of keys and values put for the metas.
+ */
+export const putMetas = async (
+  handle: StorageHandle,
+  partition: number,
+  metas: readonly MessageMeta[],
+  seq: number,
+): Promise<{ bytes: number }> => {
+  if (metas.length === 0) return { bytes: 0 }
+  const idKeys = metas.map((m) => idKey(partition, m.msgId))
+  const soKeys = metas.map((m) => segmentOffsetKey(partition, m))
+  const found = await handle.getMany([...idKeys, ...soKeys])
+  const deletes = new Map<string, Uint8Array>()
+  const displace = (old: MessageMeta): void => {
+    for (const key of [idKey(partition, old.msgId), timeKey(partition, old.timestamp, old.segmentId, old.offset), segmentOffsetKey(partition, old)]) {
+      deletes.set(Buffer.from(key).toString('latin1'), key)
+    }
+  }
+  metas.forEach((m, i) => {
+    const byId = found[i]
+    if (byId !== undefined) displace(decodeIdEntry(m.msgId, byId))
+    const bySo = found[metas.length + i]
+    if (bySo !== undefined) displace(decodeSegmentOffsetEntry(soKeys[i]!, bySo))
+  })
+  // Deletes first, then puts: a put of the same key later in the batch wins, so a displaced entry that this batch
+  // writes again is simply overwritten.
+  const ops: WriteOp[] = [...deletes.values()].map((key) => ({ type: 'del', key }))
+  let bytes = 0
+  metas.forEach((m, i) => {
+    const entries: [Uint8Array, Uint8Array][] = [
+      [idKeys[i]!, idValue(m)],
+      [timeKey(partition, m.timestamp, m.segmentId, m.offset), timeValue(m)],
+      [soKeys[i]!, segmentOffsetValue(m)],
+    ]
+    for (const [key, value] of entries) {
+      ops.push({ type: 'put', key, value })
+      bytes += key.length + value.length
+    }
+  })
+  await handle.write(withSequence(ops, seq))
+  return { bytes }
+}
+
+/** The meta stored under msgId, or `undefined`. One point lookup. */
+export const getByMsgId = async (
+  handle: StorageHandle,
+  partition: number,
+  msgId: string,
+): Promise<MessageMeta | undefined> => {
+  const [value] = await handle.getMany([idKey(partition, msgId)])
+  return value === undefined ? undefined : decodeIdEntry(msgId, value)
+}
+
+/** The msgId stored at a segment offset, or `undefined`. One point lookup. */
+export const getMsgIdBySegmentOffset = async (
+  handle: StorageHandle,
+  partition: number,
+  so: SegmentOffset,
+): Promise<string | undefined> => {
+  const [value] = await handle.getMany([segmentOffsetKey(partition, so)])
+  return value === undefined ? undefined : decoder.decode(value.subarray(12))
+}
+
+/**
+ * The segment offsets of the first and the last meta (in time order, ties broken by segment offset) whose
+ * timestamp is in [startTs, endTs], or `undefined` when there is none. Two seeks, whatever the index holds.
+ */
+export const getRangeByTime = async (
+  handle: StorageHandle,
+  partition: number,
+  startTs: number,
+  endTs: number,
+): Promise<{ first: SegmentOffset; last: SegmentOffset } | undefined> => {
+  if (startTs > endTs) return undefined
+  const range = { gte: timeKey(partition, startTs), lte: timeKeyMax(partition, endTs), limit: 1 }
+  const first = await firstKey(handle.iterate(range))
+  if (first === undefined) return undefined
+  const last = (await firstKey(handle.iterate({ ...range, reverse: true }))) ?? first
+  return { first: segmentOffsetOfTimeKey(first), last: segmentOffsetOfTimeKey(last) }
+}
+
+const firstKey = async (entries: AsyncIterable<{ key: Uint8Array }>): Promise<Uint8Array | undefined> => {
+  for await (const { key } of entries) return key
+  return undefined
+}
+
+/**
+ * Streams the metas with timestamp in [startTs, endTs] in time order (ties by segment offset), reading ahead a small
+ * chunk at a time: memory stays bounded whatever the range holds. Stop early with `break`.
+ */
+export async function* scanByTime(
+  handle: StorageHandle,
+  partition: number,
+  startTs: number,
+  endTs: number,
+  limit?: number,
+): AsyncGenerator<MessageMeta> {
+  if (startTs > endTs || limit === 0) return
+  const range = { gte: timeKey(partition, startTs), lte: timeKeyMax(partition, endTs), ...(limit === undefined ? {} : { limit }) }
+  for await (const { key, value } of handle.iterate(range)) yield decodeTimeEntry(key, value)
+}
+
+/** How many metas one retention batch removes; each batch is atomic for the metas it holds. */
+export const retentionChunk = 1024
+
+/**
+ * Removes every meta of `partition` whose timestamp is < `before`, from all three views. Works in atomic batches of
+ * up to {@link retentionChunk} metas, each stamped with the next sequence from `nextSeq`: a crash in the middle leaves
+ * some metas removed and the rest intact, never a meta present in one view and absent from another.
+ * Returns how many metas it removed.
+ */
+export const deleteBefore = async (
+  handle: StorageHandle,
+  partition: number,
+  before: number,
+  nextSeq: () => number,
+): Promise<{ deleted: number }> => {
+  let deleted = 0
+  for (;;) {
+    const ops: WriteOp[] = []
+    for await (const { key, value } of handle.iterate({ gte: rangeStart(View.byTime, partition), lt: timeKey(partition, before), limit: retentionChunk })) {
+      const m = decodeTimeEntry(key, value)
+      ops.push({ type: 'del', key }, { type: 'del', key: idKey(partition, m.msgId) }, { type: 'del', key: segmentOffsetKey(partition, m) })
+    }
+    if (ops.length === 0) return { deleted }
+    const metas = ops.length / 3
+    await handle.write(withSequence(ops, nextSeq()))
+    deleted += metas
+  }
+}
+
+/** Every meta of a partition, from the by-id view (for tests and tools; reads the whole partition). */
+export async function* allMetasById(handle: StorageHandle, partition: number): AsyncGenerator<MessageMeta> {
+  for await (const { key, value } of handle.iterate({ gte: rangeStart(View.byId, partition), lt: rangeEnd(View.byId, partition) })) {
+    yield decodeIdEntry(decoder.decode(key.subarray(5)), value)
+  }
+}
+
+/** Every meta of a partition, read from one view (for tests and tools). */
+export async function* allMetas(
+  handle: StorageHandle,
+  partition: number,
+  view: 'byTime' | 'bySegmentOffset',
+): AsyncGenerator<MessageMeta> {
+  const v = View[view]
+  for await (const { key, value } of handle.iterate({ gte: rangeStart(v, partition), lt: rangeEnd(v, partition) })) {
+    yield view === 'byTime' ? decodeTimeEntry(key, value) : decodeSegmentOffsetEntry(key, value)
+  }
+}
