@@ -308,8 +308,11 @@ export const shardSupervisorMachine = setup({
                 'READER.RESTART': {
                   guard: 'primaryUp',
                   actions: [
+                    {
+                      type: 'notify',
+                      params: ({ context, event }) => ({ type: 'restarted', shard: context.shardId, actor: event.readerId, detail: `replaced by reader-${context.nextReaderNumber} after ${event.delayMs} ms` }),
+                    },
                     { type: 'spawnReader', params: ({ event }) => ({ delayMs: event.delayMs }) },
-                    { type: 'notify', params: ({ context, event }) => ({ type: 'restarted', shard: context.shardId, actor: event.readerId, detail: `replaced after ${event.delayMs} ms` }) },
                   ],
                 },
                 'READER.GIVE_UP': {

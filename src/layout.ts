@@ -46,7 +46,9 @@ export const topicOfDirName = (name: string): string | undefined => {
       i += 2
     } else bytes.push(name.charCodeAt(i))
   }
-  return new TextDecoder().decode(Uint8Array.from(bytes))
+  const topic = new TextDecoder().decode(Uint8Array.from(bytes))
+  // Only names topicDirName itself produces map back (not `~61` for `a`, nor invalid UTF-8, nor over-long names).
+  return topicDirName(topic) === name ? topic : undefined
 }
 
 /** The shard of a partition: `murmur3_32(String(partition), seed 0) % shards`, the seed's routing. */

@@ -69,7 +69,11 @@ export class Runtime {
         shard: shardSupervisorMachine.provide({
           actors: { primary: this.#primary(), reader: this.#reader() },
           actions: {
-            notify: (_, event) => this.#emit(event),
+            notify: (_, event) => {
+              // The primary left `failed`: requests may queue for it again.
+              if (event.type === 'recovered' && event.actor === 'primary') this.shards.get(event.shard)?.primaryRecovering()
+              this.#emit(event)
+            },
             primaryExhausted: (_, { shardId }) => this.shards.get(shardId)?.primaryExhausted(),
           },
         }),

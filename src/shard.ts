@@ -24,6 +24,8 @@ export interface ShardLimits {
 
 interface Waiter {
   readonly kind: 'read' | 'write'
+  /** For reads: the sequence a reader's view must reach to serve it. */
+  readonly need: number
   readonly resolve: (r: LeaseRecord) => void
   readonly reject: (e: unknown) => void
 }
@@ -79,17 +81,38 @@ export class ShardRuntime {
     this.readers.set(readerId, record)
     this.refreshing.delete(readerId)
     this.#scaleRequested = false
+    // Reads waiting (the primary is down) for a view this fresh go now; the others ask for another refresh.
+    const ready = this.#waiters.filter((w) => w.kind === 'read' && w.need <= record.seq)
+    if (ready.length === 0) return
+    this.#waiters = this.#waiters.filter((w) => !ready.includes(w))
+    for (const w of ready) w.resolve(record)
+    const needs = this.#waiters.filter((w) => w.kind === 'read').map((w) => w.need)
+    if (needs.length > 0) this.#freshReader(Math.max(...needs))
   }
 
   withdrawReader(readerId: string, lease: string): void {
     if (this.readers.get(readerId)?.lease === lease) this.readers.delete(readerId)
     this.refreshing.delete(readerId)
+    if (this.exhausted && this.readers.size === 0) this.#rejectWaiters(() => this.#unavailable())
   }
 
-  /** The primary is exhausted: queued requests fail with ShardUnavailable. */
+  /**
+   * The primary is exhausted: queued writes fail with ShardUnavailable; queued reads wait for a reader to refresh
+   * while the shard has readers, and fail too when it has none.
+   */
   primaryExhausted(): void {
     this.exhausted = true
-    this.#rejectWaiters(() => this.#unavailable())
+    if (this.readers.size === 0) return this.#rejectWaiters(() => this.#unavailable())
+    const writes = this.#waiters.filter((w) => w.kind === 'write')
+    this.#waiters = this.#waiters.filter((w) => w.kind === 'read')
+    for (const w of writes) w.reject(this.#unavailable())
+    const needs = this.#waiters.map((w) => w.need)
+    if (needs.length > 0) this.#freshReader(Math.max(...needs))
+  }
+
+  /** The supervisor restarts an exhausted primary: requests queue for it again. */
+  primaryRecovering(): void {
+    this.exhausted = false
   }
 
   /** The index is closing: stop accepting, fail what is queued. */
@@ -120,7 +143,7 @@ export class ShardRuntime {
     this.inflight++
     const run = this.#writeChain.then(async () => {
       for (let attempt = 0; ; attempt++) {
-        const record = await this.#primaryFor('write')
+        const record = await this.#primaryFor('write', 0)
         record.inflight++
         try {
           const result = await fn(record.handle, () => ++this.seq)
@@ -152,7 +175,7 @@ export class ShardRuntime {
     this.inflight++
     try {
       for (let attempt = 0; ; attempt++) {
-        const record = this.#freshReader(need) ?? (await this.#primaryFor('read'))
+        const record = this.#freshReader(need) ?? (await this.#primaryFor('read', need))
         record.inflight++
         try {
           return await fn(record.handle)
@@ -179,7 +202,7 @@ export class ShardRuntime {
     this.inflight++
     try {
       for (let attempt = 0; ; attempt++) {
-        const record = this.#freshReader(need) ?? (await this.#primaryFor('read'))
+        const record = this.#freshReader(need) ?? (await this.#primaryFor('read', need))
         record.inflight++
         let yielded = false
         try {
@@ -237,16 +260,19 @@ export class ShardRuntime {
     return best
   }
 
-  /** The primary's record, or a wait for it (bounded). Work already accepted still drains while the index closes. */
-  #primaryFor(kind: 'read' | 'write'): Promise<LeaseRecord> | LeaseRecord {
+  /**
+   * The primary's record, or a wait (bounded) for it or, for a read, for a reader whose view reaches `need`.
+   * Work already accepted still drains while the index closes.
+   */
+  #primaryFor(kind: 'read' | 'write', need: number): Promise<LeaseRecord> | LeaseRecord {
     if (this.primary !== undefined && !this.primary.faulted) return this.primary
     this.#assertOpen()
-    if (this.exhausted) throw this.#unavailable()
+    if (this.exhausted && (kind === 'write' || this.readers.size === 0)) throw this.#unavailable()
     const queued = this.#waiters.filter((w) => w.kind === kind).length
     if (kind === 'read' && queued >= this.limits.maxPendingReads) {
       throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${queued} reads already wait for the primary` })
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ kind, resolve, reject }))
+    return new Promise((resolve, reject) => this.#waiters.push({ kind, need, resolve, reject }))
   }
 
   #unavailable(): ShardUnavailable {

@@ -161,16 +161,21 @@ export const deleteBefore = async (
   nextSeq: () => number,
 ): Promise<{ deleted: number }> => {
   let deleted = 0
+  // Each chunk resumes after the last key of the previous one, so no chunk steps over earlier deletions again.
+  let from: Uint8Array = rangeStart(View.byTime, partition)
   for (;;) {
     const ops: WriteOp[] = []
-    for await (const { key, value } of handle.iterate({ gte: rangeStart(View.byTime, partition), lt: timeKey(partition, before), limit: retentionChunk })) {
+    let last: Uint8Array | undefined
+    for await (const { key, value } of handle.iterate({ gte: from, lt: timeKey(partition, before), limit: retentionChunk })) {
       const m = decodeTimeEntry(key, value)
       ops.push({ type: 'del', key }, { type: 'del', key: idKey(partition, m.msgId) }, { type: 'del', key: segmentOffsetKey(partition, m) })
+      last = key
     }
-    if (ops.length === 0) return { deleted }
+    if (last === undefined) return { deleted }
     const metas = ops.length / 3
     await handle.write(withSequence(ops, nextSeq()))
     deleted += metas
+    from = Buffer.concat([last, Buffer.of(0)]) // the smallest key after `last`
   }
 }
 

@@ -1,0 +1,255 @@
+/**
+ * Model-based test of src/store.ts on a real RocksDB: arbitrary sequences of batches over a few partitions are written
+ * with putMetas, and every query (point lookups, time ranges, scans, full views, sequence) is compared with a small
+ * in-memory model written independently of src. Then retention (deleteBefore) is checked against the same model.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect } from 'vitest'
+import { fc, test } from '@fast-check/vitest'
+import { rocksEngine, type OpenOptions, type StorageHandle } from '../src/engine.js'
+import type { MessageMeta, SegmentOffset } from '../src/meta.js'
+import {
+  allMetas,
+  allMetasById,
+  deleteBefore,
+  getByMsgId,
+  getMsgIdBySegmentOffset,
+  getRangeByTime,
+  putMetas,
+  readSequence,
+  scanByTime,
+} from '../src/store.js'
+import { batchArb, msgIdArb, partitionArb, safeNatArb, smallIntArb, u32Arb } from './arbitraries.js'
+
+const openOptions: OpenOptions = {
+  readOnly: false,
+  maxOpenFiles: -1,
+  maxBackgroundJobs: 2,
+  writeBufferSize: 4 * 1024 * 1024,
+  maxWriteBufferNumber: 2,
+  enableStatistics: false,
+}
+
+let root = ''
+let runNo = 0
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'rockvisor-store-model-'))
+})
+afterAll(async () => {
+  if (root !== '') await rm(root, { recursive: true, force: true })
+})
+
+/** Opens a fresh database in its own subdirectory, runs `body`, then closes and removes it whatever happens. */
+const withFreshDb = async (body: (handle: StorageHandle) => Promise<void>): Promise<void> => {
+  const dir = await mkdtemp(join(root, `run-${runNo++}-`))
+  const handle = await rocksEngine.open(dir, openOptions)
+  try {
+    await body(handle)
+  } finally {
+    await handle.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The model: one Map msgId -> meta per partition. Written from the documented semantics only.
+// ---------------------------------------------------------------------------------------------------------------
+
+type Model = Map<number, Map<string, MessageMeta>>
+
+const partitionOf = (model: Model, p: number): Map<string, MessageMeta> => {
+  let m = model.get(p)
+  if (m === undefined) model.set(p, (m = new Map()))
+  return m
+}
+
+/** Puts one meta: drops whatever had its msgId and whatever had its (segmentId, offset), then inserts it. */
+const modelPut = (model: Model, p: number, meta: MessageMeta): void => {
+  const part = partitionOf(model, p)
+  part.delete(meta.msgId)
+  for (const [id, old] of part) {
+    if (old.segmentId === meta.segmentId && old.offset === meta.offset) part.delete(id)
+  }
+  part.set(meta.msgId, { ...meta })
+}
+
+const cmpNum = (a: number, b: number): number => (a < b ? -1 : a > b ? 1 : 0)
+const byTimeOrder = (a: MessageMeta, b: MessageMeta): number =>
+  cmpNum(a.timestamp, b.timestamp) || cmpNum(a.segmentId, b.segmentId) || cmpNum(a.offset, b.offset)
+const bySoOrder = (a: MessageMeta, b: MessageMeta): number => cmpNum(a.segmentId, b.segmentId) || cmpNum(a.offset, b.offset)
+const byIdOrder = (a: MessageMeta, b: MessageMeta): number => Buffer.compare(Buffer.from(a.msgId, 'utf8'), Buffer.from(b.msgId, 'utf8'))
+
+const modelMetas = (model: Model, p: number): MessageMeta[] => [...(model.get(p)?.values() ?? [])]
+const modelInRange = (model: Model, p: number, startTs: number, endTs: number): MessageMeta[] =>
+  modelMetas(model, p)
+    .filter((m) => m.timestamp >= startTs && m.timestamp <= endTs)
+    .sort(byTimeOrder)
+const place = (m: SegmentOffset): SegmentOffset => ({ segmentId: m.segmentId, offset: m.offset })
+
+const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
+  const out: T[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Query arbitraries. A timestamp "pick" is resolved once the data is known: a small integer, any safe integer, or
+// one of the timestamps written (optionally +-1), so that range bounds hit existing entries exactly.
+// ---------------------------------------------------------------------------------------------------------------
+
+type TsPick = { kind: 'value'; value: number } | { kind: 'existing'; index: number; delta: -1 | 0 | 1 }
+const tsPickArb: fc.Arbitrary<TsPick> = fc.oneof(
+  { arbitrary: fc.record({ kind: fc.constant('value' as const), value: smallIntArb }), weight: 2 },
+  { arbitrary: fc.record({ kind: fc.constant('value' as const), value: safeNatArb }), weight: 1 },
+  {
+    arbitrary: fc.record({ kind: fc.constant('existing' as const), index: fc.nat(), delta: fc.constantFrom(-1 as const, 0 as const, 1 as const) }),
+    weight: 3,
+  },
+)
+const resolveTs = (pick: TsPick, existing: readonly number[]): number => {
+  if (pick.kind === 'value' || existing.length === 0) return pick.kind === 'value' ? pick.value : 0
+  const ts = existing[pick.index % existing.length]! + pick.delta
+  return Math.min(Math.max(ts, 0), Number.MAX_SAFE_INTEGER)
+}
+
+const scenarioArb = fc.record({
+  /** 1..3 distinct partitions; batches name them by index. */
+  partitions: fc.uniqueArray(partitionArb, { minLength: 1, maxLength: 3 }),
+  batches: fc.array(fc.tuple(fc.nat(2), batchArb), { minLength: 1, maxLength: 5 }),
+  /** Ids and places that are probably never written (checked against the written ones before use). */
+  strangerIds: fc.array(msgIdArb, { maxLength: 4 }),
+  strangerPlaces: fc.array(fc.record({ segmentId: u32Arb, offset: safeNatArb }), { maxLength: 4 }),
+  ranges: fc.array(fc.tuple(tsPickArb, tsPickArb, fc.option(fc.nat(6), { nil: undefined })), { minLength: 1, maxLength: 8 }),
+  retention: fc.record({ partition: fc.nat(2), before: tsPickArb }),
+})
+type Scenario = typeof scenarioArb extends fc.Arbitrary<infer S> ? S : never
+
+/** Writes the scenario's batches to the handle and to a fresh model; returns the model and the last sequence. */
+const writeScenario = async (handle: StorageHandle, s: Scenario): Promise<{ model: Model; seq: number }> => {
+  const model: Model = new Map()
+  let seq = 0
+  for (const [pIndex, batch] of s.batches) {
+    const p = s.partitions[pIndex % s.partitions.length]!
+    seq += 1
+    await putMetas(handle, p, batch, seq)
+    for (const m of batch) modelPut(model, p, m)
+  }
+  return { model, seq }
+}
+
+/** The three views of partition p, each compared with the model in the view's own order. */
+const expectViewsMatch = async (handle: StorageHandle, model: Model, p: number): Promise<void> => {
+  const metas = modelMetas(model, p)
+  expect(await collect(allMetasById(handle, p))).toEqual([...metas].sort(byIdOrder))
+  expect(await collect(allMetas(handle, p, 'byTime'))).toEqual([...metas].sort(byTimeOrder))
+  expect(await collect(allMetas(handle, p, 'bySegmentOffset'))).toEqual([...metas].sort(bySoOrder))
+}
+
+/** A partition none of `used` names, next to one of them (so that a leak across a range boundary would show). */
+const unusedPartition = (used: readonly number[]): number => {
+  for (const p of used.flatMap((u) => [u + 1, u - 1, 0])) if (p >= 0 && p <= 0xffff_ffff && !used.includes(p)) return p
+  return 7
+}
+
+describe('store against an in-memory model', () => {
+  test.prop([scenarioArb], { numRuns: 35 })('queries after arbitrary batches match the model', async (s) => {
+    await withFreshDb(async (handle) => {
+      const { model, seq } = await writeScenario(handle, s)
+      expect(await readSequence(handle)).toBe(seq)
+
+      const partitions = [...new Set(s.batches.map(([i]) => s.partitions[i % s.partitions.length]!))]
+      const written = s.batches.flatMap(([, batch]) => batch)
+      const ids = [...new Set([...written.map((m) => m.msgId), ...s.strangerIds])]
+      const places = [...written.map(place), ...s.strangerPlaces]
+      const timestamps = [...new Set(written.map((m) => m.timestamp))]
+
+      for (const p of [...partitions, unusedPartition(partitions)]) {
+        const part = model.get(p) ?? new Map<string, MessageMeta>()
+
+        // Point lookups: every msgId and place ever written, plus strangers.
+        for (const id of ids) expect(await getByMsgId(handle, p, id)).toEqual(part.get(id))
+        for (const so of places) {
+          const holder = [...part.values()].find((m) => m.segmentId === so.segmentId && m.offset === so.offset)
+          expect(await getMsgIdBySegmentOffset(handle, p, so)).toBe(holder?.msgId)
+        }
+
+        // Time ranges: first/last and the full scan (optionally limited).
+        for (const [a, b, limit] of s.ranges) {
+          const startTs = resolveTs(a, timestamps)
+          const endTs = resolveTs(b, timestamps)
+          const expected = modelInRange(model, p, startTs, endTs)
+          const range = await getRangeByTime(handle, p, startTs, endTs)
+          if (expected.length === 0) expect(range).toBeUndefined()
+          else expect(range).toEqual({ first: place(expected[0]!), last: place(expected[expected.length - 1]!) })
+          expect(await collect(scanByTime(handle, p, startTs, endTs))).toEqual(expected)
+          if (limit !== undefined) expect(await collect(scanByTime(handle, p, startTs, endTs, limit))).toEqual(expected.slice(0, limit))
+        }
+
+        await expectViewsMatch(handle, model, p)
+      }
+    })
+  })
+
+  test.prop([scenarioArb], { numRuns: 30 })('deleteBefore removes exactly the metas older than `before`', async (s) => {
+    await withFreshDb(async (handle) => {
+      const { model, seq } = await writeScenario(handle, s)
+      const partitions = [...new Set(s.batches.map(([i]) => s.partitions[i % s.partitions.length]!))]
+      const p = partitions[s.retention.partition % partitions.length]!
+      const before = resolveTs(s.retention.before, [...new Set(s.batches.flatMap(([, b]) => b.map((m) => m.timestamp)))])
+
+      const doomed = modelMetas(model, p).filter((m) => m.timestamp < before)
+      const survivors = new Map(modelMetas(model, p).filter((m) => m.timestamp >= before).map((m) => [m.msgId, m]))
+      let next = seq
+      const issued: number[] = []
+      const { deleted } = await deleteBefore(handle, p, before, () => {
+        issued.push(++next)
+        return next
+      })
+      model.set(p, survivors)
+
+      expect(deleted).toBe(doomed.length)
+      expect(issued.length).toBe(doomed.length === 0 ? 0 : 1)
+      expect(await readSequence(handle)).toBe(issued.length === 0 ? seq : issued[issued.length - 1])
+      for (const q of partitions) await expectViewsMatch(handle, model, q)
+      for (const m of doomed) {
+        expect(await getByMsgId(handle, p, m.msgId)).toBeUndefined()
+        expect(await getMsgIdBySegmentOffset(handle, p, m)).toBeUndefined()
+      }
+      if (before > 0) expect(await collect(scanByTime(handle, p, 0, before - 1))).toEqual([])
+    })
+  })
+
+  test.prop(
+    [
+      fc.integer({ min: 1000, max: 3500 }),
+      fc.integer({ min: 0, max: 40 }),
+      fc.integer({ min: 0, max: 0xffff_ffff }),
+    ],
+    { numRuns: 5 },
+  )('deleteBefore works through more than one retention chunk, one sequence number per chunk', async (n, before, p) => {
+    await withFreshDb(async (handle) => {
+      // n metas with timestamps 0..39 (many duplicates), in places that interleave with the time order.
+      const metas: MessageMeta[] = Array.from({ length: n }, (_, i) => ({
+        msgId: `m${i}`,
+        timestamp: (i * 7) % 40,
+        segmentId: i % 3,
+        offset: n - i,
+        msgLen: i,
+      }))
+      await putMetas(handle, p, metas, 1)
+      const doomed = metas.filter((m) => m.timestamp < before).length
+      let next = 1
+      const { deleted } = await deleteBefore(handle, p, before, () => ++next)
+      expect(deleted).toBe(doomed)
+      // One atomic batch of at most 1024 metas per sequence number.
+      expect(next - 1).toBe(Math.ceil(doomed / 1024))
+      expect(await readSequence(handle)).toBe(next)
+      const left = metas.filter((m) => m.timestamp >= before)
+      expect(await collect(allMetas(handle, p, 'byTime'))).toEqual([...left].sort(byTimeOrder))
+      expect((await collect(allMetasById(handle, p))).length).toBe(left.length)
+      expect((await collect(allMetas(handle, p, 'bySegmentOffset'))).length).toBe(left.length)
+    })
+  })
+})

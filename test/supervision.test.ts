@@ -1,0 +1,226 @@
+/**
+ * Supervision on real RocksDB with a ManualClock: restarts, backoff, intensity, escalation, isolation, recovery,
+ * the elastic pool, bounded queues and graceful close.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { Closed, Overloaded, ShardUnavailable, StorageFailure, type MessageMeta } from '../src/index.js'
+import { openHarness, waitFor, type Harness } from './support/harness.js'
+
+const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
+let h: Harness | undefined
+afterEach(async () => {
+  await h?.dispose()
+  h = undefined
+})
+
+const shardOf = (harness: Harness, topic: string, partition: number) => {
+  const id = harness.shardId(topic, partition)
+  const s = harness.index.stats().shards.find((x) => x.id === id)
+  if (!s) throw new Error(`no stats for ${id}`)
+  return s
+}
+
+describe('primary supervision', () => {
+  it('should reopen a crashed primary after its backoff, holding writes until then', async () => {
+    h = await openHarness({ supervision: { primary: { backoff: { minMs: 500, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const n = h.events.length
+    expect(h.index.faults.crash('t', 1, 'primary')).toBe(1)
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    const write = h.index.batchPut('t', 1, [meta(2)])
+    let acked = false
+    void write.then(() => (acked = true))
+    await h.clock.advance(499)
+    expect(acked).toBe(false)
+    expect(shardOf(h, 't', 1).state).toBe('restarting')
+    expect(shardOf(h, 't', 1).queues.pendingWrites).toBe(1)
+    await h.clock.advance(1)
+    await write
+    expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    expect(shardOf(h, 't', 1)).toMatchObject({ state: 'running', restarts: { primary: 1 } })
+    expect(h.faults.maxWritersPerDir).toBe(1)
+  })
+
+  it('should back off exponentially between failed opens and give up past the intensity, isolating the shard', async () => {
+    h = await openHarness({ supervision: { primary: { intensity: { maxRestarts: 3, withinMs: 60_000 }, backoff: { minMs: 100, factor: 2, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const other = [...Array(64).keys()].find((p) => h!.shardId('t', p) !== h!.shardId('t', 1))!
+    await h.index.batchPut('t', other, [meta(1)])
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    const dir = h.index.locate('t', 1).dir
+    h.faults.failNext('open', 100, { role: 'primary', dir })
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    const write = h.index.batchPut('t', 1, [meta(2)]).catch((e: unknown) => e)
+    for (const delay of [100, 200, 400]) {
+      await h.event((e) => e.type === 'restarted' && e.actor === 'primary' && e.detail === `after ${delay} ms`, n)
+      await h.clock.advance(delay)
+    }
+    await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
+    expect(await write).toBeInstanceOf(ShardUnavailable)
+    await expect(h.index.batchPut('t', 1, [meta(3)])).rejects.toBeInstanceOf(ShardUnavailable)
+    expect(shardOf(h, 't', 1)).toMatchObject({ state: 'failed', restarts: { primary: 3 } })
+    // Reads are still served by the shard's readers; the other shard never noticed.
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await h.index.batchPut('t', other, [meta(5)])
+    expect(shardOf(h, 't', other)).toMatchObject({ state: 'running', restarts: { primary: 0 } })
+    // Explicit recovery.
+    h.faults.clear()
+    h.index.recover('t', 1)
+    await h.index.batchPut('t', 1, [meta(4)])
+    expect(await h.index.getByMsgId('t', 1, 'm4')).toEqual(meta(4))
+    expect(shardOf(h, 't', 1).state).toBe('running')
+    expect(h.events.some((e) => e.type === 'recovered' && e.actor === 'primary')).toBe(true)
+  })
+
+  it('should reset the backoff after a stable period', async () => {
+    h = await openHarness({ supervision: { primary: { backoff: { minMs: 100, factor: 2, jitter: 0 }, resetAfterMs: 5_000 } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const crashAndReopen = async (expectedDelay: number) => {
+      const n = h!.events.length
+      h!.index.faults.crash('t', 1, 'primary')
+      const e = await h!.event((x) => x.type === 'restarted' && x.actor === 'primary', n)
+      expect(e.detail).toBe(`after ${expectedDelay} ms`)
+      await h!.clock.advance(expectedDelay)
+      await h!.event((x) => x.type === 'opened' && x.actor === 'primary', n)
+    }
+    await crashAndReopen(100)
+    await crashAndReopen(200)
+    await h.clock.advance(5_000)
+    await crashAndReopen(100)
+  })
+
+  it('should fail a write with StorageFailure when the engine fails it twice, and keep serving', async () => {
+    h = await openHarness({ supervision: { primary: { backoff: { minMs: 0, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    h.index.faults.failNext('write', 2, { role: 'primary' })
+    const err = await h.index.batchPut('t', 1, [meta(2)]).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(StorageFailure)
+    expect((err as StorageFailure).reason).toBe('injected')
+    expect(await h.index.getByMsgId('t', 1, 'm2')).toBeUndefined()
+    await h.index.batchPut('t', 1, [meta(3)])
+    expect(await h.index.getByMsgId('t', 1, 'm3')).toEqual(meta(3))
+  })
+
+  it('should retry a write once on the restarted primary when its first attempt fails', async () => {
+    h = await openHarness({ supervision: { primary: { backoff: { minMs: 0, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    h.index.faults.failNext('write', 1, { role: 'primary' })
+    await h.index.batchPut('t', 1, [meta(2)])
+    expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
+    expect(shardOf(h, 't', 1).restarts.primary).toBe(1)
+  })
+})
+
+describe('reader supervision', () => {
+  it('should replace a crashed reader after its backoff and answer the reads it held', async () => {
+    h = await openHarness({ readers: { min: 2 }, supervision: { readers: { backoff: { minMs: 300, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 2)
+    const n = h.events.length
+    expect(h.index.faults.crash('t', 1, 'readers')).toBe(2)
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    // Two failures in a row: the pool's backoff grows (300 ms, then 600 ms).
+    await h.event((e) => e.type === 'restarted' && e.detail?.endsWith('after 600 ms') === true, n)
+    expect(shardOf(h, 't', 1).readers).toEqual({ waiting: 2 })
+    await h.clock.advance(300)
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    expect(shardOf(h, 't', 1).readers.waiting).toBe(1)
+    await h.clock.advance(300)
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 2)
+    expect(shardOf(h, 't', 1).restarts.readers).toBe(2)
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+
+  it('should retry a read that fails on a reader on another handle', async () => {
+    h = await openHarness({ readers: { min: 1 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    h.index.faults.failNext('read', 1, { role: 'reader' })
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', 0)
+  })
+
+  it('should degrade the pool past the readers intensity, serve reads from the primary, and recover', async () => {
+    h = await openHarness({ readers: { min: 1 }, supervision: { readers: { intensity: { maxRestarts: 2, withinMs: 60_000 }, backoff: { minMs: 0, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    const dir = h.index.locate('t', 1).dir
+    h.faults.failNext('open', 100, { role: 'reader', dir })
+    const n = h.events.length
+    expect(h.index.faults.crash('t', 1, 'readers')).toBe(1)
+    await h.event((e) => e.type === 'degraded', n)
+    await waitFor(() => Object.keys(shardOf(h!, 't', 1).readers).length === 0)
+    expect(shardOf(h, 't', 1)).toMatchObject({ pool: 'degraded', state: 'running' })
+    await h.index.batchPut('t', 1, [meta(2)])
+    expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
+    h.faults.clear()
+    h.index.recover('t', 1)
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    expect(shardOf(h, 't', 1).pool).toBe('healthy')
+  })
+})
+
+describe('reader pool', () => {
+  it('should grow under load up to max, retire idle readers down to min, and recycle old ones', async () => {
+    h = await openHarness({ readers: { min: 1, max: 3, growAt: 1, idleMs: 10_000, maxLifetimeMs: 100_000 }, maintenanceIntervalMs: 1_000 })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    for (let round = 0; round < 50 && (shardOf(h, 't', 1).readers.serving ?? 0) < 3; round++) {
+      await Promise.all(Array.from({ length: 16 }, () => h!.index.getByMsgId('t', 1, 'm1')))
+    }
+    expect(shardOf(h, 't', 1).readers.serving).toBe(3)
+    await h.clock.advance(11_000)
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1 && !shardOf(h!, 't', 1).readers.retiring)
+    expect(h.events.filter((e) => e.type === 'retired').length).toBe(2)
+    const before = h.events.length
+    await h.clock.advance(100_000)
+    await h.event((e) => e.type === 'retired', before)
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+
+  it('should refresh a stale reader so that reads return to the pool after writes', async () => {
+    h = await openHarness({ readers: { min: 1 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await h.index.batchPut('t', 1, [meta(2)])
+    // The reader is behind: this read is served by the primary and triggers a refresh of the reader.
+    expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
+    await waitFor(() => h!.index.stats().totals.handles === 2 && shardOf(h!, 't', 1).readers.serving === 1)
+    expect(h.faults.opened.reader).toBe(2)
+  })
+})
+
+describe('queues and close', () => {
+  it('should reject writes beyond the bounded queue with Overloaded while the primary is down', async () => {
+    h = await openHarness({ queues: { maxPendingWrites: 3 }, supervision: { primary: { backoff: { minMs: 1_000, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    const pending = [2, 3, 4].map((n) => h!.index.batchPut('t', 1, [meta(n)]))
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    await expect(h.index.batchPut('t', 1, [meta(5)])).rejects.toBeInstanceOf(Overloaded)
+    await h.clock.advance(1_000)
+    await Promise.all(pending)
+    for (const n of [2, 3, 4]) expect(await h.index.getByMsgId('t', 1, `m${n}`)).toEqual(meta(n))
+    expect(await h.index.getByMsgId('t', 1, 'm5')).toBeUndefined()
+  })
+
+  it('should close idempotently, drain accepted writes, release every handle and refuse later calls', async () => {
+    h = await openHarness({ readers: { min: 2 } })
+    await Promise.all([1, 2, 3].map((p) => h!.index.batchPut('t', p, [meta(p)])))
+    const inflight = h.index.batchPut('t', 1, [meta(9)])
+    const first = h.index.close()
+    const second = h.index.close()
+    expect(second).toBe(first)
+    await first
+    await inflight
+    expect(h.faults.liveHandles).toBe(0)
+    expect(h.index.stats().totals).toEqual({ primaries: 0, readers: 0, handles: 0 })
+    await expect(h.index.getByMsgId('t', 1, 'm1')).rejects.toBeInstanceOf(Closed)
+    await expect(h.index.batchPut('t', 1, [meta(2)])).rejects.toBeInstanceOf(Closed)
+    expect(h.events.filter((e) => e.type === 'closed').length).toBe(h.index.stats().shards.length)
+  })
+})
