@@ -39,12 +39,20 @@ export interface StorageHandle {
   write(ops: readonly WriteOp[]): Promise<void>
   /** Streams a key range in key order (reverse order with `reverse`), reading ahead in small chunks. */
   iterate(range: KeyRange): AsyncIterable<Entry>
+  /**
+   * Runs `fn` on one consistent view of the data (a RocksDB snapshot), released when `fn` settles: reads made by
+   * `fn` see no write that lands meanwhile. Each single `getMany` or `iterate` is consistent on its own already.
+   */
+  withSnapshot<T>(fn: (view: ReadView) => Promise<T>): Promise<T>
   /** Writes the memtable to a table file (so the WAL a read-only open replays stays short). */
   flush(): Promise<void>
   /** A RocksDB property such as `rocksdb.options-statistics`. */
   property(name: string): Promise<string>
   close(): Promise<void>
 }
+
+/** The reads of a handle. */
+export type ReadView = Pick<StorageHandle, 'getMany' | 'iterate'>
 
 /** How to open a directory. The defaults are in `src/defaults.ts`. */
 export interface OpenOptions {
@@ -91,6 +99,17 @@ class RocksHandle implements StorageHandle {
     readonly path: string,
     readonly readOnly: boolean,
   ) {}
+
+  async withSnapshot<T>(fn: (view: ReadView) => Promise<T>): Promise<T> {
+    // A read-only instance never changes: it is its own snapshot.
+    if (this.readOnly) return fn(this)
+    const session = this.db.snapshot()
+    try {
+      return await fn(new RocksHandle(session, this.path, true))
+    } finally {
+      await session.close()
+    }
+  }
 
   async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     if (keys.length === 0) return []

@@ -8,7 +8,7 @@
  * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
  */
 import { StorageFailure } from './errors.js'
-import { rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type StorageHandle, type WriteOp } from './engine.js'
+import { rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type StorageHandle, type WriteOp } from './engine.js'
 
 /** Which calls a fault applies to. */
 export type FaultOp = 'open' | 'read' | 'write'
@@ -142,6 +142,11 @@ class FaultyHandle implements StorageHandle {
   async *iterate(range: KeyRange): AsyncIterable<Entry> {
     this.#check('read')
     yield* this.inner.iterate(range)
+  }
+
+  async withSnapshot<T>(fn: (view: ReadView) => Promise<T>): Promise<T> {
+    this.#check('read')
+    return this.inner.withSnapshot(fn)
   }
 
   flush(): Promise<void> {

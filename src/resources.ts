@@ -44,6 +44,8 @@ export const openLimiter = (permits: number): (<A>(open: () => Promise<A>) => Pr
 /** The table of open handles of one index. */
 export class HandleTable {
   readonly #held = new Map<Lease, Held>()
+  /** Acquisitions still opening: close waits for them, so no handle outlives the index. */
+  readonly #acquiring = new Set<Promise<unknown>>()
   #next = 1
 
   /** Handles currently held. */
@@ -65,11 +67,26 @@ export class HandleTable {
    * Opens a handle with `open` inside a fresh scope and records it. If `signal` aborted while it was opening, the
    * handle is released at once and this rejects: the actor that asked is gone.
    */
-  async acquire(
+  acquire(
     open: () => Promise<StorageHandle>,
     info: { role: 'primary' | 'reader'; shardId: string; readerId?: string; now: number },
     signal?: AbortSignal,
   ): Promise<LeaseRecord> {
+    const acquiring = this.#acquire(open, info, signal)
+    const settled: Promise<unknown> = acquiring.then(
+      () => this.#acquiring.delete(settled),
+      () => this.#acquiring.delete(settled),
+    )
+    this.#acquiring.add(settled)
+    return acquiring
+  }
+
+  async #acquire(
+    open: () => Promise<StorageHandle>,
+    info: { role: 'primary' | 'reader'; shardId: string; readerId?: string; now: number },
+    signal?: AbortSignal,
+  ): Promise<LeaseRecord> {
+    if (signal?.aborted) throw new Error('open abandoned: its actor stopped')
     const scope = Scope.makeUnsafe()
     let handle: StorageHandle
     try {
@@ -129,8 +146,12 @@ export class HandleTable {
     return held.releasing
   }
 
-  /** Releases everything (forced: in-flight requests will fail). */
+  /**
+   * Releases everything (forced: in-flight requests will fail), after the opens still running have settled (their
+   * actors are stopped by then, so each releases its own handle). Call it once the actors are stopped.
+   */
   async releaseAll(): Promise<void> {
+    while (this.#acquiring.size > 0) await Promise.all([...this.#acquiring])
     await Promise.all([...this.#held.keys()].map((l) => this.release(l, { force: true })))
   }
 }

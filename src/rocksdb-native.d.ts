@@ -35,6 +35,7 @@ declare module 'rocksdb-native' {
     write(options?: { capacity?: number; autoDestroy?: boolean }): WriteBatch
     iterator(range: IteratorRange): AsyncIterable<{ key: Buffer; value: Buffer | null }> & { destroy(): void }
     flush(): Promise<void>
+    snapshot(): RocksDB
     getProperty(name: string): Promise<string>
   }
   export default RocksDB

@@ -168,6 +168,8 @@ export class Runtime {
     const address = this.#address(shardId)
     const limit = this.#limit
     if (role === 'primary') await ensureTopicDir(this.#opts.root, address.topic)
+    // The actor may have stopped meanwhile (the index closing): then nothing may be opened for it any more.
+    if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     const settings = role === 'primary' ? this.#opts.rocksdb.primary : this.#opts.rocksdb.reader
     const record = await this.table.acquire(
       () => limit(() => this.faults.open(address.dir, { readOnly: role === 'reader', ...settings })),
@@ -302,8 +304,9 @@ export class Runtime {
       this.root.send({ type: 'CLOSE' })
       await Promise.race([done, timeout])
       unsubscribe()
-      await this.table.releaseAll()
+      // Stopping the tree aborts any open still running; releaseAll waits for those to settle and release.
       this.root.stop()
+      await this.table.releaseAll()
     })()
     return this.#closing
   }

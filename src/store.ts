@@ -118,10 +118,13 @@ export const getRangeByTime = async (
 ): Promise<{ first: SegmentOffset; last: SegmentOffset } | undefined> => {
   if (startTs > endTs) return undefined
   const range = { gte: timeKey(partition, startTs), lte: timeKeyMax(partition, endTs), limit: 1 }
-  const first = await firstKey(handle.iterate(range))
-  if (first === undefined) return undefined
-  const last = (await firstKey(handle.iterate({ ...range, reverse: true }))) ?? first
-  return { first: segmentOffsetOfTimeKey(first), last: segmentOffsetOfTimeKey(last) }
+  // Both ends from one snapshot: on a live primary a write could otherwise land between the two seeks.
+  return handle.withSnapshot(async (view) => {
+    const first = await firstKey(view.iterate(range))
+    if (first === undefined) return undefined
+    const last = (await firstKey(view.iterate({ ...range, reverse: true }))) ?? first
+    return { first: segmentOffsetOfTimeKey(first), last: segmentOffsetOfTimeKey(last) }
+  })
 }
 
 const firstKey = async (entries: AsyncIterable<{ key: Uint8Array }>): Promise<Uint8Array | undefined> => {

@@ -1,0 +1,63 @@
+/**
+ * Creation exactly once: any number of concurrent first requests to a shard, in any interleaving with the engine's
+ * I/O, produce one primary open, and every caller gets the same answer.
+ */
+import { fc, test } from '@fast-check/vitest'
+import { expect } from 'vitest'
+import { FaultInjector, ManualClock, openIndex, rocksEngine, type Engine } from '../src/index.js'
+import { recordInspection } from '../test/support/coverage.js'
+import { removeDir, tempDir } from '../test/support/tmp.js'
+
+/** The real engine, with every open's completion released by the fast-check scheduler, and its opens counted. */
+const scheduledEngine = (s: fc.Scheduler, opens: { primary: number; reader: number }): Engine => ({
+  open: s.scheduleFunction(async function open(path, options) {
+    opens[options.readOnly ? 'reader' : 'primary']++
+    return rocksEngine.open(path, options)
+  }),
+})
+
+test.prop(
+  [
+    fc.scheduler(),
+    fc.integer({ min: 2, max: 50 }),
+    fc.array(fc.constantFrom('getByMsgId', 'getRangeByTime', 'getMsgIdBySegmentOffset', 'batchPut'), { minLength: 50, maxLength: 50 }),
+  ],
+  { numRuns: 25 },
+)('should open exactly one primary for any interleaving of 2..50 concurrent first requests', async (s, n, kinds) => {
+  const root = await tempDir()
+  const opens = { primary: 0, reader: 0 }
+  const faults = new FaultInjector(scheduledEngine(s, opens))
+  const index = await openIndex({ root, shards: 2, clock: new ManualClock(), engine: faults, inspect: recordInspection })
+  try {
+    // Every caller's request starts at a point the scheduler picks, interleaved with the opens it releases.
+    const calls = Array.from({ length: n }, (_, i) =>
+      s.schedule(Promise.resolve(i), `request ${i} (${kinds[i]})`).then(async () => {
+        switch (kinds[i]) {
+          case 'getByMsgId':
+            return { answer: await index.getByMsgId('topic', 5, 'absent') }
+          case 'getRangeByTime':
+            return { answer: await index.getRangeByTime('topic', 5, 0, 100) }
+          case 'getMsgIdBySegmentOffset':
+            return { answer: await index.getMsgIdBySegmentOffset('topic', 5, { segmentId: 1, offset: 1 }) }
+          default:
+            // Writes of metas far from the ranges read above: the readers' answers stay "nothing".
+            await index.batchPut('topic', 5, [{ msgId: `w${i}`, timestamp: 1_000 + i, segmentId: 9, offset: i, msgLen: 1 }])
+            return { answer: undefined }
+        }
+      }),
+    )
+    const results = await s.waitFor(Promise.all(calls))
+    expect(opens.primary).toBe(1)
+    expect(faults.opened.primary).toBe(1)
+    expect(faults.maxWritersPerDir).toBe(1)
+    expect(new Set(results.map((r) => JSON.stringify(r)))).toEqual(new Set([JSON.stringify({ answer: undefined })]))
+    const stats = index.stats()
+    expect(stats.shards).toHaveLength(1)
+    expect(stats.totals.primaries).toBe(1)
+    expect(stats.shards[0]!.restarts.primary).toBe(0)
+  } finally {
+    await s.waitFor(index.close())
+    await removeDir(root)
+  }
+  expect(faults.liveHandles).toBe(0)
+})
