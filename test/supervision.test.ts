@@ -191,6 +191,19 @@ describe('reader pool', () => {
     await waitFor(() => h!.index.stats().totals.handles === 2 && shardOf(h!, 't', 1).readers.serving === 1)
     expect(h.faults.opened.reader).toBe(2)
   })
+  it('should replace a reader whose refresh fails, and still answer from the primary meanwhile', async () => {
+    h = await openHarness({ readers: { min: 1 }, supervision: { readers: { backoff: { minMs: 0, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await h.index.batchPut('t', 1, [meta(2)])
+    h.faults.failNext('open', 1, { role: 'reader' })
+    const n = h.events.length
+    expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
+    await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', n)
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
+    expect(shardOf(h, 't', 1).restarts.readers).toBe(1)
+  })
 })
 
 describe('queues and close', () => {
