@@ -5,7 +5,8 @@
  * => pool `degraded` (reads go to the primary), primary exhausted => primary `failed` (its requests fail with
  * `ShardUnavailable`) until `RECOVER`. Other shards never notice: the escalation stops here.
  *
- * Two parallel regions: `primary` (starting, up, restarting, failed) and `pool` (healthy, degraded). Shutdown is
+ * Two parallel regions: `primary` (starting, up, restarting, failed; `absent` in reader mode, where another process
+ * owns the primary) and `pool` (healthy, degraded). Shutdown is
  * ordered: readers first, then the primary. Pure logic: time and jitter come from `env` in the input.
  */
 import { assign, enqueueActions, raise, sendTo, setup, stopChild, type DoneActorEvent, type ErrorActorEvent } from 'xstate'
@@ -28,6 +29,8 @@ export interface ShardPolicy {
 /** What the root supervisor gives a new shard supervisor. */
 export interface ShardInput {
   readonly shardId: string
+  /** `writer`: one primary and readers; `reader`: readers only (another process owns the primary). */
+  readonly mode: 'writer' | 'reader'
   readonly policy: ShardPolicy
   readonly env: SupervisorEnv
 }
@@ -74,6 +77,7 @@ interface RestartBook {
 /** The shard supervisor's context. Everything but `env` is plain data. */
 export interface ShardContext {
   readonly shardId: string
+  readonly mode: 'writer' | 'reader'
   readonly policy: ShardPolicy
   readonly env: SupervisorEnv
   readonly primaryRestarts: RestartBook
@@ -82,8 +86,11 @@ export interface ShardContext {
   readonly primaryUpSince: number | undefined
   /** Whether a primary child exists (not yet exited). */
   readonly primaryAlive: boolean
-  /** Whether a primary has ever opened (so the directory exists and readers can open). */
-  readonly primaryEverUp: boolean
+  /**
+   * Whether readers can open: a primary of this shard has opened the directory (so it exists), or the index is in
+   * reader mode (another process writes the directory).
+   */
+  readonly readable: boolean
   /** Live reader children: `serving` counts toward min/max, `retiring` is on its way out. */
   readonly readers: Readonly<Record<string, 'serving' | 'retiring'>>
   /** When each reader became ready. */
@@ -193,7 +200,7 @@ export const shardSupervisorMachine = setup({
     }),
     /** Starts readers until `min` serve (once the primary has opened the directory). */
     fillPool: enqueueActions(({ context, enqueue }) => {
-      if (!context.primaryEverUp) return
+      if (!context.readable) return
       let n = context.nextReaderNumber
       const readers = { ...context.readers }
       for (let count = servingCount(context); count < context.policy.readers.min; count++, n++) {
@@ -205,8 +212,9 @@ export const shardSupervisorMachine = setup({
     }),
   },
   guards: {
-    primaryUp: ({ context }) => context.primaryEverUp,
-    canGrow: ({ context }) => context.primaryEverUp && servingCount(context) < context.policy.readers.max,
+    primaryUp: ({ context }) => context.readable,
+    readerMode: ({ context }) => context.mode === 'reader',
+    canGrow: ({ context }) => context.readable && servingCount(context) < context.policy.readers.max,
     knownReader: ({ context, event }) => 'readerId' in event && typeof event.readerId === 'string' && event.readerId in context.readers,
     isReaderExit: ({ event }) => readerOutput(event) !== undefined,
     isReaderCrash: ({ event }) => {
@@ -220,13 +228,14 @@ export const shardSupervisorMachine = setup({
   id: 'shard',
   context: ({ input }) => ({
     shardId: input.shardId,
+    mode: input.mode,
     policy: input.policy,
     env: input.env,
     primaryRestarts: emptyBook,
     readerRestarts: emptyBook,
     primaryUpSince: undefined,
     primaryAlive: false,
-    primaryEverUp: false,
+    readable: input.mode === 'reader',
     readers: {},
     readerUpSince: {},
     nextReaderNumber: 1,
@@ -237,6 +246,10 @@ export const shardSupervisorMachine = setup({
       type: 'parallel',
       entry: enqueueActions(({ context, enqueue }) => {
         enqueue({ type: 'notify', params: { type: 'created', shard: context.shardId, actor: 'shard' } })
+        if (context.mode === 'reader') {
+          enqueue.raise({ type: 'READER.REPLACE' })
+          return
+        }
         enqueue.spawnChild('primary', { id: 'primary', input: { shardId: context.shardId, delayMs: 0 } })
         enqueue.assign({ primaryAlive: true })
       }),
@@ -256,7 +269,11 @@ export const shardSupervisorMachine = setup({
         primary: {
           initial: 'starting',
           states: {
-            starting: {},
+            starting: {
+              always: { guard: 'readerMode', target: 'absent' },
+            },
+            /** Reader mode: another process owns the primary. */
+            absent: {},
             up: {},
             restarting: {},
             failed: {
@@ -280,9 +297,9 @@ export const shardSupervisorMachine = setup({
             'PRIMARY.READY': {
               target: '.up',
               actions: enqueueActions(({ context, enqueue }) => {
-                enqueue.assign({ primaryUpSince: context.env.now(), primaryEverUp: true })
+                enqueue.assign({ primaryUpSince: context.env.now(), readable: true })
                 enqueue({ type: 'notify', params: { type: 'opened', shard: context.shardId, actor: 'primary' } })
-                if (!context.primaryEverUp) enqueue.raise({ type: 'READER.REPLACE' })
+                if (!context.readable) enqueue.raise({ type: 'READER.REPLACE' })
               }),
             },
             'xstate.done.actor.primary': { actions: 'judgePrimary' },

@@ -49,6 +49,16 @@ export const queues = {
 /** Native opens (primary or reader, open or refresh) running at once in this process: they share libuv's pool. */
 export const maxConcurrentOpens = 2
 
+/** Freshness: how reads see writes, and how the primary keeps a reader's refresh cheap. */
+export const freshness = {
+  /** The staleness bound of `bounded` reads (the default consistency of a reader-mode index), ms. */
+  maxStalenessMs: 1_000,
+  /** Flush the primary's memtable after this many records (3 per meta) since the last flush. */
+  flushEveryRecords: 30_000,
+  /** Flush the primary's memtable if anything waits unflushed for this long, ms. */
+  flushIntervalMs: 5_000,
+} as const
+
 /** How often the pool maintenance runs (idle retirement, lifetime recycling), ms. */
 export const maintenanceIntervalMs = 1_000
 

@@ -37,6 +37,8 @@ export class FaultInjector implements Engine {
   readonly opened = { primary: 0, reader: 0 }
   /** Failures injected so far, per op. */
   readonly injected = { open: 0, read: 0, write: 0 }
+  /** Reads (getMany, iterate, snapshot) that reached a handle, per role; and memtable flushes of primaries. */
+  readonly calls = { primaryReads: 0, readerReads: 0, flushes: 0 }
 
   constructor(inner: Engine = rocksEngine) {
     this.#inner = inner
@@ -127,6 +129,7 @@ class FaultyHandle implements StorageHandle {
   #check(op: FaultOp): void {
     if (this.broken) throw injected(this.path, `${this.role} crash (broken handle)`)
     if (this.faults.take(op, this.role, this.path)) throw injected(this.path, op)
+    if (op === 'read') this.faults.calls[this.role === 'primary' ? 'primaryReads' : 'readerReads']++
   }
 
   async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
@@ -150,6 +153,7 @@ class FaultyHandle implements StorageHandle {
   }
 
   flush(): Promise<void> {
+    this.faults.calls.flushes++
     return this.inner.flush()
   }
 

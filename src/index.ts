@@ -23,6 +23,10 @@ import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkText
 import { resolveOptions, type IndexOptions } from './options.js'
 import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
 import * as store from './store.js'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Need, ShardRuntime } from './shard.js'
+import { makeToken, parseToken, type WriteToken } from './tokens.js'
 
 export type { MessageMeta, SegmentOffset } from './meta.js'
 export { limits } from './meta.js'
@@ -35,6 +39,7 @@ export { ManualClock, systemClock, type Clock } from './clock.js'
 export { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 export { rocksEngine, type Engine, type StorageHandle, type OpenOptions } from './engine.js'
 export { shardOf, topicDirName } from './layout.js'
+export { parseToken, type WriteToken } from './tokens.js'
 export * as defaults from './defaults.js'
 
 /** Where a (topic, partition) lives. */
@@ -62,9 +67,31 @@ export interface IndexFaults {
   readonly maxWritersPerDir: number
 }
 
+/**
+ * How fresh a read must be. The default in writer mode is `fresh` (read-your-writes): the read reflects every write
+ * this index acknowledged before the read was issued. In reader mode it is `bounded` (or just `after` a token).
+ */
+export interface ReadOptions {
+  /**
+   * Reflect at least this write: a token from `batchPut`/`deleteBefore`, possibly of another process. Combines with
+   * `fresh` and `bounded`.
+   */
+  readonly after?: WriteToken
+  /**
+   * `fresh`: read-your-writes (writer mode only). `bounded`: the view may lag the newest write by at most
+   * `maxStalenessMs` (default `freshness.maxStalenessMs`, 1,000): it was taken no earlier than that long ago.
+   * `primary`: read through the primary (writer mode only).
+   */
+  readonly consistency?: 'fresh' | 'bounded' | 'primary'
+  /** The bound of a `bounded` read, ms. */
+  readonly maxStalenessMs?: number
+}
+
 export interface Index {
   /** The storage root. */
   readonly root: string
+  /** `writer` or `reader` (see IndexOptions.mode). */
+  readonly mode: 'writer' | 'reader'
   /** Shards per topic (fixed when the root was created). */
   readonly shards: number
 
@@ -72,26 +99,36 @@ export interface Index {
    * Writes metas of (topic, partition) in one atomic batch: by msg id, by time and by segment offset. A meta
    * replaces any stored meta with the same msgId and any with the same (segmentId, offset). Resolves once the batch
    * is in RocksDB's write-ahead log (it survives a process crash; see README, Durability) with the bytes of keys
-   * and values written. Rejects with InvalidInput (nothing written) for a bad batch, Overloaded when the shard's
-   * write queue is full, ShardUnavailable when its primary is exhausted, StorageFailure, Closed.
+   * and values written and the write's token (see ReadOptions.after). Rejects with InvalidInput (nothing written)
+   * for a bad batch or a reader-mode index, Overloaded when the shard's write queue is full, ShardUnavailable when
+   * its primary is exhausted, StorageFailure (`locked`: another process owns the directory), Closed.
    */
-  batchPut(topic: string, partition: number, metas: readonly MessageMeta[]): Promise<{ bytes: number }>
+  batchPut(topic: string, partition: number, metas: readonly MessageMeta[]): Promise<{ bytes: number; token: WriteToken }>
   /** The meta stored under msgId, or `undefined`. */
-  getByMsgId(topic: string, partition: number, msgId: string): Promise<MessageMeta | undefined>
+  getByMsgId(topic: string, partition: number, msgId: string, options?: ReadOptions): Promise<MessageMeta | undefined>
   /**
    * The segment offsets of the first and last meta (by timestamp, then segment offset) with timestamp in
    * [startTs, endTs], or `undefined` if none. Two seeks whatever the partition holds.
    */
-  getRangeByTime(topic: string, partition: number, startTs: number, endTs: number): Promise<{ first: SegmentOffset; last: SegmentOffset } | undefined>
+  getRangeByTime(
+    topic: string,
+    partition: number,
+    startTs: number,
+    endTs: number,
+    options?: ReadOptions,
+  ): Promise<{ first: SegmentOffset; last: SegmentOffset } | undefined>
   /** The msgId stored at that segment offset, or `undefined` (callers validating a committed offset treat it as a mismatch). */
-  getMsgIdBySegmentOffset(topic: string, partition: number, so: SegmentOffset): Promise<string | undefined>
+  getMsgIdBySegmentOffset(topic: string, partition: number, so: SegmentOffset, options?: ReadOptions): Promise<string | undefined>
   /**
    * Streams the metas with timestamp in [startTs, endTs] in time order, with bounded memory. Arguments are checked
    * when called (InvalidInput is thrown synchronously); I/O starts at the first iteration. `limit` caps the count.
    */
-  scanByTime(topic: string, partition: number, startTs: number, endTs: number, options?: { limit?: number }): AsyncIterable<MessageMeta>
-  /** Retention: removes every meta of (topic, partition) with timestamp < `before`, from all three views. */
-  deleteBefore(topic: string, partition: number, before: number): Promise<{ deleted: number }>
+  scanByTime(topic: string, partition: number, startTs: number, endTs: number, options?: ReadOptions & { limit?: number }): AsyncIterable<MessageMeta>
+  /**
+   * Retention: removes every meta of (topic, partition) with timestamp < `before`, from all three views. The token
+   * covers the whole retention (it is the shard's sequence after it).
+   */
+  deleteBefore(topic: string, partition: number, before: number): Promise<{ deleted: number; token: WriteToken }>
 
   /** Where (topic, partition) is stored. Pure. */
   locate(topic: string, partition: number): ShardInfo
@@ -124,7 +161,7 @@ export interface ObserverOptions {
  */
 export const openIndex = async (options: IndexOptions & ObserverOptions): Promise<Index> => {
   const opts = resolveOptions(options)
-  const shards = await openRoot(opts.root, opts.shards === undefined ? undefined : checkShards(opts.shards), defaults.defaultShards)
+  const shards = await openRoot(opts.root, opts.shards === undefined ? undefined : checkShards(opts.shards), defaults.defaultShards, opts.mode === 'writer')
   const runtime = new Runtime(opts, shards, options.inspect)
   let closed = false
 
@@ -132,50 +169,104 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
     const t = checkTopic(topic)
     const p = checkPartition(partition)
-    return { partition: p, shard: runtime.shard(t, shardOf(p, shards)) }
+    return { topic: t, partition: p, shard: runtime.shard(t, shardOf(p, shards)) }
   }
   // Validation errors surface as rejected promises, like every other failure of an async method.
   const attempt = async <T>(fn: () => Promise<T>): Promise<T> => fn()
 
+  const writerOnly = (what: string) => {
+    if (opts.mode === 'reader') {
+      throw new InvalidInput({ field: 'mode', message: `mode: ${what} needs a writer-mode index; this one (${opts.root}) was opened with mode 'reader'` })
+    }
+  }
+
+  /** What a read needs of its handle, from its options (checked here, before any I/O). */
+  const needOf = (shard: ShardRuntime, o: ReadOptions | undefined): Need => {
+    if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
+    const token = o?.after === undefined ? 0 : parseToken(o.after, shard.address.id).sequence
+    const consistency = o?.consistency ?? (opts.mode === 'reader' ? (o?.after !== undefined ? 'after' : 'bounded') : 'fresh')
+    switch (consistency) {
+      case 'after':
+        return { seq: token }
+      case 'fresh':
+        writerOnly("consistency 'fresh' (read-your-writes; in reader mode pass a token as `after`)")
+        return { seq: Math.max(token, shard.ackSeq) }
+      case 'bounded': {
+        const bound = checkInteger('maxStalenessMs', o?.maxStalenessMs ?? opts.freshness.maxStalenessMs)
+        return { seq: token, since: opts.clock.now() - bound }
+      }
+      case 'primary':
+        writerOnly("consistency 'primary'")
+        return { seq: 0, primary: true }
+      default:
+        throw new InvalidInput({ field: 'consistency', message: `consistency: must be fresh, bounded or primary, got ${String(consistency)}` })
+    }
+  }
+
+  /**
+   * Routes a read. In reader mode a shard nobody ever wrote has no directory: unless the read waits for a token, it
+   * is answered as empty without opening anything.
+   */
+  const routeRead = (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
+    if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
+    const t = checkTopic(topic)
+    const p = checkPartition(partition)
+    const address = shardAddress(opts.root, t, shardOf(p, shards))
+    if (opts.mode === 'reader' && o?.after === undefined && !runtime.shards.has(address.id) && !existsSync(join(address.dir, 'CURRENT'))) {
+      return undefined
+    }
+    const shard = runtime.shard(t, shardOf(p, shards))
+    return { partition: p, shard, need: needOf(shard, o) }
+  }
+
   return {
     root: opts.root,
+    mode: opts.mode,
     shards,
     batchPut: (topic, partition, metas) =>
       attempt(async () => {
+        writerOnly('batchPut')
         const batch = checkBatch(metas)
         const { partition: p, shard } = route(topic, partition)
-        if (batch.length === 0) return { bytes: 0 }
-        return shard.write((handle, nextSeq) => store.putMetas(handle, p, batch, nextSeq()))
+        if (batch.length === 0) return { bytes: 0, token: makeToken(shard.address.id, shard.ackSeq) }
+        return shard.write(async (handle, nextSeq) => {
+          const seq = nextSeq()
+          const { bytes } = await store.putMetas(handle, p, batch, seq)
+          return { bytes, token: makeToken(shard.address.id, seq) }
+        }, batch.length * 3)
       }),
-    getByMsgId: (topic, partition, msgId) =>
+    getByMsgId: (topic, partition, msgId, options) =>
       attempt(async () => {
         const id = checkText('msgId', msgId, limits.msgIdBytes)
-        const { partition: p, shard } = route(topic, partition)
-        return shard.read((h) => store.getByMsgId(h, p, id))
+        const r = routeRead(topic, partition, options)
+        return r && r.shard.read((h) => store.getByMsgId(h, r.partition, id), r.need)
       }),
-    getRangeByTime: (topic, partition, startTs, endTs) =>
+    getRangeByTime: (topic, partition, startTs, endTs, options) =>
       attempt(async () => {
         const [s, e] = checkTimeRange(startTs, endTs)
-        const { partition: p, shard } = route(topic, partition)
-        return shard.read((h) => store.getRangeByTime(h, p, s, e))
+        const r = routeRead(topic, partition, options)
+        return r && r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need)
       }),
-    getMsgIdBySegmentOffset: (topic, partition, so) =>
+    getMsgIdBySegmentOffset: (topic, partition, so, options) =>
       attempt(async () => {
         const checked = checkSegmentOffset(so)
-        const { partition: p, shard } = route(topic, partition)
-        return shard.read((h) => store.getMsgIdBySegmentOffset(h, p, checked))
+        const r = routeRead(topic, partition, options)
+        return r && r.shard.read((h) => store.getMsgIdBySegmentOffset(h, r.partition, checked), r.need)
       }),
     scanByTime: (topic, partition, startTs, endTs, options) => {
       const [s, e] = checkTimeRange(startTs, endTs)
       const limit = options?.limit === undefined ? undefined : checkInteger('limit', options.limit)
-      const { partition: p, shard } = route(topic, partition)
-      return shard.stream((h) => store.scanByTime(h, p, s, e, limit))
+      const r = routeRead(topic, partition, options)
+      if (r === undefined) return (async function* () {})()
+      return r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need)
     },
     deleteBefore: (topic, partition, before) =>
       attempt(async () => {
+        writerOnly('deleteBefore')
         const ts = checkInteger('before', before)
         const { partition: p, shard } = route(topic, partition)
-        return shard.write((handle, nextSeq) => store.deleteBefore(handle, p, ts, nextSeq))
+        const { deleted } = await shard.write((handle, nextSeq) => store.deleteBefore(handle, p, ts, nextSeq))
+        return { deleted, token: makeToken(shard.address.id, shard.ackSeq) }
       }),
     locate: (topic, partition) => {
       const t = checkTopic(topic)

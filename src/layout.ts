@@ -111,11 +111,12 @@ export interface RootManifest {
 }
 
 /**
- * Opens a root: creates it with a manifest on first use, or reads the manifest and checks that `shards` agrees
- * (a different shard count would route existing partitions to the wrong directories). `shards` undefined means
- * "whatever the root says", or `defaultShards` for a new root. Returns the shard count in force.
+ * Opens a root: creates it with a manifest on first use (unless `create` is false: then a missing root is a
+ * `missing` StorageFailure), or reads the manifest and checks that `shards` agrees (a different shard count would
+ * route existing partitions to the wrong directories). `shards` undefined means "whatever the root says", or
+ * `defaultShards` for a new root. Returns the shard count in force.
  */
-export const openRoot = async (root: string, shards: number | undefined, defaultShards: number): Promise<number> => {
+export const openRoot = async (root: string, shards: number | undefined, defaultShards: number, create = true): Promise<number> => {
   const file = join(root, 'rockvisor.json')
   let manifest: RootManifest | undefined
   try {
@@ -134,6 +135,9 @@ export const openRoot = async (root: string, shards: number | undefined, default
       })
     }
     return manifest.shards
+  }
+  if (!create) {
+    throw new StorageFailure({ reason: 'missing', path: file, message: `no rockvisor root at ${root} (${file} is missing): a reader-mode index opens a root a writer created` })
   }
   const n = shards ?? defaultShards
   try {

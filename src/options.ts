@@ -27,8 +27,22 @@ export interface RocksdbOptions {
 }
 
 export interface IndexOptions {
-  /** The storage root directory (created if missing). Required. */
+  /** The storage root directory (created if missing, in writer mode). Required. */
   readonly root: string
+  /**
+   * `writer` (default): this index owns the primaries of the root (one process at a time: RocksDB locks each shard
+   * directory). `reader`: readers only, for another process than the writer; writes are refused; reads are `bounded`
+   * by default, or `after` a write token.
+   */
+  readonly mode?: 'writer' | 'reader'
+  readonly freshness?: {
+    /** Staleness bound of `bounded` reads, ms. Default 1,000. */
+    readonly maxStalenessMs?: number
+    /** Flush the primary's memtable after this many records written since the last flush. Default 30,000. */
+    readonly flushEveryRecords?: number
+    /** Flush the primary's memtable when anything waited unflushed this long, ms. Default 5,000. */
+    readonly flushIntervalMs?: number
+  }
   /** Shards per topic. Default: 16 for a new root; an existing root keeps its count (a different value is refused). */
   readonly shards?: number
   readonly readers?: {
@@ -63,7 +77,7 @@ export interface IndexOptions {
     /** Default: maxOpenFiles -1 (required beside a live primary), 2 background jobs. */
     readonly reader?: RocksdbOptions
   }
-  /** Native opens at once in this process. Default 2. */
+  /** Native opens (opens and refreshes) at once in this process, shared by every index in it. Default 2. */
   readonly maxConcurrentOpens?: number
   /** Pool maintenance period, ms. Default 1,000. */
   readonly maintenanceIntervalMs?: number
@@ -80,6 +94,8 @@ export interface IndexOptions {
 /** Options with every default applied. */
 export interface ResolvedOptions {
   readonly root: string
+  readonly mode: 'writer' | 'reader'
+  readonly freshness: { maxStalenessMs: number; flushEveryRecords: number; flushIntervalMs: number }
   readonly shards: number | undefined
   readonly policy: ShardPolicy
   readonly pool: { growAt: number; idleMs: number; maxLifetimeMs: number; refreshesPerShard: number }
@@ -127,8 +143,16 @@ export const resolveOptions = (o: IndexOptions): ResolvedOptions => {
     if (v < 1) throw new InvalidInput({ field, message: `${field}: must be at least 1` })
     return v
   }
+  const mode = o.mode ?? 'writer'
+  if (mode !== 'writer' && mode !== 'reader') throw new InvalidInput({ field: 'mode', message: `mode: must be writer or reader, got ${String(mode)}` })
   return {
     root: o.root,
+    mode,
+    freshness: {
+      maxStalenessMs: checkInteger('freshness.maxStalenessMs', o.freshness?.maxStalenessMs ?? defaults.freshness.maxStalenessMs),
+      flushEveryRecords: positive('freshness.flushEveryRecords', o.freshness?.flushEveryRecords ?? defaults.freshness.flushEveryRecords),
+      flushIntervalMs: positive('freshness.flushIntervalMs', o.freshness?.flushIntervalMs ?? defaults.freshness.flushIntervalMs),
+    },
     shards: o.shards,
     policy: {
       primary: spec(defaults.primarySpec, o.supervision?.primary, 'supervision.primary'),

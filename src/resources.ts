@@ -35,10 +35,14 @@ interface Held {
   drained: (() => void) | undefined
 }
 
-/** The process-wide bound on concurrent native opens (they share libuv's thread pool with the primaries). */
+/**
+ * The process-wide bound on concurrent native opens and refreshes: they share libuv's thread pool with every
+ * primary of the process (measured: readers reopening in a loop starved a primary). `permits` resizes it.
+ */
+const processOpens = Semaphore.makeUnsafe(2)
 export const openLimiter = (permits: number): (<A>(open: () => Promise<A>) => Promise<A>) => {
-  const sem = Semaphore.makeUnsafe(permits)
-  return (open) => Effect.runPromise(sem.withPermits(1)(Effect.tryPromise({ try: open, catch: (e) => e })))
+  Effect.runSync(processOpens.resize(permits))
+  return (open) => Effect.runPromise(processOpens.withPermits(1)(Effect.tryPromise({ try: open, catch: (e) => e })))
 }
 
 /** The table of open handles of one index. */

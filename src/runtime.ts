@@ -32,8 +32,10 @@ export interface ShardStats {
   readonly readers: Readonly<Record<string, number>>
   readonly restarts: { readonly primary: number; readonly readers: number }
   readonly queues: { readonly pendingWrites: number; readonly inflight: number }
-  /** Sequence of the last write acknowledged on this shard. */
+  /** Sequence of the last write acknowledged on this shard (by this index). */
   readonly sequence: number
+  /** Each serving reader's view: the shard sequence it reflects and how old it is (ms, by the index's clock). */
+  readonly views: readonly { readonly reader: string; readonly sequence: number; readonly ageMs: number }[]
 }
 
 /** Statistics of a whole index. `primaries`/`readers` count ready handles, like the seed's get_stats. */
@@ -70,8 +72,11 @@ export class Runtime {
           actors: { primary: this.#primary(), reader: this.#reader() },
           actions: {
             notify: (_, event) => {
+              const shard = this.shards.get(event.shard)
               // The primary left `failed`: requests may queue for it again.
-              if (event.type === 'recovered' && event.actor === 'primary') this.shards.get(event.shard)?.primaryRecovering()
+              if (event.type === 'recovered' && event.actor === 'primary') shard?.primaryRecovering()
+              if (event.type === 'degraded') shard?.poolDegraded(true)
+              if (event.type === 'recovered' && event.actor === 'shard') shard?.poolDegraded(false)
               this.#emit(event)
             },
             primaryExhausted: (_, { shardId }) => this.shards.get(shardId)?.primaryExhausted(),
@@ -92,14 +97,25 @@ export class Runtime {
     const runtime = new ShardRuntime(
       address,
       this.table,
-      { ...this.#opts.queues, growAt: this.#opts.pool.growAt, refreshesPerShard: this.#opts.pool.refreshesPerShard },
+      {
+        ...this.#opts.queues,
+        growAt: this.#opts.pool.growAt,
+        refreshesPerShard: this.#opts.pool.refreshesPerShard,
+        flushEveryRecords: this.#opts.freshness.flushEveryRecords,
+      },
       this.#opts.clock,
       (command) => this.#send(address.id, command),
+      this.#opts.mode,
     )
     this.shards.set(address.id, runtime)
     this.root.send({
       type: 'ENSURE',
-      shard: { shardId: address.id, policy: this.#opts.policy, env: { now: () => this.#opts.clock.now(), random: this.#opts.random } },
+      shard: {
+        shardId: address.id,
+        mode: this.#opts.mode,
+        policy: this.#opts.policy,
+        env: { now: () => this.#opts.clock.now(), random: this.#opts.random },
+      },
     })
     return runtime
   }
@@ -171,11 +187,17 @@ export class Runtime {
     // The actor may have stopped meanwhile (the index closing): then nothing may be opened for it any more.
     if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     const settings = role === 'primary' ? this.#opts.rocksdb.primary : this.#opts.rocksdb.reader
-    const record = await this.table.acquire(
-      () => limit(() => this.faults.open(address.dir, { readOnly: role === 'reader', ...settings })),
-      { role, shardId, ...(readerId === undefined ? {} : { readerId }), now: this.#opts.clock.now() },
-      signal,
-    )
+    const record = await this.table
+      .acquire(
+        () => limit(() => this.faults.open(address.dir, { readOnly: role === 'reader', ...settings })),
+        { role, shardId, ...(readerId === undefined ? {} : { readerId }), now: this.#opts.clock.now() },
+        signal,
+      )
+      .catch((e: unknown) => {
+        // Another instance holds the directory: requests waiting for this primary fail now with that error.
+        if (role === 'primary' && e instanceof StorageFailure && e.reason === 'locked') this.shards.get(shardId)?.primaryLocked(e)
+        throw e
+      })
     try {
       record.seq = await readSequence(record.handle)
       if (signal.aborted) throw new Error('open abandoned: its actor stopped')
@@ -224,10 +246,14 @@ export class Runtime {
     })
   }
 
-  /** Pool maintenance: retire idle readers (above min) and recycle old ones. Runs on the injected clock. */
+  /**
+   * Pool maintenance, on the injected clock: retire idle readers (above min), recycle old ones, and flush primaries
+   * whose memtable waited unflushed longer than `flushIntervalMs` (so that a refresh replays a short WAL).
+   */
   maintain(): void {
     const now = this.#opts.clock.now()
     for (const [id, shard] of this.shards) {
+      shard.flushIfOlder(now - this.#opts.freshness.flushIntervalMs)
       for (const [readerId, r] of shard.readers) {
         if (now - r.openedAt >= this.#opts.pool.maxLifetimeMs) this.#send(id, { type: 'RETIRE', readerId, reason: 'lifetime' })
         else if (r.inflight === 0 && now - r.lastUsedAt >= this.#opts.pool.idleMs) this.#send(id, { type: 'RETIRE', readerId, reason: 'idle' })
@@ -258,7 +284,7 @@ export class Runtime {
       const active = typeof value === 'object' ? value.active : undefined
       const state: ShardStats['state'] =
         active !== undefined
-          ? active.primary === 'up' ? 'running' : (active.primary as 'starting' | 'restarting' | 'failed')
+          ? active.primary === 'up' || active.primary === 'absent' ? 'running' : (active.primary as 'starting' | 'restarting' | 'failed')
           : value === 'closed' || snap === undefined || snap.status === 'done' ? 'closed' : 'closing'
       const byState: Record<string, number> = {}
       let primary = 'none'
@@ -281,6 +307,7 @@ export class Runtime {
         restarts: { primary: snap?.context.primaryRestarts.total ?? 0, readers: snap?.context.readerRestarts.total ?? 0 },
         queues: { pendingWrites: shard.pendingWrites, inflight: shard.inflight },
         sequence: shard.ackSeq,
+        views: [...shard.readers].map(([reader, r]) => ({ reader, sequence: r.seq, ageMs: this.#opts.clock.now() - r.openedAt })),
       })
     }
     return { shards, totals: { primaries, readers, handles: this.table.size } }
@@ -294,7 +321,8 @@ export class Runtime {
     this.#closing ??= (async () => {
       this.#opts.clock.clearTimeout(this.#timer)
       for (const shard of this.shards.values()) shard.stop()
-      const timeout = new Promise<'timeout'>((resolve) => this.#opts.clock.setTimeout(() => resolve('timeout'), this.#opts.closeTimeoutMs))
+      let timer: unknown
+      const timeout = new Promise<'timeout'>((resolve) => (timer = this.#opts.clock.setTimeout(() => resolve('timeout'), this.#opts.closeTimeoutMs)))
       await Promise.race([Promise.all([...this.shards.values()].map((s) => s.idle())), timeout])
       let unsubscribe = (): void => {}
       const done = new Promise<void>((resolve) => {
@@ -307,6 +335,8 @@ export class Runtime {
       // Stopping the tree aborts any open still running; releaseAll waits for those to settle and release.
       this.root.stop()
       await this.table.releaseAll()
+      // A pending close timer would keep the process alive for closeTimeoutMs.
+      this.#opts.clock.clearTimeout(timer)
     })()
     return this.#closing
   }

@@ -3,9 +3,11 @@
  * and the request paths. A request never waits for an XState event: it finds a handle by a plain function call.
  * The shard talks back to its supervisor only on lifecycle matters: a fault (once per handle), a refresh, a scale-up.
  *
- * Freshness (read-your-writes): every write batch stores the shard's next sequence; a handle's `seq` is the sequence
- * its view reflects. A read issued after writes acknowledged up to `ackSeq` is served by a reader whose `seq` is at
- * least that, else by the primary while the stalest reader refreshes (one refresh at a time per shard).
+ * Freshness: every write batch stores the shard's next sequence; a handle's `seq` is the sequence its view reflects
+ * and `openedAt` when that view was taken. A read states what it {@link Need}s: a sequence (read-your-writes: what
+ * this index acknowledged; or a write token), a time its view must not predate (bounded staleness), or the primary.
+ * It is served by the least-loaded reader that satisfies it; else, in writer mode, by the primary while the stalest
+ * reader refreshes; in reader mode it waits (bounded) for a refresh.
  */
 import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
@@ -20,12 +22,28 @@ export interface ShardLimits {
   readonly maxPendingReads: number
   readonly growAt: number
   readonly refreshesPerShard: number
+  /** Flush the primary's memtable once this many records were written since the last flush. */
+  readonly flushEveryRecords: number
 }
+
+/** What a read needs of the handle that serves it. */
+export interface Need {
+  /** The view must reflect at least this shard sequence. */
+  readonly seq: number
+  /** The view must have been taken at or after this clock time (bounded staleness). */
+  readonly since?: number
+  /** Only the primary will do. */
+  readonly primary?: boolean
+}
+
+/** Whether a reader's view satisfies a need (never true for a primary-only need). */
+export const satisfies = (record: LeaseRecord, need: Need): boolean =>
+  !need.primary && record.seq >= need.seq && (need.since === undefined || record.openedAt >= need.since)
 
 interface Waiter {
   readonly kind: 'read' | 'write'
-  /** For reads: the sequence a reader's view must reach to serve it. */
-  readonly need: number
+  /** For reads: what a reader's view must satisfy to serve it. */
+  readonly need: Need
   readonly resolve: (r: LeaseRecord) => void
   readonly reject: (e: unknown) => void
 }
@@ -42,6 +60,11 @@ export class ShardRuntime {
   seq = 0
   /** The primary exhausted its restart intensity (until RECOVER). */
   exhausted = false
+  /** The readers exhausted their restart intensity (until RECOVER). */
+  degraded = false
+  /** Records written since the primary last flushed, and when it last flushed. */
+  unflushed = 0
+  lastFlushAt: number
   closed = false
   /** Requests running or queued. */
   inflight = 0
@@ -58,7 +81,10 @@ export class ShardRuntime {
     private readonly limits: ShardLimits,
     private readonly clock: Clock,
     private readonly send: (command: ShardCommand) => void,
-  ) {}
+    readonly mode: 'writer' | 'reader' = 'writer',
+  ) {
+    this.lastFlushAt = clock.now()
+  }
 
   // ---- called by the machines' provided actions ----
 
@@ -81,13 +107,11 @@ export class ShardRuntime {
     this.readers.set(readerId, record)
     this.refreshing.delete(readerId)
     this.#scaleRequested = false
-    // Reads waiting (the primary is down) for a view this fresh go now; the others ask for another refresh.
-    const ready = this.#waiters.filter((w) => w.kind === 'read' && w.need <= record.seq)
-    if (ready.length === 0) return
+    // Reads waiting for a view this fresh go now; the others ask for another refresh.
+    const ready = this.#waiters.filter((w) => w.kind === 'read' && satisfies(record, w.need))
     this.#waiters = this.#waiters.filter((w) => !ready.includes(w))
     for (const w of ready) w.resolve(record)
-    const needs = this.#waiters.filter((w) => w.kind === 'read').map((w) => w.need)
-    if (needs.length > 0) this.#freshReader(Math.max(...needs))
+    this.#refreshForWaiters()
   }
 
   withdrawReader(readerId: string, lease: string): void {
@@ -103,11 +127,27 @@ export class ShardRuntime {
   primaryExhausted(): void {
     this.exhausted = true
     if (this.readers.size === 0) return this.#rejectWaiters(() => this.#unavailable())
-    const writes = this.#waiters.filter((w) => w.kind === 'write')
-    this.#waiters = this.#waiters.filter((w) => w.kind === 'read')
+    const writes = this.#waiters.filter((w) => w.kind === 'write' || w.need.primary)
+    this.#waiters = this.#waiters.filter((w) => !writes.includes(w))
     for (const w of writes) w.reject(this.#unavailable())
-    const needs = this.#waiters.map((w) => w.need)
-    if (needs.length > 0) this.#freshReader(Math.max(...needs))
+    this.#refreshForWaiters()
+  }
+
+  /** The readers are exhausted (`degraded`) or back (`recovered`). In reader mode, nothing is left to serve reads. */
+  poolDegraded(degraded: boolean): void {
+    this.degraded = degraded
+    if (degraded && this.mode === 'reader') this.#rejectWaiters(() => this.#unavailable())
+  }
+
+  /**
+   * The primary could not open because another instance holds the directory's lock (another process, or another
+   * writer-mode index of this process). That will not pass by retrying soon: requests waiting for the primary fail
+   * with this error now, while the supervisor keeps retrying under its backoff.
+   */
+  primaryLocked(error: StorageFailure): void {
+    const stuck = this.#waiters.filter((w) => w.kind === 'write' || !this.#readerCouldServe(w.need))
+    this.#waiters = this.#waiters.filter((w) => !stuck.includes(w))
+    for (const w of stuck) w.reject(error)
   }
 
   /** The supervisor restarts an exhausted primary: requests queue for it again. */
@@ -131,10 +171,11 @@ export class ShardRuntime {
 
   /**
    * Runs `fn` on the primary as the next write of this shard (writes to a shard are serialized). `nextSeq` hands out
-   * sequences for the batches `fn` writes. A storage failure is reported to the primary's supervisor and the write
-   * retried once on the restarted primary (injected and RocksDB write failures are never partially applied).
+   * sequences for the batches `fn` writes; `records` is how many keys it writes (for the flush trigger). A storage
+   * failure is reported to the primary's supervisor and the write retried once on the restarted primary (injected
+   * and RocksDB write failures are never partially applied).
    */
-  write<T>(fn: (handle: StorageHandle, nextSeq: () => number) => Promise<T>): Promise<T> {
+  write<T>(fn: (handle: StorageHandle, nextSeq: () => number) => Promise<T>, records = 0): Promise<T> {
     this.#assertOpen()
     if (this.pendingWrites >= this.limits.maxPendingWrites) {
       return Promise.reject(new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${this.pendingWrites} writes already pending` }))
@@ -143,11 +184,13 @@ export class ShardRuntime {
     this.inflight++
     const run = this.#writeChain.then(async () => {
       for (let attempt = 0; ; attempt++) {
-        const record = await this.#primaryFor('write', 0)
+        const record = await this.#primaryFor('write', { seq: 0, primary: true })
         record.inflight++
         try {
           const result = await fn(record.handle, () => ++this.seq)
           this.ackSeq = this.seq
+          this.unflushed += records
+          if (this.unflushed >= this.limits.flushEveryRecords) await this.#flush(record)
           return result
         } catch (e) {
           if (!(e instanceof StorageFailure) || attempt >= 1 || this.closed) throw e
@@ -165,13 +208,36 @@ export class ShardRuntime {
   }
 
   /**
-   * Runs `fn` on a handle whose view reflects every write acknowledged before this call: the least-loaded fresh
-   * reader, else the primary. A storage failure is reported once to the failing handle's actor and `fn` retried once
-   * elsewhere.
+   * Flushes the primary's memtable if anything was written since `olderThan` or before (the time trigger, run by
+   * pool maintenance): queued behind the writes, so it never runs beside one.
    */
-  async read<T>(fn: (handle: StorageHandle) => Promise<T>): Promise<T> {
+  flushIfOlder(olderThan: number): void {
+    if (this.unflushed === 0 || this.lastFlushAt > olderThan || this.primary === undefined || this.closed) return
+    const record = this.primary
+    record.inflight++
+    this.#writeChain = this.#writeChain
+      .then(() => this.#flush(record))
+      .finally(() => this.table.finished(record))
+  }
+
+  /** Writes the memtable to a table file, so that a reader's open replays a short WAL. A failure is a fault. */
+  async #flush(record: LeaseRecord): Promise<void> {
+    try {
+      await record.handle.flush()
+      this.unflushed = 0
+      this.lastFlushAt = this.clock.now()
+    } catch (e) {
+      if (e instanceof StorageFailure) this.fault(record, e)
+    }
+  }
+
+  /**
+   * Runs `fn` on a handle that satisfies `need`: the least-loaded such reader, else (writer mode) the primary, else
+   * (reader mode) the first reader a refresh makes fresh enough. A storage failure is reported once to the failing
+   * handle's actor and `fn` retried once elsewhere.
+   */
+  async read<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need): Promise<T> {
     this.#assertOpen()
-    const need = this.ackSeq
     this.inflight++
     try {
       for (let attempt = 0; ; attempt++) {
@@ -193,12 +259,11 @@ export class ShardRuntime {
   }
 
   /**
-   * Streams `fn`'s entries from a fresh handle (as {@link read}), holding the handle until the stream ends or the
-   * consumer stops. A failure before the first entry is retried once elsewhere; later failures are thrown.
+   * Streams `fn`'s entries from a handle that satisfies `need` (as {@link read}), holding the handle until the stream
+   * ends or the consumer stops. A failure before the first entry is retried once elsewhere; later failures are thrown.
    */
-  async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<T>): AsyncGenerator<T> {
+  async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<T>, need: Need): AsyncGenerator<T> {
     this.#assertOpen()
-    const need = this.ackSeq
     this.inflight++
     try {
       for (let attempt = 0; ; attempt++) {
@@ -237,17 +302,20 @@ export class ShardRuntime {
     }
   }
 
-  /** The least-loaded serving reader whose view is at least `need`; asks for a refresh or more readers as needed. */
-  #freshReader(need: number): LeaseRecord | undefined {
+  /** The least-loaded serving reader that satisfies `need`; asks for a refresh or more readers as needed. */
+  #freshReader(need: Need): LeaseRecord | undefined {
+    if (need.primary) return undefined
     let best: LeaseRecord | undefined
     let stale: LeaseRecord | undefined
     let load = 0
     for (const [readerId, r] of this.readers) {
       load += r.inflight
       if (r.faulted) continue
-      if (r.seq >= need) {
+      if (satisfies(r, need)) {
         if (best === undefined || r.inflight < best.inflight) best = r
-      } else if (!this.refreshing.has(readerId) && (stale === undefined || r.seq < stale.seq)) stale = r
+      } else if (!this.refreshing.has(readerId) && (stale === undefined || r.seq < stale.seq || (r.seq === stale.seq && r.openedAt < stale.openedAt))) {
+        stale = r
+      }
     }
     if (stale !== undefined && this.refreshing.size < this.limits.refreshesPerShard) {
       this.refreshing.add(stale.readerId!)
@@ -260,17 +328,34 @@ export class ShardRuntime {
     return best
   }
 
+  /** Asks for a refresh on behalf of the reads still waiting (the most demanding first). */
+  #refreshForWaiters(): void {
+    const reads = this.#waiters.filter((w) => w.kind === 'read' && !w.need.primary)
+    if (reads.length === 0) return
+    const seq = Math.max(...reads.map((w) => w.need.seq))
+    const sinces = reads.map((w) => w.need.since).filter((t): t is number => t !== undefined)
+    this.#freshReader({ seq, ...(sinces.length > 0 ? { since: Math.max(...sinces) } : {}) })
+  }
+
+  /** Whether a reader of this shard may still come to serve `need` (there are readers, and they are not exhausted). */
+  #readerCouldServe(need: Need): boolean {
+    return !need.primary && this.readers.size > 0 && !this.degraded
+  }
+
   /**
-   * The primary's record, or a wait (bounded) for it or, for a read, for a reader whose view reaches `need`.
-   * Work already accepted still drains while the index closes.
+   * For a write or a primary-only read: the primary's record, or a wait (bounded) for it. For another read that no
+   * reader satisfies now: in writer mode the primary (or a wait for it or for a fresh reader, whichever comes first);
+   * in reader mode a wait for a refreshed reader. Work already accepted still drains while the index closes.
    */
-  #primaryFor(kind: 'read' | 'write', need: number): Promise<LeaseRecord> | LeaseRecord {
-    if (this.primary !== undefined && !this.primary.faulted) return this.primary
+  #primaryFor(kind: 'read' | 'write', need: Need): Promise<LeaseRecord> | LeaseRecord {
+    if (this.mode === 'writer' && this.primary !== undefined && !this.primary.faulted) return this.primary
     this.#assertOpen()
-    if (this.exhausted && (kind === 'write' || this.readers.size === 0)) throw this.#unavailable()
+    if (this.mode === 'reader') {
+      if (this.degraded) throw this.#unavailable()
+    } else if (this.exhausted && (kind === 'write' || !this.#readerCouldServe(need))) throw this.#unavailable()
     const queued = this.#waiters.filter((w) => w.kind === kind).length
     if (kind === 'read' && queued >= this.limits.maxPendingReads) {
-      throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${queued} reads already wait for the primary` })
+      throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${queued} reads already wait for a handle` })
     }
     return new Promise((resolve, reject) => this.#waiters.push({ kind, need, resolve, reject }))
   }
@@ -278,7 +363,10 @@ export class ShardRuntime {
   #unavailable(): ShardUnavailable {
     return new ShardUnavailable({
       shard: this.address.id,
-      message: `shard ${this.address.id} is unavailable: its primary exhausted its restart intensity (recover it with index.recover)`,
+      message:
+        this.mode === 'reader'
+          ? `shard ${this.address.id} is unavailable: its readers exhausted their restart intensity (recover it with index.recover)`
+          : `shard ${this.address.id} is unavailable: its primary exhausted its restart intensity (recover it with index.recover)`,
     })
   }
 

@@ -74,7 +74,7 @@ describe('shard supervisor machine', () => {
       actions: { notify: (_, e) => void events.push(e) },
     })
     const clock = new ManualClock()
-    const actor = createActor(machine, { input: { shardId: 's', policy, env: { now: () => clock.now(), random: () => 0 } }, clock, inspect: recordInspection })
+    const actor = createActor(machine, { input: { shardId: 's', mode: 'writer', policy, env: { now: () => clock.now(), random: () => 0 } }, clock, inspect: recordInspection })
     return { actor: actor.start(), events, clock }
   }
   const children = (a: AnyActorRef) => Object.keys(a.getSnapshot().children as object).sort()
