@@ -10,7 +10,10 @@
  * partition holds the successful writes of some prefix of that list. A read is correct if its answer is the state
  * after a prefix that includes every write acknowledged before the read was issued (read-your-writes) and nothing
  * issued after it completed. Checked:
- * - every request answered correctly, or failed with one of rockvisor's typed errors;
+ * - every request answered correctly, or failed with one of rockvisor's typed errors, under each freshness contract:
+ *   `fresh` reads of the writer reflect every write it acknowledged before the read; reads of a reader-mode index
+ *   on the same root `after` a write's token reflect that write; `bounded` reads (on either index) issued at clock T
+ *   reflect every write acknowledged before T - maxStalenessMs (their view is never older than the bound);
  * - never two read-write handles on one directory;
  * - restarts never exceed the declared intensity (from the lifecycle events, per shard and child kind);
  * - after close: zero native handles open, and a fresh index on the same root answers every acknowledged write.
@@ -52,7 +55,16 @@ interface WriteRec {
   /** Position in the partition's write list. */
   readonly n: number
   outcome: 'pending' | 'ok' | 'failed'
+  /** Once acknowledged: its token, and the clock time of the acknowledgement. */
+  token?: string
+  ackAt?: number
 }
+
+/** How a read is issued: which index, and which freshness contract it asks for. */
+type ReadMode =
+  | { via: 'writer'; consistency: 'fresh' }
+  | { via: 'writer' | 'reader'; consistency: 'bounded'; maxStalenessMs: number }
+  | { via: 'reader'; consistency: 'after' }
 
 type ReadKind =
   | { kind: 'getByMsgId'; msgId: string }
@@ -63,6 +75,7 @@ type ReadKind =
 interface ReadRec {
   readonly partition: number
   readonly read: ReadKind
+  readonly mode: ReadMode
   /** Every write of the partition acknowledged when the read was issued lies below this position. */
   readonly atLeast: number
   /** Writes of the partition issued when the read completed (set on completion). */
@@ -81,6 +94,8 @@ interface Real {
   clock: ManualClock
   faults: FaultInjector
   index: Index
+  /** A reader-mode index on the same root (another process's view, in this process). */
+  readerIndex: Index
   /** Lifecycle events with the clock time they happened at. */
   events: { at: number; e: LifecycleEvent }[]
   /** Requests issued and not yet settled. */
@@ -121,17 +136,32 @@ const answerIn = (state: Map<string, MessageMeta>, read: ReadKind): unknown => {
   }
 }
 
-const issueRead = (model: Model, real: Real, partition: number, read: ReadKind): void => {
+const issueRead = (model: Model, real: Real, partition: number, read: ReadKind, mode: ReadMode): void => {
   const list = model.writes.get(partition) ?? []
-  const lastAcked = list.findLastIndex((w) => w.outcome === 'ok')
-  const rec: ReadRec = { partition, read, atLeast: lastAcked + 1, atMost: -1, outcome: 'pending' }
+  const now = real.clock.now()
+  // The first prefix the answer may reflect: past the last write the read's contract covers.
+  const covered =
+    mode.consistency === 'fresh'
+      ? list.findLastIndex((w) => w.outcome === 'ok')
+      : mode.consistency === 'after'
+        ? list.findLastIndex((w) => w.outcome === 'ok')
+        : list.findLastIndex((w) => w.outcome === 'ok' && w.ackAt! < now - mode.maxStalenessMs)
+  const token = mode.consistency === 'after' ? list[covered]?.token : undefined
+  const rec: ReadRec = { partition, read, mode, atLeast: covered + 1, atMost: -1, outcome: 'pending' }
   model.reads.push(rec)
+  const index = mode.via === 'writer' ? real.index : real.readerIndex
+  const options =
+    mode.consistency === 'fresh'
+      ? {}
+      : mode.consistency === 'after'
+        ? token === undefined ? { consistency: 'bounded' as const, maxStalenessMs: 1_000_000_000 } : { after: token }
+        : { consistency: 'bounded' as const, maxStalenessMs: mode.maxStalenessMs }
   const request =
     read.kind === 'getByMsgId'
-      ? real.index.getByMsgId('t', partition, read.msgId)
+      ? index.getByMsgId('t', partition, read.msgId, options)
       : read.kind === 'getMsgIdBySegmentOffset'
-        ? real.index.getMsgIdBySegmentOffset('t', partition, read)
-        : real.index.getRangeByTime('t', partition, read.startTs, read.endTs)
+        ? index.getMsgIdBySegmentOffset('t', partition, read, options)
+        : index.getRangeByTime('t', partition, read.startTs, read.endTs, options)
   track(
     real,
     request.then(
@@ -148,7 +178,11 @@ const issueWrite = (model: Model, real: Real, partition: number, metas: readonly
   track(
     real,
     real.index.batchPut('t', partition, metas).then(
-      () => (rec.outcome = 'ok'),
+      ({ token }) => {
+        rec.outcome = 'ok'
+        rec.token = token
+        rec.ackAt = real.clock.now()
+      },
       (error: unknown) => {
         rec.outcome = 'failed'
         // A typed failure was never applied (injected failures strike before the engine call).
@@ -176,7 +210,7 @@ const checkReads = (model: Model): void => {
     for (let k = r.atLeast; k <= r.atMost; k++) allowed.push(answerIn(stateAfter(writes, k), r.read))
     expect(
       allowed,
-      `${JSON.stringify(r.read)} on partition ${r.partition} answered ${JSON.stringify(r.outcome.answer)}; allowed (prefixes ${r.atLeast}..${r.atMost}): ${JSON.stringify(allowed)}; writes: ${JSON.stringify(writes.map((w) => [w.outcome, w.metas.map((m) => `${m.msgId}@${m.timestamp}/${m.segmentId}:${m.offset}`)]))}`,
+      `${JSON.stringify(r.read)} (${JSON.stringify(r.mode)}) on partition ${r.partition} answered ${JSON.stringify(r.outcome.answer)}; allowed (prefixes ${r.atLeast}..${r.atMost}): ${JSON.stringify(allowed)}; writes: ${JSON.stringify(writes.map((w) => [w.outcome, w.metas.map((m) => `${m.msgId}@${m.timestamp}/${m.segmentId}:${m.offset}`)]))}`,
     ).toContainEqual(r.outcome.answer)
   }
 }
@@ -223,13 +257,25 @@ const readArb: fc.Arbitrary<ReadKind> = fc.oneof(
   fc.record({ kind: fc.constant('getRangeByTime' as const), startTs: fc.integer({ min: 0, max: 20 }), endTs: fc.integer({ min: 0, max: 20 }) }),
 )
 
+const modeArb: fc.Arbitrary<ReadMode> = fc.oneof(
+  fc.constant({ via: 'writer' as const, consistency: 'fresh' as const }),
+  fc.constant({ via: 'reader' as const, consistency: 'after' as const }),
+  fc.record({
+    via: fc.constantFrom('writer' as const, 'reader' as const),
+    consistency: fc.constant('bounded' as const),
+    maxStalenessMs: fc.constantFrom(0, 100, 1_000, 10_000),
+  }),
+)
+
 const commands = [
   fc.tuple(partitionArb, batchArb).map(([p, metas]) =>
     cmd(`batchPut(${p}, ${metas.map((m) => `${m.msgId}@${m.timestamp}/${m.segmentId}:${m.offset}`).join(' ')})`, (m, r) => issueWrite(m, r, p, metas)),
   ),
-  fc.tuple(partitionArb, readArb).map(([p, read]) => cmd(`${read.kind}(${p}, ${JSON.stringify(read)})`, (m, r) => issueRead(m, r, p, read))),
-  fc.tuple(partitionArb, fc.array(readArb, { minLength: 3, maxLength: 12 })).map(([p, reads]) =>
-    cmd(`burst of ${reads.length} reads on ${p} (the pool may scale up)`, (m, r) => reads.forEach((read) => issueRead(m, r, p, read))),
+  fc.tuple(partitionArb, readArb, modeArb).map(([p, read, mode]) =>
+    cmd(`${read.kind}(${p}, ${JSON.stringify(read)}) ${JSON.stringify(mode)}`, (m, r) => issueRead(m, r, p, read, mode)),
+  ),
+  fc.tuple(partitionArb, fc.array(fc.tuple(readArb, modeArb), { minLength: 3, maxLength: 12 })).map(([p, reads]) =>
+    cmd(`burst of ${reads.length} reads on ${p} (the pool may scale up)`, (m, r) => reads.forEach(([read, mode]) => issueRead(m, r, p, read, mode))),
   ),
   fc.tuple(partitionArb, fc.constantFrom('primary', 'readers', 'reader-1', 'reader-2', 'reader-3') as fc.Arbitrary<'primary' | 'readers' | `reader-${number}`>).map(([p, target]) =>
     cmd(`crash ${target} of ${p}`, (_m, r) => void r.index.faults.crash('t', p, target)),
@@ -275,9 +321,9 @@ const drain = async (real: Real): Promise<void> => {
 }
 
 /** Liveness guard (wall time, not a timing assertion): fails the run if `p` has not settled within 5 s. */
-const withinWallTime = <T>(p: Promise<T>, what: string): Promise<T> => {
+const withinWallTime = <T>(p: Promise<T>, what: () => string): Promise<T> => {
   let timer: ReturnType<typeof setTimeout> | undefined
-  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} never finished`)), 5_000)))
+  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what()} never finished`)), 5_000)))
   return Promise.race([p, guard]).finally(() => clearTimeout(timer))
 }
 
@@ -290,11 +336,13 @@ test.prop([fc.scheduler(), fc.commands(commands, { maxCommands: 40, size: 'mediu
     const root = await tempDir()
     const clock = new ManualClock(0)
     const faults = new FaultInjector(scheduled(s))
-    const real: Real = { root, clock, faults, events: [], pending: new Set(), executed: 0, index: undefined as unknown as Index }
+    const real: Real = { root, clock, faults, events: [], pending: new Set(), executed: 0, index: undefined as unknown as Index, readerIndex: undefined as unknown as Index }
     const model: Model = { writes: new Map(), reads: [] }
     try {
       real.index = await s.waitFor(openIndex({ ...options, root, clock, engine: faults, random: () => 0.5, inspect: recordInspection }))
       real.index.subscribe((e) => real.events.push({ at: clock.now(), e }))
+      real.readerIndex = await s.waitFor(openIndex({ ...options, mode: 'reader', root, clock, engine: faults, random: () => 0.5, inspect: recordInspection }))
+      real.readerIndex.subscribe((e) => real.events.push({ at: clock.now(), e: { ...e, shard: `reader-mode:${e.shard}` } }))
       await fc.scheduledModelRun(s, () => ({ model, real }), cmds)
       await s.waitFor(drain(real))
       checkReads(model)
@@ -303,7 +351,9 @@ test.prop([fc.scheduler(), fc.commands(commands, { maxCommands: 40, size: 'mediu
         const writes = [...model.writes.values()].flat()
         console.log(`run: ${real.executed}/${[...cmds].length} commands, ${writes.filter((w) => w.outcome === 'ok').length}/${writes.length} writes ok, ${model.reads.filter((r) => r.outcome !== 'pending' && 'answer' in r.outcome).length}/${model.reads.length} reads answered, ${real.events.filter((x) => x.e.type === 'restarted').length} restarts`)
       }
-      await s.waitFor(withinWallTime(real.index.close(), 'close'))
+      await s.waitFor(
+        withinWallTime(Promise.all([real.index.close(), real.readerIndex.close()]), () => `close (${JSON.stringify([real.index.stats(), real.readerIndex.stats()])})`),
+      )
       expect(faults.liveHandles).toBe(0)
       // Every acknowledged write survives: a fresh index on the same root answers like the model's final state.
       const reopened = await openIndex({ ...options, root, inspect: recordInspection })
@@ -316,7 +366,7 @@ test.prop([fc.scheduler(), fc.commands(commands, { maxCommands: 40, size: 'mediu
         await reopened.close()
       }
     } finally {
-      await s.waitFor(real.index?.close() ?? Promise.resolve()).catch(() => undefined)
+      await s.waitFor(withinWallTime(Promise.all([real.index?.close(), real.readerIndex?.close()]), () => 'close')).catch(() => undefined)
       await removeDir(root)
     }
   },

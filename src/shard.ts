@@ -213,11 +213,18 @@ export class ShardRuntime {
    */
   flushIfOlder(olderThan: number): void {
     if (this.unflushed === 0 || this.lastFlushAt > olderThan || this.primary === undefined || this.closed) return
-    const record = this.primary
-    record.inflight++
-    this.#writeChain = this.#writeChain
-      .then(() => this.#flush(record))
-      .finally(() => this.table.finished(record))
+    // The handle is taken when the flush runs, not while it queues: a queued flush must not pin a primary that
+    // failed meanwhile (its release waits for the requests on it, and the writes ahead wait for its successor).
+    this.#writeChain = this.#writeChain.then(async () => {
+      const record = this.primary
+      if (record === undefined || record.faulted || this.unflushed === 0) return
+      record.inflight++
+      try {
+        await this.#flush(record)
+      } finally {
+        this.table.finished(record)
+      }
+    })
   }
 
   /** Writes the memtable to a table file, so that a reader's open replays a short WAL. A failure is a fault. */
