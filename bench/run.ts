@@ -14,6 +14,7 @@ import { lookups, makeDataset } from './data.js'
 import { fixed, int, median, ms, size, summarize, table, us } from './measure.js'
 import { openRawReaders, readIndex, readRawMulti, readRawSingle, type ReadResult } from './read.js'
 import { files, putsPerBatch, refreshCost } from './refresh.js'
+import { visibility, type VisibilityRow } from './visibility.js'
 import { openRawPrimaries, openWarmIndex, settled, topic, writeIndex, writeRaw, type WriteResult } from './write.js'
 
 const quick = process.env.BENCH_QUICK === '1'
@@ -193,9 +194,12 @@ const main = async (): Promise<string> => {
 
     // ---- 3. refresh cost.
     const refresh = await refreshCost(tempDir, config.refreshCounts, config.refreshRepeats, progress)
+
+    // ---- 4. write-ack -> visible-at-reader latency.
+    const visible = await visibility(() => tempDir('visibility'), quick ? 1_500 : 6_000, progress)
     load.end = os.loadavg()
 
-    return report({ ds, indexRuns, rawRuns, indexDisk, rawDisk, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, load })
+    return report({ ds, indexRuns, rawRuns, indexDisk, rawDisk, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, load })
   } finally {
     await closeAll()
     await rm(root, { recursive: true, force: true })
@@ -217,6 +221,7 @@ type Results = {
   memtable: string[]
   sstBytes: string[]
   refresh: Awaited<ReturnType<typeof refreshCost>>
+  visible: readonly VisibilityRow[]
   load: { start: number[]; end: number[] }
 }
 
@@ -369,6 +374,20 @@ const report = async (r: Results): Promise<string> => {
       '',
     )
   }
+  out(
+    '## 4. Write-acknowledged -> visible at a reader',
+    '',
+    `A writer-mode index writes batches of 100 metas back to back to one partition for ${quick ? 1.5 : 6} s; a reader-mode index on the ` +
+      'same root (what another process runs; one reader) reads one meta of every 10th acknowledged batch with `after: token`, which ' +
+      'waits until its reader has refreshed past the token. Latency: from the acknowledgement to the answer.',
+    '',
+    table(
+      ['flush policy', 'batches', 'metas/s written', 'samples', 'p50 ms', 'p99 ms', 'max ms'],
+      r.visible.map((v) => [v.label, int(v.batches), int(v.metasPerSecond), int(v.samples), fixed(v.p50Ms, 2), fixed(v.p99Ms, 2), fixed(v.maxMs, 2)]),
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+    '',
+  )
   out(`Total bench time: ${fixed((performance.now() - t0) / 1000, 1)} s.`, '')
   return lines.join('\n')
 }
