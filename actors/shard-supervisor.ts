@@ -395,11 +395,13 @@ export const shardSupervisorMachine = setup({
             if (context.primaryAlive) enqueue.sendTo('primary', { type: 'CLOSE' })
           }),
           always: { guard: 'noPrimary', target: '#shard.closed' },
-          on: {
-            'xstate.done.actor.primary': { actions: [stopChild('primary'), assign({ primaryAlive: false })] },
-            'xstate.error.actor.primary': { actions: [stopChild('primary'), assign({ primaryAlive: false })] },
-          },
         },
+      },
+      // The primary may exit at any point of the shutdown (an open failing while the readers close, say): its
+      // exit is recorded whichever stage sees it, or the primary stage would wait for an exit that already happened.
+      on: {
+        'xstate.done.actor.primary': { actions: [stopChild('primary'), assign({ primaryAlive: false })] },
+        'xstate.error.actor.primary': { actions: [stopChild('primary'), assign({ primaryAlive: false })] },
       },
     },
     closed: {

@@ -1,15 +1,17 @@
 /**
- * Write-acknowledged -> visible-at-a-reader latency under a steady write load. A writer-mode index writes batches back
- * to back to one partition; a reader-mode index on the same root (what another process would run) reads a sample of
- * the acknowledged metas with `after: token`, which waits until one of its readers has refreshed past the token.
- * Measured once with the default flush policy and once with flushing effectively off, so the WAL a refresh replays
- * grows.
+ * Write-acknowledged -> visible latency under a steady write load. A writer-mode index writes batches back to back to
+ * one partition; a sample of the acknowledged metas is read either by a reader-mode index on the same root (what
+ * another process would run) with `after: token`, which waits until its reader has refreshed past the token, or by
+ * the writing index itself (`fresh`: served by the primary while a reader refreshes). The reader path is measured
+ * with the default flush policy and with flushing effectively off, so the WAL a refresh replays grows.
  */
 import { openIndex, type MessageMeta } from '../src/index.js'
 import { percentile } from './measure.js'
 
 export interface VisibilityRow {
   readonly label: string
+  /** `reader waits for a refresh` (reader mode, after: token) or `served by the primary` (writer mode, fresh). */
+  readonly path: string
   readonly flushEveryRecords: number
   readonly batches: number
   readonly metasPerSecond: number
@@ -28,9 +30,10 @@ export const visibility = async (
   progress: (line: string) => void,
 ): Promise<VisibilityRow[]> => {
   const rows: VisibilityRow[] = []
-  for (const [label, flushEveryRecords] of [
-    ['default flush policy (30,000 records or 5 s)', 30_000],
-    ['flushing effectively off', 1_000_000_000],
+  for (const [label, flushEveryRecords, path] of [
+    ['default flush policy (30,000 records or 5 s)', 30_000, 'reader-mode index, `after: token`: waits for a refresh'],
+    ['flushing effectively off', 1_000_000_000, 'reader-mode index, `after: token`: waits for a refresh'],
+    ['default flush policy (30,000 records or 5 s)', 30_000, 'the writing index, `fresh`: the primary serves while a reader refreshes'],
   ] as const) {
     const root = await tempDir()
     const writer = await openIndex({ root, shards: 4, freshness: { flushEveryRecords } })
@@ -50,8 +53,9 @@ export const visibility = async (
         // Sample every 10th batch: one read at a time per sample, in flight beside the writes.
         if (batch % 10 === 0) {
           const probe = batchMetas[50]!.msgId
+          const answer = path.startsWith('reader') ? reader.getByMsgId('bench', 1, probe, { after: token }) : writer.getByMsgId('bench', 1, probe)
           pending.push(
-            reader.getByMsgId('bench', 1, probe, { after: token }).then((m) => {
+            answer.then((m) => {
               if (m?.msgId !== probe) throw new Error(`reader missed ${probe}`)
               latencies.push(performance.now() - acked)
             }),
@@ -68,6 +72,7 @@ export const visibility = async (
     const sorted = Float64Array.from(latencies).sort()
     rows.push({
       label,
+      path,
       flushEveryRecords,
       batches: batch,
       metasPerSecond: metas / elapsed,
@@ -76,7 +81,7 @@ export const visibility = async (
       p99Ms: percentile(sorted, 99),
       maxMs: sorted[sorted.length - 1] ?? 0,
     })
-    progress(`visibility (${label}): ${latencies.length} samples`)
+    progress(`visibility (${path}, ${label}): ${latencies.length} samples`)
   }
   return rows
 }

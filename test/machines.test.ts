@@ -126,3 +126,34 @@ describe('shard supervisor machine', () => {
     expect(actor.getSnapshot().value).toBe('closed')
   })
 })
+
+describe('shard supervisor shutdown', () => {
+  it('should finish closing when the primary exits while the readers are still closing', async () => {
+    let releaseReader: () => void = () => {}
+    const machine = shardSupervisorMachine.provide({
+      actors: {
+        primary: primaryMachine.provide({ actors: { openPrimary: fromPromise(async () => 'p') as never, closeHandle: ok } }),
+        reader: readerMachine.provide({
+          actors: {
+            openReader: ok,
+            refreshReader: ok,
+            // The reader's close takes a while, so the primary exits first.
+            closeHandle: fromPromise(() => new Promise<void>((resolve) => (releaseReader = resolve))) as never,
+          },
+        }),
+      },
+    })
+    const clock = new ManualClock()
+    const actor = createActor(machine, { input: { shardId: 's', mode: 'writer', policy, env: { now: () => clock.now(), random: () => 0 } }, clock, inspect: recordInspection }).start()
+    await settle()
+    actor.send({ type: 'CLOSE' })
+    await settle()
+    expect(actor.getSnapshot().value).toEqual({ closing: 'readers' })
+    // The primary fails (its handle breaks) while the shard still waits for its reader.
+    actor.getSnapshot().children.primary?.send({ type: 'FAULT', error: new Error('boom') })
+    await settle()
+    releaseReader()
+    await settle()
+    expect(actor.getSnapshot().value).toBe('closed')
+  })
+})
