@@ -1,7 +1,8 @@
 /**
  * Model-based runs of a live index on real RocksDB with fault injection (fc.commands + fc.scheduledModelRun): random
  * sequences of writes, reads, crashes of readers and primaries, injected open/read/write failures, load bursts (the
- * pool scales up), clock advances (backoffs, idle retirement, recycling) and recovery. Commands only *issue*
+ * pool scales up), clock advances (backoffs, idle retirement, recycling), recovery, and closing the writer (checked to
+ * hold no handle afterwards) and reopening it on the same root while requests are in flight. Commands only *issue*
  * requests; the fast-check scheduler decides when each engine call (open, MultiGet, write) completes, so requests,
  * restarts and refreshes interleave in orders it chooses, and requests overlap one another.
  *
@@ -102,6 +103,17 @@ interface Real {
   pending: Set<Promise<unknown>>
   /** Commands run so far. */
   executed: number
+  /** A close-and-reopen of the writer still under way (one at a time). */
+  reopening: boolean
+  /** Failures found inside asynchronous checks (reported at the end of the run). */
+  problems: string[]
+}
+
+/** Opens the writer-mode index of a run and records its lifecycle events. */
+const openWriter = async (real: Real): Promise<Index> => {
+  const index = await openIndex({ ...options, root: real.root, clock: real.clock, engine: real.faults, random: () => 0.5, inspect: recordInspection })
+  index.subscribe((e) => real.events.push({ at: real.clock.now(), e }))
+  return index
 }
 
 /** The partition's contents after the successful writes among its first `k`. */
@@ -278,13 +290,38 @@ const commands = [
     cmd(`burst of ${reads.length} reads on ${p} (the pool may scale up)`, (m, r) => reads.forEach(([read, mode]) => issueRead(m, r, p, read, mode))),
   ),
   fc.tuple(partitionArb, fc.constantFrom('primary', 'readers', 'reader-1', 'reader-2', 'reader-3') as fc.Arbitrary<'primary' | 'readers' | `reader-${number}`>).map(([p, target]) =>
-    cmd(`crash ${target} of ${p}`, (_m, r) => void r.index.faults.crash('t', p, target)),
+    cmd(`crash ${target} of ${p}`, (_m, r) => {
+      try {
+        r.index.faults.crash('t', p, target)
+      } catch (e) {
+        // The writer may be closing (close and reopen): a typed Closed error is the contract.
+        if (!isRockvisorError(e)) throw e
+      }
+    }),
   ),
   fc.tuple(fc.constantFrom('open', 'read', 'write') as fc.Arbitrary<'open' | 'read' | 'write'>, fc.constantFrom('primary', 'reader') as fc.Arbitrary<'primary' | 'reader'>, fc.integer({ min: 1, max: 3 })).map(([op, role, n]) =>
     cmd(`fail next ${n} ${role} ${op}s`, (_m, r) => r.index.faults.failNext(op, n, { role })),
   ),
   fc.integer({ min: 1, max: 5_000 }).map((ms) => cmd(`advance clock ${ms} ms`, (_m, r) => r.clock.advance(ms))),
   fc.constant(cmd('recover', (_m, r) => r.index.recover())),
+  fc.constant(
+    cmd('close the writer and reopen it (requests meanwhile complete or fail with Closed)', (_m, r) => {
+      if (r.reopening) return
+      r.reopening = true
+      const old = r.index
+      track(
+        r,
+        old
+          .close()
+          .then(async () => {
+            if (old.stats().totals.handles !== 0) r.problems.push(`a closed index still holds ${old.stats().totals.handles} handles`)
+            r.index = await openWriter(r)
+          })
+          .catch((e: unknown) => void r.problems.push(`close and reopen failed: ${String(e)}`))
+          .finally(() => (r.reopening = false)),
+      )
+    }),
+  ),
 ]
 
 /** The real engine, with the completion of every open, write and MultiGet released by the scheduler. */
@@ -336,17 +373,17 @@ test.prop([fc.scheduler(), fc.commands(commands, { maxCommands: 40, size: 'mediu
     const root = await tempDir()
     const clock = new ManualClock(0)
     const faults = new FaultInjector(scheduled(s))
-    const real: Real = { root, clock, faults, events: [], pending: new Set(), executed: 0, index: undefined as unknown as Index, readerIndex: undefined as unknown as Index }
+    const real: Real = { root, clock, faults, events: [], pending: new Set(), executed: 0, reopening: false, problems: [], index: undefined as unknown as Index, readerIndex: undefined as unknown as Index }
     const model: Model = { writes: new Map(), reads: [] }
     try {
-      real.index = await s.waitFor(openIndex({ ...options, root, clock, engine: faults, random: () => 0.5, inspect: recordInspection }))
-      real.index.subscribe((e) => real.events.push({ at: clock.now(), e }))
+      real.index = await s.waitFor(openWriter(real))
       real.readerIndex = await s.waitFor(openIndex({ ...options, mode: 'reader', root, clock, engine: faults, random: () => 0.5, inspect: recordInspection }))
       real.readerIndex.subscribe((e) => real.events.push({ at: clock.now(), e: { ...e, shard: `reader-mode:${e.shard}` } }))
       await fc.scheduledModelRun(s, () => ({ model, real }), cmds)
       await s.waitFor(drain(real))
       checkReads(model)
       checkInvariants(real)
+      expect(real.problems).toEqual([])
       if (process.env.MODEL_DEBUG) {
         const writes = [...model.writes.values()].flat()
         console.log(`run: ${real.executed}/${[...cmds].length} commands, ${writes.filter((w) => w.outcome === 'ok').length}/${writes.length} writes ok, ${model.reads.filter((r) => r.outcome !== 'pending' && 'answer' in r.outcome).length}/${model.reads.length} reads answered, ${real.events.filter((x) => x.e.type === 'restarted').length} restarts`)
