@@ -44,7 +44,7 @@ export type RestartDecision =
 /**
  * Records a restart at `now` in `history` (timestamps of earlier restarts) and says whether it is allowed: it is
  * unless, counting it, more than `maxRestarts` restarts fall in the window (now - withinMs, now]. Pure: the history
- * returned holds only restarts still inside the window, so it never grows beyond maxRestarts + 1 entries.
+ * returned holds exactly the restarts inside the window, so it stays bounded by the restarts one window can hold.
  */
 export const addRestart = (history: readonly number[], now: number, intensity: Intensity): RestartDecision => {
   const recent = history.filter((t) => t > now - intensity.withinMs && t <= now)

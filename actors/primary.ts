@@ -45,8 +45,8 @@ export const primaryMachine = setup({
     openPrimary: fromPromise<Lease, { shardId: string }>(async () => {
       throw new Error('openPrimary is provided by the runtime')
     }),
-    /** Releases a lease (closes the native handle). Idempotent. */
-    closeHandle: fromPromise<void, { lease: Lease }>(async () => {
+    /** Releases a lease (closes the native handle): after its requests finish, or at once with `force`. Idempotent. */
+    closeHandle: fromPromise<void, { lease: Lease; force?: boolean }>(async () => {
       throw new Error('closeHandle is provided by the runtime')
     }),
   },
@@ -96,9 +96,11 @@ export const primaryMachine = setup({
       },
     },
     failed: {
+      // A failed handle is released at once (force): requests still on it fail and are retried elsewhere, and a
+      // stream left open on it cannot keep the directory (and the restart) waiting.
       invoke: {
         src: 'closeHandle',
-        input: ({ context }) => ({ lease: context.lease! }),
+        input: ({ context }) => ({ lease: context.lease!, force: true }),
         onDone: 'crashed',
         onError: 'crashed',
       },

@@ -61,8 +61,8 @@ export const readerMachine = setup({
     refreshReader: fromPromise<Lease, { shardId: string; readerId: string; lease: Lease }>(async () => {
       throw new Error('refreshReader is provided by the runtime')
     }),
-    /** Releases a lease once the reads in flight on it finish. Idempotent. */
-    closeHandle: fromPromise<void, { lease: Lease }>(async () => {
+    /** Releases a lease once the reads in flight on it finish, or at once with `force`. Idempotent. */
+    closeHandle: fromPromise<void, { lease: Lease; force?: boolean }>(async () => {
       throw new Error('closeHandle is provided by the runtime')
     }),
   },
@@ -142,9 +142,11 @@ export const readerMachine = setup({
       },
     },
     failed: {
+      // A failed handle is released at once (force): requests still on it fail and are retried elsewhere, and a
+      // stream left open on it cannot keep the directory (and the restart) waiting.
       invoke: {
         src: 'closeHandle',
-        input: ({ context }) => ({ lease: context.lease! }),
+        input: ({ context }) => ({ lease: context.lease!, force: true }),
         onDone: 'crashed',
         onError: 'crashed',
       },

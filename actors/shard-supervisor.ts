@@ -111,15 +111,18 @@ const readerOutput = (e: ShardEvent): ReaderOutput | undefined => {
 const crashedChild = (e: ShardEvent): string | undefined =>
   e.type.startsWith('xstate.error.actor.') ? e.type.slice('xstate.error.actor.'.length) : undefined
 
-/** Judges one exit of a child of `spec`: restart (with which delay) or give up. Pure given `now` and `random`. */
+/**
+ * Judges one exit of a child of `spec`: restart it (after which delay), let it go (its restart type says so: no
+ * escalation, as in OTP), or give up (intensity exceeded: escalate). Pure given `now` and `random`.
+ */
 const judge = (
   book: RestartBook,
   spec: ChildSpec,
   upSince: number | undefined,
   failed: boolean,
   env: SupervisorEnv,
-): { book: RestartBook; restart: boolean; delayMs: number } => {
-  if (!shouldRestart(spec.restart, failed)) return { book, restart: false, delayMs: 0 }
+): { book: RestartBook; restart: boolean; letGo?: true; delayMs: number } => {
+  if (!shouldRestart(spec.restart, failed)) return { book, restart: false, letGo: true, delayMs: 0 }
   const now = env.now()
   const stable = upSince !== undefined && now - upSince >= spec.resetAfterMs
   const attempt = stable ? 0 : book.attempt
@@ -178,6 +181,8 @@ export const shardSupervisorMachine = setup({
       const error = output === undefined ? (event as ErrorActorEvent).error : output.error
       enqueue(notify({ type: 'failed', shard: context.shardId, actor: readerId, detail: errorText(error) }))
       const verdict = judge(context.readerRestarts, context.policy.readers, upSince, true, context.env)
+      // A temporary reader is not replaced, and its failure does not escalate.
+      if (verdict.letGo) return
       enqueue.assign({ readerRestarts: verdict.book })
       enqueue.raise(
         verdict.restart

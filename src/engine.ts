@@ -94,6 +94,8 @@ export const rocksEngine: Engine = {
 
 class RocksHandle implements StorageHandle {
   #closing: Promise<void> | undefined
+  /** Iterators still open: RocksDB's close waits for them, so close() destroys them first. */
+  readonly #iterators = new Set<{ destroy(): void }>()
   constructor(
     private readonly db: RocksDB,
     readonly path: string,
@@ -103,33 +105,41 @@ class RocksHandle implements StorageHandle {
   async withSnapshot<T>(fn: (view: ReadView) => Promise<T>): Promise<T> {
     // A read-only instance never changes: it is its own snapshot.
     if (this.readOnly) return fn(this)
-    const session = this.db.snapshot()
+    let session: RocksDB
+    try {
+      session = this.db.snapshot()
+    } catch (e) {
+      throw storageFailure(this.path, e)
+    }
     try {
       return await fn(new RocksHandle(session, this.path, true))
     } finally {
-      await session.close()
+      await session.close().catch(() => undefined)
     }
   }
 
   async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     if (keys.length === 0) return []
-    const batch = this.db.read({ capacity: keys.length })
+    let batch: ReturnType<RocksDB['read']> | undefined
     try {
-      const pending = keys.map((k) => batch.get(k))
+      // Even creating the batch throws (a plain Error) once the handle started closing: keep it inside the try.
+      batch = this.db.read({ capacity: keys.length })
+      const pending = keys.map((k) => batch!.get(k))
       await batch.flush()
       const values = await Promise.all(pending)
       return values.map((v) => v ?? undefined)
     } catch (e) {
       throw storageFailure(this.path, e)
     } finally {
-      batch.destroy()
+      batch?.destroy()
     }
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return
-    const batch = this.db.write({ capacity: ops.length })
+    let batch: ReturnType<RocksDB['write']> | undefined
     try {
+      batch = this.db.write({ capacity: ops.length })
       for (const op of ops) {
         if (op.type === 'put') batch.tryPut(op.key, op.value)
         else if (op.type === 'del') batch.tryDelete(op.key)
@@ -139,12 +149,14 @@ class RocksHandle implements StorageHandle {
     } catch (e) {
       throw storageFailure(this.path, e)
     } finally {
-      batch.destroy()
+      batch?.destroy()
     }
   }
 
   async *iterate(range: KeyRange): AsyncIterable<Entry> {
-    const it = this.db.iterator({
+    let it: ReturnType<RocksDB['iterator']>
+    try {
+      it = this.db.iterator({
       ...(range.gte ? { gte: range.gte } : {}),
       ...(range.lt ? { lt: range.lt } : {}),
       ...(range.lte ? { lte: range.lte } : {}),
@@ -152,12 +164,18 @@ class RocksHandle implements StorageHandle {
       // Read ahead in chunks of up to 64 entries: bounded memory, few native round trips.
       capacity: Math.max(1, Math.min(64, range.limit ?? 64)),
       ...(range.limit !== undefined ? { limit: range.limit } : {}),
-    })
+      })
+    } catch (e) {
+      throw storageFailure(this.path, e)
+    }
+    this.#iterators.add(it)
     try {
       for await (const { key, value } of it) yield { key, value: value ?? new Uint8Array(0) }
+      if (this.#closing !== undefined) throw new Error('the handle was closed during the iteration')
     } catch (e) {
       throw storageFailure(this.path, e)
     } finally {
+      this.#iterators.delete(it)
       it.destroy()
     }
   }
@@ -179,9 +197,13 @@ class RocksHandle implements StorageHandle {
   }
 
   close(): Promise<void> {
-    this.#closing ??= this.db.close().catch((e: unknown) => {
-      throw storageFailure(this.path, e)
-    })
+    if (this.#closing === undefined) {
+      // An iteration still open (a scan its consumer left unfinished) would keep RocksDB's close waiting: end it.
+      for (const it of this.#iterators) it.destroy()
+      this.#closing = this.db.close().catch((e: unknown) => {
+        throw storageFailure(this.path, e)
+      })
+    }
     return this.#closing
   }
 }

@@ -180,17 +180,17 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     }
   }
 
-  /** What a read needs of its handle, from its options (checked here, before any I/O). */
-  const needOf = (shard: ShardRuntime, o: ReadOptions | undefined): Need => {
+  /** What a read of shard `shardId` needs of its handle, from its options (checked here, before any I/O). */
+  const needOf = (shardId: string, ackSeq: number, o: ReadOptions | undefined): Need => {
     if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
-    const token = o?.after === undefined ? 0 : parseToken(o.after, shard.address.id).sequence
+    const token = o?.after === undefined ? 0 : parseToken(o.after, shardId).sequence
     const consistency = o?.consistency ?? (opts.mode === 'reader' ? (o?.after !== undefined ? 'after' : 'bounded') : 'fresh')
     switch (consistency) {
       case 'after':
         return { seq: token }
       case 'fresh':
         writerOnly("consistency 'fresh' (read-your-writes; in reader mode pass a token as `after`)")
-        return { seq: Math.max(token, shard.ackSeq) }
+        return { seq: Math.max(token, ackSeq) }
       case 'bounded': {
         const bound = checkInteger('maxStalenessMs', o?.maxStalenessMs ?? opts.freshness.maxStalenessMs)
         return { seq: token, since: opts.clock.now() - bound }
@@ -204,19 +204,29 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   }
 
   /**
-   * Routes a read. In reader mode a shard nobody ever wrote has no directory: unless the read waits for a token, it
-   * is answered as empty without opening anything.
+   * Routes a read: every argument is checked before anything is created. In reader mode a shard nobody ever wrote
+   * has no directory: unless the read waits for a token, it is answered as empty without opening anything.
    */
   const routeRead = (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
     if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
     const t = checkTopic(topic)
     const p = checkPartition(partition)
-    const address = shardAddress(opts.root, t, shardOf(p, shards))
-    if (opts.mode === 'reader' && o?.after === undefined && !runtime.shards.has(address.id) && !existsSync(join(address.dir, 'CURRENT'))) {
+    const n = shardOf(p, shards)
+    const address = shardAddress(opts.root, t, n)
+    const existing = runtime.shards.get(address.id)
+    const need = needOf(address.id, existing?.ackSeq ?? 0, o)
+    if (opts.mode === 'reader' && o?.after === undefined && existing === undefined && !existsSync(join(address.dir, 'CURRENT'))) {
       return undefined
     }
-    const shard = runtime.shard(t, shardOf(p, shards))
-    return { partition: p, shard, need: needOf(shard, o) }
+    return { partition: p, shard: existing ?? runtime.shard(t, n), need }
+  }
+
+  /** The shard of (topic, partition) if it was created already; never creates one. */
+  const existingShard = (topic: unknown, partition: unknown) => {
+    if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
+    const t = checkTopic(topic)
+    const p = checkPartition(partition)
+    return runtime.shards.get(shardAddress(opts.root, t, shardOf(p, shards)).id)
   }
 
   return {
@@ -227,8 +237,14 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       attempt(async () => {
         writerOnly('batchPut')
         const batch = checkBatch(metas)
+        if (batch.length === 0) {
+          // Nothing to write, nothing to open: the token is the shard's current sequence.
+          const t = checkTopic(topic)
+          const p = checkPartition(partition)
+          const address = shardAddress(opts.root, t, shardOf(p, shards))
+          return { bytes: 0, token: makeToken(address.id, existingShard(t, p)?.ackSeq ?? 0) }
+        }
         const { partition: p, shard } = route(topic, partition)
-        if (batch.length === 0) return { bytes: 0, token: makeToken(shard.address.id, shard.ackSeq) }
         return shard.write(async (handle, nextSeq) => {
           const seq = nextSeq()
           const { bytes } = await store.putMetas(handle, p, batch, seq)
@@ -256,16 +272,23 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     scanByTime: (topic, partition, startTs, endTs, options) => {
       const [s, e] = checkTimeRange(startTs, endTs)
       const limit = options?.limit === undefined ? undefined : checkInteger('limit', options.limit)
-      const r = routeRead(topic, partition, options)
-      if (r === undefined) return (async function* () {})()
-      return r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need)
+      // Every argument is checked now; the shard is routed (and opened if need be) at the first iteration.
+      const t = checkTopic(topic)
+      const p = checkPartition(partition)
+      const address = shardAddress(opts.root, t, shardOf(p, shards))
+      needOf(address.id, 0, options)
+      return (async function* () {
+        const r = routeRead(t, p, options)
+        if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need)
+      })()
     },
     deleteBefore: (topic, partition, before) =>
       attempt(async () => {
         writerOnly('deleteBefore')
         const ts = checkInteger('before', before)
         const { partition: p, shard } = route(topic, partition)
-        const { deleted } = await shard.write((handle, nextSeq) => store.deleteBefore(handle, p, ts, nextSeq))
+        // Each deleted meta is 3 tombstones for the flush trigger.
+        const { deleted } = await shard.write((handle, nextSeq) => store.deleteBefore(handle, p, ts, nextSeq), (r) => r.deleted * 3)
         return { deleted, token: makeToken(shard.address.id, shard.ackSeq) }
       }),
     locate: (topic, partition) => {
@@ -280,10 +303,14 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     recover: (topic, partition) => {
       if (topic === undefined) return runtime.recover()
       if (partition === undefined) throw new InvalidInput({ field: 'partition', message: 'partition: required with topic' })
-      runtime.recover(route(topic, partition).shard.address.id)
+      const shard = existingShard(topic, partition)
+      if (shard !== undefined) runtime.recover(shard.address.id)
     },
     faults: {
-      crash: (topic, partition, target) => runtime.crash(route(topic, partition).shard.address.id, target),
+      crash: (topic, partition, target) => {
+        const shard = existingShard(topic, partition)
+        return shard === undefined ? 0 : runtime.crash(shard.address.id, target)
+      },
       failNext: (op, n = 1, target = {}) => runtime.failNext(op, n, target),
       get liveHandles() {
         return runtime.faults.liveHandles

@@ -145,6 +145,13 @@ export const resolveOptions = (o: IndexOptions): ResolvedOptions => {
   }
   const mode = o.mode ?? 'writer'
   if (mode !== 'writer' && mode !== 'reader') throw new InvalidInput({ field: 'mode', message: `mode: must be writer or reader, got ${String(mode)}` })
+  if (mode === 'reader' && min < 1) {
+    throw new InvalidInput({ field: 'readers.min', message: 'readers.min: a reader-mode index serves reads from readers only, so it needs at least 1' })
+  }
+  const primary = spec(defaults.primarySpec, o.supervision?.primary, 'supervision.primary')
+  if (primary.restart === 'temporary') {
+    throw new InvalidInput({ field: 'supervision.primary.restart', message: 'supervision.primary.restart: a shard cannot do without its primary: permanent or transient' })
+  }
   return {
     root: o.root,
     mode,
@@ -155,7 +162,7 @@ export const resolveOptions = (o: IndexOptions): ResolvedOptions => {
     },
     shards: o.shards,
     policy: {
-      primary: spec(defaults.primarySpec, o.supervision?.primary, 'supervision.primary'),
+      primary,
       readers: { ...spec(defaults.readerSpec, o.supervision?.readers, 'supervision.readers'), min, max },
     },
     pool: {

@@ -20,6 +20,8 @@ export interface LeaseRecord {
   readonly openedAt: number
   /** The shard sequence its view reflects (a reader's is frozen at open; the primary's is where writes go on from). */
   seq: number
+  /** Position of this open among the opens of the table, taken when the open started (see {@link HandleTable.ticket}). */
+  readonly ticket: number
   /** Requests running on it now. */
   inflight: number
   /** Last time a request finished on it (clock ms). */
@@ -51,6 +53,15 @@ export class HandleTable {
   /** Acquisitions still opening: close waits for them, so no handle outlives the index. */
   readonly #acquiring = new Set<Promise<unknown>>()
   #next = 1
+  #tickets = 0
+
+  /**
+   * The ticket the next open will get. A handle whose `ticket` is at least the value read at some moment was opened
+   * after that moment, so its view reflects every write acknowledged before it.
+   */
+  ticket(): number {
+    return this.#tickets
+  }
 
   /** Handles currently held. */
   get size(): number {
@@ -91,6 +102,7 @@ export class HandleTable {
     signal?: AbortSignal,
   ): Promise<LeaseRecord> {
     if (signal?.aborted) throw new Error('open abandoned: its actor stopped')
+    const ticket = this.#tickets++
     const scope = Scope.makeUnsafe()
     let handle: StorageHandle
     try {
@@ -113,6 +125,7 @@ export class HandleTable {
       shardId: info.shardId,
       readerId: info.readerId,
       openedAt: info.now,
+      ticket,
       seq: 0,
       inflight: 0,
       lastUsedAt: info.now,

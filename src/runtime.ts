@@ -212,7 +212,7 @@ export class Runtime {
     return primaryMachine.provide({
       actors: {
         openPrimary: fromPromise(({ input, signal }) => this.#openLease('primary', input.shardId, undefined, signal)),
-        closeHandle: fromPromise(({ input }) => this.table.release(input.lease)),
+        closeHandle: fromPromise(({ input }) => this.table.release(input.lease, { force: input.force === true })),
       },
       actions: {
         publish: (_, { shardId, lease }) => {
@@ -229,7 +229,7 @@ export class Runtime {
       actors: {
         openReader: fromPromise(({ input, signal }) => this.#openLease('reader', input.shardId, input.readerId, signal)),
         refreshReader: fromPromise(({ input, signal }) => this.#openLease('reader', input.shardId, input.readerId, signal)),
-        closeHandle: fromPromise(({ input }) => this.table.release(input.lease)),
+        closeHandle: fromPromise(({ input }) => this.table.release(input.lease, { force: input.force === true })),
       },
       actions: {
         publish: (_, { shardId, readerId, lease }) => {
@@ -256,7 +256,10 @@ export class Runtime {
       shard.flushIfOlder(now - this.#opts.freshness.flushIntervalMs)
       for (const [readerId, r] of shard.readers) {
         if (now - r.openedAt >= this.#opts.pool.maxLifetimeMs) this.#send(id, { type: 'RETIRE', readerId, reason: 'lifetime' })
-        else if (r.inflight === 0 && now - r.lastUsedAt >= this.#opts.pool.idleMs) this.#send(id, { type: 'RETIRE', readerId, reason: 'idle' })
+        // A reader refreshing for waiting reads is not idle, whatever its last use.
+        else if (r.inflight === 0 && !shard.refreshing.has(readerId) && now - r.lastUsedAt >= this.#opts.pool.idleMs) {
+          this.#send(id, { type: 'RETIRE', readerId, reason: 'idle' })
+        }
       }
     }
   }

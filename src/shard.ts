@@ -11,7 +11,7 @@
  */
 import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
-import { Closed, Overloaded, ShardUnavailable, StorageFailure } from './errors.js'
+import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure } from './errors.js'
 import type { StorageHandle } from './engine.js'
 import type { ShardAddress } from './layout.js'
 import type { HandleTable, LeaseRecord } from './resources.js'
@@ -44,6 +44,8 @@ interface Waiter {
   readonly kind: 'read' | 'write'
   /** For reads: what a reader's view must satisfy to serve it. */
   readonly need: Need
+  /** The handle table's ticket when the read began waiting: a handle opened since reflects everything written then. */
+  readonly ticket: number
   readonly resolve: (r: LeaseRecord) => void
   readonly reject: (e: unknown) => void
 }
@@ -62,9 +64,11 @@ export class ShardRuntime {
   exhausted = false
   /** The readers exhausted their restart intensity (until RECOVER). */
   degraded = false
-  /** Records written since the primary last flushed, and when it last flushed. */
+  /** Records written since the primary last flushed, and when the oldest of them was written. */
   unflushed = 0
-  lastFlushAt: number
+  firstUnflushedAt = 0
+  /** The directory is locked by another instance (set by a failed open, cleared by a successful one). */
+  locked: StorageFailure | undefined
   closed = false
   /** Requests running or queued. */
   inflight = 0
@@ -82,9 +86,7 @@ export class ShardRuntime {
     private readonly clock: Clock,
     private readonly send: (command: ShardCommand) => void,
     readonly mode: 'writer' | 'reader' = 'writer',
-  ) {
-    this.lastFlushAt = clock.now()
-  }
+  ) {}
 
   // ---- called by the machines' provided actions ----
 
@@ -92,6 +94,7 @@ export class ShardRuntime {
   publishPrimary(record: LeaseRecord): void {
     this.primary = record
     this.exhausted = false
+    this.locked = undefined
     this.seq = Math.max(this.seq, record.seq)
     this.ackSeq = Math.max(this.ackSeq, record.seq)
     const waiters = this.#waiters
@@ -109,15 +112,29 @@ export class ShardRuntime {
     this.#scaleRequested = false
     // Reads waiting for a view this fresh go now; the others ask for another refresh.
     const ready = this.#waiters.filter((w) => w.kind === 'read' && satisfies(record, w.need))
-    this.#waiters = this.#waiters.filter((w) => !ready.includes(w))
+    // A view opened after the read began waiting reflects everything written by then: if it still does not reach
+    // the read's token, the token is ahead of the data (not from this root, or its write was lost), and waiting for
+    // more refreshes would spin. Such reads fail now.
+    const ahead = this.#waiters.filter((w) => w.kind === 'read' && !ready.includes(w) && record.ticket >= w.ticket && record.seq < w.need.seq)
+    this.#waiters = this.#waiters.filter((w) => !ready.includes(w) && !ahead.includes(w))
     for (const w of ready) w.resolve(record)
+    for (const w of ahead) {
+      w.reject(
+        new InvalidInput({
+          field: 'after',
+          message: `after: the token asks for sequence ${w.need.seq} of shard ${this.address.id}, but its directory holds sequence ${record.seq}: the token is not from this root, or its write was lost`,
+        }),
+      )
+    }
     this.#refreshForWaiters()
   }
 
   withdrawReader(readerId: string, lease: string): void {
     if (this.readers.get(readerId)?.lease === lease) this.readers.delete(readerId)
     this.refreshing.delete(readerId)
-    if (this.exhausted && this.readers.size === 0) this.#rejectWaiters(() => this.#unavailable())
+    if (this.exhausted && this.readers.size === 0) return this.#rejectWaiters(() => this.#unavailable())
+    // The reader may have been refreshing for reads that still wait: another one takes over.
+    this.#refreshForWaiters()
   }
 
   /**
@@ -142,9 +159,11 @@ export class ShardRuntime {
   /**
    * The primary could not open because another instance holds the directory's lock (another process, or another
    * writer-mode index of this process). That will not pass by retrying soon: requests waiting for the primary fail
-   * with this error now, while the supervisor keeps retrying under its backoff.
+   * with this error now, and so do new ones until an open succeeds, while the supervisor keeps retrying under its
+   * backoff.
    */
   primaryLocked(error: StorageFailure): void {
+    this.locked = error
     const stuck = this.#waiters.filter((w) => w.kind === 'write' || !this.#readerCouldServe(w.need))
     this.#waiters = this.#waiters.filter((w) => !stuck.includes(w))
     for (const w of stuck) w.reject(error)
@@ -175,7 +194,7 @@ export class ShardRuntime {
    * failure is reported to the primary's supervisor and the write retried once on the restarted primary (injected
    * and RocksDB write failures are never partially applied).
    */
-  write<T>(fn: (handle: StorageHandle, nextSeq: () => number) => Promise<T>, records = 0): Promise<T> {
+  write<T>(fn: (handle: StorageHandle, nextSeq: () => number) => Promise<T>, records: number | ((result: T) => number) = 0): Promise<T> {
     this.#assertOpen()
     if (this.pendingWrites >= this.limits.maxPendingWrites) {
       return Promise.reject(new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${this.pendingWrites} writes already pending` }))
@@ -189,7 +208,9 @@ export class ShardRuntime {
         try {
           const result = await fn(record.handle, () => ++this.seq)
           this.ackSeq = this.seq
-          this.unflushed += records
+          const written = typeof records === 'number' ? records : records(result)
+          if (this.unflushed === 0 && written > 0) this.firstUnflushedAt = this.clock.now()
+          this.unflushed += written
           if (this.unflushed >= this.limits.flushEveryRecords) await this.#flush(record)
           return result
         } catch (e) {
@@ -208,11 +229,11 @@ export class ShardRuntime {
   }
 
   /**
-   * Flushes the primary's memtable if anything was written since `olderThan` or before (the time trigger, run by
-   * pool maintenance): queued behind the writes, so it never runs beside one.
+   * Flushes the primary's memtable if a record written at `olderThan` or before is still unflushed (the time
+   * trigger, run by pool maintenance): queued behind the writes, so it never runs beside one.
    */
   flushIfOlder(olderThan: number): void {
-    if (this.unflushed === 0 || this.lastFlushAt > olderThan || this.primary === undefined || this.closed) return
+    if (this.unflushed === 0 || this.firstUnflushedAt > olderThan || this.primary === undefined || this.closed) return
     // The handle is taken when the flush runs, not while it queues: a queued flush must not pin a primary that
     // failed meanwhile (its release waits for the requests on it, and the writes ahead wait for its successor).
     this.#writeChain = this.#writeChain.then(async () => {
@@ -232,7 +253,6 @@ export class ShardRuntime {
     try {
       await record.handle.flush()
       this.unflushed = 0
-      this.lastFlushAt = this.clock.now()
     } catch (e) {
       if (e instanceof StorageFailure) this.fault(record, e)
     }
@@ -360,11 +380,12 @@ export class ShardRuntime {
     if (this.mode === 'reader') {
       if (this.degraded) throw this.#unavailable()
     } else if (this.exhausted && (kind === 'write' || !this.#readerCouldServe(need))) throw this.#unavailable()
+    else if (this.locked !== undefined && (kind === 'write' || !this.#readerCouldServe(need))) throw this.locked
     const queued = this.#waiters.filter((w) => w.kind === kind).length
     if (kind === 'read' && queued >= this.limits.maxPendingReads) {
       throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${queued} reads already wait for a handle` })
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ kind, need, resolve, reject }))
+    return new Promise((resolve, reject) => this.#waiters.push({ kind, need, ticket: this.table.ticket(), resolve, reject }))
   }
 
   #unavailable(): ShardUnavailable {

@@ -68,6 +68,9 @@ describe('bad input', () => {
     ['an empty msgId lookup', (i) => i.getByMsgId('t', 1, '')],
     ['a fractional retention bound', (i) => i.deleteBefore('t', 1, 0.5)],
     ['a scan with a bad limit', async (i) => i.scanByTime('t', 1, 0, 10, { limit: -1 })],
+    ['a malformed token, on a topic never used', (i) => i.getByMsgId('never-used', 1, 'x', { after: 'garbage' })],
+    ['an unknown consistency, on a topic never used', (i) => i.getRangeByTime('never-used', 2, 0, 1, { consistency: 'eventual' as never })],
+    ['a negative staleness bound, on a topic never used', async (i) => i.scanByTime('never-used', 3, 0, 1, { consistency: 'bounded', maxStalenessMs: -1 })],
   ]
 
   it.each(badCalls)('should reject %s with InvalidInput and change nothing on disk', async (_name, call) => {

@@ -118,6 +118,25 @@ describe('reader mode', () => {
     expect(faults.liveHandles).toBe(0)
   })
 
+  it('should fail a read whose token is ahead of the data instead of refreshing forever', async () => {
+    const writer = await harness({ readers: { min: 0 } })
+    const { token } = await writer.index.batchPut('t', 1, [meta(1)])
+    const faults = new FaultInjector()
+    const index = await openIndex({ root: writer.root, mode: 'reader', engine: faults, clock: new ManualClock(), inspect: recordInspection })
+    try {
+      const [shard, seq] = [token.slice(0, token.lastIndexOf('@')), parseToken(token).sequence]
+      const err = await index.getByMsgId('t', 1, 'm1', { after: `${shard}@${seq + 5}` }).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(InvalidInput)
+      expect((err as InvalidInput).message).toContain('the token is not from this root, or its write was lost')
+      // One open and at most one refresh, not a loop.
+      expect(faults.opened.reader).toBeLessThanOrEqual(2)
+      expect(await index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+      await expect(openIndex({ root: writer.root, mode: 'reader', readers: { min: 0 } })).rejects.toBeInstanceOf(InvalidInput)
+    } finally {
+      await index.close()
+    }
+  })
+
   it('should refuse to open a root that does not exist, creating nothing', async () => {
     const dir = await tempDir()
     try {
@@ -134,10 +153,13 @@ describe('reader mode', () => {
     await h.index.batchPut('t', 1, [meta(1)])
     const second = await openIndex({ root: h.root, supervision: { primary: { backoff: { minMs: 60_000 } } } })
     try {
-      const err = await second.batchPut('t', 1, [meta(2)]).catch((e: unknown) => e)
-      expect(err).toBeInstanceOf(StorageFailure)
-      expect((err as StorageFailure).reason).toBe('locked')
-      expect((err as StorageFailure).message).toContain(h.index.locate('t', 1).dir)
+      // Every write fails at once with the lock error, not one per backoff cycle (the backoff here is a minute).
+      const errs = await Promise.all([2, 3, 4].map((n) => second.batchPut('t', 1, [meta(n)]).catch((e: unknown) => e)))
+      for (const err of errs) {
+        expect(err).toBeInstanceOf(StorageFailure)
+        expect((err as StorageFailure).reason).toBe('locked')
+        expect((err as StorageFailure).message).toContain(h.index.locate('t', 1).dir)
+      }
     } finally {
       await second.close()
     }

@@ -135,11 +135,25 @@ describe('reader supervision', () => {
 
   it('should retry a read that fails on a reader on another handle', async () => {
     h = await openHarness({ readers: { min: 1 } })
-    await h.index.batchPut('t', 1, [meta(1)])
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    // Make sure the reader's view covers the write (a stale reader refreshes when a read needs it), so that the
+    // read below goes to the reader, not to the primary.
+    const fresh = () => (shardOf(h!, 't', 1).views[0]?.sequence ?? -1) >= Number(token.split('@')[1])
+    for (let i = 0; i < 1_000 && !fresh(); i++) {
+      await h.index.getByMsgId('t', 1, 'm1')
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    expect(fresh()).toBe(true)
+    const readerReads = h.faults.calls.readerReads
+    const primaryReads = h.faults.calls.primaryReads
     h.index.faults.failNext('read', 1, { role: 'reader' })
+    const n = h.events.length
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
-    await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', 0)
+    // The reader's read failed (injected), and the retry was served by the primary.
+    expect(h.faults.injected.read).toBe(1)
+    expect(h.faults.calls.readerReads).toBe(readerReads)
+    expect(h.faults.calls.primaryReads).toBe(primaryReads + 1)
+    await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', n)
   })
 
   it('should degrade the pool past the readers intensity, serve reads from the primary, and recover', async () => {
@@ -159,6 +173,45 @@ describe('reader supervision', () => {
     h.index.recover('t', 1)
     await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
     expect(shardOf(h, 't', 1).pool).toBe('healthy')
+  })
+})
+
+describe('restart types and streams', () => {
+  it('should let a temporary reader go without replacing it or degrading the pool', async () => {
+    h = await openHarness({ readers: { min: 1 }, supervision: { readers: { restart: 'temporary' } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'readers')
+    await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', n)
+    await h.clock.advance(60_000)
+    expect(shardOf(h, 't', 1)).toMatchObject({ pool: 'healthy', readers: {}, restarts: { readers: 0 } })
+    expect(h.events.slice(n).some((e) => e.type === 'degraded' || e.type === 'restarted')).toBe(false)
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+
+  it('should replace a crashed primary even while a scan still holds its handle', async () => {
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 100, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, Array.from({ length: 200 }, (_, i) => meta(i)))
+    const scan = h.index.scanByTime('t', 1, 0, 10_000, { consistency: 'primary' })[Symbol.asyncIterator]()
+    expect((await scan.next()).value).toEqual(meta(0))
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    await h.clock.advance(100)
+    // The write goes through on the new primary although the scan was never finished.
+    await h.index.batchPut('t', 1, [meta(500)])
+    expect(await h.index.getByMsgId('t', 1, 'm500')).toEqual(meta(500))
+    // The scan's handle is gone: it ends with a typed error (or ends), never hangs.
+    const rest = await (async () => {
+      try {
+        for (let r = await scan.next(); !r.done; r = await scan.next());
+        return 'ended'
+      } catch (e) {
+        return (e as { _tag?: string })._tag
+      }
+    })()
+    expect(['ended', 'StorageFailure']).toContain(rest)
   })
 })
 
