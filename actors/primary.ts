@@ -28,7 +28,7 @@ export interface PrimaryOutput {
 }
 
 /** Events a primary accepts: the data plane reports a `FAULT` on its handle; its supervisor sends `CLOSE`. */
-export type PrimaryEvent = { type: 'FAULT'; error: unknown } | { type: 'CLOSE' }
+export type PrimaryEvent = { type: 'FAULT'; error: unknown; lease?: Lease } | { type: 'CLOSE' }
 
 /** What a primary tells its parent, beyond its exit. */
 export type PrimaryReport = { type: 'PRIMARY.READY' }
@@ -61,6 +61,7 @@ export const primaryMachine = setup({
   },
   guards: {
     noDelay: ({ context }) => context.delayMs <= 0,
+    currentLease: ({ context, event }) => event.type !== 'FAULT' || event.lease === undefined || event.lease === context.lease,
   },
 }).createMachine({
   id: 'primary',
@@ -91,7 +92,8 @@ export const primaryMachine = setup({
       ],
       exit: { type: 'withdraw', params: ({ context }) => ({ shardId: context.shardId, lease: context.lease! }) },
       on: {
-        FAULT: { target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
+        // A fault names the handle it happened on: a report about an older handle is stale and ignored.
+        FAULT: { guard: 'currentLease', target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
         CLOSE: 'closing',
       },
     },

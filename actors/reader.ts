@@ -31,7 +31,7 @@ export interface ReaderOutput {
  * Events a reader accepts. `FAULT` comes from the data plane (a read on its handle failed); `REFRESH` when a read
  * needs a newer view; `RETIRE` when its supervisor shrinks the pool or recycles it; `CLOSE` on shutdown.
  */
-export type ReaderEvent = { type: 'FAULT'; error: unknown } | { type: 'REFRESH' } | { type: 'RETIRE' } | { type: 'CLOSE' }
+export type ReaderEvent = { type: 'FAULT'; error: unknown; lease?: Lease } | { type: 'REFRESH' } | { type: 'RETIRE' } | { type: 'CLOSE' }
 
 /** What a reader tells its parent, beyond its exit. */
 export type ReaderReport = { type: 'READER.READY'; readerId: string }
@@ -77,6 +77,7 @@ export const readerMachine = setup({
   },
   guards: {
     noDelay: ({ context }) => context.delayMs <= 0,
+    currentLease: ({ context, event }) => event.type !== 'FAULT' || event.lease === undefined || event.lease === context.lease,
   },
 }).createMachine({
   id: 'reader',
@@ -136,7 +137,8 @@ export const readerMachine = setup({
         },
       },
       on: {
-        FAULT: { target: 'failed', actions: assign({ error: ({ event }) => event.error, outcome: 'failed' }) },
+        // A fault on an older view (swapped out by a refresh, still draining) is stale: the current view is fine.
+        FAULT: { guard: 'currentLease', target: 'failed', actions: assign({ error: ({ event }) => event.error, outcome: 'failed' }) },
         RETIRE: { target: 'retiring', actions: assign({ outcome: 'retired' }) },
         CLOSE: 'retiring',
       },

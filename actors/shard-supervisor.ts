@@ -45,7 +45,7 @@ export type ShardCommand =
   | { type: 'SCALE_UP' }
   | { type: 'RETIRE'; readerId: string; reason: 'idle' | 'lifetime' }
   | { type: 'REFRESH'; readerId: string }
-  | { type: 'FAULT'; actor: string; error: unknown }
+  | { type: 'FAULT'; actor: string; error: unknown; lease?: string }
   | { type: 'RECOVER' }
   | { type: 'CLOSE' }
 
@@ -265,7 +265,7 @@ export const shardSupervisorMachine = setup({
           actions: enqueueActions(({ context, event, enqueue }) => {
             // Forward to a child that is still there; a fault report about a child that already exited is stale.
             if (event.actor === 'primary' ? context.primaryAlive : event.actor in context.readers) {
-              enqueue.sendTo(event.actor, { type: 'FAULT', error: event.error })
+              enqueue.sendTo(event.actor, { type: 'FAULT', error: event.error, ...(event.lease === undefined ? {} : { lease: event.lease }) })
             }
           }),
         },

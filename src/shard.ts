@@ -322,10 +322,10 @@ export class ShardRuntime {
     record.faulted = true
     if (record.role === 'primary') {
       this.withdrawPrimary(record.lease)
-      this.send({ type: 'FAULT', actor: 'primary', error })
+      this.send({ type: 'FAULT', actor: 'primary', error, lease: record.lease })
     } else if (record.readerId !== undefined) {
       this.withdrawReader(record.readerId, record.lease)
-      this.send({ type: 'FAULT', actor: record.readerId, error })
+      this.send({ type: 'FAULT', actor: record.readerId, error, lease: record.lease })
     }
   }
 

@@ -106,6 +106,18 @@ describe('shard supervisor machine', () => {
     expect(children(actor)).toEqual([])
   })
 
+  it('should ignore a fault reported about a handle its child no longer holds', async () => {
+    const { actor, events } = shard()
+    await settle()
+    actor.send({ type: 'FAULT', actor: 'reader-1', error: new Error('old view'), lease: 'an-older-lease' })
+    actor.send({ type: 'FAULT', actor: 'primary', error: new Error('old handle'), lease: 'an-older-lease' })
+    await settle()
+    expect(events.some((e) => e.type === 'failed')).toBe(false)
+    actor.send({ type: 'FAULT', actor: 'reader-1', error: new Error('current view'), lease: 'lease' })
+    await settle()
+    expect(events.filter((e) => e.type === 'failed').map((e) => e.actor)).toEqual(['reader-1'])
+  })
+
   it('should go on when releasing a handle fails: after a fault, a retirement and a close', async () => {
     const { actor, events, clock } = shard({}, failing)
     await settle()
