@@ -68,7 +68,7 @@ const demo = async (root: string, total: number): Promise<number> => {
   for await (const _ of index.scanByTime(topic, 3, base, base + 4999)) scanned++
   log(`scanByTime(p3, first 5 s) streamed ${scanned} metas`)
 
-  log('crashing every reader of the shard of partition 3: the supervisor replaces them, reads keep being answered')
+  log(`crashing every reader of shard ${index.locate(topic, 3).id} (it holds partition 3): the supervisor replaces them, reads keep being answered`)
   index.faults.crash(topic, 3, 'readers')
   log(`read during the crash -> ${(await index.getByMsgId(topic, 3, 'm-3-0')) ? 'answered' : 'MISSING'}`)
   log('crashing the primary of that shard: it reopens after a backoff, the write waits for it')
