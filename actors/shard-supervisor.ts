@@ -9,7 +9,7 @@
  * owns the primary) and `pool` (healthy, degraded). Shutdown is
  * ordered: readers first, then the primary. Pure logic: time and jitter come from `env` in the input.
  */
-import { assign, enqueueActions, raise, sendTo, setup, stopChild, type DoneActorEvent, type ErrorActorEvent } from 'xstate'
+import { assign, enqueueActions, sendTo, setup, stopChild, type DoneActorEvent, type ErrorActorEvent } from 'xstate'
 import type { LifecycleEvent } from './events.js'
 import { addRestart, backoffDelay, shouldRestart, type ChildSpec, type SupervisorEnv } from './policy.js'
 import { primaryMachine, type PrimaryOutput, type PrimaryReport } from './primary.js'

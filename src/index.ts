@@ -25,7 +25,7 @@ import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
 import * as store from './store.js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Need, ShardRuntime } from './shard.js'
+import type { Need } from './shard.js'
 import { makeToken, parseToken, type WriteToken } from './tokens.js'
 
 export type { MessageMeta, SegmentOffset } from './meta.js'
