@@ -205,6 +205,9 @@ export class Runtime {
       await this.table.release(record.lease, { force: true })
       throw e
     }
+    // XState aborts the signal only if the actor stops before it receives this result (it then drops the result):
+    // the lease is nobody's then, so it is released at once rather than at close.
+    signal.addEventListener('abort', () => void this.table.release(record.lease, { force: true }), { once: true })
     return record.lease
   }
 
