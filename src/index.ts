@@ -165,11 +165,23 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   const runtime = new Runtime(opts, shards, options.inspect)
   let closed = false
 
-  const route = (topic: unknown, partition: unknown) => {
+  /**
+   * Checks (topic, partition) and finds where it lives: the shard's address, and its runtime if it was created
+   * already. Never creates anything.
+   */
+  const locate = (topic: unknown, partition: unknown) => {
     if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
     const t = checkTopic(topic)
     const p = checkPartition(partition)
-    return { topic: t, partition: p, shard: runtime.shard(t, shardOf(p, shards)) }
+    const n = shardOf(p, shards)
+    const address = shardAddress(opts.root, t, n)
+    return { topic: t, partition: p, shardNumber: n, address, existing: runtime.shards.get(address.id) }
+  }
+
+  /** Routes a write: the shard of (topic, partition), created (exactly once) if need be. */
+  const route = (topic: unknown, partition: unknown) => {
+    const l = locate(topic, partition)
+    return { partition: l.partition, shard: l.existing ?? runtime.shard(l.topic, l.shardNumber) }
   }
   // Validation errors surface as rejected promises, like every other failure of an async method.
   const attempt = async <T>(fn: () => Promise<T>): Promise<T> => fn()
@@ -208,25 +220,12 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
    * has no directory: unless the read waits for a token, it is answered as empty without opening anything.
    */
   const routeRead = (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
-    if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
-    const t = checkTopic(topic)
-    const p = checkPartition(partition)
-    const n = shardOf(p, shards)
-    const address = shardAddress(opts.root, t, n)
-    const existing = runtime.shards.get(address.id)
+    const { topic: t, partition: p, shardNumber, address, existing } = locate(topic, partition)
     const need = needOf(address.id, existing?.ackSeq ?? 0, o)
     if (opts.mode === 'reader' && o?.after === undefined && existing === undefined && !existsSync(join(address.dir, 'CURRENT'))) {
       return undefined
     }
-    return { partition: p, shard: existing ?? runtime.shard(t, n), need }
-  }
-
-  /** The shard of (topic, partition) if it was created already; never creates one. */
-  const existingShard = (topic: unknown, partition: unknown) => {
-    if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
-    const t = checkTopic(topic)
-    const p = checkPartition(partition)
-    return runtime.shards.get(shardAddress(opts.root, t, shardOf(p, shards)).id)
+    return { partition: p, shard: existing ?? runtime.shard(t, shardNumber), need }
   }
 
   return {
@@ -239,10 +238,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const batch = checkBatch(metas)
         if (batch.length === 0) {
           // Nothing to write, nothing to open: the token is the shard's current sequence.
-          const t = checkTopic(topic)
-          const p = checkPartition(partition)
-          const address = shardAddress(opts.root, t, shardOf(p, shards))
-          return { bytes: 0, token: makeToken(address.id, existingShard(t, p)?.ackSeq ?? 0) }
+          const { address, existing } = locate(topic, partition)
+          return { bytes: 0, token: makeToken(address.id, existing?.ackSeq ?? 0) }
         }
         const { partition: p, shard } = route(topic, partition)
         return shard.write(async (handle, nextSeq) => {
@@ -273,9 +270,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       const [s, e] = checkTimeRange(startTs, endTs)
       const limit = options?.limit === undefined ? undefined : checkInteger('limit', options.limit)
       // Every argument is checked now; the shard is routed (and opened if need be) at the first iteration.
-      const t = checkTopic(topic)
-      const p = checkPartition(partition)
-      const address = shardAddress(opts.root, t, shardOf(p, shards))
+      const { topic: t, partition: p, address } = locate(topic, partition)
       needOf(address.id, 0, options)
       return (async function* () {
         const r = routeRead(t, p, options)
@@ -293,8 +288,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       }),
     locate: (topic, partition) => {
       const t = checkTopic(topic)
-      const p = checkPartition(partition)
-      const n = shardOf(p, shards)
+      const n = shardOf(checkPartition(partition), shards)
       const { id, dir } = shardAddress(opts.root, t, n)
       return { id, shard: n, dir }
     },
@@ -303,13 +297,13 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     recover: (topic, partition) => {
       if (topic === undefined) return runtime.recover()
       if (partition === undefined) throw new InvalidInput({ field: 'partition', message: 'partition: required with topic' })
-      const shard = existingShard(topic, partition)
-      if (shard !== undefined) runtime.recover(shard.address.id)
+      const { existing } = locate(topic, partition)
+      if (existing !== undefined) runtime.recover(existing.address.id)
     },
     faults: {
       crash: (topic, partition, target) => {
-        const shard = existingShard(topic, partition)
-        return shard === undefined ? 0 : runtime.crash(shard.address.id, target)
+        const { existing } = locate(topic, partition)
+        return existing === undefined ? 0 : runtime.crash(existing.address.id, target)
       },
       failNext: (op, n = 1, target = {}) => runtime.failNext(op, n, target),
       get liveHandles() {

@@ -73,11 +73,6 @@ export class HandleTable {
     return this.#held.get(lease)?.record
   }
 
-  /** Every record held now. */
-  records(): LeaseRecord[] {
-    return [...this.#held.values()].map((h) => h.record)
-  }
-
   /**
    * Opens a handle with `open` inside a fresh scope and records it. If `signal` aborted while it was opening, the
    * handle is released at once and this rejects: the actor that asked is gone.
