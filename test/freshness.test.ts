@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, StorageFailure, openIndex, parseToken, type MessageMeta } from '../src/index.js'
 import { recordInspection } from './support/coverage.js'
-import { openHarness, waitFor, type Harness } from './support/harness.js'
+import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 import { removeDir, tempDir } from './support/tmp.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -19,8 +19,7 @@ const harness = async (...args: Parameters<typeof openHarness>) => {
   harnesses.push(h)
   return h
 }
-const view = (h: Harness, topic: string, p: number) => h.index.stats().shards.find((s) => s.id === h.shardId(topic, p))?.views[0]?.sequence ?? -1
-const serving = (h: Harness, topic: string, p: number) => h.index.stats().shards.find((s) => s.id === h.shardId(topic, p))?.readers.serving ?? 0
+const serving = (h: Harness, topic: string, p: number) => shardStats(h, topic, p).readers.serving ?? 0
 
 describe('the seed scenario its original fails: write, read, write again, read again', () => {
   type Mode = 'token' | { consistency?: 'primary' | 'bounded'; maxStalenessMs?: number }
@@ -32,13 +31,7 @@ describe('the seed scenario its original fails: write, read, write again, read a
   ])('should see the second write with consistency %s', async (_name, mode) => {
     const h = await harness({ readers: { min: 1 } })
     const first = await h.index.batchPut('t', 1, [meta(1)])
-    // Wait until a reader's view reflects the first write: a stale reader refreshes when a read needs it, so read
-    // until one has (the reader may still be opening at the first read).
-    for (let i = 0; i < 1_000 && view(h, 't', 1) < parseToken(first.token).sequence; i++) {
-      await h.index.getByMsgId('t', 1, 'm1')
-      await new Promise((resolve) => setTimeout(resolve, 2))
-    }
-    expect(view(h, 't', 1)).toBeGreaterThanOrEqual(parseToken(first.token).sequence)
+    await untilReaderCovers(h, 't', 1, first.token, 'm1')
     // So the first read is served by that reader.
     const readerReads = h.faults.calls.readerReads
     expect(await h.index.getByMsgId('t', 1, 'm1', mode === 'token' ? { after: first.token } : mode)).toEqual(meta(1))

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { Closed, Overloaded, ShardUnavailable, StorageFailure, type MessageMeta } from '../src/index.js'
-import { openHarness, waitFor, type Harness } from './support/harness.js'
+import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
 let h: Harness | undefined
@@ -13,12 +13,6 @@ afterEach(async () => {
   h = undefined
 })
 
-const shardOf = (harness: Harness, topic: string, partition: number) => {
-  const id = harness.shardId(topic, partition)
-  const s = harness.index.stats().shards.find((x) => x.id === id)
-  if (!s) throw new Error(`no stats for ${id}`)
-  return s
-}
 
 describe('primary supervision', () => {
   it('should reopen a crashed primary after its backoff, holding writes until then', async () => {
@@ -32,13 +26,13 @@ describe('primary supervision', () => {
     void write.then(() => (acked = true))
     await h.clock.advance(499)
     expect(acked).toBe(false)
-    expect(shardOf(h, 't', 1).state).toBe('restarting')
-    expect(shardOf(h, 't', 1).queues.pendingWrites).toBe(1)
+    expect(shardStats(h, 't', 1).state).toBe('restarting')
+    expect(shardStats(h, 't', 1).queues.pendingWrites).toBe(1)
     await h.clock.advance(1)
     await write
     expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
-    expect(shardOf(h, 't', 1)).toMatchObject({ state: 'running', restarts: { primary: 1 } })
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'running', restarts: { primary: 1 } })
     expect(h.faults.maxWritersPerDir).toBe(1)
   })
 
@@ -47,7 +41,7 @@ describe('primary supervision', () => {
     await h.index.batchPut('t', 1, [meta(1)])
     const other = [...Array(64).keys()].find((p) => h!.shardId('t', p) !== h!.shardId('t', 1))!
     await h.index.batchPut('t', other, [meta(1)])
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     const dir = h.index.locate('t', 1).dir
     h.faults.failNext('open', 100, { role: 'primary', dir })
     const n = h.events.length
@@ -60,17 +54,17 @@ describe('primary supervision', () => {
     await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
     expect(await write).toBeInstanceOf(ShardUnavailable)
     await expect(h.index.batchPut('t', 1, [meta(3)])).rejects.toBeInstanceOf(ShardUnavailable)
-    expect(shardOf(h, 't', 1)).toMatchObject({ state: 'failed', restarts: { primary: 3 } })
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'failed', restarts: { primary: 3 } })
     // Reads are still served by the shard's readers; the other shard never noticed.
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
     await h.index.batchPut('t', other, [meta(5)])
-    expect(shardOf(h, 't', other)).toMatchObject({ state: 'running', restarts: { primary: 0 } })
+    expect(shardStats(h, 't', other)).toMatchObject({ state: 'running', restarts: { primary: 0 } })
     // Explicit recovery.
     h.faults.clear()
     h.index.recover('t', 1)
     await h.index.batchPut('t', 1, [meta(4)])
     expect(await h.index.getByMsgId('t', 1, 'm4')).toEqual(meta(4))
-    expect(shardOf(h, 't', 1).state).toBe('running')
+    expect(shardStats(h, 't', 1).state).toBe('running')
     expect(h.events.some((e) => e.type === 'recovered' && e.actor === 'primary')).toBe(true)
   })
 
@@ -109,7 +103,7 @@ describe('primary supervision', () => {
     h.index.faults.failNext('write', 1, { role: 'primary' })
     await h.index.batchPut('t', 1, [meta(2)])
     expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
-    expect(shardOf(h, 't', 1).restarts.primary).toBe(1)
+    expect(shardStats(h, 't', 1).restarts.primary).toBe(1)
   })
 })
 
@@ -117,33 +111,27 @@ describe('reader supervision', () => {
   it('should replace a crashed reader after its backoff and answer the reads it held', async () => {
     h = await openHarness({ readers: { min: 2 }, supervision: { readers: { backoff: { minMs: 300, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 2)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 2)
     const n = h.events.length
     expect(h.index.faults.crash('t', 1, 'readers')).toBe(2)
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
     // Two failures in a row: the pool's backoff grows (300 ms, then 600 ms).
     await h.event((e) => e.type === 'restarted' && e.detail?.endsWith('after 600 ms') === true, n)
-    expect(shardOf(h, 't', 1).readers).toEqual({ waiting: 2 })
+    expect(shardStats(h, 't', 1).readers).toEqual({ waiting: 2 })
     await h.clock.advance(300)
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
-    expect(shardOf(h, 't', 1).readers.waiting).toBe(1)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
+    expect(shardStats(h, 't', 1).readers.waiting).toBe(1)
     await h.clock.advance(300)
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 2)
-    expect(shardOf(h, 't', 1).restarts.readers).toBe(2)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 2)
+    expect(shardStats(h, 't', 1).restarts.readers).toBe(2)
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
   })
 
   it('should retry a read that fails on a reader on another handle', async () => {
     h = await openHarness({ readers: { min: 1 } })
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
-    // Make sure the reader's view covers the write (a stale reader refreshes when a read needs it), so that the
-    // read below goes to the reader, not to the primary.
-    const fresh = () => (shardOf(h!, 't', 1).views[0]?.sequence ?? -1) >= Number(token.split('@')[1])
-    for (let i = 0; i < 1_000 && !fresh(); i++) {
-      await h.index.getByMsgId('t', 1, 'm1')
-      await new Promise((resolve) => setTimeout(resolve, 2))
-    }
-    expect(fresh()).toBe(true)
+    // The reader's view must cover the write, so that the read below goes to the reader, not to the primary.
+    await untilReaderCovers(h, 't', 1, token, 'm1')
     const readerReads = h.faults.calls.readerReads
     const primaryReads = h.faults.calls.primaryReads
     h.index.faults.failNext('read', 1, { role: 'reader' })
@@ -159,20 +147,20 @@ describe('reader supervision', () => {
   it('should degrade the pool past the readers intensity, serve reads from the primary, and recover', async () => {
     h = await openHarness({ readers: { min: 1 }, supervision: { readers: { intensity: { maxRestarts: 2, withinMs: 60_000 }, backoff: { minMs: 0, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     const dir = h.index.locate('t', 1).dir
     h.faults.failNext('open', 100, { role: 'reader', dir })
     const n = h.events.length
     expect(h.index.faults.crash('t', 1, 'readers')).toBe(1)
     await h.event((e) => e.type === 'degraded', n)
-    await waitFor(() => Object.keys(shardOf(h!, 't', 1).readers).length === 0)
-    expect(shardOf(h, 't', 1)).toMatchObject({ pool: 'degraded', state: 'running' })
+    await waitFor(() => Object.keys(shardStats(h!, 't', 1).readers).length === 0)
+    expect(shardStats(h, 't', 1)).toMatchObject({ pool: 'degraded', state: 'running' })
     await h.index.batchPut('t', 1, [meta(2)])
     expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
     h.faults.clear()
     h.index.recover('t', 1)
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
-    expect(shardOf(h, 't', 1).pool).toBe('healthy')
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
+    expect(shardStats(h, 't', 1).pool).toBe('healthy')
   })
 })
 
@@ -180,12 +168,12 @@ describe('restart types and streams', () => {
   it('should let a temporary reader go without replacing it or degrading the pool', async () => {
     h = await openHarness({ readers: { min: 1 }, supervision: { readers: { restart: 'temporary' } } })
     await h.index.batchPut('t', 1, [meta(1)])
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     const n = h.events.length
     h.index.faults.crash('t', 1, 'readers')
     await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', n)
     await h.clock.advance(60_000)
-    expect(shardOf(h, 't', 1)).toMatchObject({ pool: 'healthy', readers: {}, restarts: { readers: 0 } })
+    expect(shardStats(h, 't', 1)).toMatchObject({ pool: 'healthy', readers: {}, restarts: { readers: 0 } })
     expect(h.events.slice(n).some((e) => e.type === 'degraded' || e.type === 'restarted')).toBe(false)
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
   })
@@ -219,43 +207,43 @@ describe('reader pool', () => {
   it('should grow under load up to max, retire idle readers down to min, and recycle old ones', async () => {
     h = await openHarness({ readers: { min: 1, max: 3, growAt: 1, idleMs: 10_000, maxLifetimeMs: 100_000 }, maintenanceIntervalMs: 1_000 })
     await h.index.batchPut('t', 1, [meta(1)])
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
-    for (let round = 0; round < 50 && (shardOf(h, 't', 1).readers.serving ?? 0) < 3; round++) {
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
+    for (let round = 0; round < 50 && (shardStats(h, 't', 1).readers.serving ?? 0) < 3; round++) {
       await Promise.all(Array.from({ length: 16 }, () => h!.index.getByMsgId('t', 1, 'm1')))
     }
-    expect(shardOf(h, 't', 1).readers.serving).toBe(3)
+    expect(shardStats(h, 't', 1).readers.serving).toBe(3)
     await h.clock.advance(11_000)
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1 && !shardOf(h!, 't', 1).readers.retiring)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1 && !shardStats(h!, 't', 1).readers.retiring)
     expect(h.events.filter((e) => e.type === 'retired').length).toBe(2)
     const before = h.events.length
     await h.clock.advance(100_000)
     await h.event((e) => e.type === 'retired', before)
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
   })
 
   it('should refresh a stale reader so that reads return to the pool after writes', async () => {
     h = await openHarness({ readers: { min: 1 } })
     await h.index.batchPut('t', 1, [meta(1)])
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     await h.index.batchPut('t', 1, [meta(2)])
     // The reader is behind: this read is served by the primary and triggers a refresh of the reader.
     expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
-    await waitFor(() => h!.index.stats().totals.handles === 2 && shardOf(h!, 't', 1).readers.serving === 1)
+    await waitFor(() => h!.index.stats().totals.handles === 2 && shardStats(h!, 't', 1).readers.serving === 1)
     expect(h.faults.opened.reader).toBe(2)
   })
   it('should replace a reader whose refresh fails, and still answer from the primary meanwhile', async () => {
     h = await openHarness({ readers: { min: 1 }, supervision: { readers: { backoff: { minMs: 0, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     await h.index.batchPut('t', 1, [meta(2)])
     h.faults.failNext('open', 1, { role: 'reader' })
     const n = h.events.length
     expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
     await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', n)
-    await waitFor(() => shardOf(h!, 't', 1).readers.serving === 1)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
-    expect(shardOf(h, 't', 1).restarts.readers).toBe(1)
+    expect(shardStats(h, 't', 1).restarts.readers).toBe(1)
   })
 })
 

@@ -3,7 +3,7 @@
  * Waiting is on events and conditions that real I/O completes, never on wall-clock sleeps.
  */
 import type { InspectionEvent } from 'xstate'
-import { FaultInjector, ManualClock, openIndex, type Index, type IndexOptions, type LifecycleEvent } from '../../src/index.js'
+import { FaultInjector, ManualClock, openIndex, parseToken, type Index, type IndexOptions, type LifecycleEvent } from '../../src/index.js'
 import { removeDir, tempDir } from './tmp.js'
 
 export interface Harness {
@@ -70,4 +70,25 @@ export const waitFor = async (cond: () => boolean, limitMs = 10_000): Promise<vo
     if (Date.now() - start > limitMs) throw new Error('condition never held')
     await new Promise((resolve) => setTimeout(resolve, 2))
   }
+}
+
+/** The stats of the shard holding (topic, partition); throws if it does not exist yet. */
+export const shardStats = (h: Harness, topic: string, partition: number) => {
+  const s = h.index.stats().shards.find((x) => x.id === h.shardId(topic, partition))
+  if (!s) throw new Error(`no stats for ${h.shardId(topic, partition)}`)
+  return s
+}
+
+/**
+ * Reads (topic, partition) until one of its readers' views reflects the write of `token`: a stale reader refreshes
+ * only when a read needs it, and the reader may still be opening at the first read. Fails if that never happens.
+ */
+export const untilReaderCovers = async (h: Harness, topic: string, partition: number, token: string, msgId: string): Promise<void> => {
+  const sequence = parseToken(token).sequence
+  const covered = () => (h.index.stats().shards.find((x) => x.id === h.shardId(topic, partition))?.views[0]?.sequence ?? -1) >= sequence
+  for (let i = 0; i < 1_000 && !covered(); i++) {
+    await h.index.getByMsgId(topic, partition, msgId)
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+  if (!covered()) throw new Error(`no reader of ${h.shardId(topic, partition)} ever reached sequence ${sequence}`)
 }
