@@ -67,6 +67,14 @@ export const backoffDelay = (attempt: number, backoff: Backoff, random: number):
 export const shouldRestart = (restart: ChildSpec['restart'], failed: boolean): boolean =>
   restart === 'permanent' || (restart === 'transient' && failed)
 
+/**
+ * Whether a child's failure is one that restarting cannot cure (a damaged directory, say): the error says so with
+ * `fatal: true` (src/ decides which failures those are). A supervisor gives up on such a child at once, without
+ * backoff or counting toward the intensity.
+ */
+export const isFatal = (error: unknown): boolean =>
+  typeof error === 'object' && error !== null && (error as { fatal?: unknown }).fatal === true
+
 /** What a supervisor needs injected to stay pure: the time now (ms) and a random number in [0, 1). */
 export interface SupervisorEnv {
   readonly now: () => number

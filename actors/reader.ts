@@ -6,10 +6,16 @@
  *
  * ```
  * waiting --after delay--> opening --ok--> ready.serving <--REFRESH / ok (swap)--> ready.refreshing
+ *                                          ready.refreshing --error--> ready.cooling --after refresh backoff--> ready.serving
  * ready --FAULT--> failed --> crashed (final)      ready --RETIRE/CLOSE--> retiring --> closed (final)
  * ```
+ *
+ * A failed refresh is not a failed reader: the old view is still whole and keeps serving while the reader cools down
+ * (no refresh is asked of it for the refresh backoff: `backoff` of its child spec, growing with consecutive
+ * failures, without jitter), and it does not count toward the restart intensity.
  */
 import { assign, fromPromise, sendParent, setup } from 'xstate'
+import { backoffDelay, type Backoff } from './policy.js'
 import type { Lease } from './primary.js'
 
 /** What a supervisor gives a new reader. */
@@ -18,6 +24,8 @@ export interface ReaderInput {
   readonly readerId: string
   /** Backoff before opening, ms (0: open at once). */
   readonly delayMs: number
+  /** Backoff after a failed refresh (attempt n waits `backoffDelay(n, refreshBackoff, 0)`). */
+  readonly refreshBackoff: Backoff
 }
 
 /** How a reader ended. */
@@ -40,6 +48,9 @@ type ReaderContext = {
   shardId: string
   readerId: string
   delayMs: number
+  refreshBackoff: Backoff
+  /** Refreshes that failed in a row (0 after a successful one). */
+  refreshFailures: number
   lease: Lease | undefined
   error: unknown
   outcome: ReaderOutput['outcome']
@@ -71,9 +82,14 @@ export const readerMachine = setup({
     withdraw: (_, _params: { shardId: string; readerId: string; lease: Lease }) => {},
     /** Publishes the refreshed lease `to` in place of `from`, and releases `from` once its reads drain. */
     swap: (_, _params: { shardId: string; readerId: string; from: Lease; to: Lease }) => {},
+    /** A refresh failed: the data plane stops asking this reader to refresh (its old view keeps serving). */
+    refreshFailed: (_, _params: { shardId: string; readerId: string; error: unknown }) => {},
+    /** The refresh backoff is over: the data plane may ask this reader to refresh again. */
+    refreshAllowed: (_, _params: { shardId: string; readerId: string }) => {},
   },
   delays: {
     backoff: ({ context }) => context.delayMs,
+    refreshBackoff: ({ context }) => backoffDelay(context.refreshFailures - 1, context.refreshBackoff, 0),
   },
   guards: {
     noDelay: ({ context }) => context.delayMs <= 0,
@@ -85,6 +101,8 @@ export const readerMachine = setup({
     shardId: input.shardId,
     readerId: input.readerId,
     delayMs: input.delayMs,
+    refreshBackoff: input.refreshBackoff,
+    refreshFailures: 0,
     lease: undefined,
     error: undefined,
     outcome: 'closed',
@@ -129,11 +147,22 @@ export const readerMachine = setup({
               target: 'serving',
               actions: [
                 { type: 'swap', params: ({ context, event }) => ({ shardId: context.shardId, readerId: context.readerId, from: context.lease!, to: event.output }) },
-                assign({ lease: ({ event }) => event.output }),
+                assign({ lease: ({ event }) => event.output, refreshFailures: 0 }),
               ],
             },
-            onError: { target: '#reader.failed', actions: assign({ error: ({ event }) => event.error, outcome: 'failed' }) },
+            // The old view is whole and keeps serving: a failed refresh only cools the reader down.
+            onError: {
+              target: 'cooling',
+              actions: [
+                assign({ refreshFailures: ({ context }) => context.refreshFailures + 1 }),
+                { type: 'refreshFailed', params: ({ context, event }) => ({ shardId: context.shardId, readerId: context.readerId, error: event.error }) },
+              ],
+            },
           },
+        },
+        cooling: {
+          after: { refreshBackoff: 'serving' },
+          exit: { type: 'refreshAllowed', params: ({ context }) => ({ shardId: context.shardId, readerId: context.readerId }) },
         },
       },
       on: {

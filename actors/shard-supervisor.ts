@@ -11,7 +11,7 @@
  */
 import { assign, enqueueActions, sendTo, setup, stopChild, type DoneActorEvent, type ErrorActorEvent } from 'xstate'
 import type { LifecycleEvent } from './events.js'
-import { addRestart, backoffDelay, shouldRestart, type ChildSpec, type SupervisorEnv } from './policy.js'
+import { addRestart, backoffDelay, isFatal, shouldRestart, type ChildSpec, type SupervisorEnv } from './policy.js'
 import { primaryMachine, type PrimaryOutput, type PrimaryReport } from './primary.js'
 import { readerMachine, type ReaderOutput, type ReaderReport } from './reader.js'
 
@@ -51,9 +51,9 @@ export type ShardCommand =
 
 type Verdict =
   | { type: 'PRIMARY.RESTART'; delayMs: number }
-  | { type: 'PRIMARY.GIVE_UP'; error: string }
+  | { type: 'PRIMARY.GIVE_UP'; error: unknown }
   | { type: 'READER.RESTART'; delayMs: number; readerId: string }
-  | { type: 'READER.GIVE_UP'; error: string }
+  | { type: 'READER.GIVE_UP'; error: unknown }
   | { type: 'READER.REPLACE' }
 
 type ShardEvent =
@@ -96,6 +96,8 @@ export interface ShardContext {
   /** When each reader became ready. */
   readonly readerUpSince: Readonly<Record<string, number>>
   readonly nextReaderNumber: number
+  /** The failure that made the shard give up on its primary (or, in reader mode, its readers), until RECOVER. */
+  readonly failure: unknown
 }
 
 const emptyBook: RestartBook = { history: [], attempt: 0, total: 0 }
@@ -113,7 +115,7 @@ const crashedChild = (e: ShardEvent): string | undefined =>
 
 /**
  * Judges one exit of a child of `spec`: restart it (after which delay), let it go (its restart type says so: no
- * escalation, as in OTP), or give up (intensity exceeded: escalate). Pure given `now` and `random`.
+ * escalation, as in OTP), or give up (intensity exceeded, or a fatal error: escalate). Pure given `now` and `random`.
  */
 const judge = (
   book: RestartBook,
@@ -121,8 +123,11 @@ const judge = (
   upSince: number | undefined,
   failed: boolean,
   env: SupervisorEnv,
+  error: unknown,
 ): { book: RestartBook; restart: boolean; letGo?: true; delayMs: number } => {
   if (!shouldRestart(spec.restart, failed)) return { book, restart: false, letGo: true, delayMs: 0 }
+  // Restarting cannot cure it: give up now rather than after a whole intensity of backoffs.
+  if (isFatal(error)) return { book, restart: false, delayMs: 0 }
   const now = env.now()
   const stable = upSince !== undefined && now - upSince >= spec.resetAfterMs
   const attempt = stable ? 0 : book.attempt
@@ -148,8 +153,10 @@ export const shardSupervisorMachine = setup({
   actions: {
     /** Announces a lifecycle event (the runtime publishes it on `index.events`). */
     notify: (_, _params: LifecycleEvent) => {},
-    /** The primary is exhausted: the runtime fails the shard's queued requests with ShardUnavailable. */
-    primaryExhausted: (_, _params: { shardId: string }) => {},
+    /** The primary is exhausted (or failed fatally): the runtime fails the shard's queued requests with ShardUnavailable. */
+    primaryExhausted: (_, _params: { shardId: string; error: unknown }) => {},
+    /** The readers are exhausted (or failed fatally): in reader mode the runtime fails the shard's reads with ShardUnavailable. */
+    readersExhausted: (_, _params: { shardId: string; error: unknown }) => {},
     /** Judges the primary's exit (done or crashed): stop it, record the restart, raise RESTART or GIVE_UP. */
     judgePrimary: enqueueActions(({ context, event, enqueue }) => {
       const output = (event as DoneActorEvent<PrimaryOutput>).output as PrimaryOutput | undefined
@@ -157,11 +164,9 @@ export const shardSupervisorMachine = setup({
       const failed = output === undefined || output.outcome === 'failed'
       enqueue.stopChild('primary')
       enqueue(notify({ type: 'failed', shard: context.shardId, actor: 'primary', detail: errorText(error) }))
-      const verdict = judge(context.primaryRestarts, context.policy.primary, context.primaryUpSince, failed, context.env)
-      enqueue.assign({ primaryRestarts: verdict.book, primaryAlive: false, primaryUpSince: undefined })
-      enqueue.raise(
-        verdict.restart ? { type: 'PRIMARY.RESTART', delayMs: verdict.delayMs } : { type: 'PRIMARY.GIVE_UP', error: errorText(error) },
-      )
+      const verdict = judge(context.primaryRestarts, context.policy.primary, context.primaryUpSince, failed, context.env, error)
+      enqueue.assign({ primaryRestarts: verdict.book, primaryAlive: false, primaryUpSince: undefined, ...(verdict.restart ? {} : { failure: error }) })
+      enqueue.raise(verdict.restart ? { type: 'PRIMARY.RESTART', delayMs: verdict.delayMs } : { type: 'PRIMARY.GIVE_UP', error })
     }),
     /** Judges a reader's exit: forget it; a failure is restarted or gives up; a retirement below min is replaced. */
     judgeReader: enqueueActions(({ context, event, enqueue }) => {
@@ -180,15 +185,11 @@ export const shardSupervisorMachine = setup({
       }
       const error = output === undefined ? (event as ErrorActorEvent).error : output.error
       enqueue(notify({ type: 'failed', shard: context.shardId, actor: readerId, detail: errorText(error) }))
-      const verdict = judge(context.readerRestarts, context.policy.readers, upSince, true, context.env)
+      const verdict = judge(context.readerRestarts, context.policy.readers, upSince, true, context.env, error)
       // A temporary reader is not replaced, and its failure does not escalate.
       if (verdict.letGo) return
       enqueue.assign({ readerRestarts: verdict.book })
-      enqueue.raise(
-        verdict.restart
-          ? { type: 'READER.RESTART', delayMs: verdict.delayMs, readerId }
-          : { type: 'READER.GIVE_UP', error: errorText(error) },
-      )
+      enqueue.raise(verdict.restart ? { type: 'READER.RESTART', delayMs: verdict.delayMs, readerId } : { type: 'READER.GIVE_UP', error })
     }),
     /** Removes an exited reader during shutdown. */
     forgetReader: enqueueActions(({ context, event, enqueue }) => {
@@ -200,7 +201,7 @@ export const shardSupervisorMachine = setup({
     /** Starts one more reader, after `delayMs`. */
     spawnReader: enqueueActions(({ context, enqueue }, params: { delayMs: number }) => {
       const readerId = `reader-${context.nextReaderNumber}`
-      enqueue.spawnChild('reader', { id: readerId, input: { shardId: context.shardId, readerId, delayMs: params.delayMs } })
+      enqueue.spawnChild('reader', { id: readerId, input: { shardId: context.shardId, readerId, delayMs: params.delayMs, refreshBackoff: context.policy.readers.backoff } })
       enqueue.assign({ readers: { ...context.readers, [readerId]: 'serving' }, nextReaderNumber: context.nextReaderNumber + 1 })
     }),
     /** Starts readers until `min` serve (once the primary has opened the directory). */
@@ -210,7 +211,7 @@ export const shardSupervisorMachine = setup({
       const readers = { ...context.readers }
       for (let count = servingCount(context); count < context.policy.readers.min; count++, n++) {
         const readerId = `reader-${n}`
-        enqueue.spawnChild('reader', { id: readerId, input: { shardId: context.shardId, readerId, delayMs: 0 } })
+        enqueue.spawnChild('reader', { id: readerId, input: { shardId: context.shardId, readerId, delayMs: 0, refreshBackoff: context.policy.readers.backoff } })
         readers[readerId] = 'serving'
       }
       enqueue.assign({ readers, nextReaderNumber: n })
@@ -244,6 +245,7 @@ export const shardSupervisorMachine = setup({
     readers: {},
     readerUpSince: {},
     nextReaderNumber: 1,
+    failure: undefined,
   }),
   initial: 'active',
   states: {
@@ -283,14 +285,22 @@ export const shardSupervisorMachine = setup({
             restarting: {},
             failed: {
               entry: [
-                { type: 'notify', params: ({ context }) => ({ type: 'failed', shard: context.shardId, actor: 'shard', detail: 'primary restart intensity exhausted' }) },
-                { type: 'primaryExhausted', params: ({ context }) => ({ shardId: context.shardId }) },
+                {
+                  type: 'notify',
+                  params: ({ context }) => ({
+                    type: 'failed',
+                    shard: context.shardId,
+                    actor: 'shard',
+                    detail: isFatal(context.failure) ? `primary failed beyond restart: ${errorText(context.failure)}` : `primary restart intensity exhausted: ${errorText(context.failure)}`,
+                  }),
+                },
+                { type: 'primaryExhausted', params: ({ context }) => ({ shardId: context.shardId, error: context.failure }) },
               ],
               on: {
                 RECOVER: {
                   target: 'starting',
                   actions: enqueueActions(({ context, enqueue }) => {
-                    enqueue.assign({ primaryRestarts: { ...context.primaryRestarts, history: [], attempt: 0 }, primaryAlive: true })
+                    enqueue.assign({ primaryRestarts: { ...context.primaryRestarts, history: [], attempt: 0 }, primaryAlive: true, failure: undefined })
                     enqueue.spawnChild('primary', { id: 'primary', input: { shardId: context.shardId, delayMs: 0 } })
                     enqueue({ type: 'notify', params: { type: 'recovered', shard: context.shardId, actor: 'primary' } })
                   }),
@@ -339,10 +349,13 @@ export const shardSupervisorMachine = setup({
                 },
                 'READER.GIVE_UP': {
                   target: 'degraded',
-                  actions: enqueueActions(({ context, enqueue }) => {
+                  actions: enqueueActions(({ context, event, enqueue }) => {
                     for (const id of Object.keys(context.readers)) enqueue.sendTo(id, { type: 'RETIRE' })
                     enqueue.assign({ readers: Object.fromEntries(Object.keys(context.readers).map((id) => [id, 'retiring' as const])) })
-                    enqueue({ type: 'notify', params: { type: 'degraded', shard: context.shardId, actor: 'shard', detail: 'reader restart intensity exhausted: reads go to the primary' } })
+                    const why = isFatal(event.error) ? 'a reader failed beyond restart' : 'reader restart intensity exhausted'
+                    const where = context.mode === 'reader' ? 'reads fail until recovered' : 'reads go to the primary'
+                    enqueue({ type: 'notify', params: { type: 'degraded', shard: context.shardId, actor: 'shard', detail: `${why}: ${where} (${errorText(event.error)})` } })
+                    enqueue({ type: 'readersExhausted', params: { shardId: context.shardId, error: event.error } })
                   }),
                 },
                 RETIRE: {
@@ -361,7 +374,7 @@ export const shardSupervisorMachine = setup({
                 RECOVER: {
                   target: 'healthy',
                   actions: [
-                    assign({ readerRestarts: ({ context }) => ({ ...context.readerRestarts, history: [], attempt: 0 }) }),
+                    assign({ readerRestarts: ({ context }) => ({ ...context.readerRestarts, history: [], attempt: 0 }), failure: undefined }),
                     'fillPool',
                     { type: 'notify', params: ({ context }) => ({ type: 'recovered', shard: context.shardId, actor: 'shard' }) },
                   ],

@@ -121,13 +121,27 @@ class RocksHandle implements StorageHandle {
   async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     if (keys.length === 0) return []
     let batch: ReturnType<RocksDB['read']> | undefined
+    // Every per-key promise gets its handler at once: a key that fails (a corrupted block) rejects its promise, and
+    // one left unhandled would end the process.
+    let settled: Promise<PromiseSettledResult<Uint8Array | null>[]> | undefined
     try {
       // Even creating the batch throws (a plain Error) once the handle started closing: keep it inside the try.
       batch = this.db.read({ capacity: keys.length })
-      const pending = keys.map((k) => batch!.get(k))
-      await batch.flush()
-      const values = await Promise.all(pending)
-      return values.map((v) => v ?? undefined)
+      settled = Promise.allSettled(keys.map((k) => batch!.get(k)))
+      // The batch rejects as a whole when any key failed, after settling every key: report the key's own error.
+      const failure = await batch.flush().then(
+        () => undefined,
+        (e: unknown) => e ?? new Error('read batch failed'),
+      )
+      const results = await settled
+      const values: (Uint8Array | undefined)[] = new Array(results.length)
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i]!
+        if (r.status === 'rejected') throw r.reason
+        values[i] = r.value ?? undefined
+      }
+      if (failure !== undefined) throw failure
+      return values
     } catch (e) {
       throw storageFailure(this.path, e)
     } finally {

@@ -19,24 +19,39 @@ export class Overloaded extends Data.TaggedError('Overloaded')<{
   readonly shard: string
 }> {}
 
+/** Why a shard stopped serving: the failure that made it give up, as reported by the storage engine. */
+export interface FailureCause {
+  readonly reason: StorageFailureReason
+  readonly path: string
+  readonly message: string
+}
+
 /**
- * The shard's primary exhausted its restart intensity (state `failed`); its requests fail until
- * `index.recover(shard)` is called. Other shards are unaffected.
+ * The shard cannot serve the request: its primary (or, in reader mode, its readers) exhausted the restart intensity
+ * or met a failure that restarting cannot cure (a damaged directory). Its requests fail until
+ * `index.recover(shard)` is called. Other shards are unaffected. `cause` is the failure that made it give up.
  */
 export class ShardUnavailable extends Data.TaggedError('ShardUnavailable')<{
   readonly message: string
   readonly shard: string
+  readonly cause?: FailureCause
 }> {}
 
 /** Why the storage engine failed. `locked`: another read-write instance holds the directory. */
 export type StorageFailureReason = 'locked' | 'missing' | 'corruption' | 'read-only' | 'io' | 'injected'
 
-/** The storage engine (RocksDB) failed. `path` is the directory involved, `cause` the engine's error. */
+/**
+ * The storage engine (RocksDB) failed. `path` is the directory involved, `cause` the engine's error, `shard` the shard
+ * id when the failure belongs to one. `fatal`: restarting will not cure it (a damaged directory): the shard gives up
+ * at once instead of restarting under backoff. A `corruption` met by a read (a bad block) fails that read only.
+ */
 export class StorageFailure extends Data.TaggedError('StorageFailure')<{
   readonly message: string
   readonly reason: StorageFailureReason
   readonly path: string
   readonly cause?: unknown
+  readonly shard?: string
+  readonly fatal?: boolean
 }> {}
 
 /** The index (or the shard) was closed before or while the request ran. */
@@ -78,6 +93,8 @@ export const storageFailure = (path: string, cause: unknown): StorageFailure => 
 }
 
 const describe = (e: unknown): string => {
+  // A read batch rejects with an AggregateError of its keys' errors: the first one says what happened.
+  if (e instanceof AggregateError && e.errors.length > 0) return describe(e.errors.find((x) => x !== undefined && x !== null) ?? e.message)
   if (e instanceof Error) {
     const code = (e as { code?: unknown }).code
     const cause = e.cause instanceof Error ? ` (${(e.cause as { code?: unknown }).code ?? ''} ${e.cause.message})` : ''

@@ -23,6 +23,8 @@ interface Armed {
   op: FaultOp
   remaining: number
   target: FaultTarget
+  /** Matching calls still to let through before failing. */
+  skip: number
 }
 
 const injected = (path: string, what: string): StorageFailure =>
@@ -44,9 +46,12 @@ export class FaultInjector implements Engine {
     this.#inner = inner
   }
 
-  /** Fails the next `n` calls of `op` that match `target`. Cumulative with earlier calls. */
-  failNext(op: FaultOp, n = 1, target: FaultTarget = {}): void {
-    if (n > 0) this.#armed.push({ op, remaining: n, target })
+  /**
+   * Fails the next `n` calls of `op` that match `target`, after letting the first `skip` of them through (to fail
+   * the second write of a multi-batch operation, say). Cumulative with earlier calls.
+   */
+  failNext(op: FaultOp, n = 1, target: FaultTarget = {}, skip = 0): void {
+    if (n > 0) this.#armed.push({ op, remaining: n, target, skip })
   }
 
   /** Forgets every armed fault (broken handles stay broken). */
@@ -80,6 +85,10 @@ export class FaultInjector implements Engine {
   take(op: FaultOp, role: 'primary' | 'reader', path: string): boolean {
     const a = this.#armed.find((x) => x.op === op && x.remaining > 0 && matches(x.target, role, path))
     if (a === undefined) return false
+    if (a.skip > 0) {
+      a.skip--
+      return false
+    }
     a.remaining--
     this.#armed = this.#armed.filter((x) => x.remaining > 0)
     this.injected[op]++

@@ -42,6 +42,9 @@ export { shardOf, topicDirName } from './layout.js'
 export { parseToken, type WriteToken } from './tokens.js'
 export * as defaults from './defaults.js'
 
+/** A generous estimate of the bytes of a deleted meta's three tombstones (keys up to a 1 KiB msgId). */
+const tombstoneBytes = 3 * 1100
+
 /** Where a (topic, partition) lives. */
 export interface ShardInfo {
   /** `<topic dir>/<shard>`, the id used in stats, events and errors. */
@@ -242,10 +245,11 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
           return { bytes: 0, token: makeToken(address.id, existing?.ackSeq ?? 0) }
         }
         const { partition: p, shard } = route(topic, partition)
-        return shard.write(async (handle, nextSeq) => {
-          const seq = nextSeq()
-          const { bytes } = await store.putMetas(handle, p, batch, seq)
-          return { bytes, token: makeToken(shard.address.id, seq) }
+        return shard.write(async (handle, nextStamp) => {
+          const stamp = nextStamp()
+          const { bytes } = await store.putMetas(handle, p, batch, stamp)
+          shard.wrote(bytes)
+          return { bytes, token: makeToken(shard.address.id, stamp.seq) }
         }, batch.length * 3)
       }),
     getByMsgId: (topic, partition, msgId, options) =>
@@ -282,8 +286,17 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         writerOnly('deleteBefore')
         const ts = checkInteger('before', before)
         const { partition: p, shard } = route(topic, partition)
-        // Each deleted meta is 3 tombstones for the flush trigger.
-        const { deleted } = await shard.write((handle, nextSeq) => store.deleteBefore(handle, p, ts, nextSeq), (r) => r.deleted * 3)
+        // Counted chunk by chunk: a retry after a failure resumes where the first attempt stopped, and the metas that
+        // attempt removed were removed all the same. Each deleted meta is 3 tombstones for the flush triggers.
+        let deleted = 0
+        await shard.write(
+          (handle, nextStamp) =>
+            store.deleteBefore(handle, p, ts, nextStamp, (n) => {
+              deleted += n
+              shard.wrote(n * tombstoneBytes)
+            }),
+          (r) => r.deleted * 3,
+        )
         return { deleted, token: makeToken(shard.address.id, shard.ackSeq) }
       }),
     locate: (topic, partition) => {

@@ -11,6 +11,7 @@
  * | by time         | 02 part:u32 ts:u64 seg:u32 off:u64           | len:u32 msgId:utf8         |
  * | by segment/off  | 03 part:u32 seg:u32 off:u64                  | ts:u64 len:u32 msgId:utf8  |
  * | shard sequence  | 00 73 65 71 ("\0seq")                        | seq:u64                    |
+ * | flush epoch     | 00 65 70 ("\0ep") slot:u8                     | epoch:u64                  |
  *
  * Each view holds the whole meta, so any one view answers its query without a second lookup.
  */
@@ -23,6 +24,20 @@ export type View = (typeof View)[keyof typeof View]
 
 /** The key holding the shard's write sequence (see the freshness design): outside every view's range. */
 export const sequenceKey: Uint8Array = Uint8Array.of(0x00, 0x73, 0x65, 0x71)
+
+/**
+ * How many flush-epoch slots a shard keeps (see src/views.ts): epoch `e` is stored in slot `e % epochSlots`, so the
+ * last `epochSlots` epochs are on disk at any time.
+ */
+export const epochSlots = 64
+
+const epochKeys: readonly Uint8Array[] = Array.from({ length: epochSlots }, (_, slot) => Uint8Array.of(0x00, 0x65, 0x70, slot))
+
+/** The key of the flush-epoch slot that holds `epoch`: outside every view's range. */
+export const epochKey = (epoch: number): Uint8Array => epochKeys[epoch % epochSlots]!
+
+/** Every flush-epoch key, slot 0 first. */
+export const allEpochKeys: readonly Uint8Array[] = epochKeys
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
@@ -149,8 +164,10 @@ export const decodeKey = (
   | { view: 'byId'; partition: number; msgId: string }
   | { view: 'byTime'; partition: number; timestamp: number; segmentId: number; offset: number }
   | { view: 'bySegmentOffset'; partition: number; segmentId: number; offset: number }
-  | { view: 'sequence' } => {
+  | { view: 'sequence' }
+  | { view: 'epoch'; slot: number } => {
   if (key.length === sequenceKey.length && key.every((b, i) => b === sequenceKey[i])) return { view: 'sequence' }
+  if (key.length === 4 && key[0] === 0x00 && key[1] === 0x65 && key[2] === 0x70 && key[3]! < epochSlots) return { view: 'epoch', slot: key[3]! }
   const partition = getU32(key, 1)
   switch (key[0]) {
     case View.byId:

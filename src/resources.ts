@@ -20,6 +20,8 @@ export interface LeaseRecord {
   readonly openedAt: number
   /** The shard sequence its view reflects (a reader's is frozen at open; the primary's is where writes go on from). */
   seq: number
+  /** The greatest flush epoch its view holds (see src/views.ts). */
+  epoch: number
   /** Position of this open among the opens of the table, taken when the open started (see {@link HandleTable.ticket}). */
   readonly ticket: number
   /** Requests running on it now. */
@@ -122,6 +124,7 @@ export class HandleTable {
       openedAt: info.now,
       ticket,
       seq: 0,
+      epoch: 0,
       inflight: 0,
       lastUsedAt: info.now,
       faulted: false,

@@ -9,13 +9,16 @@ import { primaryMachine } from '../actors/primary.js'
 import { readerMachine } from '../actors/reader.js'
 import { rootSupervisorMachine } from '../actors/root-supervisor.js'
 import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-supervisor.js'
-import { StorageFailure } from './errors.js'
+import { StorageFailure, type FailureCause } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 import { ensureTopicDir, shardAddress, type ShardAddress } from './layout.js'
 import type { ResolvedOptions } from './options.js'
 import { HandleTable, openLimiter, type LeaseRecord } from './resources.js'
-import { ShardRuntime } from './shard.js'
-import { readSequence } from './store.js'
+import { ShardRuntime, type IntegrityCounts } from './shard.js'
+import { readViewState, viewCheck } from './views.js'
+
+/** How many torn views in a row one open discards before it fails (transiently: the reader restarts). */
+const tornViewsPerOpen = 8
 
 /** Per-shard statistics. */
 export interface ShardStats {
@@ -36,6 +39,13 @@ export interface ShardStats {
   readonly sequence: number
   /** Each serving reader's view: the shard sequence it reflects and how old it is (ms, by the index's clock). */
   readonly views: readonly { readonly reader: string; readonly sequence: number; readonly ageMs: number }[]
+  /**
+   * What the shard caught: torn reader views discarded before serving, reads that met a corrupted block (each failed
+   * alone), refreshes that failed (the old view kept serving).
+   */
+  readonly integrity: Readonly<IntegrityCounts>
+  /** Why the shard gave up (state `failed`, or a degraded reader-mode pool), until it recovers. */
+  readonly cause?: { readonly reason: string; readonly path: string; readonly message: string }
 }
 
 /** Statistics of a whole index. `primaries`/`readers` count ready handles, like the seed's get_stats. */
@@ -75,11 +85,11 @@ export class Runtime {
               const shard = this.shards.get(event.shard)
               // The primary left `failed`: requests may queue for it again.
               if (event.type === 'recovered' && event.actor === 'primary') shard?.primaryRecovering()
-              if (event.type === 'degraded') shard?.poolDegraded(true)
               if (event.type === 'recovered' && event.actor === 'shard') shard?.poolDegraded(false)
               this.#emit(event)
             },
-            primaryExhausted: (_, { shardId }) => this.shards.get(shardId)?.primaryExhausted(),
+            primaryExhausted: (_, { shardId, error }) => this.shards.get(shardId)?.primaryExhausted(causeOf(error)),
+            readersExhausted: (_, { shardId, error }) => this.shards.get(shardId)?.poolDegraded(true, causeOf(error)),
           },
         }),
       },
@@ -102,11 +112,13 @@ export class Runtime {
         growAt: this.#opts.pool.growAt,
         refreshesPerShard: this.#opts.pool.refreshesPerShard,
         flushEveryRecords: this.#opts.freshness.flushEveryRecords,
+        flushEveryBytes: Math.floor(this.#opts.rocksdb.primary.writeBufferSize / 4),
       },
       this.#opts.clock,
       (command) => this.#send(address.id, command),
       this.#opts.mode,
     )
+    runtime.report = (event) => this.#emit(event)
     this.shards.set(address.id, runtime)
     this.root.send({
       type: 'ENSURE',
@@ -180,7 +192,7 @@ export class Runtime {
   }
 
   /** Opens a handle into the table and reads the sequence its view reflects; releases it if anything fails. */
-  async #openLease(role: 'primary' | 'reader', shardId: string, readerId: string | undefined, signal: AbortSignal): Promise<string> {
+  async #openLease(role: 'primary' | 'reader', shardId: string, readerId: string | undefined, signal: AbortSignal, attempt = 0): Promise<string> {
     const address = this.#address(shardId)
     const limit = this.#limit
     if (role === 'primary') await ensureTopicDir(this.#opts.root, address.topic)
@@ -196,14 +208,32 @@ export class Runtime {
       .catch((e: unknown) => {
         // Another instance holds the directory: requests waiting for this primary fail now with that error.
         if (role === 'primary' && e instanceof StorageFailure && e.reason === 'locked') this.shards.get(shardId)?.primaryLocked(e)
+        // The primary's open is exclusive: corruption it meets is in the files, and reopening will not cure it. (A
+        // reader's open may meet a MANIFEST that a live primary is rewriting: that passes, so it stays transient.)
+        if (role === 'primary' && e instanceof StorageFailure && e.reason === 'corruption') throw fatal(e, shardId)
         throw e
       })
+    let whole: boolean
     try {
-      record.seq = await readSequence(record.handle)
+      const view = await readViewState(record.handle)
+      record.seq = view.seq
+      record.epoch = view.epoch
+      whole = role === 'primary' || view.missing.length === 0 || !viewCheck.enabled
+      if (!whole) {
+        this.shards.get(shardId)?.tornView(readerId ?? 'reader', `view of sequence ${view.seq} misses flush epoch(s) ${view.missing.slice(0, 8).join(', ')} (a flush raced the open): discarded, reopening`)
+      }
       if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     } catch (e) {
       await this.table.release(record.lease, { force: true })
       throw e
+    }
+    if (!whole) {
+      // A torn view is never served: it is closed and the open tried again (a few times, then the open fails).
+      await this.table.release(record.lease, { force: true })
+      if (attempt + 1 >= tornViewsPerOpen) {
+        throw new StorageFailure({ reason: 'io', path: address.dir, shard: shardId, message: `${tornViewsPerOpen} torn views in a row opening ${address.dir}: the primary flushes faster than a view can open` })
+      }
+      return this.#openLease(role, shardId, readerId, signal, attempt + 1)
     }
     // XState aborts the signal only if the actor stops before it receives this result (it then drops the result):
     // the lease is nobody's then, so it is released at once rather than at close.
@@ -245,6 +275,8 @@ export class Runtime {
           if (record !== undefined) this.shards.get(shardId)?.publishReader(readerId, record)
           void this.table.release(from)
         },
+        refreshFailed: (_, { shardId, readerId, error }) => this.shards.get(shardId)?.refreshFailed(readerId, error),
+        refreshAllowed: (_, { shardId, readerId }) => this.shards.get(shardId)?.refreshAllowed(readerId),
       },
     })
   }
@@ -314,6 +346,8 @@ export class Runtime {
         queues: { pendingWrites: shard.pendingWrites, inflight: shard.inflight },
         sequence: shard.ackSeq,
         views: [...shard.readers].map(([reader, r]) => ({ reader, sequence: r.seq, ageMs: this.#opts.clock.now() - r.openedAt })),
+        integrity: { ...shard.integrity },
+        ...(shard.failure === undefined ? {} : { cause: shard.failure }),
       })
     }
     return { shards, totals: { primaries, readers, handles: this.table.size } }
@@ -347,6 +381,18 @@ export class Runtime {
     return this.#closing
   }
 }
+
+/** What a shard reports as the cause of giving up, from the error its child failed with. */
+const causeOf = (error: unknown): FailureCause | undefined =>
+  error instanceof StorageFailure
+    ? { reason: error.reason, path: error.path, message: error.message }
+    : error === undefined
+      ? undefined
+      : { reason: 'io', path: '', message: error instanceof Error ? error.message : String(error) }
+
+/** The same failure, marked as one that restarting cannot cure (the shard gives up at once). */
+const fatal = (e: StorageFailure, shard: string): StorageFailure =>
+  new StorageFailure({ reason: e.reason, path: e.path, message: e.message, cause: e.cause, shard, fatal: true })
 
 const stateName = (value: unknown): string => {
   if (typeof value === 'string') return value

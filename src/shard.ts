@@ -9,12 +9,14 @@
  * It is served by the least-loaded reader that satisfies it; else, in writer mode, by the primary while the stalest
  * reader refreshes; in reader mode it waits (bounded) for a refresh.
  */
+import type { LifecycleEvent } from '../actors/events.js'
 import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
-import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure } from './errors.js'
+import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, type FailureCause } from './errors.js'
 import type { StorageHandle } from './engine.js'
 import type { ShardAddress } from './layout.js'
 import type { HandleTable, LeaseRecord } from './resources.js'
+import type { Stamp } from './views.js'
 
 /** The limits a shard's data plane enforces. */
 export interface ShardLimits {
@@ -24,6 +26,21 @@ export interface ShardLimits {
   readonly refreshesPerShard: number
   /** Flush the primary's memtable once this many records were written since the last flush. */
   readonly flushEveryRecords: number
+  /**
+   * Flush the primary's memtable once this many bytes (keys and values) were written since the last flush: a quarter
+   * of RocksDB's write buffer, so that RocksDB never switches the memtable by itself (see src/views.ts).
+   */
+  readonly flushEveryBytes: number
+}
+
+/** What a shard counts about the integrity of what it serves (see `ShardStats.integrity`). */
+export interface IntegrityCounts {
+  /** New reader views that missed data (a hole left by a flush racing the open) and were discarded unserved. */
+  tornViews: number
+  /** Reads that met a corrupted block (each failed with StorageFailure `corruption`; the handle kept serving). */
+  corruptReads: number
+  /** Refreshes whose new open failed (the old view kept serving). */
+  refreshFailures: number
 }
 
 /** What a read needs of the handle that serves it. */
@@ -48,7 +65,15 @@ interface Waiter {
   readonly ticket: number
   readonly resolve: (r: LeaseRecord) => void
   readonly reject: (e: unknown) => void
+  /** Views opened since this read began waiting that still fell short of its sequence (see publishReader). */
+  shortViews: number
 }
+
+/**
+ * How many views opened after a read began waiting may fall short of its token before the token is judged to be
+ * ahead of the data. One is not proof: a read-only open racing a flush can take a consistent but older view.
+ */
+const shortViewsBeforeAhead = 3
 
 export class ShardRuntime {
   primary: LeaseRecord | undefined
@@ -67,6 +92,21 @@ export class ShardRuntime {
   /** Records written since the primary last flushed, and when the oldest of them was written. */
   unflushed = 0
   firstUnflushedAt = 0
+  /** Bytes of keys and values written since the primary last flushed. */
+  unflushedBytes = 0
+  /**
+   * The flush epoch the primary's writes stamp (see src/views.ts): one more than the greatest epoch on disk when the
+   * primary opened, and one more after every flush, so every memtable holds an epoch of its own.
+   */
+  epoch = 0
+  /** Integrity counters (see {@link IntegrityCounts}). */
+  readonly integrity: IntegrityCounts = { tornViews: 0, corruptReads: 0, refreshFailures: 0 }
+  /** The failure that made the shard give up (its primary, or its readers in reader mode), until it recovers. */
+  failure: FailureCause | undefined
+  /** Readers whose refresh failed, waiting out their refresh backoff: no refresh is asked of them meanwhile. */
+  readonly cooling = new Set<string>()
+  /** Announces a lifecycle event about this shard's data plane (set by the runtime). */
+  report: (event: LifecycleEvent) => void = () => {}
   /** The directory is locked by another instance (set by a failed open, cleared by a successful one). */
   locked: StorageFailure | undefined
   closed = false
@@ -95,6 +135,11 @@ export class ShardRuntime {
     this.primary = record
     this.exhausted = false
     this.locked = undefined
+    this.failure = undefined
+    // A new epoch for the memtable this primary starts: whatever RocksDB recovered at open is in older ones.
+    this.epoch = record.epoch + 1
+    this.unflushed = 0
+    this.unflushedBytes = 0
     this.seq = Math.max(this.seq, record.seq)
     this.ackSeq = Math.max(this.ackSeq, record.seq)
     const waiters = this.#waiters
@@ -112,10 +157,15 @@ export class ShardRuntime {
     this.#scaleRequested = false
     // Reads waiting for a view this fresh go now; the others ask for another refresh.
     const ready = this.#waiters.filter((w) => w.kind === 'read' && satisfies(record, w.need))
-    // A view opened after the read began waiting reflects everything written by then: if it still does not reach
-    // the read's token, the token is ahead of the data (not from this root, or its write was lost), and waiting for
-    // more refreshes would spin. Such reads fail now.
-    const ahead = this.#waiters.filter((w) => w.kind === 'read' && !ready.includes(w) && record.ticket >= w.ticket && record.seq < w.need.seq)
+    // A view opened after the read began waiting should reflect everything written by then. If views keep falling
+    // short of the read's token, the token is ahead of the data (not from this root, or its write was lost), and
+    // waiting for more refreshes would spin: such reads fail. One short view is no proof (an open racing a flush may
+    // take an older, consistent view), and a sequence this index acknowledged itself is never ahead.
+    const ahead = this.#waiters.filter((w) => {
+      if (w.kind !== 'read' || ready.includes(w) || record.ticket < w.ticket || record.seq >= w.need.seq) return false
+      w.shortViews++
+      return w.shortViews >= shortViewsBeforeAhead && !(this.mode === 'writer' && w.need.seq <= this.ackSeq)
+    })
     this.#waiters = this.#waiters.filter((w) => !ready.includes(w) && !ahead.includes(w))
     for (const w of ready) w.resolve(record)
     for (const w of ahead) {
@@ -141,8 +191,9 @@ export class ShardRuntime {
    * The primary is exhausted: queued writes fail with ShardUnavailable; queued reads wait for a reader to refresh
    * while the shard has readers, and fail too when it has none.
    */
-  primaryExhausted(): void {
+  primaryExhausted(cause?: FailureCause): void {
     this.exhausted = true
+    this.failure = cause
     if (this.readers.size === 0) return this.#rejectWaiters(() => this.#unavailable())
     const writes = this.#waiters.filter((w) => w.kind === 'write' || w.need.primary)
     this.#waiters = this.#waiters.filter((w) => !writes.includes(w))
@@ -151,8 +202,9 @@ export class ShardRuntime {
   }
 
   /** The readers are exhausted (`degraded`) or back (`recovered`). In reader mode, nothing is left to serve reads. */
-  poolDegraded(degraded: boolean): void {
+  poolDegraded(degraded: boolean, cause?: FailureCause): void {
     this.degraded = degraded
+    if (this.mode === 'reader') this.failure = degraded ? cause : undefined
     if (degraded && this.mode === 'reader') this.#rejectWaiters(() => this.#unavailable())
   }
 
@@ -174,6 +226,28 @@ export class ShardRuntime {
     this.exhausted = false
   }
 
+  /** A reader's refresh failed: its old view keeps serving; no refresh is asked of it until it has cooled down. */
+  refreshFailed(readerId: string, error: unknown): void {
+    this.refreshing.delete(readerId)
+    this.cooling.add(readerId)
+    this.integrity.refreshFailures++
+    this.report({ type: 'refresh-failed', shard: this.address.id, actor: readerId, detail: error instanceof Error ? error.message : String(error) })
+    // Another reader may take over the reads that wait.
+    this.#refreshForWaiters()
+  }
+
+  /** A reader's refresh backoff is over: it may be asked to refresh again (for the reads still waiting, say). */
+  refreshAllowed(readerId: string): void {
+    this.cooling.delete(readerId)
+    this.#refreshForWaiters()
+  }
+
+  /** A reader's new view missed data and was discarded (see src/views.ts). */
+  tornView(actor: string, detail: string): void {
+    this.integrity.tornViews++
+    this.report({ type: 'torn-view', shard: this.address.id, actor, detail })
+  }
+
   /** The index is closing: stop accepting, fail what is queued. */
   stop(): void {
     this.closed = true
@@ -189,12 +263,12 @@ export class ShardRuntime {
   // ---- the request paths ----
 
   /**
-   * Runs `fn` on the primary as the next write of this shard (writes to a shard are serialized). `nextSeq` hands out
-   * sequences for the batches `fn` writes; `records` is how many keys it writes (for the flush trigger). A storage
-   * failure is reported to the primary's supervisor and the write retried once on the restarted primary (injected
-   * and RocksDB write failures are never partially applied).
+   * Runs `fn` on the primary as the next write of this shard (writes to a shard are serialized, and so are flushes
+   * with them). `nextStamp` hands out the sequence and the flush epoch of each batch `fn` writes; `records` is how
+   * many keys it writes (for the flush trigger). A storage failure is reported to the primary's supervisor and the
+   * write retried once on the restarted primary (injected and RocksDB write failures are never partially applied).
    */
-  write<T>(fn: (handle: StorageHandle, nextSeq: () => number) => Promise<T>, records: number | ((result: T) => number) = 0): Promise<T> {
+  write<T>(fn: (handle: StorageHandle, nextStamp: () => Stamp) => Promise<T>, records: number | ((result: T) => number) = 0): Promise<T> {
     this.#assertOpen()
     if (this.pendingWrites >= this.limits.maxPendingWrites) {
       return Promise.reject(new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${this.pendingWrites} writes already pending` }))
@@ -206,12 +280,12 @@ export class ShardRuntime {
         const record = await this.#primaryFor('write', { seq: 0, primary: true })
         record.inflight++
         try {
-          const result = await fn(record.handle, () => ++this.seq)
+          const result = await fn(record.handle, () => ({ seq: ++this.seq, epoch: this.epoch }))
           this.ackSeq = this.seq
           const written = typeof records === 'number' ? records : records(result)
           if (this.unflushed === 0 && written > 0) this.firstUnflushedAt = this.clock.now()
           this.unflushed += written
-          if (this.unflushed >= this.limits.flushEveryRecords) await this.#flush(record)
+          if (this.unflushed >= this.limits.flushEveryRecords || this.unflushedBytes >= this.limits.flushEveryBytes) await this.#flush(record)
           return result
         } catch (e) {
           if (!(e instanceof StorageFailure) || attempt >= 1 || this.closed) throw e
@@ -248,14 +322,27 @@ export class ShardRuntime {
     })
   }
 
-  /** Writes the memtable to a table file, so that a reader's open replays a short WAL. A failure is a fault. */
+  /**
+   * Writes the memtable to a table file, so that a reader's open replays a short WAL. Runs in the write chain (no
+   * write beside it), then starts a new flush epoch: the next batch goes to a new memtable and stamps a new epoch.
+   * A failure is a fault.
+   */
   async #flush(record: LeaseRecord): Promise<void> {
     try {
       await record.handle.flush()
       this.unflushed = 0
+      this.unflushedBytes = 0
     } catch (e) {
       if (e instanceof StorageFailure) this.fault(record, e)
+    } finally {
+      // Whether or not the memtable switched, a new epoch is always safe (see src/views.ts).
+      this.epoch++
     }
+  }
+
+  /** Counts bytes a batch of the primary wrote, for the byte trigger of the flush. */
+  wrote(bytes: number): void {
+    this.unflushedBytes += bytes
   }
 
   /**
@@ -273,7 +360,9 @@ export class ShardRuntime {
         try {
           return await fn(record.handle)
         } catch (e) {
-          if (!(e instanceof StorageFailure) || attempt >= 1 || this.closed) throw e
+          if (!(e instanceof StorageFailure)) throw e
+          if (e.reason === 'corruption') throw this.#corruptRead(record, e)
+          if (attempt >= 1 || this.closed) throw e
           this.fault(record, e)
         } finally {
           record.lastUsedAt = this.clock.now()
@@ -304,7 +393,9 @@ export class ShardRuntime {
           }
           return
         } catch (e) {
-          if (!(e instanceof StorageFailure) || yielded || attempt >= 1 || this.closed) throw e
+          if (!(e instanceof StorageFailure)) throw e
+          if (e.reason === 'corruption') throw this.#corruptRead(record, e)
+          if (yielded || attempt >= 1 || this.closed) throw e
           this.fault(record, e)
         } finally {
           record.lastUsedAt = this.clock.now()
@@ -314,6 +405,23 @@ export class ShardRuntime {
     } finally {
       this.#done()
     }
+  }
+
+  /**
+   * A read met a corrupted block. That read fails, but the handle is not dead: other keys keep being served from it,
+   * so nothing restarts. Counted, announced, and returned with the shard named.
+   */
+  #corruptRead(record: LeaseRecord, e: StorageFailure): StorageFailure {
+    this.integrity.corruptReads++
+    const actor = record.readerId ?? 'primary'
+    this.report({ type: 'corruption', shard: this.address.id, actor, detail: e.message })
+    return new StorageFailure({
+      reason: 'corruption',
+      path: e.path,
+      shard: this.address.id,
+      cause: e.cause,
+      message: `corrupted data in shard ${this.address.id} (${e.path}), read through ${actor}: ${e.message}. The read failed; other keys are still served. See README, Repairing a damaged shard`,
+    })
   }
 
   /** Reports a failure of `record` to its actor, once per handle, and stops routing requests to it. */
@@ -340,7 +448,7 @@ export class ShardRuntime {
       if (r.faulted) continue
       if (satisfies(r, need)) {
         if (best === undefined || r.inflight < best.inflight) best = r
-      } else if (!this.refreshing.has(readerId) && (stale === undefined || r.seq < stale.seq || (r.seq === stale.seq && r.openedAt < stale.openedAt))) {
+      } else if (!this.refreshing.has(readerId) && !this.cooling.has(readerId) && (stale === undefined || r.seq < stale.seq || (r.seq === stale.seq && r.openedAt < stale.openedAt))) {
         stale = r
       }
     }
@@ -385,16 +493,22 @@ export class ShardRuntime {
     if (kind === 'read' && queued >= this.limits.maxPendingReads) {
       throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${queued} reads already wait for a handle` })
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ kind, need, ticket: this.table.ticket(), resolve, reject }))
+    return new Promise((resolve, reject) => this.#waiters.push({ kind, need, ticket: this.table.ticket(), resolve, reject, shortViews: 0 }))
   }
 
   #unavailable(): ShardUnavailable {
+    const who = this.mode === 'reader' ? 'its readers' : 'its primary'
+    const cause = this.failure
+    const why =
+      cause === undefined
+        ? `${who} exhausted ${this.mode === 'reader' ? 'their' : 'its'} restart intensity`
+        : cause.reason === 'corruption'
+          ? `its directory ${cause.path} is damaged (${cause.message}); rockvisor does not repair it (see README, Repairing a damaged shard)`
+          : `${who} gave up after: ${cause.message}`
     return new ShardUnavailable({
       shard: this.address.id,
-      message:
-        this.mode === 'reader'
-          ? `shard ${this.address.id} is unavailable: its readers exhausted their restart intensity (recover it with index.recover)`
-          : `shard ${this.address.id} is unavailable: its primary exhausted its restart intensity (recover it with index.recover)`,
+      message: `shard ${this.address.id} is unavailable: ${why}. Recover it with index.recover(${JSON.stringify(this.address.id)}) once the cause is fixed`,
+      ...(cause === undefined ? {} : { cause }),
     })
   }
 

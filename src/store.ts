@@ -20,36 +20,28 @@ import {
   segmentOffsetKey,
   segmentOffsetOfTimeKey,
   segmentOffsetValue,
-  sequenceKey,
-  sequenceValue,
-  decodeSequence,
   timeKey,
   timeKeyMax,
   timeValue,
 } from './keys.js'
 import type { MessageMeta, SegmentOffset } from './meta.js'
+import { readViewState, stampOps, type Stamp } from './views.js'
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** The sequence a handle's view reflects: the sequence of the last batch written before it was opened (0: none). */
-export const readSequence = async (handle: StorageHandle): Promise<number> =>
-  decodeSequence((await handle.getMany([sequenceKey]))[0])
-
-const withSequence = (ops: WriteOp[], seq: number): WriteOp[] => {
-  ops.push({ type: 'put', key: sequenceKey, value: sequenceValue(seq) })
-  return ops
-}
+export const readSequence = async (handle: StorageHandle): Promise<number> => (await readViewState(handle)).seq
 
 /**
  * Writes `metas` (already validated: no msgId or place twice) to `partition` in one atomic batch stamped with
- * sequence `seq`. Reads the entries it replaces first (one MultiGet), so the caller must serialize writes to a shard.
- * Returns the bytes of keys and values put for the metas.
+ * `stamp` (a sequence, or a sequence and the flush epoch: see src/views.ts). Reads the entries it replaces first (one
+ * MultiGet), so the caller must serialize writes to a shard. Returns the bytes of keys and values put for the metas.
  */
 export const putMetas = async (
   handle: StorageHandle,
   partition: number,
   metas: readonly MessageMeta[],
-  seq: number,
+  stamp: number | Stamp,
 ): Promise<{ bytes: number }> => {
   if (metas.length === 0) return { bytes: 0 }
   const idKeys = metas.map((m) => idKey(partition, m.msgId))
@@ -82,7 +74,8 @@ export const putMetas = async (
       bytes += key.length + value.length
     }
   })
-  await handle.write(withSequence(ops, seq))
+  stampOps(ops, stamp)
+  await handle.write(ops)
   return { bytes }
 }
 
@@ -153,15 +146,17 @@ export const retentionChunk = 1024
 
 /**
  * Removes every meta of `partition` whose timestamp is < `before`, from all three views. Works in atomic batches of
- * up to {@link retentionChunk} metas, each stamped with the next sequence from `nextSeq`: a crash in the middle leaves
- * some metas removed and the rest intact, never a meta present in one view and absent from another.
- * Returns how many metas it removed.
+ * up to {@link retentionChunk} metas, each stamped with the next stamp from `nextStamp`: a crash in the middle leaves
+ * some metas removed and the rest intact, never a meta present in one view and absent from another. `onChunk` hears
+ * of every chunk once it is written, so a caller that retries after a failure still knows what the first attempt
+ * removed. Returns how many metas this call removed.
  */
 export const deleteBefore = async (
   handle: StorageHandle,
   partition: number,
   before: number,
-  nextSeq: () => number,
+  nextStamp: () => number | Stamp,
+  onChunk?: (deleted: number) => void,
 ): Promise<{ deleted: number }> => {
   let deleted = 0
   // Each chunk resumes after the last key of the previous one, so no chunk steps over earlier deletions again.
@@ -176,8 +171,10 @@ export const deleteBefore = async (
     }
     if (last === undefined) return { deleted }
     const metas = ops.length / 3
-    await handle.write(withSequence(ops, nextSeq()))
+    stampOps(ops, nextStamp())
+    await handle.write(ops)
     deleted += metas
+    onChunk?.(metas)
     from = Buffer.concat([last, Buffer.of(0)]) // the smallest key after `last`
   }
 }

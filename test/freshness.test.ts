@@ -121,8 +121,8 @@ describe('reader mode', () => {
       const err = await index.getByMsgId('t', 1, 'm1', { after: `${shard}@${seq + 5}` }).catch((e: unknown) => e)
       expect(err).toBeInstanceOf(InvalidInput)
       expect((err as InvalidInput).message).toContain('the token is not from this root, or its write was lost')
-      // One open and at most one refresh, not a loop.
-      expect(faults.opened.reader).toBeLessThanOrEqual(2)
+      // A few refreshes (one short view is no proof: an open racing a flush may take an older view), not a loop.
+      expect(faults.opened.reader).toBeLessThanOrEqual(4)
       expect(await index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
       await expect(openIndex({ root: writer.root, mode: 'reader', readers: { min: 0 } })).rejects.toBeInstanceOf(InvalidInput)
     } finally {

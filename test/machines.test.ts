@@ -36,7 +36,7 @@ describe('primary machine', () => {
 
 describe('reader machine', () => {
   const reader = (impl: Parameters<typeof readerMachine.provide>[0], delayMs = 0, clock = new ManualClock()) =>
-    createActor(readerMachine.provide(impl), { input: { shardId: 's', readerId: 'reader-1', delayMs }, clock, inspect: recordInspection }).start()
+    createActor(readerMachine.provide(impl), { input: { shardId: 's', readerId: 'reader-1', delayMs, refreshBackoff: { minMs: 100, maxMs: 1_000, factor: 2, jitter: 0 } }, clock, inspect: recordInspection }).start()
 
   it('should retire before it opened, from waiting or from opening', () => {
     const waiting = reader({}, 500)

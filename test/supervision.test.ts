@@ -232,18 +232,24 @@ describe('reader pool', () => {
     await waitFor(() => h!.index.stats().totals.handles === 2 && shardStats(h!, 't', 1).readers.serving === 1)
     expect(h.faults.opened.reader).toBe(2)
   })
-  it('should replace a reader whose refresh fails, and still answer from the primary meanwhile', async () => {
-    h = await openHarness({ readers: { min: 1 }, supervision: { readers: { backoff: { minMs: 0, jitter: 0 } } } })
-    await h.index.batchPut('t', 1, [meta(1)])
-    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
-    await h.index.batchPut('t', 1, [meta(2)])
+  it('should keep a reader whose refresh fails serving its old view, answer from the primary meanwhile, and refresh it after its backoff', async () => {
+    h = await openHarness({ readers: { min: 1 }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
+    const first = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, first.token, 'm1')
+    const { token } = await h.index.batchPut('t', 1, [meta(2)])
     h.faults.failNext('open', 1, { role: 'reader' })
     const n = h.events.length
     expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
-    await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', n)
-    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
-    expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
-    expect(shardStats(h, 't', 1).restarts.readers).toBe(1)
+    await h.event((e) => e.type === 'refresh-failed' && e.actor === 'reader-1', n)
+    expect(shardStats(h, 't', 1).readers).toEqual({ cooling: 1 })
+    // The old view still serves what it holds.
+    const readerReads = h.faults.calls.readerReads
+    expect(await h.index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 10_000 })).toEqual(meta(1))
+    expect(h.faults.calls.readerReads).toBe(readerReads + 1)
+    await h.clock.advance(100)
+    await untilReaderCovers(h, 't', 1, token, 'm2')
+    expect(shardStats(h, 't', 1).restarts.readers).toBe(0)
+    expect(h.events.slice(n).filter((e) => e.type === 'failed')).toEqual([])
   })
 })
 

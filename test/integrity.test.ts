@@ -1,0 +1,233 @@
+/**
+ * Trust: a read never lies and nothing is destroyed. Torn reader views are caught and never served; a corrupted block
+ * fails the reads that meet it, alone, with a typed error; a failed refresh leaves the old view serving; a retried
+ * retention reports everything it removed; a short view is no proof that a token is foreign. Real RocksDB in temp
+ * dirs; torn and stale views are built from the real files of a real primary (test/support/views.ts).
+ */
+import { open, readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { FaultInjector, ManualClock, StorageFailure, defaults, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta } from '../src/index.js'
+import { getByMsgId, putMetas } from '../src/store.js'
+import { readViewState, viewCheck } from '../src/views.js'
+import { recordInspection } from './support/coverage.js'
+import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { removeDir, tempDir } from './support/tmp.js'
+import { RedirectingEngine, snapshot, tornCopy } from './support/views.js'
+
+const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
+const cleanups: (() => Promise<void>)[] = []
+afterEach(async () => {
+  viewCheck.enabled = true
+  for (const c of cleanups.reverse()) await c()
+  cleanups.length = 0
+})
+const harness = async (...args: Parameters<typeof openHarness>): Promise<Harness> => {
+  const h = await openHarness(...args)
+  cleanups.push(() => h.dispose())
+  return h
+}
+const scratch = async (): Promise<string> => {
+  const dir = await tempDir()
+  cleanups.push(() => removeDir(dir))
+  return dir
+}
+/** A reader-mode index on `root` over `engine`, recording its events. */
+const readerIndex = async (root: string, engine: RedirectingEngine | FaultInjector, events: LifecycleEvent[] = []): Promise<Index> => {
+  const index = await openIndex({ root, mode: 'reader', engine, clock: new ManualClock(1_000_000), inspect: recordInspection })
+  index.subscribe((e) => events.push(e))
+  cleanups.push(() => index.close())
+  return index
+}
+const settings = { ...defaults.readerRocksdb }
+
+describe('torn views', () => {
+  it('should see the hole a flush racing a read-only open leaves, by the flush epochs', async () => {
+    const dir = await scratch()
+    const live = join(dir, 'live')
+    const primary = await rocksEngine.open(live, { ...settings, readOnly: false })
+    try {
+      for (let s = 1; s <= 3; s++) await putMetas(primary, 0, [meta(s)], { seq: s, epoch: 1 })
+      const copy = await snapshot(live, join(dir, 'copy'))
+      await primary.flush()
+      await putMetas(primary, 0, [meta(4)], { seq: 4, epoch: 2 })
+      // The MANIFEST from before the flush, the WAL from after it: what the race gives a read-only open.
+      const torn = await rocksEngine.open(await tornCopy(copy, live), { ...settings, readOnly: true })
+      const whole = await rocksEngine.open(live, { ...settings, readOnly: true })
+      try {
+        // The stored sequence says the torn view is current, and the first three writes are not in it.
+        expect(await readViewState(torn)).toEqual({ seq: 4, epoch: 2, missing: [1] })
+        expect(await getByMsgId(torn, 0, 'm1')).toBeUndefined()
+        expect(await getByMsgId(torn, 0, 'm4')).toEqual(meta(4))
+        expect(await readViewState(whole)).toEqual({ seq: 4, epoch: 2, missing: [] })
+        expect(await getByMsgId(whole, 0, 'm1')).toEqual(meta(1))
+      } finally {
+        await torn.close()
+        await whole.close()
+      }
+    } finally {
+      await primary.close()
+    }
+  })
+
+  /** A writer with three writes in one epoch, a flush, a fourth write; and a torn copy of its shard directory. */
+  const tornScene = async () => {
+    const w = await harness({ readers: { min: 0 }, freshness: { flushIntervalMs: 1_000 } })
+    for (let n = 1; n <= 3; n++) await w.index.batchPut('t', 1, [meta(n)])
+    const dir = w.index.locate('t', 1).dir
+    const copy = await snapshot(dir, join(await scratch(), 'copy'))
+    const flushes = w.faults.calls.flushes
+    await w.clock.advance(2_000) // the time trigger flushes the primary
+    await waitFor(() => w.faults.calls.flushes > flushes)
+    const { token } = await w.index.batchPut('t', 1, [meta(4)])
+    await tornCopy(copy, dir)
+    const engine = new RedirectingEngine(rocksEngine)
+    engine.redirect(dir, copy)
+    return { w, token, engine }
+  }
+
+  it('should discard a torn view, count it and announce it, and answer from a whole one', async () => {
+    const { w, token, engine } = await tornScene()
+    const events: LifecycleEvent[] = []
+    const index = await readerIndex(w.root, engine, events)
+    expect(await index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    expect(engine.redirected).toBe(1)
+    const s = index.stats().shards.find((x) => x.id === w.shardId('t', 1))!
+    expect(s.integrity.tornViews).toBe(1)
+    expect(s.restarts.readers).toBe(0)
+    expect(events.filter((e) => e.type === 'torn-view')).toHaveLength(1)
+  })
+
+  it('should serve the hole as a wrong answer with the view check off (the check is what catches it)', async () => {
+    const { w, token, engine } = await tornScene()
+    viewCheck.enabled = false
+    const index = await readerIndex(w.root, engine)
+    expect(await index.getByMsgId('t', 1, 'm1', { after: token })).toBeUndefined()
+    expect(await index.getByMsgId('t', 1, 'm4', { after: token })).toEqual(meta(4))
+  })
+})
+
+describe('stale views', () => {
+  it('should not call a token foreign because an open took an older view', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, [meta(1)])
+    const dir = w.index.locate('t', 1).dir
+    const stale = await snapshot(dir, join(await scratch(), 'stale'))
+    const { token } = await w.index.batchPut('t', 1, [meta(2)])
+    const engine = new RedirectingEngine(rocksEngine)
+    // The first open and two refreshes see the older (whole) view; the next one sees the write.
+    engine.redirect(dir, stale, 3)
+    const index = await readerIndex(w.root, engine)
+    expect(await index.getByMsgId('t', 1, 'm2', { after: token })).toEqual(meta(2))
+    expect(engine.redirected).toBe(3)
+  })
+})
+
+/**
+ * Overwrites 64 bytes in the by-id part of the largest table file of `dir` (keys sort by view: by id, by time, by
+ * segment offset, each about a third of the file); returns its path.
+ */
+const corruptTable = async (dir: string): Promise<string> => {
+  const tables = (await readdir(dir)).filter((n) => n.endsWith('.sst')).map((n) => join(dir, n))
+  const sizes = await Promise.all(tables.map(async (t) => (await stat(t)).size))
+  const file = tables[sizes.indexOf(Math.max(...sizes))]!
+  const fd = await open(file, 'r+')
+  try {
+    await fd.write(Buffer.alloc(64, 0xa5), 0, 64, Math.floor(Math.max(...sizes) / 6))
+  } finally {
+    await fd.close()
+  }
+  return file
+}
+
+describe('corrupted blocks', () => {
+  it('should fail only the reads that meet a corrupted block, typed, and keep serving the others without a restart', async () => {
+    const root = await scratch()
+    const metas = Array.from({ length: 3_000 }, (_, i) => meta(i))
+    // Every batch of 500 metas (1,500 records) is flushed into a table file of its own.
+    const first = await openIndex({ root, shards: 2, freshness: { flushEveryRecords: 1_500 } })
+    for (let i = 0; i < metas.length; i += 500) await first.batchPut('t', 1, metas.slice(i, i + 500))
+    const dir = first.locate('t', 1).dir
+    const shard = first.locate('t', 1).id
+    await first.close()
+    await corruptTable(dir)
+
+    const events: LifecycleEvent[] = []
+    const index = await openIndex({ root, engine: new FaultInjector(), clock: new ManualClock(1_000_000), inspect: recordInspection })
+    cleanups.push(() => index.close())
+    index.subscribe((e) => events.push(e))
+    const results = await Promise.allSettled(metas.map((m) => index.getByMsgId('t', 1, m.msgId)))
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') expect(r.value).toEqual(metas[i])
+    })
+    expect(failed.length).toBeGreaterThan(0)
+    expect(failed.length).toBeLessThan(metas.length / 2)
+    for (const { reason } of failed) {
+      expect(reason).toBeInstanceOf(StorageFailure)
+      expect(reason).toMatchObject({ reason: 'corruption', shard, path: dir })
+    }
+    // Other keys kept being served through the same handles: nothing restarted.
+    const s = index.stats().shards.find((x) => x.id === shard)!
+    expect(s.restarts).toEqual({ primary: 0, readers: 0 })
+    expect(s.state).toBe('running')
+    expect(s.integrity.corruptReads).toBe(failed.length)
+    expect(events.filter((e) => e.type === 'corruption')).toHaveLength(failed.length)
+    expect(events.filter((e) => e.type === 'failed')).toHaveLength(0)
+  })
+})
+
+describe('refresh failures', () => {
+  it('should keep the old view serving a scan when a refresh fails, without a restart', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 } })
+    const metas = Array.from({ length: 300 }, (_, i) => meta(i))
+    const { token } = await h.index.batchPut('t', 1, metas)
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    const readerReads = h.faults.calls.readerReads
+    const scan = h.index.scanByTime('t', 1, 0, 10_000)[Symbol.asyncIterator]()
+    const seen: MessageMeta[] = []
+    for (let i = 0; i < 3; i++) seen.push((await scan.next()).value as MessageMeta)
+    expect(h.faults.calls.readerReads).toBe(readerReads + 1) // the scan runs on the reader
+
+    h.faults.failNext('open', 1, { role: 'reader' })
+    await h.index.batchPut('t', 1, [meta(300)])
+    // A fresh read the stale reader cannot serve: the primary answers and the reader is asked to refresh, which fails.
+    expect(await h.index.getByMsgId('t', 1, 'm300')).toEqual(meta(300))
+    await waitFor(() => shardStats(h, 't', 1).integrity.refreshFailures === 1)
+    for (;;) {
+      const next = await scan.next()
+      if (next.done) break
+      seen.push(next.value)
+    }
+    expect(seen).toEqual(metas)
+    const s = shardStats(h, 't', 1)
+    expect(s.restarts.readers).toBe(0)
+    expect(s.readers).toEqual({ cooling: 1 })
+    expect(h.events.filter((e) => e.type === 'refresh-failed')).toHaveLength(1)
+    expect(h.events.filter((e) => e.type === 'failed')).toHaveLength(0)
+
+    // After its refresh backoff the reader refreshes again when a read needs it.
+    await h.clock.advance(defaults.readerSpec.backoff.minMs)
+    expect(shardStats(h, 't', 1).readers).toEqual({ serving: 1 })
+    const last = await h.index.batchPut('t', 1, [meta(301)])
+    await untilReaderCovers(h, 't', 1, last.token, 'm301')
+    expect(shardStats(h, 't', 1).restarts.readers).toBe(0)
+  })
+})
+
+describe('retention', () => {
+  it('should report every meta it deleted when its retry resumes after a failed chunk', async () => {
+    const h = await harness({ readers: { min: 0 } })
+    const metas = Array.from({ length: 1_030 }, (_, i) => meta(i))
+    await h.index.batchPut('t', 1, metas)
+    // The first chunk (1,024 metas) is written; the second fails; the write is retried on the restarted primary.
+    h.faults.failNext('write', 1, { role: 'primary' }, 1)
+    let settled = false
+    const deleting = h.index.deleteBefore('t', 1, 1_000_000).finally(() => (settled = true))
+    while (!settled) await h.clock.advance(50)
+    expect((await deleting).deleted).toBe(1_030)
+    expect(h.faults.injected.write).toBe(1)
+    expect(await h.index.getByMsgId('t', 1, 'm1029')).toBeUndefined()
+    expect(await h.index.getByMsgId('t', 1, 'm0')).toBeUndefined()
+  })
+})

@@ -1,0 +1,58 @@
+/**
+ * Torn and stale views on demand, for the tests of the view check (src/views.ts).
+ *
+ * A torn view is what RocksDB's read-only open sees when the primary's flush lands between its two steps: the MANIFEST
+ * from before the flush (the flushed memtable is not in any table file it knows) and the WAL files from after it (the
+ * memtable's old WAL is gone). The race is rare (a few in 10,000 opens), so these helpers build that directory state
+ * on purpose, from real files of a real primary: `snapshot` copies a shard directory before a flush, `tornCopy` puts
+ * the WAL files of the live directory (after the flush) beside that old MANIFEST. RocksDB then opens the copy
+ * read-only exactly as it opens a directory in that race.
+ *
+ * {@link RedirectingEngine} wraps the real engine (through a FaultInjector, say) and sends chosen read-only opens of a
+ * shard directory to such a copy: everything else is the real engine on the real directory.
+ */
+import { copyFile, mkdir, readdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Engine, OpenOptions, StorageHandle } from '../../src/index.js'
+
+/** Copies every file of `dir` into a fresh `into` (a shard directory is flat). */
+export const snapshot = async (dir: string, into: string): Promise<string> => {
+  await rm(into, { recursive: true, force: true })
+  await mkdir(into, { recursive: true })
+  for (const name of await readdir(dir)) if (name !== 'LOCK') await copyFile(join(dir, name), join(into, name))
+  return into
+}
+
+/**
+ * Turns `copy` (a {@link snapshot} taken before a flush) into the torn state: its WAL files replaced by those of the
+ * live directory `live` (taken after the flush, so the flushed memtable's WAL is gone).
+ */
+export const tornCopy = async (copy: string, live: string): Promise<string> => {
+  for (const name of await readdir(copy)) if (name.endsWith('.log')) await rm(join(copy, name))
+  for (const name of await readdir(live)) if (name.endsWith('.log')) await copyFile(join(live, name), join(copy, name))
+  return copy
+}
+
+/** An engine that sends the next read-only opens of one directory to another directory, then behaves normally. */
+export class RedirectingEngine implements Engine {
+  #plan: { from: string; to: string; times: number } | undefined
+  /** Read-only opens sent elsewhere so far. */
+  redirected = 0
+
+  constructor(private readonly inner: Engine) {}
+
+  /** The next `times` read-only opens of `from` open `to` instead. */
+  redirect(from: string, to: string, times = 1): void {
+    this.#plan = { from, to, times }
+  }
+
+  open(path: string, options: OpenOptions): Promise<StorageHandle> {
+    const plan = this.#plan
+    if (plan !== undefined && options.readOnly && path === plan.from && plan.times > 0) {
+      plan.times--
+      this.redirected++
+      return this.inner.open(plan.to, options)
+    }
+    return this.inner.open(path, options)
+  }
+}
