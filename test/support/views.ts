@@ -56,3 +56,88 @@ export class RedirectingEngine implements Engine {
     return this.inner.open(path, options)
   }
 }
+
+/**
+ * An engine that makes the flush race happen on purpose, at a rate a test can afford: every `every`-th flush of a
+ * primary is preceded by a {@link snapshot} of its directory, and the next read-only open of that directory (after
+ * the flush) opens a {@link tornCopy} instead: the old MANIFEST with the new WAL files, as in the race. Everything else
+ * is the inner (real) engine on the real directory. Share one between a writer-mode and a reader-mode index.
+ */
+export class TearingEngine implements Engine {
+  readonly #pending = new Map<string, string>()
+  #flushes = 0
+  #copies = 0
+  /** Read-only opens that got a torn copy. */
+  tornOpens = 0
+
+  constructor(
+    private readonly inner: Engine,
+    private readonly workDir: string,
+    private readonly every: number,
+  ) {}
+
+  async open(path: string, options: OpenOptions): Promise<StorageHandle> {
+    if (!options.readOnly) return new TearingHandle(await this.inner.open(path, options), this)
+    const copy = this.#pending.get(path)
+    if (copy === undefined) return this.inner.open(path, options)
+    this.#pending.delete(path)
+    try {
+      await tornCopy(copy, path)
+    } catch {
+      return this.inner.open(path, options) // a WAL file went away while it was copied: no tear this time
+    }
+    this.tornOpens++
+    return this.inner.open(copy, options)
+  }
+
+  /** @internal A primary of `path` is about to flush: snapshot it first, every `every`-th time. */
+  async beforeFlush(path: string): Promise<string | undefined> {
+    if (++this.#flushes % this.every !== 0 || this.#pending.has(path)) return undefined
+    try {
+      return await snapshot(path, join(this.workDir, `tear-${++this.#copies}`))
+    } catch {
+      return undefined // a table file went away (compaction) while it was copied: no tear this time
+    }
+  }
+
+  /** @internal The flush after a snapshot is done: the next read-only open of `path` gets the torn copy. */
+  afterFlush(path: string, copy: string): void {
+    this.#pending.set(path, copy)
+  }
+}
+
+class TearingHandle implements StorageHandle {
+  constructor(
+    private readonly inner: StorageHandle,
+    private readonly engine: TearingEngine,
+  ) {}
+  get path(): string {
+    return this.inner.path
+  }
+  get readOnly(): boolean {
+    return this.inner.readOnly
+  }
+  getMany(keys: readonly Uint8Array[]) {
+    return this.inner.getMany(keys)
+  }
+  write(ops: Parameters<StorageHandle['write']>[0]) {
+    return this.inner.write(ops)
+  }
+  iterate(range: Parameters<StorageHandle['iterate']>[0]) {
+    return this.inner.iterate(range)
+  }
+  withSnapshot<T>(fn: Parameters<StorageHandle['withSnapshot']>[0]): Promise<T> {
+    return this.inner.withSnapshot(fn as never) as Promise<T>
+  }
+  property(name: string) {
+    return this.inner.property(name)
+  }
+  close() {
+    return this.inner.close()
+  }
+  async flush(): Promise<void> {
+    const copy = await this.engine.beforeFlush(this.path)
+    await this.inner.flush()
+    if (copy !== undefined) this.engine.afterFlush(this.path, copy)
+  }
+}
