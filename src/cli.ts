@@ -4,34 +4,72 @@
  *
  *   rockvisor demo [--root ./data] [--metas 20000]   ingest and query a synthetic stream, crash a reader and the
  *                                                      primary on the way, and print what the supervisors did
- *   rockvisor stats [--root ./data]                   open the root and print its layout and shard count
+ *   rockvisor stats [--root ./data]                   print an existing root's shard count; creates nothing (a
+ *                                                      missing root is a one-line error, exit 1)
+ *   rockvisor rebuild-manifest --root DIR [--shards N] [--force]
+ *                                                      rebuild a lost, garbled or edited rockvisor.json from the
+ *                                                      shard directories (see rebuildManifest) and print the result
+ *
+ * Exit codes: 0 done, 1 a rockvisor error (printed as one line, `<tag>: <message>`), 2 a usage error.
  */
 import { parseArgs } from 'node:util'
-import { isRockvisorError, openIndex, type LifecycleEvent, type MessageMeta } from './index.js'
+import { isRockvisorError, openIndex, rebuildManifest, type LifecycleEvent, type MessageMeta } from './index.js'
 
 const usage = `usage: rockvisor demo [--root DIR] [--metas N]
-       rockvisor stats [--root DIR]`
+       rockvisor stats [--root DIR]
+       rockvisor rebuild-manifest --root DIR [--shards N] [--force]`
+
+/** A command-line mistake: printed with the usage, exit 2. */
+class UsageError extends Error {}
 
 const main = async (argv: string[]): Promise<number> => {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { root: { type: 'string', default: './data' }, metas: { type: 'string', default: '20000' }, help: { type: 'boolean', short: 'h' } },
-  })
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        root: { type: 'string' },
+        metas: { type: 'string', default: '20000' },
+        shards: { type: 'string' },
+        force: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+  const { positionals, values } = parsed
   const command = positionals[0] ?? 'demo'
   if (values.help) {
     console.log(usage)
     return 0
   }
-  if (command === 'demo') return demo(values.root, Number(values.metas))
+  if (positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[1])}`)
+  const root = values.root ?? './data'
+  if (command === 'demo') return demo(root, Number(values.metas))
   if (command === 'stats') {
-    const index = await openIndex({ root: values.root })
+    // Reader mode opens an existing root only, and opens no shard until a read: stats never creates anything.
+    const index = await openIndex({ root, mode: 'reader' })
     console.log(JSON.stringify({ root: index.root, shards: index.shards }, null, 2))
     await index.close()
     return 0
   }
-  console.error(usage)
-  return 2
+  if (command === 'rebuild-manifest') {
+    if (values.root === undefined) throw new UsageError('rebuild-manifest needs --root DIR')
+    // A well-formed number is passed as a number; anything else as is, for rebuildManifest's InvalidInput.
+    const shards = values.shards === undefined ? undefined : /^[0-9]+$/.test(values.shards) ? Number(values.shards) : values.shards
+    const result = await rebuildManifest(values.root, { ...(shards === undefined ? {} : { shards: shards as number }), force: values.force })
+    const topics = result.found.map((t) => ({
+      dir: t.dir,
+      ...(t.topic === undefined ? {} : { topic: t.topic }),
+      shardDirectories: t.shards.map((s) => s.shard),
+      partitions: t.shards.reduce((n, s) => n + s.partitions.length, 0),
+    }))
+    console.log(JSON.stringify({ root: values.root, shards: result.shards, previous: result.previous, topics }, null, 2))
+    return 0
+  }
+  throw new UsageError(`unknown command ${JSON.stringify(command)}`)
 }
 
 const demo = async (root: string, total: number): Promise<number> => {
@@ -92,6 +130,10 @@ const demo = async (root: string, total: number): Promise<number> => {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n${usage}`)
+      process.exit(2)
+    }
     console.error(isRockvisorError(e) ? `${e._tag}: ${e.message}` : e)
     process.exit(1)
   },

@@ -57,6 +57,15 @@ export type ReadView = Pick<StorageHandle, 'getMany' | 'iterate'>
 /** How to open a directory. The defaults are in `src/defaults.ts`. */
 export interface OpenOptions {
   readonly readOnly: boolean
+  /**
+   * Whether RocksDB may create a new, empty database when the directory holds none (no `CURRENT` file). Default:
+   * false for a read-only open, true otherwise (the behaviour before this option existed). Pass false to open an
+   * existing shard: on a directory whose `CURRENT` is gone, `true` makes RocksDB write a fresh `CURRENT` and then
+   * delete every table file as obsolete (see README, Repairing a damaged shard), while `false` fails the open
+   * (`StorageFailure`) and deletes nothing. Either way a read-write open creates the directory, `LOCK` and the
+   * info `LOG` if they are missing: check the directory first (`prepareShardDir`) to create nothing.
+   */
+  readonly createIfMissing?: boolean
   /** -1 opens every table file up front (required for readers beside a live primary). */
   readonly maxOpenFiles: number
   readonly maxBackgroundJobs: number
@@ -70,12 +79,15 @@ export interface Engine {
   open(path: string, options: OpenOptions): Promise<StorageHandle>
 }
 
-/** The real engine: rocksdb-native. A read-only open of a directory that holds no database fails (`missing`). */
+/**
+ * The real engine: rocksdb-native. A read-only open of a directory that holds no database fails (`missing`), and so
+ * does a read-write open with `createIfMissing: false`; a read-write open creates one by default.
+ */
 export const rocksEngine: Engine = {
   async open(path, options) {
     const db = new RocksDB(path, {
       readOnly: options.readOnly,
-      createIfMissing: !options.readOnly,
+      createIfMissing: options.createIfMissing ?? !options.readOnly,
       maxOpenFiles: options.maxOpenFiles,
       maxBackgroundJobs: options.maxBackgroundJobs,
       writeBufferSize: options.writeBufferSize,

@@ -38,7 +38,15 @@ export type { ChildSpec, Backoff, Intensity } from '../actors/policy.js'
 export { ManualClock, systemClock, type Clock } from './clock.js'
 export { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 export { rocksEngine, type Engine, type StorageHandle, type OpenOptions } from './engine.js'
-export { shardOf, topicDirName } from './layout.js'
+export {
+  shardOf,
+  topicDirName,
+  rebuildManifest,
+  type RebuildManifestOptions,
+  type RebuiltManifest,
+  type FoundTopic,
+  type FoundShard,
+} from './layout.js'
 export { parseToken, type WriteToken } from './tokens.js'
 export * as defaults from './defaults.js'
 
@@ -160,7 +168,9 @@ export interface ObserverOptions {
 /**
  * Opens (creating if needed) the index stored under `options.root`. Shards and their actors are created lazily, on
  * the first request for a (topic, shard). Rejects with InvalidInput for bad options (including a `shards` that
- * disagrees with an existing root) and StorageFailure if the root cannot be created.
+ * disagrees with an existing root) and StorageFailure if the root cannot be created, or with reason `corruption`
+ * (writing nothing) if its `rockvisor.json` is missing beside existing topic directories, unreadable, or disagrees
+ * with the shard directories on disk: see {@link rebuildManifest}.
  */
 export const openIndex = async (options: IndexOptions & ObserverOptions): Promise<Index> => {
   const opts = resolveOptions(options)
