@@ -579,7 +579,7 @@ const progressLine = (): void => {
   )
 }
 
-const summary = (note?: string): number => {
+const summary = (aborted?: string): number => {
   const t = totals(current)
   const failures: [string, number][] = [
     ['wrong answers', t.wrong],
@@ -630,10 +630,10 @@ const summary = (note?: string): number => {
   if (details.length > 0) out.push('', `first ${details.length} findings:`, ...details.map((d) => `  - ${d}`))
   if (notes.length > 0) out.push('', `typed errors not injected by the soak (first ${notes.length}; not failures):`, ...notes.map((d) => `  - ${d}`))
   const failed = failures.filter(([, v]) => v > 0)
-  if (note !== undefined) out.push('', note)
-  out.push('', failed.length === 0 && note === undefined ? 'soak: PASS' : `soak: FAIL (${[...failed.map(([k, v]) => `${k} ${v}`), ...(note ? ['aborted'] : [])].join(', ')})`)
+  if (aborted !== undefined) out.push('', aborted)
+  out.push('', failed.length === 0 && aborted === undefined ? 'soak: PASS' : `soak: FAIL (${[...failed.map(([k, v]) => `${k} ${v}`), ...(aborted !== undefined ? ['aborted'] : [])].join(', ')})`)
   process.stdout.write(`${out.join('\n')}\n`)
-  return failed.length === 0 && note === undefined ? 0 : 1
+  return failed.length === 0 && aborted === undefined ? 0 : 1
 }
 
 // ---------------------------------------------------------------------------------------------------------------
