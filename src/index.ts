@@ -18,13 +18,11 @@ import type { LifecycleEvent } from '../actors/events.js'
 import * as defaults from './defaults.js'
 import { Closed, InvalidInput } from './errors.js'
 import type { FaultOp, FaultTarget } from './faults.js'
-import { checkShards, openRoot, shardAddress, shardOf } from './layout.js'
+import { checkShards, openRoot, prepareShardDir, shardAddress, shardOf } from './layout.js'
 import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkText, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
 import { resolveOptions, type IndexOptions } from './options.js'
 import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
 import * as store from './store.js'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import type { Need } from './shard.js'
 import { makeToken, parseToken, type WriteToken } from './tokens.js'
 
@@ -52,6 +50,13 @@ export * as defaults from './defaults.js'
 
 /** A generous estimate of the bytes of a deleted meta's three tombstones (keys up to a 1 KiB msgId). */
 const tombstoneBytes = 3 * 1100
+
+/** Whether a shard directory holds no database (reader mode: nothing to read). A damaged one is not absent. */
+const shardDirAbsent = (dir: string): Promise<boolean> =>
+  prepareShardDir(dir, 'reader').then(
+    (state) => state === 'absent',
+    () => false,
+  )
 
 /** Where a (topic, partition) lives. */
 export interface ShardInfo {
@@ -230,12 +235,13 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
 
   /**
    * Routes a read: every argument is checked before anything is created. In reader mode a shard nobody ever wrote
-   * has no directory: unless the read waits for a token, it is answered as empty without opening anything.
+   * has no database: unless the read waits for a token, it is answered as empty without opening anything. A
+   * directory that holds a damaged database is not "nobody wrote it": the shard is routed, and refuses with the cause.
    */
-  const routeRead = (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
+  const routeRead = async (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
     const { topic: t, partition: p, shardNumber, address, existing } = locate(topic, partition)
     const need = needOf(address.id, existing?.ackSeq ?? 0, o)
-    if (opts.mode === 'reader' && o?.after === undefined && existing === undefined && !existsSync(join(address.dir, 'CURRENT'))) {
+    if (opts.mode === 'reader' && o?.after === undefined && existing === undefined && (await shardDirAbsent(address.dir))) {
       return undefined
     }
     return { partition: p, shard: existing ?? runtime.shard(t, shardNumber), need }
@@ -265,19 +271,19 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     getByMsgId: (topic, partition, msgId, options) =>
       attempt(async () => {
         const id = checkText('msgId', msgId, limits.msgIdBytes)
-        const r = routeRead(topic, partition, options)
+        const r = await routeRead(topic, partition, options)
         return r && r.shard.read((h) => store.getByMsgId(h, r.partition, id), r.need)
       }),
     getRangeByTime: (topic, partition, startTs, endTs, options) =>
       attempt(async () => {
         const [s, e] = checkTimeRange(startTs, endTs)
-        const r = routeRead(topic, partition, options)
+        const r = await routeRead(topic, partition, options)
         return r && r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need)
       }),
     getMsgIdBySegmentOffset: (topic, partition, so, options) =>
       attempt(async () => {
         const checked = checkSegmentOffset(so)
-        const r = routeRead(topic, partition, options)
+        const r = await routeRead(topic, partition, options)
         return r && r.shard.read((h) => store.getMsgIdBySegmentOffset(h, r.partition, checked), r.need)
       }),
     scanByTime: (topic, partition, startTs, endTs, options) => {
@@ -287,7 +293,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       const { topic: t, partition: p, address } = locate(topic, partition)
       needOf(address.id, 0, options)
       return (async function* () {
-        const r = routeRead(t, p, options)
+        const r = await routeRead(t, p, options)
         if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need)
       })()
     },

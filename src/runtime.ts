@@ -11,7 +11,7 @@ import { rootSupervisorMachine } from '../actors/root-supervisor.js'
 import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-supervisor.js'
 import { StorageFailure, type FailureCause } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
-import { ensureTopicDir, shardAddress, type ShardAddress } from './layout.js'
+import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
 import type { ResolvedOptions } from './options.js'
 import { HandleTable, openLimiter, type LeaseRecord } from './resources.js'
 import { ShardRuntime, type IntegrityCounts } from './shard.js'
@@ -195,13 +195,25 @@ export class Runtime {
   async #openLease(role: 'primary' | 'reader', shardId: string, readerId: string | undefined, signal: AbortSignal, attempt = 0): Promise<string> {
     const address = this.#address(shardId)
     const limit = this.#limit
-    if (role === 'primary') await ensureTopicDir(this.#opts.root, address.topic)
+    // The directories are checked before RocksDB sees them: a database is created only in a directory that holds
+    // none, and a damaged one (RocksDB files without CURRENT) or another topic's is refused, never repaired.
+    let state: 'new' | 'existing' | 'absent'
+    try {
+      await ensureTopicDir(this.#opts.root, address.topic, { create: role === 'primary' })
+      state = await prepareShardDir(address.dir, role === 'primary' ? 'writer' : 'reader')
+    } catch (e) {
+      throw e instanceof StorageFailure && e.reason === 'corruption' ? fatal(e, shardId) : e
+    }
+    if (state === 'absent') {
+      throw new StorageFailure({ reason: 'missing', path: address.dir, shard: shardId, message: `no database in ${address.dir} yet: its writer has not created it` })
+    }
     // The actor may have stopped meanwhile (the index closing): then nothing may be opened for it any more.
     if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     const settings = role === 'primary' ? this.#opts.rocksdb.primary : this.#opts.rocksdb.reader
+    const createIfMissing = state === 'new'
     const record = await this.table
       .acquire(
-        () => limit(() => this.faults.open(address.dir, { readOnly: role === 'reader', ...settings })),
+        () => limit(() => this.faults.open(address.dir, { readOnly: role === 'reader', createIfMissing, ...settings })),
         { role, shardId, ...(readerId === undefined ? {} : { readerId }), now: this.#opts.clock.now() },
         signal,
       )

@@ -4,15 +4,15 @@
  * retention reports everything it removed; a short view is no proof that a token is foreign. Real RocksDB in temp
  * dirs; torn and stale views are built from the real files of a real primary (test/support/views.ts).
  */
-import { open, readdir, stat } from 'node:fs/promises'
+import { open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FaultInjector, ManualClock, StorageFailure, defaults, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta } from '../src/index.js'
+import { FaultInjector, ManualClock, ShardUnavailable, StorageFailure, defaults, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta } from '../src/index.js'
 import { getByMsgId, putMetas } from '../src/store.js'
 import { readViewState, viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
 import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
-import { removeDir, tempDir } from './support/tmp.js'
+import { listTree, removeDir, tempDir } from './support/tmp.js'
 import { RedirectingEngine, snapshot, tornCopy } from './support/views.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -115,11 +115,11 @@ describe('stale views', () => {
     const stale = await snapshot(dir, join(await scratch(), 'stale'))
     const { token } = await w.index.batchPut('t', 1, [meta(2)])
     const engine = new RedirectingEngine(rocksEngine)
-    // The first open and two refreshes see the older (whole) view; the next one sees the write.
-    engine.redirect(dir, stale, 3)
+    // The first open and a refresh see the older (whole) view; the next one sees the write.
+    engine.redirect(dir, stale, 2)
     const index = await readerIndex(w.root, engine)
     expect(await index.getByMsgId('t', 1, 'm2', { after: token })).toEqual(meta(2))
-    expect(engine.redirected).toBe(3)
+    expect(engine.redirected).toBe(2)
   })
 })
 
@@ -229,5 +229,72 @@ describe('retention', () => {
     expect(h.faults.injected.write).toBe(1)
     expect(await h.index.getByMsgId('t', 1, 'm1029')).toBeUndefined()
     expect(await h.index.getByMsgId('t', 1, 'm0')).toBeUndefined()
+  })
+})
+
+describe('damaged directories', () => {
+  /** A root with metas in two shards of topic t, closed; returns the root and the directory of partition 1's shard. */
+  const writtenRoot = async () => {
+    const root = await scratch()
+    const index = await openIndex({ root, shards: 2, freshness: { flushEveryRecords: 30 } })
+    await index.batchPut('t', 1, Array.from({ length: 20 }, (_, i) => meta(i)))
+    await index.batchPut('t', 3, [meta(100)])
+    const { dir, id } = index.locate('t', 1)
+    expect(index.locate('t', 3).id).not.toBe(id)
+    await index.close()
+    return { root, dir, shard: id }
+  }
+
+  it('should refuse a shard whose CURRENT is gone at once, with the cause, deleting nothing, and serve the other shards', async () => {
+    const { root, dir, shard } = await writtenRoot()
+    await rm(join(dir, 'CURRENT'))
+    const before = await listTree(dir)
+    const events: LifecycleEvent[] = []
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({ root, engine: new FaultInjector(), clock, inspect: recordInspection })
+    cleanups.push(() => index.close())
+    index.subscribe((e) => events.push(e))
+    // No clock advance: a failure that restarting cannot cure is not retried under backoff.
+    const write = await index.batchPut('t', 1, [meta(50)]).catch((e: unknown) => e)
+    const read = await index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
+    for (const err of [write, read]) {
+      expect(err).toBeInstanceOf(ShardUnavailable)
+      expect(err).toMatchObject({ shard, cause: { reason: 'corruption', path: dir } })
+      expect((err as ShardUnavailable).message).toContain('CURRENT')
+    }
+    const s = index.stats().shards.find((x) => x.id === shard)!
+    expect(s.state).toBe('failed')
+    expect(s.restarts.primary).toBe(0)
+    expect(s.cause).toMatchObject({ reason: 'corruption', path: dir })
+    expect(events.filter((e) => e.type === 'restarted')).toEqual([])
+    // Not a file of the damaged directory was created, changed or deleted.
+    expect(await listTree(dir)).toEqual(before)
+    // The other shard is untouched.
+    expect(await index.getByMsgId('t', 3, 'm100')).toEqual(meta(100))
+  })
+
+  it('should refuse a damaged shard in reader mode with the cause, instead of answering it as empty', async () => {
+    const { root, dir, shard } = await writtenRoot()
+    await rm(join(dir, 'CURRENT'))
+    const before = await listTree(dir)
+    const index = await openIndex({ root, mode: 'reader', engine: new FaultInjector(), clock: new ManualClock(1_000_000), inspect: recordInspection })
+    cleanups.push(() => index.close())
+    const err = await index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ShardUnavailable)
+    expect(err).toMatchObject({ shard, cause: { reason: 'corruption', path: dir } })
+    expect(index.stats().shards.find((x) => x.id === shard)!.restarts.readers).toBe(0)
+    expect(await listTree(dir)).toEqual(before)
+    expect(await index.getByMsgId('t', 3, 'm100')).toEqual(meta(100))
+  })
+
+  it("should refuse, in reader mode, a topic directory whose TOPIC file names another topic", async () => {
+    const { root, dir } = await writtenRoot()
+    await writeFile(join(dir, '..', '..', 'TOPIC'), 'someone else')
+    const index = await openIndex({ root, mode: 'reader', engine: new FaultInjector(), clock: new ManualClock(1_000_000), inspect: recordInspection })
+    cleanups.push(() => index.close())
+    const err = await index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ShardUnavailable)
+    expect((err as ShardUnavailable).cause).toMatchObject({ reason: 'corruption' })
+    expect((err as ShardUnavailable).message).toContain('another topic')
   })
 })
