@@ -6,7 +6,10 @@ import type { ChildSpec } from '../actors/policy.js'
 /** Shards of a new root (an existing root keeps the count it was created with). */
 export const defaultShards = 16
 
-/** The primary's child spec: always restarted; more than 10 restarts in 60 s => the shard fails. */
+/**
+ * The primary's child spec: always restarted; more than 10 restarts in 60 s => the shard fails. Reachable: the
+ * first 11 backoff delays (100 ms doubling, capped at 10 s) sum to 52.7 s < 60 s.
+ */
 export const primarySpec: ChildSpec = {
   restart: 'permanent',
   intensity: { maxRestarts: 10, withinMs: 60_000 },
@@ -14,10 +17,14 @@ export const primarySpec: ChildSpec = {
   resetAfterMs: 30_000,
 }
 
-/** A reader's child spec: replaced after a failure; more than 20 failures in 60 s => the pool degrades. */
+/**
+ * A reader's child spec: replaced after a failure; more than 10 failures in 60 s => the pool degrades. Reachable:
+ * the first 11 backoff delays (50 ms doubling, capped at 5 s) sum to 26.35 s < 60 s. (It was 20 in 60 s, whose
+ * first 21 delays sum to 76.35 s: the pool could never degrade.)
+ */
 export const readerSpec: ChildSpec = {
   restart: 'transient',
-  intensity: { maxRestarts: 20, withinMs: 60_000 },
+  intensity: { maxRestarts: 10, withinMs: 60_000 },
   backoff: { minMs: 50, maxMs: 5_000, factor: 2, jitter: 0.2 },
   resetAfterMs: 30_000,
 }
@@ -53,8 +60,11 @@ export const maxConcurrentOpens = 2
 export const freshness = {
   /** The staleness bound of `bounded` reads (the default consistency of a reader-mode index), ms. */
   maxStalenessMs: 1_000,
-  /** Flush the primary's memtable after this many records (3 per meta) since the last flush. */
-  flushEveryRecords: 30_000,
+  /**
+   * Flush the primary's memtable after this many records (3 per meta) since the last flush. At most
+   * `writeBufferSize / 4096` (4 KiB of memtable budgeted per record, see src/options.ts): 64 MiB / 4 KiB = 16,384.
+   */
+  flushEveryRecords: 16_384,
   /** Flush the primary's memtable if anything waits unflushed for this long, ms. */
   flushIntervalMs: 5_000,
 } as const

@@ -144,7 +144,10 @@ describe('reader mode', () => {
   it('should give a second writer of the same root the lock error, naming the directory', async () => {
     const h = await harness()
     await h.index.batchPut('t', 1, [meta(1)])
-    const second = await openIndex({ root: h.root, supervision: { primary: { backoff: { minMs: 60_000 } } } })
+    const second = await openIndex({
+      root: h.root,
+      supervision: { primary: { intensity: { maxRestarts: 1, withinMs: 600_000 }, backoff: { minMs: 60_000, maxMs: 60_000 } } },
+    })
     try {
       // Every write fails at once with the lock error, not one per backoff cycle (the backoff here is a minute).
       const errs = await Promise.all([2, 3, 4].map((n) => second.batchPut('t', 1, [meta(n)]).catch((e: unknown) => e)))

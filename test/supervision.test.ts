@@ -16,7 +16,7 @@ afterEach(async () => {
 
 describe('primary supervision', () => {
   it('should reopen a crashed primary after its backoff, holding writes until then', async () => {
-    h = await openHarness({ supervision: { primary: { backoff: { minMs: 500, jitter: 0 } } } })
+    h = await openHarness({ supervision: { primary: { backoff: { minMs: 500, maxMs: 5_000, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
     const n = h.events.length
     expect(h.index.faults.crash('t', 1, 'primary')).toBe(1)
@@ -255,7 +255,7 @@ describe('reader pool', () => {
 
 describe('queues and close', () => {
   it('should reject writes beyond the bounded queue with Overloaded while the primary is down', async () => {
-    h = await openHarness({ queues: { maxPendingWrites: 3 }, supervision: { primary: { backoff: { minMs: 1_000, jitter: 0 } } } })
+    h = await openHarness({ queues: { maxPendingWrites: 3 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 4_000, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
     const n = h.events.length
     h.index.faults.crash('t', 1, 'primary')
