@@ -51,7 +51,12 @@ export const queues = {
   maxPendingWrites: 1024,
   /** Reads waiting for a primary to open: beyond this, `Overloaded`. */
   maxPendingReads: 4096,
+  /** Reads running or waiting: beyond this, `Overloaded` (bounds the memory of reads in flight). */
+  maxInflightReads: 8192,
 } as const
+
+/** How long a request may wait (for a handle, a view, its turn) before it fails with `Timeout`, ms. */
+export const requestTimeoutMs = 30_000
 
 /** Native opens (primary or reader, open or refresh) running at once in this process: they share libuv's pool. */
 export const maxConcurrentOpens = 2

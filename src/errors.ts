@@ -13,10 +13,27 @@ export class InvalidInput extends Data.TaggedError('InvalidInput')<{
   readonly field: string
 }> {}
 
-/** A bounded queue is full (writes waiting for a primary, reads waiting for a reader). Retry later. */
+/**
+ * A bounded queue is full (writes pending, reads in flight, reads waiting for a handle): the request was refused at
+ * once and nothing was done. Retry later.
+ */
 export class Overloaded extends Data.TaggedError('Overloaded')<{
   readonly message: string
   readonly shard: string
+}> {}
+
+/**
+ * The request waited longer than its deadline (`timeoutMs`), or its `signal` aborted, before it could run: for a
+ * primary to open, for a reader view to reach a sequence, for its turn in the write queue. It was not run: a write
+ * that times out was not applied. (Once a request's I/O has started, it finishes: the deadline bounds waiting, not
+ * RocksDB's own work.) `waitedFor` says what it waited for; `aborted` is true when the signal, not the clock, ended it.
+ */
+export class Timeout extends Data.TaggedError('Timeout')<{
+  readonly message: string
+  readonly shard: string
+  readonly waitedFor: string
+  readonly timeoutMs: number
+  readonly aborted: boolean
 }> {}
 
 /** Why a shard stopped serving: the failure that made it give up, as reported by the storage engine. */
@@ -37,8 +54,13 @@ export class ShardUnavailable extends Data.TaggedError('ShardUnavailable')<{
   readonly cause?: FailureCause
 }> {}
 
-/** Why the storage engine failed. `locked`: another read-write instance holds the directory. */
-export type StorageFailureReason = 'locked' | 'missing' | 'corruption' | 'read-only' | 'io' | 'injected'
+/**
+ * Why the storage engine failed. `locked`: another read-write instance holds the directory. `missing`: a file or
+ * directory is not there. `corruption`: the data or the directory is damaged. `no-space`: the disk is full.
+ * `permission`: the process may not read or write the directory. `read-only`: a write reached a read-only instance.
+ * `io`: any other I/O failure (transient as far as rockvisor knows). `injected`: the fault injector's.
+ */
+export type StorageFailureReason = 'locked' | 'missing' | 'corruption' | 'no-space' | 'permission' | 'read-only' | 'io' | 'injected'
 
 /**
  * The storage engine (RocksDB) failed. `path` is the directory involved, `cause` the engine's error, `shard` the shard
@@ -60,10 +82,10 @@ export class Closed extends Data.TaggedError('Closed')<{
 }> {}
 
 /** Every error the public API can raise. */
-export type RockvisorError = InvalidInput | Overloaded | ShardUnavailable | StorageFailure | Closed
+export type RockvisorError = InvalidInput | Overloaded | Timeout | ShardUnavailable | StorageFailure | Closed
 
 /** The stable tags of {@link RockvisorError}. */
-export const errorTags = ['InvalidInput', 'Overloaded', 'ShardUnavailable', 'StorageFailure', 'Closed'] as const
+export const errorTags = ['InvalidInput', 'Overloaded', 'Timeout', 'ShardUnavailable', 'StorageFailure', 'Closed'] as const
 
 /** True when `e` is one of rockvisor's errors. */
 export const isRockvisorError = (e: unknown): e is RockvisorError =>
@@ -80,17 +102,28 @@ export const storageFailure = (path: string, cause: unknown): StorageFailure => 
     ? 'locked'
     : /Corruption|checksum mismatch|corrupt/i.test(text)
       ? 'corruption'
-      : /read only mode|Not supported operation|ENOSYS/.test(text)
-        ? 'read-only'
-        : /No such file|does not exist|ENOENT/.test(text)
-          ? 'missing'
-          : 'io'
+      : /No space left|ENOSPC|Disk quota exceeded|EDQUOT/i.test(text)
+        ? 'no-space'
+        : /Permission denied|EACCES|EPERM|Operation not permitted/.test(text)
+          ? 'permission'
+          : /read only mode|Not supported operation|ENOSYS/.test(text)
+            ? 'read-only'
+            : /No such file|does not exist|ENOENT/.test(text)
+              ? 'missing'
+              : 'io'
   const message =
     reason === 'locked'
       ? `the directory ${path} is locked by another read-write instance (another process, or another index in this one): ${text}`
       : `storage failure (${reason}) in ${path}: ${text}`
   return new StorageFailure({ message, reason, path, cause })
 }
+
+/**
+ * Whether trying the same request again (on another handle, or on a reopened primary) may succeed: the failure
+ * classes rockvisor retries. Corruption, a full disk, a permission problem, a lock held elsewhere, a write to a
+ * read-only instance and any failure marked `fatal` are not: they fail the request at once with their cause.
+ */
+export const isTransient = (e: StorageFailure): boolean => !e.fatal && (e.reason === 'io' || e.reason === 'injected' || e.reason === 'missing')
 
 const describe = (e: unknown): string => {
   // A read batch rejects with an AggregateError of its keys' errors: the first one says what happened.

@@ -7,7 +7,7 @@
  *
  * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
  */
-import { StorageFailure } from './errors.js'
+import { StorageFailure, type StorageFailureReason } from './errors.js'
 import { rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type StorageHandle, type WriteOp } from './engine.js'
 
 /** Which calls a fault applies to. */
@@ -19,16 +19,25 @@ export interface FaultTarget {
   readonly dir?: string
 }
 
+/** How an armed fault fails: after how many matching calls, and as which class of failure. */
+export interface FaultKind {
+  /** Matching calls to let through first. Default 0. */
+  readonly skip?: number
+  /** The failure's reason. Default `injected`. */
+  readonly reason?: StorageFailureReason
+}
+
 interface Armed {
   op: FaultOp
   remaining: number
   target: FaultTarget
   /** Matching calls still to let through before failing. */
   skip: number
+  reason: StorageFailureReason
 }
 
-const injected = (path: string, what: string): StorageFailure =>
-  new StorageFailure({ reason: 'injected', path, message: `injected ${what} failure in ${path}` })
+const injected = (path: string, what: string, reason: StorageFailureReason = 'injected'): StorageFailure =>
+  new StorageFailure({ reason, path, message: `injected ${what} failure${reason === 'injected' ? '' : ` (${reason})`} in ${path}` })
 
 export class FaultInjector implements Engine {
   readonly #inner: Engine
@@ -48,10 +57,11 @@ export class FaultInjector implements Engine {
 
   /**
    * Fails the next `n` calls of `op` that match `target`, after letting the first `skip` of them through (to fail
-   * the second write of a multi-batch operation, say). Cumulative with earlier calls.
+   * the second write of a multi-batch operation, say), with a StorageFailure of `reason` (default `injected`; give
+   * `no-space`, `permission`, `corruption`, ... to play a failure of that class). Cumulative with earlier calls.
    */
-  failNext(op: FaultOp, n = 1, target: FaultTarget = {}, skip = 0): void {
-    if (n > 0) this.#armed.push({ op, remaining: n, target, skip })
+  failNext(op: FaultOp, n = 1, target: FaultTarget = {}, how: FaultKind = {}): void {
+    if (n > 0) this.#armed.push({ op, remaining: n, target, skip: how.skip ?? 0, reason: how.reason ?? 'injected' })
   }
 
   /** Forgets every armed fault (broken handles stay broken). */
@@ -81,23 +91,24 @@ export class FaultInjector implements Engine {
     if (handle instanceof FaultyHandle) handle.broken = true
   }
 
-  /** Consumes an armed fault for (op, role, path) if there is one. */
-  take(op: FaultOp, role: 'primary' | 'reader', path: string): boolean {
+  /** Consumes an armed fault for (op, role, path) if there is one: the failure to throw, or undefined. */
+  take(op: FaultOp, role: 'primary' | 'reader', path: string): StorageFailure | undefined {
     const a = this.#armed.find((x) => x.op === op && x.remaining > 0 && matches(x.target, role, path))
-    if (a === undefined) return false
+    if (a === undefined) return undefined
     if (a.skip > 0) {
       a.skip--
-      return false
+      return undefined
     }
     a.remaining--
     this.#armed = this.#armed.filter((x) => x.remaining > 0)
     this.injected[op]++
-    return true
+    return injected(path, op, a.reason)
   }
 
   async open(path: string, options: OpenOptions): Promise<StorageHandle> {
     const role = options.readOnly ? 'reader' : 'primary'
-    if (this.take('open', role, path)) throw injected(path, 'open')
+    const failure = this.take('open', role, path)
+    if (failure !== undefined) throw failure
     const inner = await this.#inner.open(path, options)
     const handle = new FaultyHandle(this, inner, role)
     this.#live.add(handle)
@@ -137,7 +148,8 @@ class FaultyHandle implements StorageHandle {
 
   #check(op: FaultOp): void {
     if (this.broken) throw injected(this.path, `${this.role} crash (broken handle)`)
-    if (this.faults.take(op, this.role, this.path)) throw injected(this.path, op)
+    const failure = this.faults.take(op, this.role, this.path)
+    if (failure !== undefined) throw failure
     if (op === 'read') this.faults.calls[this.role === 'primary' ? 'primaryReads' : 'readerReads']++
   }
 

@@ -23,18 +23,31 @@ import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkText
 import { resolveOptions, type IndexOptions } from './options.js'
 import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
 import * as store from './store.js'
-import type { Need } from './shard.js'
+import type { Deadline, Need } from './shard.js'
 import { makeToken, parseToken, type WriteToken } from './tokens.js'
 
 export type { MessageMeta, SegmentOffset } from './meta.js'
 export { limits } from './meta.js'
-export { InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Closed, isRockvisorError, errorTags, type RockvisorError, type StorageFailureReason } from './errors.js'
+export {
+  InvalidInput,
+  Overloaded,
+  Timeout,
+  ShardUnavailable,
+  StorageFailure,
+  Closed,
+  isRockvisorError,
+  isTransient,
+  errorTags,
+  type RockvisorError,
+  type StorageFailureReason,
+  type FailureCause,
+} from './errors.js'
 export type { IndexOptions, ChildSpecOptions, RocksdbOptions } from './options.js'
 export type { IndexStats, ShardStats, CrashTarget } from './runtime.js'
 export type { LifecycleEvent, LifecycleKind } from '../actors/events.js'
 export type { ChildSpec, Backoff, Intensity } from '../actors/policy.js'
 export { ManualClock, systemClock, type Clock } from './clock.js'
-export { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
+export { FaultInjector, type FaultOp, type FaultTarget, type FaultKind } from './faults.js'
 export { rocksEngine, type Engine, type StorageHandle, type OpenOptions } from './engine.js'
 export {
   shardOf,
@@ -87,7 +100,19 @@ export interface IndexFaults {
  * How fresh a read must be. The default in writer mode is `fresh` (read-your-writes): the read reflects every write
  * this index acknowledged before the read was issued. In reader mode it is `bounded` (or just `after` a token).
  */
-export interface ReadOptions {
+/**
+ * Every request's bound on waiting. Past `timeoutMs` (default `requestTimeoutMs`, 30,000), or once `signal` aborts, a
+ * request that has not started its I/O yet fails with {@link Timeout} and never runs (a timed-out write was not
+ * applied). I/O that started finishes.
+ */
+export interface RequestOptions {
+  /** Most time to wait, ms, an integer in [1, 86,400,000]. */
+  readonly timeoutMs?: number
+  /** Aborts the wait (the request then fails with Timeout, `aborted: true`). */
+  readonly signal?: AbortSignal
+}
+
+export interface ReadOptions extends RequestOptions {
   /**
    * Reflect at least this write: a token from `batchPut`/`deleteBefore`, possibly of another process. Combines with
    * `fresh` and `bounded`.
@@ -119,7 +144,7 @@ export interface Index {
    * for a bad batch or a reader-mode index, Overloaded when the shard's write queue is full, ShardUnavailable when
    * its primary is exhausted, StorageFailure (`locked`: another process owns the directory), Closed.
    */
-  batchPut(topic: string, partition: number, metas: readonly MessageMeta[]): Promise<{ bytes: number; token: WriteToken }>
+  batchPut(topic: string, partition: number, metas: readonly MessageMeta[], options?: RequestOptions): Promise<{ bytes: number; token: WriteToken }>
   /** The meta stored under msgId, or `undefined`. */
   getByMsgId(topic: string, partition: number, msgId: string, options?: ReadOptions): Promise<MessageMeta | undefined>
   /**
@@ -144,7 +169,7 @@ export interface Index {
    * Retention: removes every meta of (topic, partition) with timestamp < `before`, from all three views. The token
    * covers the whole retention (it is the shard's sequence after it).
    */
-  deleteBefore(topic: string, partition: number, before: number): Promise<{ deleted: number; token: WriteToken }>
+  deleteBefore(topic: string, partition: number, before: number, options?: RequestOptions): Promise<{ deleted: number; token: WriteToken }>
 
   /** Where (topic, partition) is stored. Pure. */
   locate(topic: string, partition: number): ShardInfo
@@ -210,6 +235,16 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     }
   }
 
+  /** A request's deadline, from its options (checked here, before any I/O). */
+  const deadlineOf = (o: RequestOptions | undefined): Deadline => {
+    if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
+    const timeoutMs = o?.timeoutMs === undefined ? opts.requestTimeoutMs : checkInteger('timeoutMs', o.timeoutMs, 86_400_000)
+    if (timeoutMs < 1) throw new InvalidInput({ field: 'timeoutMs', message: 'timeoutMs: must be at least 1' })
+    const signal = o?.signal
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidInput({ field: 'signal', message: 'signal: must be an AbortSignal' })
+    return { at: opts.clock.now() + timeoutMs, timeoutMs, signal }
+  }
+
   /** What a read of shard `shardId` needs of its handle, from its options (checked here, before any I/O). */
   const needOf = (shardId: string, ackSeq: number, o: ReadOptions | undefined): Need => {
     if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
@@ -251,10 +286,11 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     root: opts.root,
     mode: opts.mode,
     shards,
-    batchPut: (topic, partition, metas) =>
+    batchPut: (topic, partition, metas, options) =>
       attempt(async () => {
         writerOnly('batchPut')
         const batch = checkBatch(metas)
+        const deadline = deadlineOf(options)
         if (batch.length === 0) {
           // Nothing to write, nothing to open: the token is the shard's current sequence.
           const { address, existing } = locate(topic, partition)
@@ -266,25 +302,25 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
           const { bytes } = await store.putMetas(handle, p, batch, stamp)
           shard.wrote(bytes)
           return { bytes, token: makeToken(shard.address.id, stamp.seq) }
-        }, batch.length * 3)
+        }, batch.length * 3, deadline)
       }),
     getByMsgId: (topic, partition, msgId, options) =>
       attempt(async () => {
         const id = checkText('msgId', msgId, limits.msgIdBytes)
         const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getByMsgId(h, r.partition, id), r.need)
+        return r && r.shard.read((h) => store.getByMsgId(h, r.partition, id), r.need, deadlineOf(options))
       }),
     getRangeByTime: (topic, partition, startTs, endTs, options) =>
       attempt(async () => {
         const [s, e] = checkTimeRange(startTs, endTs)
         const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need)
+        return r && r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need, deadlineOf(options))
       }),
     getMsgIdBySegmentOffset: (topic, partition, so, options) =>
       attempt(async () => {
         const checked = checkSegmentOffset(so)
         const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getMsgIdBySegmentOffset(h, r.partition, checked), r.need)
+        return r && r.shard.read((h) => store.getMsgIdBySegmentOffset(h, r.partition, checked), r.need, deadlineOf(options))
       }),
     scanByTime: (topic, partition, startTs, endTs, options) => {
       const [s, e] = checkTimeRange(startTs, endTs)
@@ -292,15 +328,17 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       // Every argument is checked now; the shard is routed (and opened if need be) at the first iteration.
       const { topic: t, partition: p, address } = locate(topic, partition)
       needOf(address.id, 0, options)
+      deadlineOf(options)
       return (async function* () {
         const r = await routeRead(t, p, options)
-        if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need)
+        if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadlineOf(options))
       })()
     },
-    deleteBefore: (topic, partition, before) =>
+    deleteBefore: (topic, partition, before, options) =>
       attempt(async () => {
         writerOnly('deleteBefore')
         const ts = checkInteger('before', before)
+        const deadline = deadlineOf(options)
         const { partition: p, shard } = route(topic, partition)
         // Counted chunk by chunk: a retry after a failure resumes where the first attempt stopped, and the metas that
         // attempt removed were removed all the same. Each deleted meta is 3 tombstones for the flush triggers.
@@ -312,6 +350,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
               shard.wrote(n * tombstoneBytes)
             }),
           (r) => r.deleted * 3,
+          deadline,
         )
         return { deleted, token: makeToken(shard.address.id, shard.ackSeq) }
       }),

@@ -94,7 +94,14 @@ export interface IndexOptions {
     readonly maxPendingWrites?: number
     /** Reads waiting for a primary per shard before `Overloaded`, in [1, 1,048,576]. Default 4096. */
     readonly maxPendingReads?: number
+    /** Reads running or waiting per shard before `Overloaded`, in [1, 1,048,576]. Default 8192. */
+    readonly maxInflightReads?: number
   }
+  /**
+   * How long a request may wait (for a primary to open, a reader view to reach its sequence, its turn in the write
+   * queue) before it fails with `Timeout`, ms, in [1, 86,400,000]. Default 30,000. Each request may pass its own.
+   */
+  readonly requestTimeoutMs?: number
   readonly rocksdb?: {
     /** Default: the seed's: maxOpenFiles 10000, 4 background jobs, 64 MiB write buffers x 4. */
     readonly primary?: RocksdbOptions
@@ -123,7 +130,8 @@ export interface ResolvedOptions {
   readonly shards: number | undefined
   readonly policy: ShardPolicy
   readonly pool: { growAt: number; idleMs: number; maxLifetimeMs: number; refreshesPerShard: number }
-  readonly queues: { maxPendingWrites: number; maxPendingReads: number }
+  readonly queues: { maxPendingWrites: number; maxPendingReads: number; maxInflightReads: number }
+  readonly requestTimeoutMs: number
   readonly rocksdb: { primary: Required<RocksdbOptions>; reader: Required<RocksdbOptions> }
   readonly maxConcurrentOpens: number
   readonly maintenanceIntervalMs: number
@@ -153,6 +161,7 @@ export const ranges = {
   backoffMs: [0, HOUR],
   resetAfterMs: [0, DAY],
   queue: [1, 1024 * 1024],
+  requestTimeoutMs: [1, DAY],
   maxOpenFiles: [10, 1_000_000],
   maxBackgroundJobs: [1, 64],
   writeBufferSize: [64 * 1024, 1024 * 1024 * 1024],
@@ -234,7 +243,9 @@ export const IndexOptionsSchema = Schema.Struct({
   queues: options({
     maxPendingWrites: Schema.optional(int(ranges.queue)),
     maxPendingReads: Schema.optional(int(ranges.queue)),
+    maxInflightReads: Schema.optional(int(ranges.queue)),
   }),
+  requestTimeoutMs: Schema.optional(int(ranges.requestTimeoutMs)),
   rocksdb: options({
     primary: options(rocksdbFields),
     reader: options({
@@ -458,7 +469,9 @@ export const resolveOptions = (input: IndexOptions): ResolvedOptions => {
     queues: {
       maxPendingWrites: o.queues?.maxPendingWrites ?? defaults.queues.maxPendingWrites,
       maxPendingReads: o.queues?.maxPendingReads ?? defaults.queues.maxPendingReads,
+      maxInflightReads: o.queues?.maxInflightReads ?? defaults.queues.maxInflightReads,
     },
+    requestTimeoutMs: o.requestTimeoutMs ?? defaults.requestTimeoutMs,
     rocksdb: {
       primary: rocksdbPrimary,
       // The schema admits only -1 for a reader's maxOpenFiles: a reader beside a live primary must open every table file.

@@ -202,7 +202,7 @@ export class Runtime {
       await ensureTopicDir(this.#opts.root, address.topic, { create: role === 'primary' })
       state = await prepareShardDir(address.dir, role === 'primary' ? 'writer' : 'reader')
     } catch (e) {
-      throw e instanceof StorageFailure && e.reason === 'corruption' ? fatal(e, shardId) : e
+      throw e instanceof StorageFailure && (e.reason === 'corruption' || e.reason === 'permission') ? fatal(e, shardId) : e
     }
     if (state === 'absent') {
       throw new StorageFailure({ reason: 'missing', path: address.dir, shard: shardId, message: `no database in ${address.dir} yet: its writer has not created it` })
@@ -220,9 +220,13 @@ export class Runtime {
       .catch((e: unknown) => {
         // Another instance holds the directory: requests waiting for this primary fail now with that error.
         if (role === 'primary' && e instanceof StorageFailure && e.reason === 'locked') this.shards.get(shardId)?.primaryLocked(e)
-        // The primary's open is exclusive: corruption it meets is in the files, and reopening will not cure it. (A
-        // reader's open may meet a MANIFEST that a live primary is rewriting: that passes, so it stays transient.)
-        if (role === 'primary' && e instanceof StorageFailure && e.reason === 'corruption') throw fatal(e, shardId)
+        // Failures that reopening will not cure fail the shard at once, with their cause: a permission problem, a
+        // lock held by another instance (recover the shard once it is gone), corruption met by the primary's open
+        // (exclusive: the damage is in the files; a reader's open may meet a MANIFEST that a live primary is
+        // rewriting, which passes, so that stays transient).
+        if (e instanceof StorageFailure && (e.reason === 'permission' || e.reason === 'locked' || (role === 'primary' && e.reason === 'corruption'))) {
+          throw fatal(e, shardId)
+        }
         throw e
       })
     let whole: boolean

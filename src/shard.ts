@@ -12,7 +12,8 @@
 import type { LifecycleEvent } from '../actors/events.js'
 import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
-import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, type FailureCause } from './errors.js'
+import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Timeout, isTransient, type FailureCause } from './errors.js'
+import { sequenceKey } from './keys.js'
 import type { StorageHandle } from './engine.js'
 import type { ShardAddress } from './layout.js'
 import type { HandleTable, LeaseRecord } from './resources.js'
@@ -22,6 +23,8 @@ import type { Stamp } from './views.js'
 export interface ShardLimits {
   readonly maxPendingWrites: number
   readonly maxPendingReads: number
+  /** Reads running or waiting on this shard at once: beyond this, a read is refused with `Overloaded`. */
+  readonly maxInflightReads: number
   readonly growAt: number
   readonly refreshesPerShard: number
   /** Flush the primary's memtable once this many records were written since the last flush. */
@@ -57,6 +60,36 @@ export interface Need {
 export const satisfies = (record: LeaseRecord, need: Need): boolean =>
   !need.primary && record.seq >= need.seq && (need.since === undefined || record.openedAt >= need.since)
 
+/** How long a request may wait before it runs: until clock time `at`, or until `signal` aborts. */
+export interface Deadline {
+  readonly at: number
+  /** The bound as the caller gave it (for the error). */
+  readonly timeoutMs: number
+  readonly signal?: AbortSignal | undefined
+}
+
+/**
+ * One request's waiting: what it waits for now (for the Timeout's message), how to take it out of a queue, and
+ * whether it started (a request that started its I/O is no longer bound by its deadline) or expired (it never will).
+ */
+class Wait {
+  waitingFor: string
+  cancel: (() => void) | undefined
+  expired: Timeout | undefined
+  started = false
+  onStart: (() => void) | undefined
+  constructor(waitingFor: string) {
+    this.waitingFor = waitingFor
+  }
+
+  /** Called right before the request's I/O: fails if the deadline passed, else lifts the deadline. */
+  admit(): void {
+    if (this.expired !== undefined) throw this.expired
+    this.started = true
+    this.onStart?.()
+  }
+}
+
 interface Waiter {
   readonly kind: 'read' | 'write'
   /** For reads: what a reader's view must satisfy to serve it. */
@@ -65,6 +98,8 @@ interface Waiter {
   readonly ticket: number
   readonly resolve: (r: LeaseRecord) => void
   readonly reject: (e: unknown) => void
+  /** The request's waiting state (its deadline takes the waiter out of the queue). */
+  readonly wait: Wait | undefined
   /** Views opened since this read began waiting that still fell short of its sequence (see publishReader). */
   shortViews: number
 }
@@ -114,6 +149,8 @@ export class ShardRuntime {
   inflight = 0
   /** Writes queued or running. */
   pendingWrites = 0
+  /** Reads running or waiting. */
+  pendingReads = 0
   #waiters: Waiter[] = []
   #writeChain: Promise<unknown> = Promise.resolve()
   #scaleRequested = false
@@ -268,16 +305,24 @@ export class ShardRuntime {
    * many keys it writes (for the flush trigger). A storage failure is reported to the primary's supervisor and the
    * write retried once on the restarted primary (injected and RocksDB write failures are never partially applied).
    */
-  write<T>(fn: (handle: StorageHandle, nextStamp: () => Stamp) => Promise<T>, records: number | ((result: T) => number) = 0): Promise<T> {
+  write<T>(
+    fn: (handle: StorageHandle, nextStamp: () => Stamp) => Promise<T>,
+    records: number | ((result: T) => number) = 0,
+    deadline?: Deadline,
+  ): Promise<T> {
     this.#assertOpen()
     if (this.pendingWrites >= this.limits.maxPendingWrites) {
       return Promise.reject(new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${this.pendingWrites} writes already pending` }))
     }
+    const wait = new Wait(`its turn in the write queue of shard ${this.address.id} (${this.pendingWrites} writes ahead)`)
     this.pendingWrites++
     this.inflight++
     const run = this.#writeChain.then(async () => {
       for (let attempt = 0; ; attempt++) {
-        const record = await this.#primaryFor('write', { seq: 0, primary: true })
+        if (wait.expired !== undefined) throw wait.expired
+        if (!wait.started) wait.waitingFor = `the primary of shard ${this.address.id} to open`
+        const record = await this.#primaryFor('write', { seq: 0, primary: true }, wait)
+        if (!wait.started) wait.admit()
         record.inflight++
         try {
           const result = await fn(record.handle, () => ({ seq: ++this.seq, epoch: this.epoch }))
@@ -289,6 +334,12 @@ export class ShardRuntime {
           return result
         } catch (e) {
           if (!(e instanceof StorageFailure) || attempt >= 1 || this.closed) throw e
+          if (!isTransient(e)) {
+            // Not cured by trying again now: the write fails at once with its cause. A full disk leaves RocksDB
+            // refusing writes until it reopens: the primary reopens (under backoff), and the writes after it probe.
+            if (e.reason === 'no-space') this.fault(record, e)
+            throw e
+          }
           this.fault(record, e)
         } finally {
           this.table.finished(record)
@@ -296,10 +347,88 @@ export class ShardRuntime {
       }
     })
     this.#writeChain = run.catch(() => undefined)
-    return run.finally(() => {
+    const settled = run.finally(() => {
       this.pendingWrites--
       this.#done()
     })
+    return this.#bounded(deadline, wait, settled)
+  }
+
+  /**
+   * `work` (already started, waiting as `wait` says), or a {@link Timeout} once `deadline` passes or its signal aborts
+   * while the request has not started its I/O yet: the request is then taken out of any queue and never runs. Work
+   * that started finishes, deadline or not. `work`'s outcome is always handled.
+   */
+  #bounded<T>(deadline: Deadline | undefined, wait: Wait, work: Promise<T>): Promise<T> {
+    if (deadline === undefined) return work
+    return new Promise<T>((resolve, reject) => {
+      let settled = false
+      let timer: unknown
+      const onAbort = (): void => expire(true)
+      const cleanup = (): void => {
+        this.clock.clearTimeout(timer)
+        deadline.signal?.removeEventListener('abort', onAbort)
+      }
+      const expire = (aborted: boolean): void => {
+        if (settled || wait.started) return
+        settled = true
+        cleanup()
+        const error = new Timeout({
+          shard: this.address.id,
+          waitedFor: wait.waitingFor,
+          timeoutMs: deadline.timeoutMs,
+          aborted,
+          message: aborted
+            ? `request on shard ${this.address.id} aborted by its signal while it waited for ${wait.waitingFor}; it did not run`
+            : `request on shard ${this.address.id} waited ${deadline.timeoutMs} ms for ${wait.waitingFor}; it did not run`,
+        })
+        wait.expired = error
+        wait.cancel?.()
+        reject(error)
+      }
+      wait.onStart = cleanup
+      work.then(
+        (value) => {
+          if (settled) return
+          settled = true
+          cleanup()
+          resolve(value)
+        },
+        (e: unknown) => {
+          if (settled) return
+          settled = true
+          cleanup()
+          reject(e)
+        },
+      )
+      if (deadline.signal?.aborted) return expire(true)
+      if (settled || wait.started) return
+      deadline.signal?.addEventListener('abort', onAbort, { once: true })
+      timer = this.clock.setTimeout(() => expire(false), Math.max(0, deadline.at - this.clock.now()))
+    })
+  }
+
+  /** Admits one more read, or refuses it with Overloaded when `maxInflightReads` are running or waiting. */
+  #admitRead(): void {
+    this.#assertOpen()
+    if (this.pendingReads >= this.limits.maxInflightReads) {
+      throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${this.pendingReads} reads already in flight (queues.maxInflightReads)` })
+    }
+    this.pendingReads++
+    this.inflight++
+  }
+
+  /**
+   * Whether a handle is broken, after a read on it failed: a probe (one read of the shard's sequence key) tells a dead
+   * handle from a failure of one read. Only a broken handle is restarted.
+   */
+  async #broken(record: LeaseRecord): Promise<boolean> {
+    try {
+      await record.handle.getMany([sequenceKey])
+      return false
+    } catch {
+      return true
+    }
   }
 
   /**
@@ -350,40 +479,57 @@ export class ShardRuntime {
    * (reader mode) the first reader a refresh makes fresh enough. A storage failure is reported once to the failing
    * handle's actor and `fn` retried once elsewhere.
    */
-  async read<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need): Promise<T> {
-    this.#assertOpen()
-    this.inflight++
+  async read<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need, deadline?: Deadline): Promise<T> {
+    this.#admitRead()
+    const wait = new Wait(this.#describeNeed(need))
     try {
-      for (let attempt = 0; ; attempt++) {
-        const record = this.#freshReader(need) ?? (await this.#primaryFor('read', need))
-        record.inflight++
-        try {
-          return await fn(record.handle)
-        } catch (e) {
-          if (!(e instanceof StorageFailure)) throw e
-          if (e.reason === 'corruption') throw this.#corruptRead(record, e)
-          if (attempt >= 1 || this.closed) throw e
-          this.fault(record, e)
-        } finally {
-          record.lastUsedAt = this.clock.now()
-          this.table.finished(record)
-        }
-      }
+      return await this.#bounded(deadline, wait, this.#readOnce(fn, need, wait))
     } finally {
+      this.pendingReads--
       this.#done()
     }
+  }
+
+  async #readOnce<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need, wait: Wait): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const record = this.#freshReader(need) ?? (await this.#primaryFor('read', need, wait))
+      if (!wait.started) wait.admit()
+      record.inflight++
+      try {
+        return await fn(record.handle)
+      } catch (e) {
+        if (!(e instanceof StorageFailure)) throw e
+        if (e.reason === 'corruption') throw this.#corruptRead(record, e)
+        if (attempt >= 1 || this.closed || !isTransient(e)) throw e
+        // One failed read is not a dead handle: only a handle that fails a probe too is restarted.
+        if (await this.#broken(record)) this.fault(record, e)
+      } finally {
+        record.lastUsedAt = this.clock.now()
+        this.table.finished(record)
+      }
+    }
+  }
+
+  /** What a read that needs `need` waits for, in words (for a Timeout). */
+  #describeNeed(need: Need): string {
+    const id = this.address.id
+    if (need.primary) return `the primary of shard ${id} to open`
+    const newest = Math.max(-1, ...[...this.readers.values()].map((r) => r.seq))
+    const view = `a reader view of shard ${id} at sequence >= ${need.seq}${need.since === undefined ? '' : ` taken at or after ${need.since}`} (newest view: ${newest < 0 ? 'none open' : newest})`
+    return this.mode === 'reader' ? view : `${view}, or the primary of shard ${id}`
   }
 
   /**
    * Streams `fn`'s entries from a handle that satisfies `need` (as {@link read}), holding the handle until the stream
    * ends or the consumer stops. A failure before the first entry is retried once elsewhere; later failures are thrown.
    */
-  async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<T>, need: Need): AsyncGenerator<T> {
-    this.#assertOpen()
-    this.inflight++
+  async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<T>, need: Need, deadline?: Deadline): AsyncGenerator<T> {
+    this.#admitRead()
+    const wait = new Wait(this.#describeNeed(need))
     try {
       for (let attempt = 0; ; attempt++) {
-        const record = this.#freshReader(need) ?? (await this.#primaryFor('read', need))
+        const record = this.#freshReader(need) ?? (await this.#bounded(deadline, wait, Promise.resolve(this.#primaryFor('read', need, wait))))
+        if (!wait.started) wait.admit()
         record.inflight++
         let yielded = false
         try {
@@ -395,14 +541,15 @@ export class ShardRuntime {
         } catch (e) {
           if (!(e instanceof StorageFailure)) throw e
           if (e.reason === 'corruption') throw this.#corruptRead(record, e)
-          if (yielded || attempt >= 1 || this.closed) throw e
-          this.fault(record, e)
+          if (yielded || attempt >= 1 || this.closed || !isTransient(e)) throw e
+          if (await this.#broken(record)) this.fault(record, e)
         } finally {
           record.lastUsedAt = this.clock.now()
           this.table.finished(record)
         }
       }
     } finally {
+      this.pendingReads--
       this.#done()
     }
   }
@@ -482,18 +629,43 @@ export class ShardRuntime {
    * reader satisfies now: in writer mode the primary (or a wait for it or for a fresh reader, whichever comes first);
    * in reader mode a wait for a refreshed reader. Work already accepted still drains while the index closes.
    */
-  #primaryFor(kind: 'read' | 'write', need: Need): Promise<LeaseRecord> | LeaseRecord {
+  #primaryFor(kind: 'read' | 'write', need: Need, wait?: Wait): Promise<LeaseRecord> | LeaseRecord {
     if (this.mode === 'writer' && this.primary !== undefined && !this.primary.faulted) return this.primary
     this.#assertOpen()
     if (this.mode === 'reader') {
       if (this.degraded) throw this.#unavailable()
-    } else if (this.exhausted && (kind === 'write' || !this.#readerCouldServe(need))) throw this.#unavailable()
-    else if (this.locked !== undefined && (kind === 'write' || !this.#readerCouldServe(need))) throw this.locked
+    } else if (this.locked !== undefined && (kind === 'write' || !this.#readerCouldServe(need))) throw this.locked
+    else if (this.exhausted && (kind === 'write' || !this.#readerCouldServe(need))) throw this.#unavailable()
     const queued = this.#waiters.filter((w) => w.kind === kind).length
     if (kind === 'read' && queued >= this.limits.maxPendingReads) {
       throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${queued} reads already wait for a handle` })
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ kind, need, ticket: this.table.ticket(), resolve, reject, shortViews: 0 }))
+    if (wait !== undefined && !wait.started) wait.waitingFor = kind === 'write' ? `the primary of shard ${this.address.id} to open` : this.#describeNeed(need)
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        kind,
+        need,
+        ticket: this.table.ticket(),
+        wait,
+        shortViews: 0,
+        resolve: (r) => {
+          if (wait !== undefined) wait.cancel = undefined
+          resolve(r)
+        },
+        reject: (e) => {
+          if (wait !== undefined) wait.cancel = undefined
+          reject(e)
+        },
+      }
+      // The request's deadline takes it out of the queue.
+      if (wait !== undefined) {
+        wait.cancel = () => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter)
+          waiter.reject(wait.expired)
+        }
+      }
+      this.#waiters.push(waiter)
+    })
   }
 
   #unavailable(): ShardUnavailable {

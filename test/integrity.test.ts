@@ -221,7 +221,7 @@ describe('retention', () => {
     const metas = Array.from({ length: 1_030 }, (_, i) => meta(i))
     await h.index.batchPut('t', 1, metas)
     // The first chunk (1,024 metas) is written; the second fails; the write is retried on the restarted primary.
-    h.faults.failNext('write', 1, { role: 'primary' }, 1)
+    h.faults.failNext('write', 1, { role: 'primary' }, { skip: 1 })
     let settled = false
     const deleting = h.index.deleteBefore('t', 1, 1_000_000).finally(() => (settled = true))
     while (!settled) await h.clock.advance(50)

@@ -39,7 +39,7 @@ const measured: [string, Record<string, unknown>, string, string][] = [
     '{ shard: 4 } (silently ignored)',
     { shard: 4 },
     'shard',
-    'shard: unknown option (openIndex takes root, mode, freshness, shards, readers, supervision, queues, rocksdb, maxConcurrentOpens, maintenanceIntervalMs, closeTimeoutMs, clock, random, engine, inspect)',
+    'shard: unknown option (openIndex takes root, mode, freshness, shards, readers, supervision, queues, requestTimeoutMs, rocksdb, maxConcurrentOpens, maintenanceIntervalMs, closeTimeoutMs, clock, random, engine, inspect)',
   ],
 ]
 

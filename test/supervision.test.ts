@@ -127,18 +127,33 @@ describe('reader supervision', () => {
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
   })
 
-  it('should retry a read that fails on a reader on another handle', async () => {
+  it('should retry a read that fails once without restarting a reader that still answers', async () => {
     h = await openHarness({ readers: { min: 1 } })
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
     // The reader's view must cover the write, so that the read below goes to the reader, not to the primary.
     await untilReaderCovers(h, 't', 1, token, 'm1')
     const readerReads = h.faults.calls.readerReads
-    const primaryReads = h.faults.calls.primaryReads
     h.index.faults.failNext('read', 1, { role: 'reader' })
     const n = h.events.length
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
-    // The reader's read failed (injected), and the retry was served by the primary.
+    // The read failed (injected); a probe found the handle healthy, and the retry was served by the same reader.
     expect(h.faults.injected.read).toBe(1)
+    expect(h.faults.calls.readerReads).toBe(readerReads + 2)
+    expect(shardStats(h, 't', 1).restarts.readers).toBe(0)
+    expect(h.events.slice(n).filter((e) => e.type === 'failed')).toEqual([])
+  })
+
+  it('should restart a reader whose handle is broken, and serve the read on another handle', async () => {
+    h = await openHarness({ readers: { min: 1 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    const readerReads = h.faults.calls.readerReads
+    const primaryReads = h.faults.calls.primaryReads
+    // The read and the probe both fail: the handle is broken.
+    h.index.faults.failNext('read', 2, { role: 'reader' })
+    const n = h.events.length
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    expect(h.faults.injected.read).toBe(2)
     expect(h.faults.calls.readerReads).toBe(readerReads)
     expect(h.faults.calls.primaryReads).toBe(primaryReads + 1)
     await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', n)
