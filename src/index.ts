@@ -16,7 +16,7 @@
 import type { InspectionEvent } from 'xstate'
 import type { LifecycleEvent } from '../actors/events.js'
 import * as defaults from './defaults.js'
-import { Closed, InvalidInput } from './errors.js'
+import { Closed, InvalidInput, StorageFailure } from './errors.js'
 import type { FaultOp, FaultTarget } from './faults.js'
 import { checkShards, openRoot, prepareShardDir, shardAddress, shardOf } from './layout.js'
 import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkText, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
@@ -276,8 +276,15 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   const routeRead = async (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
     const { topic: t, partition: p, shardNumber, address, existing } = locate(topic, partition)
     const need = needOf(address.id, existing?.ackSeq ?? 0, o)
-    if (opts.mode === 'reader' && o?.after === undefined && existing === undefined && (await shardDirAbsent(address.dir))) {
-      return undefined
+    if (opts.mode === 'reader' && existing === undefined && (await shardDirAbsent(address.dir))) {
+      if (need.seq === 0) return undefined
+      // A token says its write is in this shard's database, and there is none: waiting would not make one appear.
+      throw new StorageFailure({
+        reason: 'missing',
+        path: address.dir,
+        shard: address.id,
+        message: `no database in ${address.dir}, but the read waits for sequence ${need.seq} of shard ${address.id}: the token is not from the root ${opts.root}, or the shard directory was removed`,
+      })
     }
     return { partition: p, shard: existing ?? runtime.shard(t, shardNumber), need }
   }
@@ -307,20 +314,23 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     getByMsgId: (topic, partition, msgId, options) =>
       attempt(async () => {
         const id = checkText('msgId', msgId, limits.msgIdBytes)
+        const deadline = deadlineOf(options)
         const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getByMsgId(h, r.partition, id), r.need, deadlineOf(options))
+        return r && r.shard.read((h) => store.getByMsgId(h, r.partition, id), r.need, deadline)
       }),
     getRangeByTime: (topic, partition, startTs, endTs, options) =>
       attempt(async () => {
         const [s, e] = checkTimeRange(startTs, endTs)
+        const deadline = deadlineOf(options)
         const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need, deadlineOf(options))
+        return r && r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need, deadline)
       }),
     getMsgIdBySegmentOffset: (topic, partition, so, options) =>
       attempt(async () => {
         const checked = checkSegmentOffset(so)
+        const deadline = deadlineOf(options)
         const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getMsgIdBySegmentOffset(h, r.partition, checked), r.need, deadlineOf(options))
+        return r && r.shard.read((h) => store.getMsgIdBySegmentOffset(h, r.partition, checked), r.need, deadline)
       }),
     scanByTime: (topic, partition, startTs, endTs, options) => {
       const [s, e] = checkTimeRange(startTs, endTs)
@@ -330,8 +340,9 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       needOf(address.id, 0, options)
       deadlineOf(options)
       return (async function* () {
+        const deadline = deadlineOf(options)
         const r = await routeRead(t, p, options)
-        if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadlineOf(options))
+        if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadline)
       })()
     },
     deleteBefore: (topic, partition, before, options) =>

@@ -34,7 +34,8 @@ export interface ShardStats {
   /** Reader actors by state (`waiting`, `opening`, `serving`, `refreshing`, `retiring`, ...). */
   readonly readers: Readonly<Record<string, number>>
   readonly restarts: { readonly primary: number; readonly readers: number }
-  readonly queues: { readonly pendingWrites: number; readonly inflight: number }
+  /** Writes queued or running, reads running or waiting (bounded by `queues.maxInflightReads`), all requests. */
+  readonly queues: { readonly pendingWrites: number; readonly pendingReads: number; readonly inflight: number }
   /** Sequence of the last write acknowledged on this shard (by this index). */
   readonly sequence: number
   /** Each serving reader's view: the shard sequence it reflects and how old it is (ms, by the index's clock). */
@@ -359,7 +360,7 @@ export class Runtime {
         primary,
         readers: byState,
         restarts: { primary: snap?.context.primaryRestarts.total ?? 0, readers: snap?.context.readerRestarts.total ?? 0 },
-        queues: { pendingWrites: shard.pendingWrites, inflight: shard.inflight },
+        queues: { pendingWrites: shard.pendingWrites, pendingReads: shard.pendingReads, inflight: shard.inflight },
         sequence: shard.ackSeq,
         views: [...shard.readers].map(([reader, r]) => ({ reader, sequence: r.seq, ageMs: this.#opts.clock.now() - r.openedAt })),
         integrity: { ...shard.integrity },
