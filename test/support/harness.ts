@@ -3,7 +3,7 @@
  * Waiting is on events and conditions that real I/O completes, never on wall-clock sleeps.
  */
 import type { InspectionEvent } from 'xstate'
-import { FaultInjector, ManualClock, openIndex, parseToken, type Index, type IndexOptions, type LifecycleEvent } from '../../src/index.js'
+import { FaultInjector, ManualClock, openIndex, parseToken, type Engine, type Index, type IndexOptions, type LifecycleEvent } from '../../src/index.js'
 import { removeDir, tempDir } from './tmp.js'
 
 export interface Harness {
@@ -23,10 +23,11 @@ export interface Harness {
 /** Collects XState inspection events of every harness (for the transition-coverage check). */
 export const inspectors = new Set<(e: InspectionEvent) => void>()
 
-export const openHarness = async (options: Partial<IndexOptions> = {}): Promise<Harness> => {
+/** Opens a harness; `engine` is the engine under the harness's FaultInjector (rocksdb-native by default). */
+export const openHarness = async (options: Partial<IndexOptions> = {}, engine?: Engine): Promise<Harness> => {
   const root = await tempDir()
   const clock = new ManualClock(1_000_000)
-  const faults = new FaultInjector()
+  const faults = new FaultInjector(engine)
   const events: LifecycleEvent[] = []
   const waiters = new Set<{ pred: (e: LifecycleEvent) => boolean; resolve: (e: LifecycleEvent) => void }>()
   const index = await openIndex({
