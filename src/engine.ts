@@ -124,9 +124,9 @@ class RocksHandle implements StorageHandle {
     try {
       // Even creating the batch throws (a plain Error) once the handle started closing: keep it inside the try.
       batch = this.db.read({ capacity: keys.length })
-      const pending = keys.map((k) => batch!.get(k))
-      await batch.flush()
-      const values = await Promise.all(pending)
+      // The gets are awaited together with the flush: when the MultiGet fails, each get rejects too (with the cause,
+      // e.g. a checksum mismatch) before the flush does, and a get left unawaited would be an unhandled rejection.
+      const [values] = await Promise.all([Promise.all(keys.map((k) => batch!.get(k))), batch.flush()])
       return values.map((v) => v ?? undefined)
     } catch (e) {
       throw storageFailure(this.path, e)
