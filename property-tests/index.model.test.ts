@@ -33,7 +33,6 @@ import {
   type LifecycleEvent,
   type MessageMeta,
 } from '../src/index.js'
-import { recordInspection } from '../test/support/coverage.js'
 import { released } from '../test/support/scheduled.js'
 import { removeDir, tempDir } from '../test/support/tmp.js'
 
@@ -112,7 +111,7 @@ interface Real {
 
 /** Opens the writer-mode index of a run and records its lifecycle events. */
 const openWriter = async (real: Real): Promise<Index> => {
-  const index = await openIndex({ ...options, root: real.root, clock: real.clock, engine: real.faults, random: () => 0.5, inspect: recordInspection })
+  const index = await openIndex({ ...options, root: real.root, clock: real.clock, engine: real.faults, random: () => 0.5 })
   index.subscribe((e) => real.events.push({ at: real.clock.now(), e }))
   return index
 }
@@ -392,7 +391,7 @@ test.prop([fc.scheduler(), fc.commands(commands, { maxCommands: 40, size: 'mediu
     const model: Model = { writes: new Map(), reads: [] }
     try {
       real.index = await s.waitFor(openWriter(real))
-      real.readerIndex = await s.waitFor(openIndex({ ...options, mode: 'reader', root, clock, engine: faults, random: () => 0.5, inspect: recordInspection }))
+      real.readerIndex = await s.waitFor(openIndex({ ...options, mode: 'reader', root, clock, engine: faults, random: () => 0.5 }))
       real.readerIndex.subscribe((e) => real.events.push({ at: clock.now(), e: { ...e, shard: `reader-mode:${e.shard}` } }))
       await fc.scheduledModelRun(s, () => ({ model, real }), cmds)
       await s.waitFor(drain(real))
@@ -408,7 +407,7 @@ test.prop([fc.scheduler(), fc.commands(commands, { maxCommands: 40, size: 'mediu
       )
       expect(faults.liveHandles).toBe(0)
       // Every acknowledged write survives: a fresh index on the same root answers like the model's final state.
-      const reopened = await openIndex({ ...options, root, inspect: recordInspection })
+      const reopened = await openIndex({ ...options, root })
       try {
         for (const p of partitions) {
           const expected = stateAfter(model.writes.get(p) ?? [], Number.MAX_SAFE_INTEGER)

@@ -345,4 +345,40 @@ describe('queues and close', () => {
     await expect(h.index.batchPut('t', 1, [meta(2)])).rejects.toBeInstanceOf(Closed)
     expect(h.events.filter((e) => e.type === 'closed').length).toBe(h.index.stats().shards.length)
   })
+
+  it('should close while a reader is still opening, and release the handle that open brings afterwards', async () => {
+    // Reader opens wait until `releaseOpens` (then run for real): the close finds the reader in `opening`.
+    const held: (() => void)[] = []
+    let holding = true
+    const releaseOpens = () => {
+      holding = false
+      held.splice(0).forEach((go) => go())
+    }
+    const engine: Engine = {
+      open: async (path, options) => {
+        if (options.readOnly && holding) await new Promise<void>((go) => held.push(go))
+        return rocksEngine.open(path, options)
+      },
+    }
+    h = await openHarness({ readers: { min: 1 } }, engine)
+    try {
+      await h.index.batchPut('t', 1, [meta(1)])
+      await waitFor(() => held.length === 1)
+      expect(shardStats(h, 't', 1).readers).toEqual({ opening: 1 })
+      const closing = h.index.close()
+      // The shard closes without waiting for the reader's open (its actor is gone)...
+      await waitFor(() => h!.events.some((e) => e.type === 'closed' && e.actor === 'shard'))
+      expect(h.faults.opened.reader).toBe(0)
+      // ...and the handle the open brings once it finishes is released, so close ends with nothing open.
+      releaseOpens()
+      await closing
+    } finally {
+      // Whatever failed above, the held open must finish for the index to close.
+      releaseOpens()
+    }
+    expect(h.faults.opened.reader).toBe(1)
+    expect(h.faults.liveHandles).toBe(0)
+    expect(h.index.stats().totals).toEqual({ primaries: 0, readers: 0, handles: 0 })
+    expect(h.events.some((e) => e.type === 'opened' && e.actor.startsWith('reader-'))).toBe(false)
+  })
 })
