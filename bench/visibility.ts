@@ -43,7 +43,8 @@ export const visibility = async (
     await writer.batchPut('bench', 1, [{ ...metaOf(0), msgId: 'v-first', segmentId: 999_999 }])
     const reader = await openIndex({ root, mode: 'reader', readers: { min: 1, max: 1 } })
     const latencies: number[] = []
-    const pending: Promise<void>[] = []
+    /** One per sample, settled with its failure (undefined if none): created beside the writes, awaited after them. */
+    const pending: Promise<unknown>[] = []
     let batch = 0
     let metas = 0
     const start = performance.now()
@@ -57,16 +58,23 @@ export const visibility = async (
         if (batch % 10 === 0) {
           const probe = batchMetas[50]!.msgId
           const answer = path.startsWith('reader') ? reader.getByMsgId('bench', 1, probe, { after: token }) : writer.getByMsgId('bench', 1, probe)
+          // The failure is kept as a value at once: a sample failing while the loop still writes (or a write failing
+          // first, so that nobody awaits the samples) would otherwise be an unhandled rejection.
           pending.push(
-            answer.then((m) => {
-              if (m?.msgId !== probe) throw new Error(`reader missed ${probe}`)
-              latencies.push(performance.now() - acked)
-            }),
+            answer.then(
+              (m) => {
+                if (m?.msgId !== probe) return new Error(`reader missed ${probe}`)
+                latencies.push(performance.now() - acked)
+                return undefined
+              },
+              (e: unknown) => e,
+            ),
           )
         }
         batch++
       }
-      await Promise.all(pending)
+      const failed = (await Promise.all(pending)).find((e) => e !== undefined)
+      if (failed !== undefined) throw failed
     } finally {
       await reader.close()
       await writer.close()

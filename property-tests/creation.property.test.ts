@@ -5,15 +5,19 @@
 import { fc, test } from '@fast-check/vitest'
 import { expect } from 'vitest'
 import { FaultInjector, ManualClock, openIndex, rocksEngine, type Engine } from '../src/index.js'
-import { recordInspection } from '../test/support/coverage.js'
+import { released } from '../test/support/scheduled.js'
 import { removeDir, tempDir } from '../test/support/tmp.js'
 
-/** The real engine, with every open's completion released by the fast-check scheduler, and its opens counted. */
+/**
+ * The real engine, with every open's completion released by the fast-check scheduler (`released` keeps a failed
+ * open's rejection until then), and its opens counted.
+ */
 const scheduledEngine = (s: fc.Scheduler, opens: { primary: number; reader: number }): Engine => ({
-  open: s.scheduleFunction(async function open(path, options) {
-    opens[options.readOnly ? 'reader' : 'primary']++
-    return rocksEngine.open(path, options)
-  }),
+  open: (path, options) => {
+    const role = options.readOnly ? 'reader' : 'primary'
+    opens[role]++
+    return released(s, rocksEngine.open(path, options), `open ${role}`)
+  },
 })
 
 test.prop(
@@ -27,7 +31,7 @@ test.prop(
   const root = await tempDir()
   const opens = { primary: 0, reader: 0 }
   const faults = new FaultInjector(scheduledEngine(s, opens))
-  const index = await openIndex({ root, shards: 2, clock: new ManualClock(), engine: faults, inspect: recordInspection })
+  const index = await openIndex({ root, shards: 2, clock: new ManualClock(), engine: faults })
   try {
     // Every caller's request starts at a point the scheduler picks, interleaved with the opens it releases.
     const calls = Array.from({ length: n }, (_, i) =>

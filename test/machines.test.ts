@@ -48,6 +48,19 @@ describe('reader machine', () => {
     expect(opening.getSnapshot().output).toEqual({ readerId: 'reader-1', outcome: 'retired' })
   })
 
+  it('should close at once while waiting out its backoff or while opening', () => {
+    const waiting = reader({}, 500)
+    expect(waiting.getSnapshot().value).toBe('waiting')
+    waiting.send({ type: 'CLOSE' })
+    expect(waiting.getSnapshot().value).toBe('closed')
+    expect(waiting.getSnapshot().output).toEqual({ readerId: 'reader-1', outcome: 'closed' })
+    // An index closing while a reader's open still runs (test/supervision.test.ts has it on real RocksDB).
+    const opening = reader({ actors: { openReader: never } })
+    expect(opening.getSnapshot().value).toBe('opening')
+    opening.send({ type: 'CLOSE' })
+    expect(opening.getSnapshot().value).toBe('closed')
+    expect(opening.getSnapshot().output).toEqual({ readerId: 'reader-1', outcome: 'closed' })
+  })
 })
 
 describe('shard supervisor machine', () => {

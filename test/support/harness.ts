@@ -23,11 +23,11 @@ export interface Harness {
 /** Collects XState inspection events of every harness (for the transition-coverage check). */
 export const inspectors = new Set<(e: InspectionEvent) => void>()
 
-/** `inner`: the engine the harness's FaultInjector wraps (the real one by default). */
-export const openHarness = async (options: Partial<IndexOptions> = {}, inner?: Engine): Promise<Harness> => {
+/** Opens a harness; `engine` is the engine under the harness's FaultInjector (rocksdb-native by default). */
+export const openHarness = async (options: Partial<IndexOptions> = {}, engine?: Engine): Promise<Harness> => {
   const root = await tempDir()
   const clock = new ManualClock(1_000_000)
-  const faults = new FaultInjector(inner)
+  const faults = new FaultInjector(engine)
   const events: LifecycleEvent[] = []
   const waiters = new Set<{ pred: (e: LifecycleEvent) => boolean; resolve: (e: LifecycleEvent) => void }>()
   const index = await openIndex({
