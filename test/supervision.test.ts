@@ -154,8 +154,9 @@ describe('primary supervision', () => {
       )
       await waitFor(() => held.length === 1)
       holding = false
-      // A read on the primary fails: the primary is failed and its handle closed at once (forced), the write's too.
-      h.index.faults.failNext('read', 1, { role: 'primary' })
+      // A read on the primary fails, and so does the probe after it (a broken handle): the primary is failed and its
+      // handle closed at once (forced), the write's too.
+      h.index.faults.failNext('read', 2, { role: 'primary' })
       expect(await h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })).toEqual(meta(1))
       release()
       expect(await write).toEqual(expect.any(String))
