@@ -234,14 +234,24 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   }
 
   /**
-   * Routes a read: every argument is checked before anything is created. In reader mode a shard nobody ever wrote
-   * has no database: unless the read waits for a token, it is answered as empty without opening anything. A
-   * directory that holds a damaged database is not "nobody wrote it": the shard is routed, and refuses with the cause.
+   * Routes a read: every argument is checked before anything is created, and a read never creates anything. A shard
+   * this index has not created yet whose directory holds no database (nobody wrote it: a topic never used, a typo)
+   * is answered as empty without creating or opening anything, in both modes; only a reader-mode read that waits
+   * for a token is routed (the writer, another process, may still create the shard). In writer mode this index is
+   * the root's only writer, so a token of such a shard names a write the root never had: `InvalidInput`, unless its
+   * sequence is 0 (a shard's sequence before its first write). A directory that holds a damaged database is not
+   * "nobody wrote it": the shard is routed, and refuses with the cause.
    */
   const routeRead = async (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
     const { topic: t, partition: p, shardNumber, address, existing } = locate(topic, partition)
     const need = needOf(address.id, existing?.ackSeq ?? 0, o)
-    if (opts.mode === 'reader' && o?.after === undefined && existing === undefined && (await shardDirAbsent(address.dir))) {
+    if (existing === undefined && (opts.mode === 'writer' || o?.after === undefined) && (await shardDirAbsent(address.dir))) {
+      if (opts.mode === 'writer' && o?.after !== undefined && parseToken(o.after).sequence > 0) {
+        throw new InvalidInput({
+          field: 'after',
+          message: `after: the token ${JSON.stringify(o.after)} names a write of shard ${address.id}, but the root ${opts.root} holds no database for that shard: the token is not from this root, or its write was lost`,
+        })
+      }
       return undefined
     }
     return { partition: p, shard: existing ?? runtime.shard(t, shardNumber), need }
