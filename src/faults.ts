@@ -151,9 +151,21 @@ class FaultyHandle implements StorageHandle {
     return this.inner.write(ops)
   }
 
+  /**
+   * A crash breaks the handle between two entries too: the iteration stops there with an injected StorageFailure,
+   * and so does an iteration that the crash's release of the handle cut short (not an `io` failure: the disk is fine).
+   */
   async *iterate(range: KeyRange): AsyncIterable<Entry> {
     this.#check('read')
-    yield* this.inner.iterate(range)
+    const crashed = () => injected(this.path, `${this.role} crash (the handle broke during an iteration)`)
+    try {
+      for await (const entry of this.inner.iterate(range)) {
+        yield entry
+        if (this.broken) throw crashed()
+      }
+    } catch (e) {
+      throw this.broken ? crashed() : e
+    }
   }
 
   async withSnapshot<T>(fn: (view: ReadView) => Promise<T>): Promise<T> {

@@ -138,6 +138,10 @@ export interface Index {
   /**
    * Streams the metas with timestamp in [startTs, endTs] in time order, with bounded memory. Arguments are checked
    * when called (InvalidInput is thrown synchronously); I/O starts at the first iteration. `limit` caps the count.
+   * The scan reads one view: it holds its handle until it ends or the consumer stops (`break`, `return()`). Between
+   * two entries it waits for its consumer, which `close()` does not wait for: closing the index ends the scan, and
+   * its next `next()` rejects with Closed. A handle released under a running scan fails it with StorageFailure
+   * (`injected` after `faults.crash`, else `io` saying that the handle was released).
    */
   scanByTime(topic: string, partition: number, startTs: number, endTs: number, options?: ReadOptions & { limit?: number }): AsyncIterable<MessageMeta>
   /**
@@ -158,7 +162,8 @@ export interface Index {
   readonly faults: IndexFaults
   /**
    * Stops accepting requests, lets accepted ones finish, closes readers then primaries, and releases every native
-   * handle (forcibly after `closeTimeoutMs`). Idempotent: later calls return the same promise. The equivalent of the
+   * handle (forcibly after `closeTimeoutMs`). Scans waiting for their consumer are not waited for: they end, and
+   * their next `next()` rejects with Closed. Idempotent: later calls return the same promise. The equivalent of the
    * seed's cleanup_storage_root for this root.
    */
   close(): Promise<void>

@@ -373,6 +373,8 @@ export class Runtime {
     this.#closing ??= (async () => {
       this.#opts.clock.clearTimeout(this.#timer)
       for (const shard of this.shards.values()) shard.stop()
+      // Scans waiting for their consumer are the consumer's, not work in flight: they end now, not at the timeout.
+      for (const shard of this.shards.values()) shard.endStreams()
       let timer: unknown
       const timeout = new Promise<'timeout'>((resolve) => (timer = this.#opts.clock.setTimeout(() => resolve('timeout'), this.#opts.closeTimeoutMs)))
       await Promise.race([Promise.all([...this.shards.values()].map((s) => s.idle())), timeout])

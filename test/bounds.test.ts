@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { InvalidInput, openIndex, type Index, type MessageMeta } from '../src/index.js'
-import { openHarness, type Harness } from './support/harness.js'
+import { Closed, InvalidInput, openIndex, StorageFailure, type Index, type MessageMeta } from '../src/index.js'
+import { openHarness, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 import { listTree, removeDir, tempDir } from './support/tmp.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -104,5 +104,93 @@ describe('reads never create anything (item 6)', () => {
       await removeDir(parent)
     }
   })
+})
+
+describe('closing ends suspended scans (item 8)', () => {
+  it.each([
+    ['a reader', { readers: { min: 1 } }, {}],
+    ['the primary', { readers: { min: 0 } }, { consistency: 'primary' as const }],
+  ])('should close at once while a scan on %s waits for its consumer, and fail its next() with Closed', async (_name, options, read) => {
+    h = await openHarness(options)
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 200 }, (_, i) => meta(i)))
+    if (options.readers.min > 0) await untilReaderCovers(h, 't', 1, token, 'm0')
+    const calls = { ...h.faults.calls }
+    const scan = h.index.scanByTime('t', 1, 0, 10_000, read)[Symbol.asyncIterator]()
+    expect((await scan.next()).value).toEqual(meta(0))
+    if (options.readers.min > 0) expect(h.faults.calls.readerReads).toBe(calls.readerReads + 1)
+    else expect(h.faults.calls.primaryReads).toBe(calls.primaryReads + 1)
+    // The clock is never advanced: a close that waited for the scan would only end at the close timeout, never here.
+    await h.index.close()
+    expect(h.faults.liveHandles).toBe(0)
+    expect(h.index.stats().totals.handles).toBe(0)
+    const err = await failure(() => scan.next())
+    expect(err).toBeInstanceOf(Closed)
+    // Finished: later calls end it quietly.
+    expect(await scan.next()).toEqual({ done: true, value: undefined })
+  }, 20_000)
+
+  it('should let a scan left suspended keep its view across a refresh, then end it at close', async () => {
+    h = await openHarness({ readers: { min: 1, max: 1 } })
+    const first = await h.index.batchPut('t', 1, Array.from({ length: 200 }, (_, i) => meta(i)))
+    await untilReaderCovers(h, 't', 1, first.token, 'm0')
+    const readerReads = h.faults.calls.readerReads
+    const scan = h.index.scanByTime('t', 1, 0, 10_000)[Symbol.asyncIterator]()
+    expect((await scan.next()).value).toEqual(meta(0))
+    expect(h.faults.calls.readerReads).toBe(readerReads + 1)
+    // A write and fresh reads make the reader refresh (swap in a new handle): the suspended scan keeps its own.
+    const second = await h.index.batchPut('t', 1, [meta(500)])
+    await untilReaderCovers(h, 't', 1, second.token, 'm500')
+    expect((await scan.next()).value).toEqual(meta(1))
+    await h.index.close()
+    expect(h.faults.liveHandles).toBe(0)
+    expect(await failure(() => scan.next())).toBeInstanceOf(Closed)
+  }, 20_000)
+
+  it.each(['primary', 'readers'] as const)(
+    'should fail a scan whose %s handle an injected crash released mid-iteration with StorageFailure reason injected',
+    async (target) => {
+      h = await openHarness(target === 'primary' ? { readers: { min: 0 } } : { readers: { min: 1, max: 1 } })
+      const { token } = await h.index.batchPut('t', 1, Array.from({ length: 200 }, (_, i) => meta(i)))
+      if (target === 'readers') await untilReaderCovers(h, 't', 1, token, 'm0')
+      const scan = h.index.scanByTime('t', 1, 0, 10_000, target === 'primary' ? { consistency: 'primary' } : {})[Symbol.asyncIterator]()
+      expect((await scan.next()).value).toEqual(meta(0))
+      const live = h.faults.liveHandles
+      const n = h.events.length
+      expect(h.index.faults.crash('t', 1, target)).toBe(1)
+      await h.event((e) => e.type === 'restarted' && e.actor !== 'shard', n)
+      // The crashed handle is closed (released by force) before the scan resumes.
+      await waitFor(() => h!.faults.liveHandles < live)
+      const err = await failure(async () => {
+        for (let r = await scan.next(); !r.done; r = await scan.next());
+      })
+      expect(err).toBeInstanceOf(StorageFailure)
+      expect((err as StorageFailure).reason).toBe('injected')
+      expect((err as StorageFailure).message).toMatch(/crash/)
+    },
+    20_000,
+  )
+
+  it('should fail a scan whose reader another read failed with a StorageFailure saying the handle was released, not a disk error', async () => {
+    h = await openHarness({ readers: { min: 1, max: 1 } })
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 200 }, (_, i) => meta(i)))
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    const readerReads = h.faults.calls.readerReads
+    const scan = h.index.scanByTime('t', 1, 0, 10_000)[Symbol.asyncIterator]()
+    expect((await scan.next()).value).toEqual(meta(0))
+    expect(h.faults.calls.readerReads).toBe(readerReads + 1)
+    const live = h.faults.liveHandles
+    const n = h.events.length
+    // A read on the same reader fails: the reader is failed and its handle released by force (the read is retried).
+    h.faults.failNext('read', 1, { role: 'reader' })
+    expect(await h.index.getByMsgId('t', 1, 'm5')).toEqual(meta(5))
+    await h.event((e) => e.type === 'restarted' && e.actor !== 'shard', n)
+    await waitFor(() => h!.faults.liveHandles < live)
+    const err = await failure(async () => {
+      for (let r = await scan.next(); !r.done; r = await scan.next());
+    })
+    expect(err).toBeInstanceOf(StorageFailure)
+    expect((err as StorageFailure).reason).toBe('io')
+    expect((err as StorageFailure).message).toMatch(/released during the iteration/)
+  }, 20_000)
 })
 
