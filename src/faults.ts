@@ -7,7 +7,7 @@
  *
  * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
  */
-import { StorageFailure } from './errors.js'
+import { InvalidInput, StorageFailure } from './errors.js'
 import { rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type StorageHandle, type WriteOp } from './engine.js'
 
 /** Which calls a fault applies to. */
@@ -17,6 +17,33 @@ export type FaultOp = 'open' | 'read' | 'write'
 export interface FaultTarget {
   readonly role?: 'primary' | 'reader'
   readonly dir?: string
+}
+
+const faultOps: readonly FaultOp[] = ['open', 'read', 'write']
+
+const invalid = (field: string, message: string): never => {
+  throw new InvalidInput({ field, message: `${field}: ${message}` })
+}
+
+const shown = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value).slice(0, 80) : value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value))
+
+/**
+ * Checks the arguments of {@link FaultInjector.failNext}: `op` one of open, read, write; `n` and `skip` non-negative
+ * safe integers; `target` an object whose only keys are `role` ('primary' or 'reader') and `dir` (a string), each
+ * optional. Throws InvalidInput naming the argument (`target.role`, ...); returns the target to store.
+ */
+const checkFailNext = (op: unknown, n: unknown, target: unknown, skip: unknown): FaultTarget => {
+  if (!faultOps.includes(op as FaultOp)) invalid('op', `must be one of ${faultOps.join(', ')}, got ${shown(op)}`)
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) invalid('n', `must be a non-negative integer, got ${shown(n)}`)
+  if (typeof skip !== 'number' || !Number.isSafeInteger(skip) || skip < 0) invalid('skip', `must be a non-negative integer, got ${shown(skip)}`)
+  if (typeof target !== 'object' || target === null || Array.isArray(target)) {
+    return invalid('target', `must be an object with optional role and dir, got ${shown(target)}`)
+  }
+  for (const key of Object.keys(target)) if (key !== 'role' && key !== 'dir') invalid(`target.${key}`, 'unknown key (a target has only role and dir)')
+  const { role, dir } = target as Record<string, unknown>
+  if (role !== undefined && role !== 'primary' && role !== 'reader') invalid('target.role', `must be 'primary' or 'reader', got ${shown(role)}`)
+  if (dir !== undefined && typeof dir !== 'string') invalid('target.dir', `must be a string (a directory prefix), got ${shown(dir)}`)
+  return { ...(role === undefined ? {} : { role: role as 'primary' | 'reader' }), ...(dir === undefined ? {} : { dir: dir as string }) }
 }
 
 interface Armed {
@@ -48,10 +75,12 @@ export class FaultInjector implements Engine {
 
   /**
    * Fails the next `n` calls of `op` that match `target`, after letting the first `skip` of them through (to fail
-   * the second write of a multi-batch operation, say). Cumulative with earlier calls.
+   * the second write of a multi-batch operation, say). Cumulative with earlier calls. Bad arguments (an unknown op
+   * or target key, a negative or fractional count) are InvalidInput, and nothing is armed.
    */
   failNext(op: FaultOp, n = 1, target: FaultTarget = {}, skip = 0): void {
-    if (n > 0) this.#armed.push({ op, remaining: n, target, skip })
+    const checked = checkFailNext(op, n, target, skip)
+    if (n > 0) this.#armed.push({ op, remaining: n, target: checked, skip })
   }
 
   /** Forgets every armed fault (broken handles stay broken). */

@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { Closed, InvalidInput, openIndex, StorageFailure, type Index, type MessageMeta } from '../src/index.js'
-import { openHarness, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { Closed, InvalidInput, openIndex, ShardUnavailable, StorageFailure, type Index, type MessageMeta } from '../src/index.js'
+import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 import { listTree, removeDir, tempDir } from './support/tmp.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -106,6 +106,41 @@ describe('reads never create anything (item 6)', () => {
   })
 })
 
+describe('recover takes the shard id its errors give (item 7)', () => {
+  it('should recover an exhausted primary from the shard id of its ShardUnavailable', async () => {
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { intensity: { maxRestarts: 0, withinMs: 60_000 } } } })
+    await h.index.batchPut('t', 15, [meta(1)])
+    const n = h.events.length
+    h.index.faults.crash('t', 15, 'primary')
+    await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
+    const err = await failure(() => h!.index.batchPut('t', 15, [meta(2)]))
+    expect(err).toBeInstanceOf(ShardUnavailable)
+    const shard = (err as ShardUnavailable).shard
+    expect(shard).toBe(h.shardId('t', 15))
+    expect((err as ShardUnavailable).message).toContain(`index.recover(${JSON.stringify(shard)})`)
+    h.index.recover(shard)
+    await h.event((e) => e.type === 'recovered' && e.actor === 'primary', n)
+    await h.index.batchPut('t', 15, [meta(2)])
+    expect(await h.index.getByMsgId('t', 15, 'm2')).toEqual(meta(2))
+    expect(shardStats(h, 't', 15).state).toBe('running')
+  })
+
+  it.each([
+    ['a shard id this index does not have', 'ordres/1'],
+    ['a shard number past the shard count', 't/99'],
+    ['a shard id with a bad topic dir', 'T/1'],
+    ['a shard id with a bad shard number', 't/01'],
+    ['a shard id with an empty shard number', 't/'],
+    ['a shard id with nested slashes', 't/1/2'],
+  ])('should refuse %s with InvalidInput naming it', async (_name, id) => {
+    h = await openHarness()
+    await h.index.batchPut('t', 1, [meta(1)])
+    const err = await failure(() => h!.index.recover(id))
+    expect(err).toBeInstanceOf(InvalidInput)
+    expect((err as InvalidInput).message).toContain(JSON.stringify(id))
+  })
+})
+
 describe('closing ends suspended scans (item 8)', () => {
   it.each([
     ['a reader', { readers: { min: 1 } }, {}],
@@ -194,3 +229,95 @@ describe('closing ends suspended scans (item 8)', () => {
   }, 20_000)
 })
 
+describe('misuse is refused (item 9)', () => {
+  it('should refuse a listener that is not a function', async () => {
+    h = await openHarness()
+    for (const bad of [42, undefined, null, 'f', {}]) {
+      const err = await failure(() => h!.index.subscribe(bad as never))
+      expect(err).toBeInstanceOf(InvalidInput)
+      expect((err as InvalidInput).field).toBe('listener')
+    }
+  })
+
+  it('should refuse a crash target that is not primary, readers or reader-N, even on a shard not created yet', async () => {
+    h = await openHarness()
+    await h.index.batchPut('t', 1, [meta(1)])
+    for (const [topic, bad] of [['t', 'everything'], ['t', 'reader-'], ['t', 'reader-1.5'], ['t', 'Primary'], ['t', 7], ['never-used', 'everything']] as const) {
+      const err = await failure(() => h!.index.faults.crash(topic, 1, bad as never))
+      expect(err).toBeInstanceOf(InvalidInput)
+      expect((err as InvalidInput).field).toBe('target')
+    }
+    expect(h.index.faults.crash('t', 1, 'reader-99')).toBe(0)
+    expect(h.index.faults.crash('never-used', 1, 'primary')).toBe(0)
+    expect(h.index.stats().shards.length).toBe(1)
+  })
+
+  it.each<[string, unknown[], string]>([
+    ['an unknown op', ['explode'], 'op'],
+    ['a negative count', ['read', -1], 'n'],
+    ['a fractional count', ['read', 1.5], 'n'],
+    ['a string count', ['read', '2'], 'n'],
+    ['a non-object target', ['read', 1, 'primary'], 'target'],
+    ['a null target', ['read', 1, null], 'target'],
+    ['an unknown role', ['read', 1, { role: 'writer' }], 'target.role'],
+    ['a non-string dir', ['read', 1, { dir: 42 }], 'target.dir'],
+    ['an unknown target key', ['read', 1, { roles: 'reader' }], 'target.roles'],
+  ])('should refuse failNext with %s, arming nothing', async (_name, args, field) => {
+    h = await openHarness()
+    await h.index.batchPut('t', 1, [meta(1)])
+    const err = await failure(() => (h!.index.faults.failNext as (...a: unknown[]) => void)(...args))
+    expect(err).toBeInstanceOf(InvalidInput)
+    expect((err as InvalidInput).field).toBe(field)
+    // Nothing was armed: reads and writes go through.
+    await h.index.batchPut('t', 1, [meta(2)])
+    expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
+    expect(h.faults.injected).toEqual({ open: 0, read: 0, write: 0 })
+  })
+
+  it('should accept the documented failNext forms', async () => {
+    h = await openHarness()
+    h.index.faults.failNext('read', 0)
+    h.index.faults.failNext('open', 1, { role: 'reader', dir: h.root })
+    h.index.faults.failNext('write', 2, {})
+    expect(h.faults.injected).toEqual({ open: 0, read: 0, write: 0 })
+  })
+
+  it.each<[string, unknown[], string]>([
+    ['a topic without partition or shard id', ['t'], 'partition'],
+    ['a partition without topic', [undefined, 1], 'topic'],
+    ['a non-string topic', [42, 1], 'topic'],
+    ['a bad partition', ['t', -1], 'partition'],
+    ['a non-string shard id', [42], 'shard'],
+  ])('should refuse recover with %s', async (_name, args, field) => {
+    h = await openHarness()
+    await h.index.batchPut('t', 1, [meta(1)])
+    const err = await failure(() => (h!.index.recover as (...a: unknown[]) => void)(...args))
+    expect(err).toBeInstanceOf(InvalidInput)
+    expect((err as InvalidInput).field).toBe(field)
+  })
+
+  it('should report a throwing listener once, naming the event and the error, and keep the others and the index going', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    h = await openHarness()
+    const seen: string[] = []
+    h.index.subscribe(() => {
+      throw new Error('listener bug')
+    })
+    h.index.subscribe(async () => {
+      throw new Error('async listener bug')
+    })
+    h.index.subscribe((e) => seen.push(e.type))
+    await h.index.batchPut('t', 1, [meta(1)])
+    await h.event((e) => e.type === 'opened' && e.actor === 'primary', 0)
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    // The async listener's rejection is reported once it settles.
+    await waitFor(() => warn.mock.calls.length >= 2)
+    const texts = warn.mock.calls.map((args) => args.map(String).join(' '))
+    // Several events reached each listener; each listener is reported once.
+    expect(seen.filter((t) => t === 'created' || t === 'opened').length).toBeGreaterThanOrEqual(2)
+    expect(texts.length).toBe(2)
+    expect(texts.some((t) => t.includes('listener bug') && !t.includes('async') && t.includes("'created'"))).toBe(true)
+    expect(texts.some((t) => t.includes('async listener bug') && t.includes("'created'"))).toBe(true)
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'running', restarts: { primary: 0 } })
+  })
+})
