@@ -29,6 +29,11 @@ test.prop(
   { numRuns: 25 },
 )('should open exactly one primary for any interleaving of 2..50 concurrent first requests', async (s, n, kinds) => {
   const root = await tempDir()
+  // The shard's database exists already (an earlier index wrote it), so that reads, which never create a shard
+  // nobody wrote, open it too. The meta is far from everything read below.
+  const earlier = await openIndex({ root, shards: 2 })
+  await earlier.batchPut('topic', 5, [{ msgId: 'earlier', timestamp: 10_000, segmentId: 8, offset: 0, msgLen: 1 }])
+  await earlier.close()
   const opens = { primary: 0, reader: 0 }
   const faults = new FaultInjector(scheduledEngine(s, opens))
   const index = await openIndex({ root, shards: 2, clock: new ManualClock(), engine: faults })

@@ -6,7 +6,7 @@
  * Every method rejects with {@link StorageFailure} (never a raw binding error).
  */
 import RocksDB from 'rocksdb-native'
-import { storageFailure } from './errors.js'
+import { StorageFailure, storageFailure } from './errors.js'
 
 /** One entry of a key range. */
 export interface Entry {
@@ -199,7 +199,15 @@ class RocksHandle implements StorageHandle {
       for await (const { key, value } of it) yield { key, value: value ?? new Uint8Array(0) }
       if (this.#closing !== undefined) throw new Error('the handle was closed during the iteration')
     } catch (e) {
-      throw storageFailure(this.path, e)
+      if (this.#closing === undefined) throw storageFailure(this.path, e)
+      // Not a disk error: the handle was released under the iteration (its reader or primary failed, was retired,
+      // or the index closed) and its iterators were ended so that the close would not wait for them.
+      throw new StorageFailure({
+        reason: 'io',
+        path: this.path,
+        cause: e,
+        message: `the handle of ${this.path} was released during the iteration (its reader or primary failed, was retired or closed): the scan ended early; the data on disk is not at fault`,
+      })
     } finally {
       this.#iterators.delete(it)
       it.destroy()

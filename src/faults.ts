@@ -7,7 +7,7 @@
  *
  * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
  */
-import { StorageFailure, type StorageFailureReason } from './errors.js'
+import { InvalidInput, StorageFailure, type StorageFailureReason } from './errors.js'
 import { rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type StorageHandle, type WriteOp } from './engine.js'
 
 /** Which calls a fault applies to. */
@@ -25,6 +25,35 @@ export interface FaultKind {
   readonly skip?: number
   /** The failure's reason. Default `injected`. */
   readonly reason?: StorageFailureReason
+}
+
+const faultOps: readonly FaultOp[] = ['open', 'read', 'write']
+const faultReasons: readonly StorageFailureReason[] = ['injected', 'io', 'missing', 'corruption', 'no-space', 'permission', 'locked', 'read-only']
+
+const invalid = (field: string, message: string): never => {
+  throw new InvalidInput({ field, message: `${field}: ${message}` })
+}
+
+const shown = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value).slice(0, 80) : value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value))
+
+/**
+ * Checks the arguments of {@link FaultInjector.failNext}: `op` one of open, read, write; `n` and `skip` non-negative
+ * safe integers; `target` an object whose only keys are `role` ('primary' or 'reader') and `dir` (a string), each
+ * optional. Throws InvalidInput naming the argument (`target.role`, ...); returns the target to store.
+ */
+const checkFailNext = (op: unknown, n: unknown, target: unknown, skip: unknown, reason: unknown): FaultTarget => {
+  if (reason !== undefined && !faultReasons.includes(reason as StorageFailureReason)) invalid('reason', `must be one of ${faultReasons.join(', ')}, got ${shown(reason)}`)
+  if (!faultOps.includes(op as FaultOp)) invalid('op', `must be one of ${faultOps.join(', ')}, got ${shown(op)}`)
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) invalid('n', `must be a non-negative integer, got ${shown(n)}`)
+  if (typeof skip !== 'number' || !Number.isSafeInteger(skip) || skip < 0) invalid('skip', `must be a non-negative integer, got ${shown(skip)}`)
+  if (typeof target !== 'object' || target === null || Array.isArray(target)) {
+    return invalid('target', `must be an object with optional role and dir, got ${shown(target)}`)
+  }
+  for (const key of Object.keys(target)) if (key !== 'role' && key !== 'dir') invalid(`target.${key}`, 'unknown key (a target has only role and dir)')
+  const { role, dir } = target as Record<string, unknown>
+  if (role !== undefined && role !== 'primary' && role !== 'reader') invalid('target.role', `must be 'primary' or 'reader', got ${shown(role)}`)
+  if (dir !== undefined && typeof dir !== 'string') invalid('target.dir', `must be a string (a directory prefix), got ${shown(dir)}`)
+  return { ...(role === undefined ? {} : { role: role as 'primary' | 'reader' }), ...(dir === undefined ? {} : { dir: dir as string }) }
 }
 
 interface Armed {
@@ -58,10 +87,15 @@ export class FaultInjector implements Engine {
   /**
    * Fails the next `n` calls of `op` that match `target`, after letting the first `skip` of them through (to fail
    * the second write of a multi-batch operation, say), with a StorageFailure of `reason` (default `injected`; give
-   * `no-space`, `permission`, `corruption`, ... to play a failure of that class). Cumulative with earlier calls.
+   * `no-space`, `permission`, `corruption`, ... to play a failure of that class). Cumulative with earlier calls. Bad
+   * arguments (an unknown op, reason or target key, a negative or fractional count) are InvalidInput, and nothing is
+   * armed.
    */
   failNext(op: FaultOp, n = 1, target: FaultTarget = {}, how: FaultKind = {}): void {
-    if (n > 0) this.#armed.push({ op, remaining: n, target, skip: how.skip ?? 0, reason: how.reason ?? 'injected' })
+    if (typeof how !== 'object' || how === null) invalid('how', 'must be an object with optional skip and reason')
+    const skip = how.skip ?? 0
+    const checked = checkFailNext(op, n, target, skip, how.reason)
+    if (n > 0) this.#armed.push({ op, remaining: n, target: checked, skip, reason: how.reason ?? 'injected' })
   }
 
   /** Forgets every armed fault (broken handles stay broken). */
@@ -163,9 +197,21 @@ class FaultyHandle implements StorageHandle {
     return this.inner.write(ops)
   }
 
+  /**
+   * A crash breaks the handle between two entries too: the iteration stops there with an injected StorageFailure,
+   * and so does an iteration that the crash's release of the handle cut short (not an `io` failure: the disk is fine).
+   */
   async *iterate(range: KeyRange): AsyncIterable<Entry> {
     this.#check('read')
-    yield* this.inner.iterate(range)
+    const crashed = () => injected(this.path, `${this.role} crash (the handle broke during an iteration)`)
+    try {
+      for await (const entry of this.inner.iterate(range)) {
+        yield entry
+        if (this.broken) throw crashed()
+      }
+    } catch (e) {
+      throw this.broken ? crashed() : e
+    }
   }
 
   async withSnapshot<T>(fn: (view: ReadView) => Promise<T>): Promise<T> {

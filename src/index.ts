@@ -18,7 +18,7 @@ import type { LifecycleEvent } from '../actors/events.js'
 import * as defaults from './defaults.js'
 import { Closed, InvalidInput, StorageFailure } from './errors.js'
 import type { FaultOp, FaultTarget } from './faults.js'
-import { checkShards, openRoot, prepareShardDir, shardAddress, shardOf } from './layout.js'
+import { checkShards, openRoot, prepareShardDir, shardAddress, shardOf, topicOfDirName } from './layout.js'
 import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkText, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
 import { resolveOptions, type IndexOptions } from './options.js'
 import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
@@ -71,6 +71,30 @@ const shardDirAbsent = (dir: string): Promise<boolean> =>
     () => false,
   )
 
+/** A value for an error message: JSON where it can be (strings quoted), else its String, cut at 80 characters. */
+const show = (value: unknown): string => {
+  let text: string | undefined
+  try {
+    text = typeof value === 'function' ? 'a function' : typeof value === 'bigint' ? `${value}n` : JSON.stringify(value)
+  } catch {
+    // A cycle, or a throwing toJSON: fall back to the type.
+  }
+  return (text ?? (typeof value === 'object' ? 'an object' : String(value))).slice(0, 80)
+}
+
+/** Whether `id` is a shard id of a root with `shards` shards: `<topic dir>/<shard>` as {@link shardAddress} makes it. */
+const isShardId = (id: string, shards: number): boolean => {
+  const slash = id.lastIndexOf('/')
+  const dir = id.slice(0, slash)
+  const shard = id.slice(slash + 1)
+  return (
+    slash > 0 &&
+    /^(?:0|[1-9][0-9]*)$/.test(shard) &&
+    Number(shard) < shards &&
+    (topicOfDirName(dir) !== undefined || /^~h[0-9a-f]{64}$/.test(dir))
+  )
+}
+
 /** Where a (topic, partition) lives. */
 export interface ShardInfo {
   /** `<topic dir>/<shard>`, the id used in stats, events and errors. */
@@ -85,10 +109,16 @@ export interface IndexFaults {
   /**
    * Crashes the primary, one reader (`reader-N`) or every reader of the shard holding (topic, partition): their
    * handles are broken (requests on them fail and are retried elsewhere) and their actors fail and are restarted
-   * under the shard's policy. Returns how many handles it crashed (0 if the shard has none ready).
+   * under the shard's policy. A scan running on a crashed handle fails at its next entry with StorageFailure, reason
+   * `injected`. Returns how many handles it crashed (0 if the shard has none ready); any other `target` is
+   * InvalidInput.
    */
   crash(topic: string, partition: number, target: CrashTarget): number
-  /** Makes the engine fail the next `n` opens / reads / writes matching `target` (role, directory prefix). */
+  /**
+   * Makes the engine fail the next `n` (default 1) opens / reads / writes matching `target` (`role`: 'primary' or
+   * 'reader'; `dir`: a directory prefix). An unknown op or target key, or an `n` that is not a non-negative integer,
+   * is InvalidInput and arms nothing.
+   */
   failNext(op: FaultOp, n?: number, target?: FaultTarget): void
   /** Native handles open now. */
   readonly liveHandles: number
@@ -163,6 +193,10 @@ export interface Index {
   /**
    * Streams the metas with timestamp in [startTs, endTs] in time order, with bounded memory. Arguments are checked
    * when called (InvalidInput is thrown synchronously); I/O starts at the first iteration. `limit` caps the count.
+   * The scan reads one view: it holds its handle until it ends or the consumer stops (`break`, `return()`). Between
+   * two entries it waits for its consumer, which `close()` does not wait for: closing the index ends the scan, and
+   * its next `next()` rejects with Closed. A handle released under a running scan fails it with StorageFailure
+   * (`injected` after `faults.crash`, else `io` saying that the handle was released).
    */
   scanByTime(topic: string, partition: number, startTs: number, endTs: number, options?: ReadOptions & { limit?: number }): AsyncIterable<MessageMeta>
   /**
@@ -175,15 +209,34 @@ export interface Index {
   locate(topic: string, partition: number): ShardInfo
   /** A snapshot of every shard's supervision state, pool, restarts and queues, and the totals. */
   stats(): IndexStats
-  /** Subscribes to lifecycle events (created, opened, failed, restarted, degraded, recovered, retired, closed). */
+  /**
+   * Subscribes to lifecycle events (created, opened, failed, restarted, degraded, recovered, retired, closed, ...).
+   * `listener` must be a function (else InvalidInput). A listener that throws (or returns a promise that rejects) is
+   * reported once, with `console.warn` naming the event and the error; it never reaches the supervisors, and the
+   * other listeners still get every event.
+   */
   subscribe(listener: (event: LifecycleEvent) => void): () => void
-  /** Restarts what exhausted its restart intensity in the shard of (topic, partition), or in every shard. */
-  recover(topic?: string, partition?: number): void
+  /**
+   * Restarts what exhausted its restart intensity (event `recovered`); a shard where nothing is exhausted is left
+   * alone:
+   *
+   * - `recover()`: in every shard of this index;
+   * - `recover(shardId)`: in the shard with that id, `<topic dir>/<shard>`, as {@link ShardUnavailable}`.shard`,
+   *   stats and events give it (a malformed id, or one this index has no shard for, is InvalidInput naming it);
+   * - `recover(topic, partition)`: in the shard holding (topic, partition), if this index has created it.
+   *
+   * InvalidInput also for a topic without a partition or a partition without a topic; Closed once the index is
+   * closed (except `recover()`, which then does nothing).
+   */
+  recover(): void
+  recover(shardId: string): void
+  recover(topic: string, partition: number): void
   /** Fault injection (see {@link IndexFaults}). */
   readonly faults: IndexFaults
   /**
    * Stops accepting requests, lets accepted ones finish, closes readers then primaries, and releases every native
-   * handle (forcibly after `closeTimeoutMs`). Idempotent: later calls return the same promise. The equivalent of the
+   * handle (forcibly after `closeTimeoutMs`). Scans waiting for their consumer are not waited for: they end, and
+   * their next `next()` rejects with Closed. Idempotent: later calls return the same promise. The equivalent of the
    * seed's cleanup_storage_root for this root.
    */
   close(): Promise<void>
@@ -269,16 +322,26 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   }
 
   /**
-   * Routes a read: every argument is checked before anything is created. In reader mode a shard nobody ever wrote
-   * has no database: unless the read waits for a token, it is answered as empty without opening anything. A
-   * directory that holds a damaged database is not "nobody wrote it": the shard is routed, and refuses with the cause.
+   * Routes a read: every argument is checked before anything is created, and a read never creates anything. A shard
+   * this index has not created yet whose directory holds no database (nobody wrote it: a topic never used, a typo)
+   * is answered as empty without creating or opening anything, in both modes; only a reader-mode read that waits
+   * for a token is routed (the writer, another process, may still create the shard). In writer mode this index is
+   * the root's only writer, so a token of such a shard names a write the root never had: `InvalidInput`, unless its
+   * sequence is 0 (a shard's sequence before its first write). A directory that holds a damaged database is not
+   * "nobody wrote it": the shard is routed, and refuses with the cause.
    */
   const routeRead = async (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
     const { topic: t, partition: p, shardNumber, address, existing } = locate(topic, partition)
     const need = needOf(address.id, existing?.ackSeq ?? 0, o)
-    if (opts.mode === 'reader' && existing === undefined && (await shardDirAbsent(address.dir))) {
+    if (existing === undefined && (await shardDirAbsent(address.dir))) {
       if (need.seq === 0) return undefined
       // A token says its write is in this shard's database, and there is none: waiting would not make one appear.
+      if (opts.mode === 'writer') {
+        throw new InvalidInput({
+          field: 'after',
+          message: `after: the token ${JSON.stringify(o?.after)} names a write of shard ${address.id}, but the root ${opts.root} holds no database for that shard: the token is not from this root, or its write was lost`,
+        })
+      }
       throw new StorageFailure({
         reason: 'missing',
         path: address.dir,
@@ -287,6 +350,30 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       })
     }
     return { partition: p, shard: existing ?? runtime.shard(t, shardNumber), need }
+  }
+
+  /**
+   * Checks the single argument of `recover(shardId)`: the id of a shard this index has, `<topic dir>/<shard>` as
+   * stats, events and errors give it. A string without `/` is taken for a topic that lacks its partition.
+   */
+  const shardIdOf = (id: unknown): string => {
+    if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
+    if (typeof id !== 'string') {
+      throw new InvalidInput({ field: 'shard', message: `shard: recover takes (), (shardId) or (topic, partition); got ${show(id)} alone` })
+    }
+    if (!id.includes('/')) {
+      throw new InvalidInput({
+        field: 'partition',
+        message: `partition: required with the topic ${show(id)}; to recover by shard id pass "<topic dir>/<shard>" as ShardUnavailable.shard and stats give it`,
+      })
+    }
+    if (!isShardId(id, shards)) {
+      throw new InvalidInput({ field: 'shard', message: `shard: ${show(id)} is not a shard id of this root ("<topic dir>/<shard>", shard in [0, ${shards - 1}], as ShardUnavailable.shard and stats give it)` })
+    }
+    if (!runtime.shards.has(id)) {
+      throw new InvalidInput({ field: 'shard', message: `shard: this index has no shard ${show(id)} (it has the shards it served since it opened: see stats()), so there is nothing to recover` })
+    }
+    return id
   }
 
   return {
@@ -372,16 +459,23 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       return { id, shard: n, dir }
     },
     stats: () => runtime.stats(),
-    subscribe: (listener) => runtime.subscribe(listener),
-    recover: (topic, partition) => {
-      if (topic === undefined) return runtime.recover()
-      if (partition === undefined) throw new InvalidInput({ field: 'partition', message: 'partition: required with topic' })
+    subscribe: (listener) => {
+      if (typeof listener !== 'function') throw new InvalidInput({ field: 'listener', message: `listener: must be a function, got ${show(listener)}` })
+      return runtime.subscribe(listener)
+    },
+    recover: (topic?: unknown, partition?: unknown) => {
+      if (topic === undefined && partition === undefined) return runtime.recover()
+      if (topic === undefined) throw new InvalidInput({ field: 'topic', message: `topic: required with a partition (recover(topic, partition)), got partition ${show(partition)} alone` })
+      if (partition === undefined) return runtime.recover(shardIdOf(topic))
       const { existing } = locate(topic, partition)
       if (existing !== undefined) runtime.recover(existing.address.id)
     },
     faults: {
       crash: (topic, partition, target) => {
         const { existing } = locate(topic, partition)
+        if (target !== 'primary' && target !== 'readers' && !(typeof target === 'string' && /^reader-(?:0|[1-9][0-9]*)$/.test(target))) {
+          throw new InvalidInput({ field: 'target', message: `target: must be 'primary', 'readers' or 'reader-N' (a reader id as in stats and events), got ${show(target)}` })
+        }
         return existing === undefined ? 0 : runtime.crash(existing.address.id, target)
       },
       failNext: (op, n = 1, target = {}) => runtime.failNext(op, n, target),

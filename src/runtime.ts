@@ -179,10 +179,33 @@ export class Runtime {
   #emit(event: LifecycleEvent): void {
     for (const listener of this.#listeners) {
       try {
-        listener(event)
-      } catch {
+        const result: unknown = listener(event)
+        // An async listener's rejection would otherwise be an unhandled rejection, which ends the process.
+        if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+          Promise.resolve(result).catch((e: unknown) => this.#listenerFailed(listener, event, e))
+        }
+      } catch (e) {
         // A listener's failure must not reach the supervisor that announced the event.
+        this.#listenerFailed(listener, event, e)
       }
+    }
+  }
+
+  /** Listeners reported for throwing already: each is reported once, however often it throws. */
+  readonly #reported = new WeakSet<object>()
+
+  /** Reports a listener that threw (or rejected) on `event`: once per listener, with console.warn. Never throws. */
+  #listenerFailed(listener: (e: LifecycleEvent) => void, event: LifecycleEvent, error: unknown): void {
+    if (this.#reported.has(listener)) return
+    this.#reported.add(listener)
+    try {
+      const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      console.warn(
+        `rockvisor: a lifecycle listener of ${this.#opts.root} threw on the '${event.type}' event of ${event.shard} (${event.actor}): ${what}. The event reached the other listeners; later errors of this listener are not reported.`,
+        error,
+      )
+    } catch {
+      // Nothing left to report to (a broken console, an error that cannot be printed).
     }
   }
 
@@ -378,6 +401,8 @@ export class Runtime {
     this.#closing ??= (async () => {
       this.#opts.clock.clearTimeout(this.#timer)
       for (const shard of this.shards.values()) shard.stop()
+      // Scans waiting for their consumer are the consumer's, not work in flight: they end now, not at the timeout.
+      for (const shard of this.shards.values()) shard.endStreams()
       let timer: unknown
       const timeout = new Promise<'timeout'>((resolve) => (timer = this.#opts.clock.setTimeout(() => resolve('timeout'), this.#opts.closeTimeoutMs)))
       await Promise.race([Promise.all([...this.shards.values()].map((s) => s.idle())), timeout])

@@ -90,6 +90,12 @@ class Wait {
   }
 }
 
+/** A stream's claim on the handle it reads (see `ShardRuntime.stream`). */
+interface StreamHold {
+  readonly released: boolean
+  release(): void
+}
+
 interface Waiter {
   readonly kind: 'read' | 'write'
   /** For reads: what a reader's view must satisfy to serve it. */
@@ -531,11 +537,19 @@ export class ShardRuntime {
         const record = this.#freshReader(need) ?? (await this.#bounded(deadline, wait, Promise.resolve(this.#primaryFor('read', need, wait))))
         if (!wait.started) wait.admit()
         record.inflight++
+        const hold = this.#streamHold(record)
         let yielded = false
         try {
           for await (const item of fn(record.handle)) {
             yielded = true
-            yield item
+            // Between two entries the stream waits for its consumer (see #park).
+            this.#park(hold)
+            try {
+              yield item
+            } finally {
+              this.#unpark(hold)
+            }
+            if (hold.released) throw this.#ended()
           }
           return
         } catch (e) {
@@ -544,14 +558,64 @@ export class ShardRuntime {
           if (yielded || attempt >= 1 || this.closed || !isTransient(e)) throw e
           if (await this.#broken(record)) this.fault(record, e)
         } finally {
-          record.lastUsedAt = this.clock.now()
-          this.table.finished(record)
+          hold.release()
         }
       }
     } finally {
       this.pendingReads--
       this.#done()
     }
+  }
+
+  /** Streams waiting for their consumer between two entries (see {@link #park}). */
+  readonly #parked = new Set<StreamHold>()
+
+  /** A stream's claim on its handle (one of its record's `inflight`), given back exactly once. */
+  #streamHold(record: LeaseRecord): StreamHold {
+    let released = false
+    return {
+      get released() {
+        return released
+      },
+      release: () => {
+        if (released) return
+        released = true
+        record.lastUsedAt = this.clock.now()
+        this.table.finished(record)
+      },
+    }
+  }
+
+  /**
+   * A stream hands an entry to its consumer. Until the consumer asks for the next one the stream is the consumer's,
+   * not work in flight: the shard does not count it (`idle()` and so `close()` do not wait for it), but it keeps its
+   * handle, so that a refresh or a retirement lets it finish on its own view. Once the shard is closed
+   * ({@link endStreams}) it ends: its handle is given back at once and its next `next()` rejects with Closed.
+   */
+  #park(hold: StreamHold): void {
+    this.#parked.add(hold)
+    this.#done()
+    if (this.closed) hold.release()
+  }
+
+  /** The consumer came back, for the next entry or to stop: the stream is work in flight again. */
+  #unpark(hold: StreamHold): void {
+    this.#parked.delete(hold)
+    this.inflight++
+  }
+
+  /** What a stream ended by the close throws when its consumer asks for the next entry. */
+  #ended(): Closed {
+    return new Closed({ message: `shard ${this.address.id} is closed: the index closed while this scan waited for its consumer` })
+  }
+
+  /**
+   * The index is closing: every stream waiting for its consumer gives its handle back now (so that closing the
+   * handles does not wait for consumers that may never come back); its next `next()` rejects with Closed. Call after
+   * {@link stop}.
+   */
+  endStreams(): void {
+    for (const hold of this.#parked) hold.release()
   }
 
   /**
