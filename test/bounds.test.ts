@@ -215,8 +215,9 @@ describe('closing ends suspended scans (item 8)', () => {
     expect(h.faults.calls.readerReads).toBe(readerReads + 1)
     const live = h.faults.liveHandles
     const n = h.events.length
-    // A read on the same reader fails: the reader is failed and its handle released by force (the read is retried).
-    h.faults.failNext('read', 1, { role: 'reader' })
+    // A read on the same reader fails, and so does the probe after it: the reader is failed and its handle released
+    // by force (the read is retried elsewhere).
+    h.faults.failNext('read', 2, { role: 'reader' })
     expect(await h.index.getByMsgId('t', 1, 'm5')).toEqual(meta(5))
     await h.event((e) => e.type === 'restarted' && e.actor !== 'shard', n)
     await waitFor(() => h!.faults.liveHandles < live)

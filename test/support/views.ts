@@ -59,12 +59,14 @@ export class RedirectingEngine implements Engine {
 
 /**
  * An engine that makes the flush race happen on purpose, at a rate a test can afford: every `every`-th flush of a
- * primary is preceded by a {@link snapshot} of its directory, and the next read-only open of that directory (after
- * the flush) opens a {@link tornCopy} instead: the old MANIFEST with the new WAL files, as in the race. Everything else
- * is the inner (real) engine on the real directory. Share one between a writer-mode and a reader-mode index.
+ * primary is preceded by a {@link snapshot} of its directory; the write after the flush turns that copy into a
+ * {@link tornCopy} (the old MANIFEST with the WAL that now holds the new write), and the next read-only open of the
+ * directory opens that copy instead: what the race gives. Everything else is the inner (real) engine on the real
+ * directory. Share one between a writer-mode and a reader-mode index.
  */
 export class TearingEngine implements Engine {
-  readonly #pending = new Map<string, string>()
+  /** Per directory: the copy taken before a flush, and whether it is torn yet (a write landed after that flush). */
+  readonly #pending = new Map<string, { copy: string; torn: boolean }>()
   #flushes = 0
   #copies = 0
   /** Read-only opens that got a torn copy. */
@@ -78,16 +80,11 @@ export class TearingEngine implements Engine {
 
   async open(path: string, options: OpenOptions): Promise<StorageHandle> {
     if (!options.readOnly) return new TearingHandle(await this.inner.open(path, options), this)
-    const copy = this.#pending.get(path)
-    if (copy === undefined) return this.inner.open(path, options)
+    const pending = this.#pending.get(path)
+    if (pending === undefined || !pending.torn) return this.inner.open(path, options)
     this.#pending.delete(path)
-    try {
-      await tornCopy(copy, path)
-    } catch {
-      return this.inner.open(path, options) // a WAL file went away while it was copied: no tear this time
-    }
     this.tornOpens++
-    return this.inner.open(copy, options)
+    return this.inner.open(pending.copy, options)
   }
 
   /** @internal A primary of `path` is about to flush: snapshot it first, every `every`-th time. */
@@ -102,7 +99,19 @@ export class TearingEngine implements Engine {
 
   /** @internal The flush after a snapshot is done: the next read-only open of `path` gets the torn copy. */
   afterFlush(path: string, copy: string): void {
-    this.#pending.set(path, copy)
+    this.#pending.set(path, { copy, torn: false })
+  }
+
+  /** @internal A write landed on the primary of `path`: a copy taken before the last flush gets the WAL holding it. */
+  async afterWrite(path: string): Promise<void> {
+    const pending = this.#pending.get(path)
+    if (pending === undefined || pending.torn) return
+    try {
+      await tornCopy(pending.copy, path)
+      pending.torn = true
+    } catch {
+      this.#pending.delete(path) // a WAL file went away while it was copied: no tear this time
+    }
   }
 }
 
@@ -120,8 +129,9 @@ class TearingHandle implements StorageHandle {
   getMany(keys: readonly Uint8Array[]) {
     return this.inner.getMany(keys)
   }
-  write(ops: Parameters<StorageHandle['write']>[0]) {
-    return this.inner.write(ops)
+  async write(ops: Parameters<StorageHandle['write']>[0]): Promise<void> {
+    await this.inner.write(ops)
+    await this.engine.afterWrite(this.path)
   }
   iterate(range: Parameters<StorageHandle['iterate']>[0]) {
     return this.inner.iterate(range)
