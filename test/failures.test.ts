@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { chmod } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   FaultInjector,
   ManualClock,
@@ -22,23 +22,15 @@ import {
   type MessageMeta,
 } from '../src/index.js'
 import { recordInspection } from './support/coverage.js'
-import { openHarness, shardStats, type Harness } from './support/harness.js'
+import { cleanupAfterEach } from './support/cleanups.js'
+import { shardStats } from './support/harness.js'
 import { removeDir, tempDir } from './support/tmp.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c()
-  cleanups.length = 0
-})
-const harness = async (...args: Parameters<typeof openHarness>): Promise<Harness> => {
-  const h = await openHarness(...args)
-  cleanups.push(() => h.dispose())
-  return h
-}
+const { add, harness } = cleanupAfterEach()
 const readerIndex = async (root: string, faults = new FaultInjector(), clock = new ManualClock(1_000_000)): Promise<Index> => {
   const index = await openIndex({ root, mode: 'reader', engine: faults, clock, inspect: recordInspection })
-  cleanups.push(() => index.close())
+  add(() => index.close())
   return index
 }
 /**
@@ -79,7 +71,7 @@ describe('failure classes: the first error, on the injected clock', () => {
     // Root ignores file permissions, so the index runs in a child process as the unprivileged user nobody.
     if (process.getuid?.() !== 0) return expect(process.getuid?.()).not.toBe(0) // not root: no user to switch to
     const parent = await tempDir()
-    cleanups.push(() => removeDir(parent))
+    add(() => removeDir(parent))
     const root = join(parent, 'root')
     const writer = await openIndex({ root, shards: 2 })
     await writer.batchPut('t', 1, [meta(1)])
@@ -130,7 +122,7 @@ describe('failure classes: the first error, on the injected clock', () => {
     await h.index.batchPut('t', 1, [meta(1)])
     const clock = new ManualClock(1_000_000)
     const second = await openIndex({ root: h.root, clock, engine: new FaultInjector(), inspect: recordInspection })
-    cleanups.push(() => second.close())
+    add(() => second.close())
     const outcome = await withoutClock(second.batchPut('t', 1, [meta(2)]))
     expect(outcome).not.toBe('needed the clock')
     const { error } = outcome as { error: unknown }

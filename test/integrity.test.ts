@@ -6,37 +6,23 @@
  */
 import { open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { FaultInjector, ManualClock, ShardUnavailable, StorageFailure, defaults, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta } from '../src/index.js'
 import { getByMsgId, putMetas } from '../src/store.js'
 import { readViewState, viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
-import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
-import { listTree, removeDir, tempDir } from './support/tmp.js'
+import { cleanupAfterEach } from './support/cleanups.js'
+import { shardStats, untilReaderCovers, waitFor } from './support/harness.js'
+import { listTree } from './support/tmp.js'
 import { RedirectingEngine, snapshot, tornCopy } from './support/views.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  viewCheck.enabled = true
-  for (const c of cleanups.reverse()) await c()
-  cleanups.length = 0
-})
-const harness = async (...args: Parameters<typeof openHarness>): Promise<Harness> => {
-  const h = await openHarness(...args)
-  cleanups.push(() => h.dispose())
-  return h
-}
-const scratch = async (): Promise<string> => {
-  const dir = await tempDir()
-  cleanups.push(() => removeDir(dir))
-  return dir
-}
+const { add, harness, scratch } = cleanupAfterEach(() => (viewCheck.enabled = true))
 /** A reader-mode index on `root` over `engine`, recording its events. */
 const readerIndex = async (root: string, engine: RedirectingEngine | FaultInjector, events: LifecycleEvent[] = []): Promise<Index> => {
   const index = await openIndex({ root, mode: 'reader', engine, clock: new ManualClock(1_000_000), inspect: recordInspection })
   index.subscribe((e) => events.push(e))
-  cleanups.push(() => index.close())
+  add(() => index.close())
   return index
 }
 const settings = { ...defaults.readerRocksdb }
@@ -154,7 +140,7 @@ describe('corrupted blocks', () => {
 
     const events: LifecycleEvent[] = []
     const index = await openIndex({ root, engine: new FaultInjector(), clock: new ManualClock(1_000_000), inspect: recordInspection })
-    cleanups.push(() => index.close())
+    add(() => index.close())
     index.subscribe((e) => events.push(e))
     const results = await Promise.allSettled(metas.map((m) => index.getByMsgId('t', 1, m.msgId)))
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
@@ -252,7 +238,7 @@ describe('damaged directories', () => {
     const events: LifecycleEvent[] = []
     const clock = new ManualClock(1_000_000)
     const index = await openIndex({ root, engine: new FaultInjector(), clock, inspect: recordInspection })
-    cleanups.push(() => index.close())
+    add(() => index.close())
     index.subscribe((e) => events.push(e))
     // No clock advance: a failure that restarting cannot cure is not retried under backoff.
     const write = await index.batchPut('t', 1, [meta(50)]).catch((e: unknown) => e)
@@ -278,7 +264,7 @@ describe('damaged directories', () => {
     await rm(join(dir, 'CURRENT'))
     const before = await listTree(dir)
     const index = await openIndex({ root, mode: 'reader', engine: new FaultInjector(), clock: new ManualClock(1_000_000), inspect: recordInspection })
-    cleanups.push(() => index.close())
+    add(() => index.close())
     const err = await index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
     expect(err).toBeInstanceOf(ShardUnavailable)
     expect(err).toMatchObject({ shard, cause: { reason: 'corruption', path: dir } })
@@ -291,7 +277,7 @@ describe('damaged directories', () => {
     const { root, dir } = await writtenRoot()
     await writeFile(join(dir, '..', '..', 'TOPIC'), 'someone else')
     const index = await openIndex({ root, mode: 'reader', engine: new FaultInjector(), clock: new ManualClock(1_000_000), inspect: recordInspection })
-    cleanups.push(() => index.close())
+    add(() => index.close())
     const err = await index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
     expect(err).toBeInstanceOf(ShardUnavailable)
     expect((err as ShardUnavailable).cause).toMatchObject({ reason: 'corruption' })
