@@ -53,7 +53,7 @@
   // ---- the tree ---------------------------------------------------------------------------------------------------
   function chip(actor, shardNode) {
     var key = actor.key
-    var sel = model.selected[actor.machine] === key ? ' selected' : ''
+    var sel = model.tab === actor.machine && model.selected[actor.machine] === key ? ' selected' : ''
     var view = ''
     if (actor.view) view = 'seq ' + num(actor.view.sequence) + (actor.view.lag > 0 ? ' (−' + num(actor.view.lag) + ')' : '') + ' · ' + age(actor.view.ageMs)
     else if (actor.machine === 'primary' && shardNode.shard) view = 'seq ' + num(shardNode.shard.sequence)
@@ -65,16 +65,17 @@
     var now = Date.now()
     var live = {}
     ;(shardNode.children || []).forEach(function (c) { live[c.id] = true })
+    // The most recent failures of this shard (at most 4), each shown until 10 s after its replacement was started.
     return Object.keys(model.ghosts).map(function (k) { return model.ghosts[k] }).filter(function (g) {
       return g.shard === shardNode.id && !live[g.actor] && g.until > now
-    }).map(function (g) {
+    }).sort(function (a, b) { return b.at - a.at }).slice(0, 4).map(function (g) {
       return '<div class="actor chip ghost s-bad" data-actor="' + esc(g.shard + '/' + g.actor) + '" data-state="failed" title="' + esc(g.detail) + '">' +
         '<span><span class="what">' + esc(g.actor) + '</span> · <span class="st">failed</span></span><span class="view">' + esc(g.note) + '</span></div>'
     }).join('')
   }
   function shardCard(node) {
     var s = node.shard
-    var sel = model.selected.shard === node.key ? ' selected' : ''
+    var sel = model.tab === 'shard' && model.selected.shard === node.key ? ' selected' : ''
     var bad = s && (s.state === 'failed' || s.pool === 'degraded') ? ' s-bad-card' : ''
     var head = '<div class="shard-head"><span class="name">' + esc(s ? s.label : node.id) + '</span>' +
       '<span class="chip ' + tone(s ? s.state : node.state, node.status) + '" data-role="shard-state">' + esc(s ? s.state : node.state) + '</span>' +
@@ -102,7 +103,7 @@
       var shards = byTopic[topic].sort(function (a, b) { return (a.shard ? a.shard.shard : 0) - (b.shard ? b.shard.shard : 0) })
       return '<div class="topic"><h3>topic ' + esc(topic) + ' · ' + shards.length + ' of ' + st.shardsPerTopic + ' shards open</h3><div class="shards">' + shards.map(shardCard).join('') + '</div></div>'
     }).join('')
-    var sel = model.selected.root === root.key ? ' selected' : ''
+    var sel = model.tab === 'root' && model.selected.root === root.key ? ' selected' : ''
     $('tree').innerHTML = '<div class="root-actor actor' + sel + '" data-key="root" data-machine="root" data-state="' + esc(root.state) + '">root supervisor <span class="chip ' + tone(root.state, root.status) + '">' + esc(root.state) + '</span></div>' +
       '<div class="tree-body">' + (topics || '<p class="empty">no shard open yet: shards open at their first request</p>') + '</div>'
   }
@@ -125,6 +126,7 @@
     $('chart').innerHTML = m ? m.svg : ''
     $('chart').setAttribute('data-machine', model.tab)
     highlight()
+    renderTree()
   }
   function highlight() {
     var svg = $('chart').querySelector('svg')
@@ -169,12 +171,13 @@
     if (model.seenLog[e.seq]) return
     model.seenLog[e.seq] = true
     if (e.actor !== 'shard' && e.type === 'failed') {
-      model.ghosts[e.shard + '/' + e.actor] = { shard: e.shard, actor: e.actor, detail: e.detail || '', note: 'restarting…', until: Infinity }
+      model.ghosts[e.shard + '/' + e.actor] = { shard: e.shard, actor: e.actor, detail: e.detail || '', note: 'restarting…', at: e.at, until: Infinity }
     }
     if (e.type === 'restarted') {
       var g = model.ghosts[e.shard + '/' + e.actor]
-      if (g) { g.note = e.detail || 'restarted'; g.until = Date.now() + 4000 }
+      if (g) { g.note = e.detail || 'restarted'; g.until = Date.now() + 10000 }
     }
+    if (e.type === 'failed' || e.type === 'restarted') renderTree()
     var li = document.createElement('li')
     li.className = 'log-entry type-' + e.type
     li.setAttribute('data-type', e.type)
