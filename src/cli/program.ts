@@ -267,7 +267,15 @@ export const run = async (argv: readonly string[], io: Io): Promise<number> => {
     await program.parseAsync([...argv], { from: 'user' })
     return code
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2 // the message and usage are printed already
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return 0
+      // Help printed as an error (`help NAME` for a command that does not exist): say what was wrong, after it.
+      if (e.code === 'commander.help') {
+        const at = argv.indexOf('help')
+        io.err(`error: ${at >= 0 && argv[at + 1] !== undefined ? `unknown command ${JSON.stringify(argv[at + 1])}` : 'a command is required'}\n`)
+      }
+      return 2 // the message and usage are printed already
+    }
     if (e instanceof UsageError) {
       const { cmd, path } = commandOf(program, argv)
       io.err(`error: ${e.message}\n${usageOf(cmd, path)}`)
