@@ -409,10 +409,10 @@ const run = async (
   const t = topics[0]!
   const p = partitions[Math.min(1, partitions.length - 1)]!
   out('')
-  out('Look at the data (reader mode: these commands change nothing):')
-  out(`  rockvisor stats --root ${index.root}`)
-  out(`  rockvisor get ${t} ${p} ${metaOf(t, p, Math.floor(perPartition / 2), base).msgId} --root ${index.root}`)
-  out(`  rockvisor inspect --root ${index.root}`)
+  out('Look at the data (reader mode: these commands change nothing; `rockvisor` alone once it is installed):')
+  out(`  npx rockvisor stats --root ${index.root}`)
+  out(`  npx rockvisor get ${t} ${p} ${metaOf(t, p, Math.floor(perPartition / 2), base).msgId} --root ${index.root}`)
+  out(`  npx rockvisor inspect --root ${index.root}`)
   out(`Remove it: rm -rf ${index.root}`)
 
   if (server !== undefined && !stopping()) {
