@@ -110,7 +110,6 @@ const shardRows = (shards: readonly ShardStats[]): string[][] =>
 const tableHead = ['shard', 'state', 'primary', 'readers', 'restarts p / r', 'queued w / reads', 'sequence', 'view lag']
 
 export const demoCommand = async (flags: DemoFlags, io: Io): Promise<number> => {
-  const started = performance.now()
   const root = flags.root
   const hub = flags.inspect ? new InspectorHub() : undefined
   const isNew = !existsSync(join(root, 'rockvisor.json'))
@@ -128,14 +127,15 @@ export const demoCommand = async (flags: DemoFlags, io: Io): Promise<number> => 
   try {
     if (hub !== undefined) {
       hub.attach(index)
-      server = await startInspectorServer({ hub, port: flags.port })
+      server = await startInspectorServer({ hub, port: flags.port }).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === 'EADDRINUSE' ? new Error(`port ${flags.port} is in use: pass --port N (0 picks a free one)`) : e
+      })
     }
     return await run(index, flags, io, isNew, () => stopping, hub, server, interrupted)
   } finally {
     await index.close()
     await server?.close()
     hub?.close()
-    void started
   }
 }
 
