@@ -450,7 +450,7 @@ const partitionsIn = async (handle: StorageHandle): Promise<number[]> => {
 }
 
 /** Reads what a shard directory holds, read-only (never creating anything): `[]` for one holding no database. */
-const partitionsOfShard = async (dir: string): Promise<number[]> => {
+export const partitionsOfShard = async (dir: string): Promise<number[]> => {
   if ((await prepareShardDir(dir, 'reader')) === 'absent') return []
   const handle = await rocksEngine.open(dir, { ...readerRocksdb, readOnly: true, createIfMissing: false })
   try {

@@ -275,9 +275,9 @@ describe('the CLI', () => {
     const root = join(parent, 'root')
     await seedRoot(root)
     const before = await listTree(root)
-    const { code, stdout } = await rockvisor('stats', '--root', root)
+    const { code, stdout } = await rockvisor('stats', '--root', root, '--json')
     expect(code).toBe(0)
-    expect(JSON.parse(stdout)).toEqual({ root, shards: 4 })
+    expect(JSON.parse(stdout)).toMatchObject({ root, shards: 4 })
     expect(await listTree(root)).toEqual(before)
   })
 
