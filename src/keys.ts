@@ -46,11 +46,13 @@ const putU64 = (b: Buffer, at: number, v: number): number => {
   b.writeUInt32BE(Math.floor(v / 0x1_0000_0000), at)
   return b.writeUInt32BE(v % 0x1_0000_0000, at + 4)
 }
-const getU64 = (b: Uint8Array, at: number): number => {
-  const view = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-  return view.readUInt32BE(at) * 0x1_0000_0000 + view.readUInt32BE(at + 4)
+// Read byte by byte: no view of the buffer is allocated per field. A read past the end is a RangeError, as
+// Buffer's readUInt32BE would throw.
+const getU32 = (b: Uint8Array, at: number): number => {
+  if (at < 0 || at + 4 > b.length) throw new RangeError(`reading 4 bytes at ${at} of a ${b.length}-byte buffer`)
+  return b[at]! * 0x100_0000 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!)
 }
-const getU32 = (b: Uint8Array, at: number): number => Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(at)
+const getU64 = (b: Uint8Array, at: number): number => getU32(b, at) * 0x1_0000_0000 + getU32(b, at + 4)
 
 const header = (view: View, partition: number, rest: number): Buffer => {
   const b = Buffer.allocUnsafe(5 + rest)
@@ -59,13 +61,18 @@ const header = (view: View, partition: number, rest: number): Buffer => {
   return b
 }
 
-/** Key of the by-id view. */
-export const idKey = (partition: number, msgId: string): Buffer => {
-  const id = utf8(msgId)
-  const b = header(View.byId, partition, id.length)
-  b.set(id, 5)
+/**
+ * Key of the by-id view, for a msgId of `bytes` UTF-8 bytes (`Buffer.byteLength(msgId)`, which a caller that checked
+ * the msgId knows already): the msgId is written straight into the key, never encoded apart.
+ */
+export const idKeyOf = (partition: number, msgId: string, bytes: number): Buffer => {
+  const b = header(View.byId, partition, bytes)
+  b.write(msgId, 5, bytes, 'utf8')
   return b
 }
+
+/** Key of the by-id view. */
+export const idKey = (partition: number, msgId: string): Buffer => idKeyOf(partition, msgId, Buffer.byteLength(msgId, 'utf8'))
 
 /** Key of the by-time view. `segmentId`/`offset` break ties between metas of equal timestamp. */
 export const timeKey = (partition: number, timestamp: number, segmentId = 0, offset = 0): Buffer => {

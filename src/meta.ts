@@ -56,14 +56,23 @@ export const checkInteger = (field: string, value: unknown, max: number = Number
   return value
 }
 
-/** Checks a well-formed string of 1..maxBytes UTF-8 bytes. */
-export const checkText = (field: string, value: unknown, maxBytes: number): string => {
+/**
+ * Checks a well-formed string of 1..maxBytes UTF-8 bytes and returns its length in UTF-8 bytes (counted without
+ * encoding it).
+ */
+export const checkTextBytes = (field: string, value: unknown, maxBytes: number): number => {
   if (typeof value !== 'string') return fail(field, `must be a string, got ${describeValue(value)}`)
   if (value.length === 0) return fail(field, 'must not be empty')
   if (!value.isWellFormed()) return fail(field, 'must be well-formed Unicode (no lone surrogates)')
-  const bytes = utf8(value).length
+  const bytes = Buffer.byteLength(value, 'utf8')
   if (bytes > maxBytes) return fail(field, `must be at most ${maxBytes} UTF-8 bytes, got ${bytes}`)
-  return value
+  return bytes
+}
+
+/** Checks a well-formed string of 1..maxBytes UTF-8 bytes. */
+export const checkText = (field: string, value: unknown, maxBytes: number): string => {
+  checkTextBytes(field, value, maxBytes)
+  return value as string
 }
 
 /** Checks a topic name: any well-formed string of 1..1024 UTF-8 bytes (it never becomes a raw path component). */

@@ -96,8 +96,11 @@ export const getMsgIdBySegmentOffset = async (
   so: SegmentOffset,
 ): Promise<string | undefined> => {
   const [value] = await handle.getMany([segmentOffsetKey(partition, so)])
-  return value === undefined ? undefined : decoder.decode(value.subarray(12))
+  return value === undefined ? undefined : msgIdOfSegmentOffsetValue(value)
 }
+
+/** The msgId in a by-segment-offset entry's value. */
+export const msgIdOfSegmentOffsetValue = (value: Uint8Array): string => decoder.decode(value.subarray(12))
 
 /**
  * The segment offsets of the first and the last meta (in time order, ties broken by segment offset) whose
