@@ -126,6 +126,15 @@ export const rocksEngine: Engine = {
   },
 }
 
+/** Destroys a read batch that was not sent (its keys' promises reject, and are handled by whoever made them). */
+const destroy = (batch: { destroy(): void }): void => {
+  try {
+    batch.destroy()
+  } catch {
+    // already destroyed
+  }
+}
+
 class RocksHandle implements StorageHandle {
   #closing: Promise<void> | undefined
   /** Iterators still open: RocksDB's close waits for them, so close() destroys them first. */
@@ -194,9 +203,23 @@ class RocksHandle implements StorageHandle {
     } catch (e) {
       return Promise.reject(storageFailure(this.path, e))
     }
+    const path = this.path
+    if (n === 1) {
+      // One key (a lone read): its own promise's outcome is the answer (handled at once, as below).
+      const answer = batch.get(keys[0]!).then(
+        (value): SettledValues => ({ values: [value ?? undefined] }),
+        (e: unknown): SettledValues => ({ values: [undefined], errors: [storageFailure(path, e)] }),
+      )
+      try {
+        batch.tryFlush()
+      } catch (e) {
+        destroy(batch)
+        return Promise.reject(storageFailure(path, e))
+      }
+      return answer
+    }
     const values: (Uint8Array | undefined)[] = new Array(n)
     let errors: (StorageFailure | undefined)[] | undefined
-    const path = this.path
     return new Promise((resolve, reject) => {
       // The batch settles its keys' promises one after the other, in key order, and each has one reaction (these
       // handlers), so the reactions run in key order too: `next` is the index of the key being answered. One pair
@@ -221,11 +244,7 @@ class RocksHandle implements StorageHandle {
         // Not sent: every key's promise is still pending. Fail the call as a whole (destroying the batch rejects
         // the keys' promises, which are handled above).
         reject(storageFailure(path, e))
-        try {
-          batch.destroy()
-        } catch {
-          // already destroyed
-        }
+        destroy(batch)
       }
     })
   }

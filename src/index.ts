@@ -69,6 +69,8 @@ interface Route {
   readonly shardNumber: number
   readonly address: ShardAddress
   shard: ShardRuntime | undefined
+  /** The need of the last `fresh` read of this route (shared while the shard's sequence stays the same). */
+  fresh: Need
 }
 
 /** Decodes the msgId of a by-segment-offset entry (a point read's decoder: it needs no context). */
@@ -293,7 +295,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     const t = checkTopic(topic)
     const p = checkPartition(partition)
     const n = shardOf(p, shards)
-    const route: Route = { topic: t, partition: p, shardNumber: n, address: shardAddress(opts.root, t, n), shard: undefined }
+    const route: Route = { topic: t, partition: p, shardNumber: n, address: shardAddress(opts.root, t, n), shard: undefined, fresh: { seq: 0 } }
     if (cachedRoutes >= maxCachedRoutes) {
       routes.clear()
       cachedRoutes = 0
@@ -337,9 +339,18 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     }
   }
 
+  // Deadlines and needs are immutable: the default ones are shared by the requests made in the same millisecond (and,
+  // for a need, of the same shard sequence), rather than made anew for each.
+  let defaultDeadline: Deadline = { at: Number.NaN, timeoutMs: opts.requestTimeoutMs, signal: undefined }
+  let boundedNeed: Need = { seq: 0, since: Number.NaN }
+
   /** A request's deadline, from its options (checked here, before any I/O). */
   const deadlineOf = (o: RequestOptions | undefined): Deadline => {
-    if (o === undefined) return { at: opts.clock.now() + opts.requestTimeoutMs, timeoutMs: opts.requestTimeoutMs, signal: undefined }
+    if (o === undefined) {
+      const at = opts.clock.now() + opts.requestTimeoutMs
+      if (defaultDeadline.at !== at) defaultDeadline = { at, timeoutMs: opts.requestTimeoutMs, signal: undefined }
+      return defaultDeadline
+    }
     if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
     const timeoutMs = o?.timeoutMs === undefined ? opts.requestTimeoutMs : checkInteger('timeoutMs', o.timeoutMs, 86_400_000)
     if (timeoutMs < 1) throw new InvalidInput({ field: 'timeoutMs', message: 'timeoutMs: must be at least 1' })
@@ -351,7 +362,12 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   /** What a read of shard `shardId` needs of its handle, from its options (checked here, before any I/O). */
   const needOf = (shardId: string, ackSeq: number, o: ReadOptions | undefined): Need => {
     // The defaults: `fresh` in writer mode, `bounded` by freshness.maxStalenessMs in reader mode.
-    if (o === undefined) return opts.mode === 'reader' ? { seq: 0, since: opts.clock.now() - opts.freshness.maxStalenessMs } : { seq: ackSeq }
+    if (o === undefined) {
+      if (opts.mode === 'writer') return { seq: ackSeq }
+      const since = opts.clock.now() - opts.freshness.maxStalenessMs
+      if (boundedNeed.since !== since) boundedNeed = { seq: 0, since }
+      return boundedNeed
+    }
     if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
     const token = o?.after === undefined ? 0 : parseToken(o.after, shardId).sequence
     const consistency = o?.consistency ?? (opts.mode === 'reader' ? (o?.after !== undefined ? 'after' : 'bounded') : 'fresh')
@@ -371,6 +387,13 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       default:
         throw new InvalidInput({ field: 'consistency', message: `consistency: must be fresh, bounded or primary, got ${String(consistency)}` })
     }
+  }
+
+  /** What a point read of a shard that exists needs (as {@link needOf}; a writer's default need shared per route). */
+  const pointNeed = (route: Route, shard: ShardRuntime, o: ReadOptions | undefined): Need => {
+    if (o !== undefined || opts.mode === 'reader') return needOf(shard.address.id, shard.ackSeq, o)
+    if (route.fresh.seq !== shard.ackSeq) route.fresh = { seq: shard.ackSeq }
+    return route.fresh
   }
 
   /**
@@ -461,7 +484,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const key = idKeyOf(route.partition, id, bytes)
         const shard = route.shard
         if (shard === undefined) return routeRead(topic, partition, options).then((r) => r && r.shard.pointRead(key, decodeIdEntry, id, r.need, deadline))
-        return shard.pointRead(key, decodeIdEntry, id, needOf(shard.address.id, shard.ackSeq, options), deadline)
+        return shard.pointRead(key, decodeIdEntry, id, pointNeed(route, shard, options), deadline)
       } catch (e) {
         return Promise.reject(e)
       }
@@ -483,7 +506,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         if (shard === undefined) {
           return routeRead(topic, partition, options).then((r) => r && r.shard.pointRead(key, msgIdOfSegmentOffset, undefined, r.need, deadline))
         }
-        return shard.pointRead(key, msgIdOfSegmentOffset, undefined, needOf(shard.address.id, shard.ackSeq, options), deadline)
+        return shard.pointRead(key, msgIdOfSegmentOffset, undefined, pointNeed(route, shard, options), deadline)
       } catch (e) {
         return Promise.reject(e)
       }

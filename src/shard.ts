@@ -587,7 +587,11 @@ export class ShardRuntime {
       if (this.#pointReadsOut === 0 && !this.#flushScheduled) {
         // Nothing to share a MultiGet with: a lone read goes out at once.
         const lone = [read]
-        this.#guarded(lone, () => this.#sendPointReads(lone))
+        try {
+          this.#sendPointReads(lone)
+        } catch (e) {
+          this.#settlePoint(read, false, e)
+        }
         return
       }
       this.#pointReads.push(read)
@@ -648,16 +652,7 @@ export class ShardRuntime {
   #routePoints(reads: PointRead[]): void {
     for (let i = 0; i < reads.length; i += maxChunk) {
       const chunk = reads.length <= maxChunk ? reads : reads.slice(i, i + maxChunk)
-      let seq = 0
-      let since: number | undefined
-      let primary = false
-      for (const r of chunk) {
-        if (r.need.seq > seq) seq = r.need.seq
-        if (r.need.since !== undefined && (since === undefined || r.need.since > since)) since = r.need.since
-        if (r.need.primary) primary = true
-      }
-      const strictest: Need = primary ? { seq, primary } : since === undefined ? { seq } : { seq, since }
-      const record = this.#freshReader(strictest, chunk.length) ?? this.#readyPrimary()
+      const record = this.#freshReader(this.#strictest(chunk), chunk.length) ?? this.#readyPrimary()
       if (record !== undefined) {
         this.#multiGet(record, chunk)
         continue
@@ -675,6 +670,28 @@ export class ShardRuntime {
       }
       for (const [own, group] of groups) this.#multiGet(own, group)
     }
+  }
+
+  /**
+   * The strictest of the needs of `chunk`: a view that satisfies it satisfies every read of the chunk. Reads of the
+   * same route often share their need (see the index's default needs): then it is that need, and nothing is made.
+   */
+  #strictest(chunk: readonly PointRead[]): Need {
+    const first = chunk[0]!.need
+    let seq = first.seq
+    let since = first.since
+    let primary = first.primary === true
+    let same = true
+    for (let i = 1; i < chunk.length; i++) {
+      const need = chunk[i]!.need
+      if (need === first) continue
+      same = false
+      if (need.seq > seq) seq = need.seq
+      if (need.since !== undefined && (since === undefined || need.since > since)) since = need.since
+      if (need.primary) primary = true
+    }
+    if (same) return first
+    return primary ? { seq, primary } : since === undefined ? { seq } : { seq, since }
   }
 
   /** In writer mode, the primary if it is ready: it serves any read at once (see {@link #primaryFor}). */
@@ -713,6 +730,24 @@ export class ShardRuntime {
   #answer(record: LeaseRecord, reads: PointRead[], result: SettledValues | undefined, failure: unknown): void {
     const n = reads.length
     this.#pointReadsOut -= n
+    if (result !== undefined && result.errors === undefined) {
+      // Every key answered (the common case).
+      this.#release(record, n)
+      const values = result.values
+      for (let i = 0; i < n; i++) {
+        const r = reads[i]!
+        const value = values[i]
+        let decoded: unknown
+        try {
+          decoded = value === undefined ? undefined : r.decode(r.context, value)
+        } catch (e) {
+          this.#settlePoint(r, false, e)
+          continue
+        }
+        this.#settlePoint(r, true, decoded)
+      }
+      return
+    }
     const outcomes: unknown[] = new Array(n)
     const ok: boolean[] = new Array(n)
     let retry: PointRead[] | undefined
