@@ -76,6 +76,13 @@ interface Route {
 /** Decodes the msgId of a by-segment-offset entry (a point read's decoder: it needs no context). */
 const msgIdOfSegmentOffset = (_: unknown, value: Uint8Array): string => store.msgIdOfSegmentOffsetValue(value)
 
+/** The greatest of `bound` and the places of `metas` (`null` and no metas: null). */
+const highestPlace = (bound: SegmentOffset | null, metas: readonly MessageMeta[]): SegmentOffset | null => {
+  let high = bound
+  for (const m of metas) if (high === null || store.placeAfter(m, high)) high = m
+  return high === null ? null : { segmentId: high.segmentId, offset: high.offset }
+}
+
 /** Most (topic, partition) routes an index keeps checked (see `routes` in openIndex). */
 const maxCachedRoutes = 16_384
 
@@ -467,8 +474,13 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         }
         const { partition: p, shard } = route(topic, partition)
         return shard.write(async (handle, nextStamp) => {
+          // The places the partition may hold (one seek at its first write), raised before the write by the batch's
+          // own places: whatever the write's outcome, no place of the partition lies above the bound.
+          const known = shard.placeBounds.get(p)
+          const placeBound = known !== undefined ? known : ((await store.lastPlace(handle, p)) ?? null)
+          shard.placeBounds.set(p, highestPlace(placeBound, batch))
           const stamp = nextStamp()
-          const { bytes } = await store.putMetas(handle, p, batch, stamp)
+          const { bytes } = await store.putMetas(handle, p, batch, stamp, { placeBound })
           shard.wrote(bytes)
           return { bytes, token: makeToken(shard.address.id, stamp.seq) }
         }, batch.length * 3, deadline)

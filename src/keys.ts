@@ -16,7 +16,6 @@
  * Each view holds the whole meta, so any one view answers its query without a second lookup.
  */
 import type { MessageMeta, SegmentOffset } from './meta.js'
-import { utf8 } from './meta.js'
 
 /** The three views of a meta, as their key prefix byte. */
 export const View = { byId: 0x01, byTime: 0x02, bySegmentOffset: 0x03 } as const
@@ -112,22 +111,20 @@ export const idValue = (m: MessageMeta): Buffer => {
   return b
 }
 
-/** Value stored under the by-time key. */
-export const timeValue = (m: MessageMeta): Buffer => {
-  const id = utf8(m.msgId)
-  const b = Buffer.allocUnsafe(4 + id.length)
+/** Value stored under the by-time key (`bytes`: the msgId's length in UTF-8 bytes, when the caller knows it). */
+export const timeValue = (m: MessageMeta, bytes = Buffer.byteLength(m.msgId, 'utf8')): Buffer => {
+  const b = Buffer.allocUnsafe(4 + bytes)
   putU32(b, 0, m.msgLen)
-  b.set(id, 4)
+  b.write(m.msgId, 4, bytes, 'utf8')
   return b
 }
 
-/** Value stored under the by-segment-offset key. */
-export const segmentOffsetValue = (m: MessageMeta): Buffer => {
-  const id = utf8(m.msgId)
-  const b = Buffer.allocUnsafe(12 + id.length)
+/** Value stored under the by-segment-offset key (`bytes` as for {@link timeValue}). */
+export const segmentOffsetValue = (m: MessageMeta, bytes = Buffer.byteLength(m.msgId, 'utf8')): Buffer => {
+  const b = Buffer.allocUnsafe(12 + bytes)
   putU64(b, 0, m.timestamp)
   putU32(b, 8, m.msgLen)
-  b.set(id, 12)
+  b.write(m.msgId, 12, bytes, 'utf8')
   return b
 }
 
@@ -156,6 +153,12 @@ export const decodeSegmentOffsetEntry = (key: Uint8Array, value: Uint8Array): Me
   segmentId: getU32(key, 5),
   offset: getU64(key, 9),
   msgLen: getU32(value, 8),
+})
+
+/** The place a by-segment-offset key addresses. */
+export const placeOfSegmentOffsetKey = (key: Uint8Array): SegmentOffset => ({
+  segmentId: getU32(key, 5),
+  offset: getU64(key, 9),
 })
 
 /** The segment offset a by-time key points at. */

@@ -16,6 +16,7 @@ import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Tim
 import { sequenceKey } from './keys.js'
 import { getManySettled, type SettledValues, type StorageHandle } from './engine.js'
 import type { ShardAddress } from './layout.js'
+import type { SegmentOffset } from './meta.js'
 import type { HandleTable, LeaseRecord } from './resources.js'
 import type { Stamp } from './views.js'
 
@@ -168,6 +169,12 @@ export class ShardRuntime {
    * primary opened, and one more after every flush, so every memtable holds an epoch of its own.
    */
   epoch = 0
+  /**
+   * Per partition written by this index: a place (segmentId, offset) at or above every place the partition holds
+   * (`null`: it holds none), learned by one seek at the partition's first write and raised before each write (see
+   * `store.putMetas`, `placeBound`). Only this index writes the shard, so the bound holds until it closes.
+   */
+  readonly placeBounds = new Map<number, SegmentOffset | null>()
   /** Integrity counters (see {@link IntegrityCounts}). */
   readonly integrity: IntegrityCounts = { tornViews: 0, corruptReads: 0, refreshFailures: 0 }
   /** The failure that made the shard give up (its primary, or its readers in reader mode), until it recovers. */
