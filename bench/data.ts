@@ -81,9 +81,9 @@ export const makeDataset = (total: number, batchSize: number, shards: number, pe
   return { partitions, batches, metas: perPartition * partitions.length }
 }
 
-/** Every (partition, msgId) of the data set, shuffled with `seed`. */
-export const lookups = (ds: Dataset, seed: number): { partition: number; shard: number; msgId: string }[] =>
+/** Every (partition, msgId, segment offset) of the data set, shuffled with `seed`. */
+export const lookups = (ds: Dataset, seed: number): { partition: number; shard: number; msgId: string; segmentId: number; offset: number }[] =>
   shuffle(
-    ds.batches.flatMap((b) => b.metas.map((m) => ({ partition: b.partition, shard: b.shard, msgId: m.msgId }))),
+    ds.batches.flatMap((b) => b.metas.map((m) => ({ partition: b.partition, shard: b.shard, msgId: m.msgId, segmentId: m.segmentId, offset: m.offset }))),
     seed,
   )

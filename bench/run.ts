@@ -9,10 +9,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Index, StorageHandle } from '../src/index.js'
+import type { Index } from '../src/index.js'
 import { lookups, makeDataset } from './data.js'
 import { fixed, int, median, ms, size, summarize, table, us } from './measure.js'
-import { openRawReaders, readIndex, readRawMulti, readRawSingle, type ReadResult } from './read.js'
+import { mergeResults, openRawReaders, readIndex, readRawGet, readRawMultiGet, type PointKind, type ReadResult } from './read.js'
 import { files, putsPerBatch, refreshCost } from './refresh.js'
 import { visibility, type VisibilityRow } from './visibility.js'
 import { openRawPrimaries, openWarmIndex, settled, topic, writeIndex, writeRaw, type WriteResult } from './write.js'
@@ -26,8 +26,14 @@ const config = {
   partitionsPerShard: 2,
   writeConcurrency: 16,
   writeRounds: 5,
+  /** Warm-up lookups of the index's readers run with this many calls in flight. */
   readConcurrency: 64,
+  /** Point reads run at each of these numbers of calls in flight (index and raw `db.get` alike). */
+  readCallers: [1, 64, 1_000],
+  /** Lookups per round and path for a lone caller (the others take a third of all msgIds per round). */
+  loneCallerLookups: 20_000 / scale,
   multiGetKeys: 100,
+  multiGetInFlight: 10,
   readRounds: 3,
   refreshCounts: [0, 1_000, 10_000, 100_000].map((n) => n / scale),
   refreshRepeats: 5,
@@ -149,7 +155,7 @@ const main = async (): Promise<string> => {
     let lastReaders = -1
     for (;;) {
       const chunk = warmLookups.slice(warmCount % warmLookups.length, (warmCount % warmLookups.length) + 4_000)
-      const w = await readIndex(index, chunk, config.readConcurrency)
+      const w = await readIndex(index, 'byId', chunk, config.readConcurrency)
       if (w.misses > 0) throw new Error(`index warm-up: ${w.misses} of ${chunk.length} lookups missed`)
       warmCount += chunk.length
       const readers = index.stats().totals.readers
@@ -161,32 +167,59 @@ const main = async (): Promise<string> => {
     progress(`index read warm-up: ${warmCount} lookups, ${warmMs.toFixed(0)} ms, ${lastReaders} readers`)
     const all = lookups(ds, 1)
 
-    // Raw read-only handles on the same shard directories, beside the live index (as its readers are).
+    // Raw read-only instances of the binding on the same shard directories, beside the live index (as its readers are).
     const wal = await Promise.all(shardDirs.map((d) => files(d)))
     const rawOpen = await openRawReaders(shardDirs)
-    const raw: StorageHandle[] = rawOpen.handles
+    const raw = rawOpen.dbs
     open.push(...raw)
-    const memtable = await Promise.all(raw.map((h) => h.property('rocksdb.cur-size-all-mem-tables')))
-    const sstBytes = await Promise.all(raw.map((h) => h.property('rocksdb.total-sst-files-size')))
+    const memtable = await Promise.all(raw.map((db) => db.getProperty('rocksdb.cur-size-all-mem-tables')))
+    const sstBytes = await Promise.all(raw.map((db) => db.getProperty('rocksdb.total-sst-files-size')))
     const warmSlice = all.slice(0, Math.ceil(all.length / 20))
-    await readRawSingle(raw, warmSlice, config.readConcurrency) // warm-up, untimed
-    await readRawMulti(raw, warmSlice, config.multiGetKeys, config.readConcurrency) // warm-up, untimed
+    for (const kind of pointKinds) {
+      await readIndex(index, kind, warmSlice, config.readConcurrency) // warm-up, untimed
+      await readRawGet(raw, kind, warmSlice, config.readConcurrency) // warm-up, untimed
+      await readRawMultiGet(raw, kind, warmSlice, config.multiGetKeys, config.multiGetInFlight) // warm-up, untimed
+    }
 
-    // Rounds rotate the order of the three paths; single-key paths each take a third of the shuffled msgIds per
-    // round, MultiGet a whole shuffled pass per round.
-    const reads: Record<ReadPath, ReadResult[]> = { index: [], single: [], multi: [] }
+    // Each round: for each lookup and number of callers, the index and raw `db.get` (and, at the most callers, the
+    // raw read batches) on the same slice of the shuffled lookups, cut into blocks that the paths take in turn (the
+    // order rotating from block to block), so that every path meets the same load of the shared machine.
+    const reads = new Map<string, ReadResult[]>()
+    const record = (key: string, result: ReadResult): void => {
+      if (result.misses > 0) throw new Error(`${key}: ${result.misses} of ${result.keys} lookups missed`)
+      reads.set(key, [...(reads.get(key) ?? []), result])
+    }
     const readers: number[][] = []
-    const paths: ReadPath[] = ['index', 'single', 'multi']
+    const mostCallers = Math.max(...config.readCallers)
     for (let r = 0; r < config.readRounds; r++) {
-      const part = all.slice(Math.floor((r * all.length) / config.readRounds), Math.floor(((r + 1) * all.length) / config.readRounds))
-      for (let k = 0; k < paths.length; k++) {
-        const path = paths[(r + k) % paths.length]!
-        if (path === 'index') {
-          reads.index.push(await readIndex(index, part, config.readConcurrency))
+      for (const kind of pointKinds) {
+        for (const callers of config.readCallers) {
+          const part =
+            callers === 1
+              ? all.slice(r * config.loneCallerLookups, (r + 1) * config.loneCallerLookups)
+              : all.slice(Math.floor((r * all.length) / config.readRounds), Math.floor(((r + 1) * all.length) / config.readRounds))
+          const paths: ReadPath[] = callers === mostCallers ? ['index', 'get', 'multi'] : ['index', 'get']
+          const runs = new Map<ReadPath, ReadResult[]>(paths.map((path) => [path, []]))
+          const block = readBlock(callers)
+          for (let b = 0; b * block < part.length; b++) {
+            const lookupsOfBlock = part.slice(b * block, (b + 1) * block)
+            for (let k = 0; k < paths.length; k++) {
+              const path = paths[(r + b + k) % paths.length]!
+              const result =
+                path === 'index'
+                  ? await readIndex(index, kind, lookupsOfBlock, callers)
+                  : path === 'get'
+                    ? await readRawGet(raw, kind, lookupsOfBlock, callers)
+                    : await readRawMultiGet(raw, kind, lookupsOfBlock, config.multiGetKeys, config.multiGetInFlight)
+              runs.get(path)!.push(result)
+            }
+          }
+          record(readKey(kind, 'index', callers), mergeResults(runs.get('index')!))
+          record(readKey(kind, 'get', callers), mergeResults(runs.get('get')!))
+          if (callers === mostCallers) record(readKey(kind, 'multi', config.multiGetInFlight), mergeResults(runs.get('multi')!))
           readers.push(index.stats().shards.map((s) => s.readers['serving'] ?? 0))
-        } else if (path === 'single') reads.single.push(await readRawSingle(raw, part, config.readConcurrency))
-        else reads.multi.push(await readRawMulti(raw, lookups(ds, 100 + r), config.multiGetKeys, config.readConcurrency))
-        progress(`read round ${r + 1}/${config.readRounds}: ${path} done`)
+          progress(`read round ${r + 1}/${config.readRounds}: ${kind}, ${callers} caller(s) done`)
+        }
       }
     }
     await closeAll()
@@ -212,7 +245,7 @@ type Results = {
   rawRuns: WriteResult[]
   indexDisk: Disk[]
   rawDisk: Disk[]
-  reads: Record<ReadPath, ReadResult[]>
+  reads: Map<string, ReadResult[]>
   readers: number[][]
   warmCount: number
   warmMs: number
@@ -225,7 +258,12 @@ type Results = {
   load: { start: number[]; end: number[] }
 }
 
-type ReadPath = 'index' | 'single' | 'multi'
+type ReadPath = 'index' | 'get' | 'multi'
+const pointKinds: readonly PointKind[] = ['byId', 'bySegmentOffset']
+/** Lookups per block of the paired read runs: at least 32 per caller, so that every block runs at full concurrency. */
+const readBlock = (callers: number): number => Math.max(1_000, callers * 32)
+/** The key of a read path's results: lookup, path, calls in flight. */
+const readKey = (kind: PointKind, path: ReadPath, callers: number): string => `${kind}/${path}/${callers}`
 
 const report = async (r: Results): Promise<string> => {
   const binding = JSON.parse(await readFile(join(here, '..', 'node_modules', 'rocksdb-native', 'package.json'), 'utf8')) as { version: string }
@@ -258,7 +296,7 @@ const report = async (r: Results): Promise<string> => {
     }
   }
   const ix = writeRow('`index.batchPut` (validate, MultiGet of displaced entries, 1 write batch)', r.indexRuns, r.indexDisk)
-  const rw = writeRow('raw `handle.write` (same 3 puts/meta + sequence key, 1 write batch)', r.rawRuns, r.rawDisk)
+  const rw = writeRow('raw binding write batch (same 3 puts/meta + sequence key, 1 write batch)', r.rawRuns, r.rawDisk)
   out(
     '## 1. Write throughput',
     '',
@@ -266,7 +304,7 @@ const report = async (r: Results): Promise<string> => {
       `(${config.partitionsPerShard} per shard: ${r.ds.partitions.join(', ')}), ${config.shards} shards, at most ${config.writeConcurrency} batches in flight. ` +
       `After one untimed warm-up run of each path at a tenth of the volume, each path runs ${config.writeRounds} times on fresh directories, ` +
       `alternating which goes first; the rate is the median run. Shards ` +
-      `are opened before the timing starts. The raw path writes the ${config.shards} shard directories with the index primary's RocksDB settings ` +
+      `are opened before the timing starts. The raw path writes the ${config.shards} shard directories with the binding's own write batch and the index primary's RocksDB settings ` +
       `and does not serialize writes per shard (RocksDB groups concurrent batches); the index serializes each shard's writes.`,
     '',
     table(
@@ -280,57 +318,85 @@ const report = async (r: Results): Promise<string> => {
   )
 
   // ---- 2
-  const reads = (path: ReadPath) => {
-    const runs = r.reads[path]
+  const reads = (kind: PointKind, path: ReadPath, callers: number) => {
+    const runs = r.reads.get(readKey(kind, path, callers)) ?? []
     const rates = runs.map((x) => perSecond(x.keys, x.run.elapsedNs))
     const lat = summarize(runs.flatMap((x) => Array.from(x.run.latenciesNs)))
     const sum = (f: (x: ReadResult) => number) => runs.reduce((a, x) => a + f(x), 0)
-    return { rate: median(rates), rates, lat, calls: sum((x) => x.run.calls), keys: sum((x) => x.keys), misses: sum((x) => x.misses) }
+    return {
+      rate: median(rates),
+      rates,
+      lat,
+      cpu: median(runs.map((x) => x.cpuUs / x.keys)),
+      perRound: runs[0]?.keys ?? 0,
+      calls: sum((x) => x.run.calls),
+      keys: sum((x) => x.keys),
+      misses: sum((x) => x.misses),
+    }
   }
-  const readRow = (name: string, perCall: number, x: ReturnType<typeof reads>): string[] => [
-    name,
-    String(perCall),
-    int(x.calls),
-    int(x.keys),
-    int(x.rate),
-    x.rates.map(int).join(' / '),
-    us(x.lat.p50),
-    us(x.lat.p99),
-    String(x.misses),
-  ]
-  const ri = reads('index')
-  const rs = reads('single')
-  const rm3 = reads('multi')
+  const lookupName = { byId: '`getByMsgId`', bySegmentOffset: '`getMsgIdBySegmentOffset`' } as const
+  const rawName = { byId: 'by-id key', bySegmentOffset: 'by-segment-offset key' } as const
+  const readRows: string[][] = []
+  const ratioRows: string[][] = []
+  for (const kind of pointKinds) {
+    const multi = reads(kind, 'multi', config.multiGetInFlight)
+    for (const callers of config.readCallers) {
+      const ix = reads(kind, 'index', callers)
+      const get = reads(kind, 'get', callers)
+      for (const [name, x] of [
+        [`index ${lookupName[kind]}`, ix],
+        [`raw \`db.get\` (${rawName[kind]})`, get],
+      ] as const) {
+        readRows.push([name, int(callers), '1', int(x.perRound), int(x.rate), x.rates.map(int).join(' / '), us(x.lat.p50), us(x.lat.p99), fixed(x.cpu, 1), String(x.misses)])
+      }
+      ratioRows.push([lookupName[kind], int(callers), `**${fixed(ix.rate / get.rate, 2)}x**`, `**${fixed(ix.rate / multi.rate, 2)}x**`, `${fixed(get.cpu / ix.cpu, 2)}x`])
+    }
+    readRows.push([
+      `raw read batch, ${config.multiGetKeys} keys (MultiGet, ${rawName[kind]})`,
+      int(config.multiGetInFlight),
+      String(config.multiGetKeys),
+      int(multi.perRound),
+      int(multi.rate),
+      multi.rates.map(int).join(' / '),
+      us(multi.lat.p50),
+      us(multi.lat.p99),
+      fixed(multi.cpu, 1),
+      String(multi.misses),
+    ])
+  }
   const memBytes = r.memtable.reduce((a, b) => a + Number(b), 0)
   const sstBytes = r.sstBytes.reduce((a, b) => a + Number(b), 0)
-  const pools = [...new Set(r.readers.map((x) => x.join(', ')))].join('; then ')
+  const pools = [...new Set(r.readers.map((x) => x.join(', ')))].join('; ')
   out(
     '## 2. Point reads',
     '',
-    `On the index written by the last run of (1): ${int(r.ds.metas)} metas, its ${config.shards} shards still open. ${config.readConcurrency} calls in ` +
-      `flight for every path. ${config.readRounds} rounds rotate the order of the three paths; in each round the single-key paths look up a third ` +
-      `of all msgIds (shuffled), the MultiGet path a whole shuffled pass in calls of ${config.multiGetKeys} keys of one shard; the rate is the median round. ` +
-      `The index serves reads from its readers: before the timing, ${int(r.warmCount)} warm-up lookups (${fixed(r.warmMs, 0)} ms) let the stale ` +
-      `readers refresh and the pool grow until it settled; readers serving per shard after each index round: ${pools}. The raw paths use one ` +
-      `read-only handle per shard directory (readers' settings, maxOpenFiles -1) on the same directories, beside the live index, after an untimed ` +
-      `${int(Math.ceil(r.ds.metas / 20))}-lookup warm-up. Latency is per call (hrtime around each awaited call), percentiles over every call of every round.`,
+    `On the index written by the last run of (1): ${int(r.ds.metas)} metas, its ${config.shards} shards still open. The index's point lookups ` +
+      `(\`getByMsgId\`, \`getMsgIdBySegmentOffset\`) against the raw binding doing the same work on the same shard directories: its own ` +
+      `\`db.get\` (one native read per key) with as many calls in flight as the index has callers, and its own read batch (one MultiGet of ` +
+      `${config.multiGetKeys} keys per call, ${config.multiGetInFlight} calls in flight). Raw keys are built inside the timing, as the index builds them. ` +
+      `${config.readRounds} rounds; in each, for each lookup and each number of callers (${config.readCallers.map(int).join(', ')}), the index and \`db.get\` ` +
+      `look up the same slice of the shuffled metas (a third of them; ${int(config.loneCallerLookups)} for a lone caller), cut into blocks of ` +
+      `${config.readCallers.map((c) => int(readBlock(c))).join(', ')} lookups that the paths take in turn, the order rotating from block to block, so that ` +
+      `every path meets the same load of the shared machine; at ${int(Math.max(...config.readCallers))} callers the read batches take their turn on ` +
+      `the same blocks. A round's rate is its lookups over the time its blocks took; the table gives the median round. CPU is the process's (main thread and libuv's pool, user + ` +
+      `system) per lookup, median round. The index serves reads from its readers: before the timing, ${int(r.warmCount)} warm-up lookups ` +
+      `(${fixed(r.warmMs, 0)} ms) let the stale readers refresh and the pool grow until it settled; readers serving per shard after the index runs: ${pools}. ` +
+      `The raw side uses one read-only rocksdb-native instance per shard directory (readers' settings, maxOpenFiles -1), beside the live index, after an ` +
+      `untimed ${int(Math.ceil(r.ds.metas / 20))}-lookup warm-up of every path. Latency is per call (hrtime around each awaited call), percentiles over every call of every round.`,
     '',
     table(
-      ['path', 'keys/call', 'calls', 'lookups', 'lookups/s (median)', 'lookups/s per round', 'call p50 µs', 'call p99 µs', 'misses'],
-      [
-        readRow('`index.getByMsgId`', 1, ri),
-        readRow('raw `getMany`, 1 key', 1, rs),
-        readRow(`raw \`getMany\`, ${config.multiGetKeys} keys (MultiGet)`, config.multiGetKeys, rm3),
-      ],
-      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['path', 'calls in flight', 'keys/call', 'lookups/round', 'lookups/s (median)', 'lookups/s per round', 'call p50 µs', 'call p99 µs', 'CPU µs/lookup', 'misses'],
+      readRows,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
     '',
-    `Ratios: index / raw 1-key = **${fixed(ri.rate / rs.rate, 2)}x**; raw MultiGet of ${config.multiGetKeys} / raw 1-key = ` +
-      `**${fixed(rm3.rate / rs.rate, 2)}x**; raw MultiGet / index = ${fixed(rm3.rate / ri.rate, 2)}x.`,
+    `Ratios of lookups/s (index / raw; above 1 the index is faster), same lookups and callers; the last column compares CPU per lookup (raw \`db.get\` / index):`,
     '',
-    `Where the data was (raw read-only handles, all shards): ${size(memBytes)} in memtables (the unflushed WAL, replayed at open), ` +
+    table(['lookup', 'callers', 'index / raw `db.get`', `index / raw MultiGet (${config.multiGetKeys} keys x ${config.multiGetInFlight})`, 'CPU: raw `db.get` / index'], ratioRows, ['l', 'r', 'r', 'r', 'r']),
+    '',
+    `Where the data was (raw read-only instances, all shards): ${size(memBytes)} in memtables (the unflushed WAL, replayed at open), ` +
       `${size(sstBytes)} in table files${sstBytes === 0 ? ': at this volume no primary filled its write buffer, so these reads hit memtables, not SSTs' : ''}. ` +
-      `Opening those read-only handles (what a reader open or refresh costs on this data: WAL of ${r.wal.map((w) => size(w.walBytes)).join(', ')} per shard) took ` +
+      `Opening those read-only instances (what a reader open or refresh costs on this data: WAL of ${r.wal.map((w) => size(w.walBytes)).join(', ')} per shard) took ` +
       `${r.rawOpenNs.map((n) => ms(n, 0)).join(', ')} ms.`,
     '',
   )

@@ -1,10 +1,10 @@
 /**
- * Write throughput: the same batches through `index.batchPut` and through the raw engine (3 puts per meta + the
- * shard's sequence key, one write batch per batch of metas), with the same bound on batches in flight.
+ * Write throughput: the same batches through `index.batchPut` and through the raw binding's own write batch (3 puts
+ * per meta + the shard's sequence key, one write batch per batch of metas), with the same bound on batches in flight.
  */
-import { defaults, openIndex, rocksEngine, shardOf, type Index, type StorageHandle } from '../src/index.js'
+import RocksDB from 'rocksdb-native'
+import { defaults, openIndex, shardOf, type Index } from '../src/index.js'
 import { idKey, idValue, segmentOffsetKey, segmentOffsetValue, sequenceKey, sequenceValue, timeKey, timeValue } from '../src/keys.js'
-import type { WriteOp } from '../src/engine.js'
 import type { Dataset } from './data.js'
 import { drive, type Run } from './measure.js'
 
@@ -36,13 +36,14 @@ export const settled = (index: Index, shards: number): boolean => {
 }
 
 /**
- * Opens an index (shards 4) under `root` and brings up every shard the data set uses (one read per partition, then
- * waiting until primaries and readers are ready), so that the timed part measures writes, not opens.
+ * Opens an index (shards 4) under `root` and brings up every shard the data set uses (a retention pass that deletes
+ * nothing, per partition: a read never creates a shard), then waits until primaries and readers are ready, so that
+ * the timed part measures writes, not opens.
  */
 export const openWarmIndex = async (root: string, ds: Dataset, shards: number): Promise<Index> => {
   const index = await openIndex({ root, shards })
   try {
-    await Promise.all(ds.partitions.map((p) => index.getByMsgId(topic, p, 'warm-up')))
+    await Promise.all(ds.partitions.map((p) => index.deleteBefore(topic, p, 0)))
     await waitUntil('every shard to run', () => settled(index, new Set(ds.partitions.map((p) => shardOf(p, shards))).size))
     return index
   } catch (e) {
@@ -62,42 +63,50 @@ export const writeIndex = async (index: Index, ds: Dataset, concurrency: number)
   return { run, bytes }
 }
 
-/** One read-write handle per shard directory, with the index primary's RocksDB settings. */
-export const openRawPrimaries = async (dirs: readonly string[]): Promise<StorageHandle[]> => {
-  const handles: StorageHandle[] = []
+/** One read-write rocksdb-native instance per shard directory, with the index primary's RocksDB settings. */
+export const openRawPrimaries = async (dirs: readonly string[]): Promise<RocksDB[]> => {
+  const dbs: RocksDB[] = []
   try {
-    for (const dir of dirs) handles.push(await rocksEngine.open(dir, { readOnly: false, ...defaults.primaryRocksdb }))
-    return handles
+    for (const dir of dirs) {
+      const db = new RocksDB(dir, { readOnly: false, createIfMissing: true, ...defaults.primaryRocksdb })
+      dbs.push(db)
+      await db.ready()
+    }
+    return dbs
   } catch (e) {
-    await Promise.all(handles.map((h) => h.close()))
+    await Promise.all(dbs.map((db) => db.close()))
     throw e
   }
 }
 
 /**
- * Writes every batch straight to the shard's handle: per meta the three view entries (keys and values from
- * src/keys.ts), plus the shard's sequence key, in one write batch; at most `concurrency` batches in flight (RocksDB
- * orders concurrent batches itself; nothing here serializes them per shard, and nothing reads before writing).
+ * Writes every batch straight to the shard's instance with the binding's own write batch: per meta the three view
+ * entries (keys and values from src/keys.ts), plus the shard's sequence key; at most `concurrency` batches in flight
+ * (RocksDB orders concurrent batches itself; nothing here serializes them per shard, and nothing reads before writing).
  */
-export const writeRaw = async (handles: readonly StorageHandle[], ds: Dataset, concurrency: number): Promise<WriteResult> => {
+export const writeRaw = async (dbs: readonly RocksDB[], ds: Dataset, concurrency: number): Promise<WriteResult> => {
   let bytes = 0
-  const seq = handles.map(() => 0)
+  const seq = dbs.map(() => 0)
   const run = await drive(ds.batches.length, concurrency, async (i) => {
     const b = ds.batches[i]!
-    const ops: WriteOp[] = []
-    for (const m of b.metas) {
-      const entries: [Uint8Array, Uint8Array][] = [
-        [idKey(b.partition, m.msgId), idValue(m)],
-        [timeKey(b.partition, m.timestamp, m.segmentId, m.offset), timeValue(m)],
-        [segmentOffsetKey(b.partition, m), segmentOffsetValue(m)],
-      ]
-      for (const [key, value] of entries) {
-        ops.push({ type: 'put', key, value })
-        bytes += key.length + value.length
+    const batch = dbs[b.shard]!.write({ capacity: b.metas.length * 3 + 1 })
+    try {
+      for (const m of b.metas) {
+        const entries: [Uint8Array, Uint8Array][] = [
+          [idKey(b.partition, m.msgId), idValue(m)],
+          [timeKey(b.partition, m.timestamp, m.segmentId, m.offset), timeValue(m)],
+          [segmentOffsetKey(b.partition, m), segmentOffsetValue(m)],
+        ]
+        for (const [key, value] of entries) {
+          batch.tryPut(key, value)
+          bytes += key.length + value.length
+        }
       }
+      batch.tryPut(sequenceKey, sequenceValue(++seq[b.shard]!))
+      await batch.flush()
+    } finally {
+      batch.destroy()
     }
-    ops.push({ type: 'put', key: sequenceKey, value: sequenceValue(++seq[b.shard]!) })
-    await handles[b.shard]!.write(ops)
   })
   return { run, bytes }
 }

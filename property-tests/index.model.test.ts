@@ -335,8 +335,9 @@ const commands = [
 ]
 
 /**
- * The real engine, with the completion of every open, write and MultiGet released by the scheduler. Each real call
- * starts at once; `released` keeps its outcome (a rejection too) until the scheduler hands it to the caller.
+ * The real engine, with the completion of every open, write and MultiGet (the point reads' key-by-key MultiGet too)
+ * released by the scheduler. Each real call starts at once; `released` keeps its outcome (a rejection too) until the
+ * scheduler hands it to the caller.
  */
 const scheduled = (s: fc.Scheduler): Engine => ({
   open: async (path, opts) => {
@@ -346,6 +347,7 @@ const scheduled = (s: fc.Scheduler): Engine => ({
       path: handle.path,
       readOnly: handle.readOnly,
       getMany: (keys) => released(s, handle.getMany(keys), `getMany on ${role}`),
+      getManySettled: (keys) => released(s, handle.getManySettled!(keys), `getManySettled on ${role}`),
       write: (ops) => released(s, handle.write(ops), 'write'),
       iterate: (range) => handle.iterate(range),
       withSnapshot: (fn) => handle.withSnapshot(fn),

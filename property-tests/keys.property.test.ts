@@ -24,6 +24,7 @@ import {
   timeValue,
 } from '../src/keys.js'
 import { topicDirName, topicOfDirName } from '../src/layout.js'
+import { checkTextBytes, limits } from '../src/meta.js'
 import { maxU32, metaArb, msgIdArb, partitionArb, safeNatArb, topicArb, u32Arb } from './arbitraries.js'
 
 const numRuns = 300
@@ -92,6 +93,17 @@ describe('key encoding round-trips', () => {
   test.prop([partitionArb, msgIdArb], { numRuns })('decodeKey inverts idKey', (partition, msgId) => {
     expect(decodeKey(idKey(partition, msgId))).toEqual({ view: 'byId', partition, msgId })
   })
+
+  test.prop([partitionArb, msgIdArb], { numRuns })(
+    'idKey is the view byte, the partition (big-endian u32) and the UTF-8 bytes of the msgId, sized by checkTextBytes',
+    (partition, msgId) => {
+      const utf8 = new TextEncoder().encode(msgId)
+      const be = Buffer.alloc(4)
+      be.writeUInt32BE(partition)
+      expect(idKey(partition, msgId)).toEqual(Buffer.concat([Buffer.of(0x01), be, utf8]))
+      expect(checkTextBytes('msgId', msgId, limits.msgIdBytes)).toBe(utf8.length)
+    },
+  )
 
   test.prop([partitionArb, safeNatArb, u32Arb, safeNatArb], { numRuns })(
     'decodeKey inverts timeKey, and segmentOffsetOfTimeKey reads its place',

@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fc, test } from '@fast-check/vitest'
 import { rocksEngine, type OpenOptions, type StorageHandle } from '../src/engine.js'
 import type { MessageMeta, SegmentOffset } from '../src/meta.js'
@@ -17,6 +17,7 @@ import {
   getByMsgId,
   getMsgIdBySegmentOffset,
   getRangeByTime,
+  lastPlace,
   putMetas,
   readSequence,
   scanByTime,
@@ -123,17 +124,33 @@ const scenarioArb = fc.record({
   strangerPlaces: fc.array(fc.record({ segmentId: u32Arb, offset: safeNatArb }), { maxLength: 4 }),
   ranges: fc.array(fc.tuple(tsPickArb, tsPickArb, fc.option(fc.nat(6), { nil: undefined })), { minLength: 1, maxLength: 8 }),
   retention: fc.record({ partition: fc.nat(2), before: tsPickArb }),
+  /** Write with a place bound per partition, kept as the index keeps it (store.putMetas, `placeBound`). */
+  bounded: fc.boolean(),
 })
 type Scenario = typeof scenarioArb extends fc.Arbitrary<infer S> ? S : never
 
-/** Writes the scenario's batches to the handle and to a fresh model; returns the model and the last sequence. */
+/** The greatest place of `bound` and `metas` (null when both are empty). */
+const highest = (bound: SegmentOffset | null, metas: readonly MessageMeta[]): SegmentOffset | null =>
+  [...(bound === null ? [] : [bound]), ...metas.map(place)].reduce<SegmentOffset | null>((a, b) => (a === null || bySoOrder(b as MessageMeta, a as MessageMeta) > 0 ? b : a), null)
+
+/**
+ * Writes the scenario's batches to the handle and to a fresh model; returns the model and the last sequence. A
+ * bounded scenario passes each partition's place bound: the last place on disk at its first write, raised by every
+ * batch.
+ */
 const writeScenario = async (handle: StorageHandle, s: Scenario): Promise<{ model: Model; seq: number }> => {
   const model: Model = new Map()
+  const bounds = new Map<number, SegmentOffset | null>()
   let seq = 0
   for (const [pIndex, batch] of s.batches) {
     const p = s.partitions[pIndex % s.partitions.length]!
     seq += 1
-    await putMetas(handle, p, batch, seq)
+    if (s.bounded) {
+      const known = bounds.get(p)
+      const placeBound = known !== undefined ? known : ((await lastPlace(handle, p)) ?? null)
+      bounds.set(p, highest(placeBound, batch))
+      await putMetas(handle, p, batch, seq, { placeBound })
+    } else await putMetas(handle, p, batch, seq)
     for (const m of batch) modelPut(model, p, m)
   }
   return { model, seq }
@@ -250,6 +267,29 @@ describe('store against an in-memory model', () => {
       expect(await collect(allMetas(handle, p, 'byTime'))).toEqual([...left].sort(byTimeOrder))
       expect((await collect(allMetasById(handle, p))).length).toBe(left.length)
       expect((await collect(allMetas(handle, p, 'bySegmentOffset'))).length).toBe(left.length)
+    })
+  })
+
+  it('looks up only the places a place bound does not rule out, and still replaces by msgId and by place', async () => {
+    await withFreshDb(async (inner) => {
+      const looked: number[] = []
+      const handle: StorageHandle = { ...inner, getMany: (keys) => (looked.push(keys.length), inner.getMany(keys)), write: (ops) => inner.write(ops), iterate: (r) => inner.iterate(r) }
+      const meta = (id: string, segmentId: number, offset: number): MessageMeta => ({ msgId: id, timestamp: offset, segmentId, offset, msgLen: 1 })
+      expect(await lastPlace(handle, 5)).toBeUndefined()
+      await putMetas(handle, 5, [meta('a', 1, 10), meta('b', 1, 20)], 1, { placeBound: null })
+      expect(looked).toEqual([2])
+      expect(await lastPlace(handle, 5)).toEqual({ segmentId: 1, offset: 20 })
+      // Above the bound: only the msgIds are looked up; 'a' moves (its old place goes), 'c' is new.
+      await putMetas(handle, 5, [meta('a', 2, 0), meta('c', 2, 5)], 2, { placeBound: { segmentId: 1, offset: 20 } })
+      expect(looked).toEqual([2, 2])
+      // At the bound: that place is looked up too, and its holder 'b' is replaced.
+      await putMetas(handle, 5, [meta('d', 1, 20), meta('e', 3, 0)], 3, { placeBound: { segmentId: 2, offset: 5 } })
+      expect(looked).toEqual([2, 2, 3])
+      expect(await collect(allMetas(handle, 5, 'bySegmentOffset'))).toEqual([meta('d', 1, 20), meta('a', 2, 0), meta('c', 2, 5), meta('e', 3, 0)])
+      expect(await collect(allMetasById(handle, 5))).toEqual([meta('a', 2, 0), meta('c', 2, 5), meta('d', 1, 20), meta('e', 3, 0)])
+      expect(await collect(allMetas(handle, 5, 'byTime'))).toHaveLength(4)
+      expect(await lastPlace(handle, 4)).toBeUndefined()
+      expect(await lastPlace(handle, 6)).toBeUndefined()
     })
   })
 })

@@ -29,12 +29,27 @@ export interface KeyRange {
   readonly limit?: number
 }
 
+/** What a MultiGet that answers key by key found: a value per key, and the failure of each key that failed. */
+export interface SettledValues {
+  /** Per key: its value, `undefined` where absent or where the key's read failed. */
+  readonly values: (Uint8Array | undefined)[]
+  /** Per key: the failure of that key's read, `undefined` where it succeeded. Absent when no key failed. */
+  readonly errors?: (StorageFailure | undefined)[]
+}
+
 /** An open RocksDB instance. Not usable after `close()`; `close()` is idempotent. */
 export interface StorageHandle {
   readonly path: string
   readonly readOnly: boolean
-  /** Looks up every key in one MultiGet; `undefined` where absent. */
+  /** Looks up every key in one MultiGet; `undefined` where absent. Rejects as a whole when any key failed. */
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>
+  /**
+   * Looks up every key in one MultiGet and answers key by key: a key whose read failed (a corrupted block) fails
+   * alone, with its own StorageFailure, and every other key still gets its value. Rejects only when the call as a
+   * whole failed (the handle is closed, say). Optional: {@link getManySettled} falls back to `getMany`, where a
+   * failed key fails the whole call.
+   */
+  getManySettled?(keys: readonly Uint8Array[]): Promise<SettledValues>
   /** Applies every op atomically (all or nothing). Rejects on a read-only handle. */
   write(ops: readonly WriteOp[]): Promise<void>
   /** Streams a key range in key order (reverse order with `reverse`), reading ahead in small chunks. */
@@ -50,6 +65,13 @@ export interface StorageHandle {
   property(name: string): Promise<string>
   close(): Promise<void>
 }
+
+/**
+ * `handle.getManySettled(keys)`, or, for a handle without it, `getMany(keys)`: then a failed key fails the whole call
+ * (the promise rejects), as it would for every key.
+ */
+export const getManySettled = (handle: StorageHandle, keys: readonly Uint8Array[]): Promise<SettledValues> =>
+  handle.getManySettled !== undefined ? handle.getManySettled(keys) : handle.getMany(keys).then((values) => ({ values }))
 
 /** The reads of a handle. */
 export type ReadView = Pick<StorageHandle, 'getMany' | 'iterate'>
@@ -102,6 +124,15 @@ export const rocksEngine: Engine = {
     }
     return new RocksHandle(db, path, options.readOnly)
   },
+}
+
+/** Destroys a read batch that was not sent (its keys' promises reject, and are handled by whoever made them). */
+const destroy = (batch: { destroy(): void }): void => {
+  try {
+    batch.destroy()
+  } catch {
+    // already destroyed
+  }
 }
 
 class RocksHandle implements StorageHandle {
@@ -159,6 +190,63 @@ class RocksHandle implements StorageHandle {
     } finally {
       batch?.destroy()
     }
+  }
+
+  getManySettled(keys: readonly Uint8Array[]): Promise<SettledValues> {
+    const n = keys.length
+    if (n === 0) return Promise.resolve({ values: [] })
+    let batch: ReturnType<RocksDB['read']>
+    try {
+      // Even creating the batch throws (a plain Error) once the handle started closing. An auto-destroying batch,
+      // flushed without a promise of its own (as the binding's own `get` does): it is destroyed once it answered.
+      batch = this.db.read({ capacity: n, autoDestroy: true })
+    } catch (e) {
+      return Promise.reject(storageFailure(this.path, e))
+    }
+    const path = this.path
+    if (n === 1) {
+      // One key (a lone read): its own promise's outcome is the answer (handled at once, as below).
+      const answer = batch.get(keys[0]!).then(
+        (value): SettledValues => ({ values: [value ?? undefined] }),
+        (e: unknown): SettledValues => ({ values: [undefined], errors: [storageFailure(path, e)] }),
+      )
+      try {
+        batch.tryFlush()
+      } catch (e) {
+        destroy(batch)
+        return Promise.reject(storageFailure(path, e))
+      }
+      return answer
+    }
+    const values: (Uint8Array | undefined)[] = new Array(n)
+    let errors: (StorageFailure | undefined)[] | undefined
+    return new Promise((resolve, reject) => {
+      // The batch settles its keys' promises one after the other, in key order, and each has one reaction (these
+      // handlers), so the reactions run in key order too: `next` is the index of the key being answered. One pair
+      // of handlers serves every key.
+      let next = 0
+      const handlers = {
+        onValue(value: Buffer | null): void {
+          values[next++] = value ?? undefined
+          if (next === n) resolve(errors === undefined ? { values } : { values, errors })
+        },
+        onError(e: unknown): void {
+          ;(errors ??= new Array<StorageFailure | undefined>(n))[next++] = storageFailure(path, e)
+          if (next === n) resolve({ values, errors })
+        },
+      }
+      // Every key's promise gets its handlers at once: a key that fails (a corrupted block) rejects its own promise,
+      // and one left unhandled would end the process.
+      for (let i = 0; i < n; i++) batch.get(keys[i]!).then(handlers.onValue, handlers.onError)
+      try {
+        batch.tryFlush()
+      } catch (e) {
+        // Not sent: every key's promise is still pending. Fail the call as a whole (destroying the batch rejects
+        // the keys' promises, which are handled above).
+        reject(storageFailure(path, e))
+        destroy(batch)
+      }
+    })
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {

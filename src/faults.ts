@@ -8,7 +8,7 @@
  * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
  */
 import { InvalidInput, StorageFailure, type StorageFailureReason } from './errors.js'
-import { rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type StorageHandle, type WriteOp } from './engine.js'
+import { getManySettled, rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 
 /** Which calls a fault applies to. */
 export type FaultOp = 'open' | 'read' | 'write'
@@ -190,6 +190,15 @@ class FaultyHandle implements StorageHandle {
   async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     this.#check('read')
     return this.inner.getMany(keys)
+  }
+
+  getManySettled(keys: readonly Uint8Array[]): Promise<SettledValues> {
+    try {
+      this.#check('read')
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return getManySettled(this.inner, keys)
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {

@@ -18,12 +18,13 @@ import type { LifecycleEvent } from '../actors/events.js'
 import * as defaults from './defaults.js'
 import { Closed, InvalidInput, StorageFailure } from './errors.js'
 import type { FaultOp, FaultTarget } from './faults.js'
-import { checkShards, openRoot, prepareShardDir, shardAddress, shardOf, topicOfDirName } from './layout.js'
-import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkText, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
+import { decodeIdEntry, idKeyOf, segmentOffsetKey } from './keys.js'
+import { checkShards, openRoot, prepareShardDir, shardAddress, shardOf, topicOfDirName, type ShardAddress } from './layout.js'
+import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkTextBytes, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
 import { resolveOptions, type IndexOptions } from './options.js'
 import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
 import * as store from './store.js'
-import type { Deadline, Need } from './shard.js'
+import type { Deadline, Need, ShardRuntime } from './shard.js'
 import { makeToken, parseToken, type WriteToken } from './tokens.js'
 
 export type { MessageMeta, SegmentOffset } from './meta.js'
@@ -60,6 +61,30 @@ export {
 } from './layout.js'
 export { parseToken, type WriteToken } from './tokens.js'
 export * as defaults from './defaults.js'
+
+/** A checked (topic, partition): where it lives, and its shard once the index created it. */
+interface Route {
+  readonly topic: string
+  readonly partition: number
+  readonly shardNumber: number
+  readonly address: ShardAddress
+  shard: ShardRuntime | undefined
+  /** The need of the last `fresh` read of this route (shared while the shard's sequence stays the same). */
+  fresh: Need
+}
+
+/** Decodes the msgId of a by-segment-offset entry (a point read's decoder: it needs no context). */
+const msgIdOfSegmentOffset = (_: unknown, value: Uint8Array): string => store.msgIdOfSegmentOffsetValue(value)
+
+/** The greatest of `bound` and the places of `metas` (`null` and no metas: null). */
+const highestPlace = (bound: SegmentOffset | null, metas: readonly MessageMeta[]): SegmentOffset | null => {
+  let high = bound
+  for (const m of metas) if (high === null || store.placeAfter(m, high)) high = m
+  return high === null ? null : { segmentId: high.segmentId, offset: high.offset }
+}
+
+/** Most (topic, partition) routes an index keeps checked (see `routes` in openIndex). */
+const maxCachedRoutes = 16_384
 
 /** A generous estimate of the bytes of a deleted meta's three tombstones (keys up to a 1 KiB msgId). */
 const tombstoneBytes = 3 * 1100
@@ -262,16 +287,49 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   let closed = false
 
   /**
+   * Routes already checked, by topic then partition: a (topic, partition) is validated and its shard address derived
+   * once, not on every request. Bounded: past {@link maxCachedRoutes} entries the cache starts over.
+   */
+  const routes = new Map<string, Map<number, Route>>()
+  let cachedRoutes = 0
+
+  /** Checks (topic, partition) (once: see `routes`) and finds where it lives. Pure: creates nothing. */
+  const routeOf = (topic: unknown, partition: unknown): Route => {
+    if (typeof topic === 'string' && typeof partition === 'number') {
+      const hit = routes.get(topic)?.get(partition)
+      if (hit !== undefined) return hit
+    }
+    const t = checkTopic(topic)
+    const p = checkPartition(partition)
+    const n = shardOf(p, shards)
+    const route: Route = { topic: t, partition: p, shardNumber: n, address: shardAddress(opts.root, t, n), shard: undefined, fresh: { seq: 0 } }
+    if (cachedRoutes >= maxCachedRoutes) {
+      routes.clear()
+      cachedRoutes = 0
+    }
+    let byPartition = routes.get(t)
+    if (byPartition === undefined) routes.set(t, (byPartition = new Map()))
+    byPartition.set(p, route)
+    cachedRoutes++
+    return route
+  }
+
+  /** The route of (topic, partition) of an open index, with its shard if this index created it already. */
+  const routeOpen = (topic: unknown, partition: unknown): Route => {
+    if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
+    const route = routeOf(topic, partition)
+    // A shard, once created, stays this index's until it closes.
+    route.shard ??= runtime.shards.get(route.address.id)
+    return route
+  }
+
+  /**
    * Checks (topic, partition) and finds where it lives: the shard's address, and its runtime if it was created
    * already. Never creates anything.
    */
   const locate = (topic: unknown, partition: unknown) => {
-    if (closed) throw new Closed({ message: `the index at ${opts.root} is closed` })
-    const t = checkTopic(topic)
-    const p = checkPartition(partition)
-    const n = shardOf(p, shards)
-    const address = shardAddress(opts.root, t, n)
-    return { topic: t, partition: p, shardNumber: n, address, existing: runtime.shards.get(address.id) }
+    const r = routeOpen(topic, partition)
+    return { topic: r.topic, partition: r.partition, shardNumber: r.shardNumber, address: r.address, existing: r.shard }
   }
 
   /** Routes a write: the shard of (topic, partition), created (exactly once) if need be. */
@@ -288,8 +346,18 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     }
   }
 
+  // Deadlines and needs are immutable: the default ones are shared by the requests made in the same millisecond (and,
+  // for a need, of the same shard sequence), rather than made anew for each.
+  let defaultDeadline: Deadline = { at: Number.NaN, timeoutMs: opts.requestTimeoutMs, signal: undefined }
+  let boundedNeed: Need = { seq: 0, since: Number.NaN }
+
   /** A request's deadline, from its options (checked here, before any I/O). */
   const deadlineOf = (o: RequestOptions | undefined): Deadline => {
+    if (o === undefined) {
+      const at = opts.clock.now() + opts.requestTimeoutMs
+      if (defaultDeadline.at !== at) defaultDeadline = { at, timeoutMs: opts.requestTimeoutMs, signal: undefined }
+      return defaultDeadline
+    }
     if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
     const timeoutMs = o?.timeoutMs === undefined ? opts.requestTimeoutMs : checkInteger('timeoutMs', o.timeoutMs, 86_400_000)
     if (timeoutMs < 1) throw new InvalidInput({ field: 'timeoutMs', message: 'timeoutMs: must be at least 1' })
@@ -300,6 +368,13 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
 
   /** What a read of shard `shardId` needs of its handle, from its options (checked here, before any I/O). */
   const needOf = (shardId: string, ackSeq: number, o: ReadOptions | undefined): Need => {
+    // The defaults: `fresh` in writer mode, `bounded` by freshness.maxStalenessMs in reader mode.
+    if (o === undefined) {
+      if (opts.mode === 'writer') return { seq: ackSeq }
+      const since = opts.clock.now() - opts.freshness.maxStalenessMs
+      if (boundedNeed.since !== since) boundedNeed = { seq: 0, since }
+      return boundedNeed
+    }
     if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
     const token = o?.after === undefined ? 0 : parseToken(o.after, shardId).sequence
     const consistency = o?.consistency ?? (opts.mode === 'reader' ? (o?.after !== undefined ? 'after' : 'bounded') : 'fresh')
@@ -319,6 +394,13 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       default:
         throw new InvalidInput({ field: 'consistency', message: `consistency: must be fresh, bounded or primary, got ${String(consistency)}` })
     }
+  }
+
+  /** What a point read of a shard that exists needs (as {@link needOf}; a writer's default need shared per route). */
+  const pointNeed = (route: Route, shard: ShardRuntime, o: ReadOptions | undefined): Need => {
+    if (o !== undefined || opts.mode === 'reader') return needOf(shard.address.id, shard.ackSeq, o)
+    if (route.fresh.seq !== shard.ackSeq) route.fresh = { seq: shard.ackSeq }
+    return route.fresh
   }
 
   /**
@@ -392,19 +474,33 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         }
         const { partition: p, shard } = route(topic, partition)
         return shard.write(async (handle, nextStamp) => {
+          // The places the partition may hold (one seek at its first write), raised before the write by the batch's
+          // own places: whatever the write's outcome, no place of the partition lies above the bound.
+          const known = shard.placeBounds.get(p)
+          const placeBound = known !== undefined ? known : ((await store.lastPlace(handle, p)) ?? null)
+          shard.placeBounds.set(p, highestPlace(placeBound, batch))
           const stamp = nextStamp()
-          const { bytes } = await store.putMetas(handle, p, batch, stamp)
+          const { bytes } = await store.putMetas(handle, p, batch, stamp, { placeBound })
           shard.wrote(bytes)
           return { bytes, token: makeToken(shard.address.id, stamp.seq) }
         }, batch.length * 3, deadline)
       }),
-    getByMsgId: (topic, partition, msgId, options) =>
-      attempt(async () => {
-        const id = checkText('msgId', msgId, limits.msgIdBytes)
+    // The point lookups: synchronous up to the shard's batch of point reads (see ShardRuntime.pointRead) once the
+    // shard exists; every failure, validation included, is a rejected promise.
+    getByMsgId: (topic, partition, msgId, options) => {
+      try {
+        const bytes = checkTextBytes('msgId', msgId, limits.msgIdBytes)
+        const id = msgId as string
         const deadline = deadlineOf(options)
-        const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getByMsgId(h, r.partition, id), r.need, deadline)
-      }),
+        const route = routeOpen(topic, partition)
+        const key = idKeyOf(route.partition, id, bytes)
+        const shard = route.shard
+        if (shard === undefined) return routeRead(topic, partition, options).then((r) => r && r.shard.pointRead(key, decodeIdEntry, id, r.need, deadline))
+        return shard.pointRead(key, decodeIdEntry, id, pointNeed(route, shard, options), deadline)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
     getRangeByTime: (topic, partition, startTs, endTs, options) =>
       attempt(async () => {
         const [s, e] = checkTimeRange(startTs, endTs)
@@ -412,13 +508,21 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const r = await routeRead(topic, partition, options)
         return r && r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need, deadline)
       }),
-    getMsgIdBySegmentOffset: (topic, partition, so, options) =>
-      attempt(async () => {
+    getMsgIdBySegmentOffset: (topic, partition, so, options) => {
+      try {
         const checked = checkSegmentOffset(so)
         const deadline = deadlineOf(options)
-        const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getMsgIdBySegmentOffset(h, r.partition, checked), r.need, deadline)
-      }),
+        const route = routeOpen(topic, partition)
+        const key = segmentOffsetKey(route.partition, checked)
+        const shard = route.shard
+        if (shard === undefined) {
+          return routeRead(topic, partition, options).then((r) => r && r.shard.pointRead(key, msgIdOfSegmentOffset, undefined, r.need, deadline))
+        }
+        return shard.pointRead(key, msgIdOfSegmentOffset, undefined, pointNeed(route, shard, options), deadline)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
     scanByTime: (topic, partition, startTs, endTs, options) => {
       const [s, e] = checkTimeRange(startTs, endTs)
       const limit = options?.limit === undefined ? undefined : checkInteger('limit', options.limit)
@@ -453,10 +557,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         return { deleted, token: makeToken(shard.address.id, shard.ackSeq) }
       }),
     locate: (topic, partition) => {
-      const t = checkTopic(topic)
-      const n = shardOf(checkPartition(partition), shards)
-      const { id, dir } = shardAddress(opts.root, t, n)
-      return { id, shard: n, dir }
+      const { shardNumber, address } = routeOf(topic, partition)
+      return { id: address.id, shard: shardNumber, dir: address.dir }
     },
     stats: () => runtime.stats(),
     subscribe: (listener) => {

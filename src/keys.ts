@@ -16,7 +16,6 @@
  * Each view holds the whole meta, so any one view answers its query without a second lookup.
  */
 import type { MessageMeta, SegmentOffset } from './meta.js'
-import { utf8 } from './meta.js'
 
 /** The three views of a meta, as their key prefix byte. */
 export const View = { byId: 0x01, byTime: 0x02, bySegmentOffset: 0x03 } as const
@@ -46,11 +45,13 @@ const putU64 = (b: Buffer, at: number, v: number): number => {
   b.writeUInt32BE(Math.floor(v / 0x1_0000_0000), at)
   return b.writeUInt32BE(v % 0x1_0000_0000, at + 4)
 }
-const getU64 = (b: Uint8Array, at: number): number => {
-  const view = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
-  return view.readUInt32BE(at) * 0x1_0000_0000 + view.readUInt32BE(at + 4)
+// Read byte by byte: no view of the buffer is allocated per field. A read past the end is a RangeError, as
+// Buffer's readUInt32BE would throw.
+const getU32 = (b: Uint8Array, at: number): number => {
+  if (at < 0 || at + 4 > b.length) throw new RangeError(`reading 4 bytes at ${at} of a ${b.length}-byte buffer`)
+  return b[at]! * 0x100_0000 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!)
 }
-const getU32 = (b: Uint8Array, at: number): number => Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(at)
+const getU64 = (b: Uint8Array, at: number): number => getU32(b, at) * 0x1_0000_0000 + getU32(b, at + 4)
 
 const header = (view: View, partition: number, rest: number): Buffer => {
   const b = Buffer.allocUnsafe(5 + rest)
@@ -59,13 +60,18 @@ const header = (view: View, partition: number, rest: number): Buffer => {
   return b
 }
 
-/** Key of the by-id view. */
-export const idKey = (partition: number, msgId: string): Buffer => {
-  const id = utf8(msgId)
-  const b = header(View.byId, partition, id.length)
-  b.set(id, 5)
+/**
+ * Key of the by-id view, for a msgId of `bytes` UTF-8 bytes (`Buffer.byteLength(msgId)`, which a caller that checked
+ * the msgId knows already): the msgId is written straight into the key, never encoded apart.
+ */
+export const idKeyOf = (partition: number, msgId: string, bytes: number): Buffer => {
+  const b = header(View.byId, partition, bytes)
+  b.write(msgId, 5, bytes, 'utf8')
   return b
 }
+
+/** Key of the by-id view. */
+export const idKey = (partition: number, msgId: string): Buffer => idKeyOf(partition, msgId, Buffer.byteLength(msgId, 'utf8'))
 
 /** Key of the by-time view. `segmentId`/`offset` break ties between metas of equal timestamp. */
 export const timeKey = (partition: number, timestamp: number, segmentId = 0, offset = 0): Buffer => {
@@ -105,22 +111,20 @@ export const idValue = (m: MessageMeta): Buffer => {
   return b
 }
 
-/** Value stored under the by-time key. */
-export const timeValue = (m: MessageMeta): Buffer => {
-  const id = utf8(m.msgId)
-  const b = Buffer.allocUnsafe(4 + id.length)
+/** Value stored under the by-time key (`bytes`: the msgId's length in UTF-8 bytes, when the caller knows it). */
+export const timeValue = (m: MessageMeta, bytes = Buffer.byteLength(m.msgId, 'utf8')): Buffer => {
+  const b = Buffer.allocUnsafe(4 + bytes)
   putU32(b, 0, m.msgLen)
-  b.set(id, 4)
+  b.write(m.msgId, 4, bytes, 'utf8')
   return b
 }
 
-/** Value stored under the by-segment-offset key. */
-export const segmentOffsetValue = (m: MessageMeta): Buffer => {
-  const id = utf8(m.msgId)
-  const b = Buffer.allocUnsafe(12 + id.length)
+/** Value stored under the by-segment-offset key (`bytes` as for {@link timeValue}). */
+export const segmentOffsetValue = (m: MessageMeta, bytes = Buffer.byteLength(m.msgId, 'utf8')): Buffer => {
+  const b = Buffer.allocUnsafe(12 + bytes)
   putU64(b, 0, m.timestamp)
   putU32(b, 8, m.msgLen)
-  b.set(id, 12)
+  b.write(m.msgId, 12, bytes, 'utf8')
   return b
 }
 
@@ -149,6 +153,12 @@ export const decodeSegmentOffsetEntry = (key: Uint8Array, value: Uint8Array): Me
   segmentId: getU32(key, 5),
   offset: getU64(key, 9),
   msgLen: getU32(value, 8),
+})
+
+/** The place a by-segment-offset key addresses. */
+export const placeOfSegmentOffsetKey = (key: Uint8Array): SegmentOffset => ({
+  segmentId: getU32(key, 5),
+  offset: getU64(key, 9),
 })
 
 /** The segment offset a by-time key points at. */

@@ -56,14 +56,23 @@ export const checkInteger = (field: string, value: unknown, max: number = Number
   return value
 }
 
-/** Checks a well-formed string of 1..maxBytes UTF-8 bytes. */
-export const checkText = (field: string, value: unknown, maxBytes: number): string => {
+/**
+ * Checks a well-formed string of 1..maxBytes UTF-8 bytes and returns its length in UTF-8 bytes (counted without
+ * encoding it).
+ */
+export const checkTextBytes = (field: string, value: unknown, maxBytes: number): number => {
   if (typeof value !== 'string') return fail(field, `must be a string, got ${describeValue(value)}`)
   if (value.length === 0) return fail(field, 'must not be empty')
   if (!value.isWellFormed()) return fail(field, 'must be well-formed Unicode (no lone surrogates)')
-  const bytes = utf8(value).length
+  const bytes = Buffer.byteLength(value, 'utf8')
   if (bytes > maxBytes) return fail(field, `must be at most ${maxBytes} UTF-8 bytes, got ${bytes}`)
-  return value
+  return bytes
+}
+
+/** Checks a well-formed string of 1..maxBytes UTF-8 bytes. */
+export const checkText = (field: string, value: unknown, maxBytes: number): string => {
+  checkTextBytes(field, value, maxBytes)
+  return value as string
 }
 
 /** Checks a topic name: any well-formed string of 1..1024 UTF-8 bytes (it never becomes a raw path component). */
@@ -82,18 +91,38 @@ export const checkSegmentOffset = (so: unknown, field = 'segmentOffset'): Segmen
   }
 }
 
-/** Checks one meta, returning a fresh plain object with exactly the five fields. */
-export const checkMeta = (meta: unknown, field = 'meta'): MessageMeta => {
-  if (typeof meta !== 'object' || meta === null) return fail(field, `must be an object, got ${describeValue(meta)}`)
+/** Whether `v` is a safe integer in [0, max]. */
+const isNat = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max
+
+/** The field name of a meta: `metas[i]` for a meta of a batch (made only for an error message). */
+const metaField = (at: string | number): string => (typeof at === 'number' ? `metas[${at}]` : at)
+
+/**
+ * Checks one meta (`at`: its field name, or its index in a batch), returning a fresh plain object with exactly the
+ * five fields. Each field is read once, in order, and checked before the next is read; names are made only for an
+ * error.
+ */
+const checkMetaAt = (meta: unknown, at: string | number): MessageMeta => {
+  if (typeof meta !== 'object' || meta === null) return fail(metaField(at), `must be an object, got ${describeValue(meta)}`)
   const m = meta as Record<string, unknown>
-  return {
-    msgId: checkText(`${field}.msgId`, m.msgId, limits.msgIdBytes),
-    timestamp: checkInteger(`${field}.timestamp`, m.timestamp),
-    segmentId: checkInteger(`${field}.segmentId`, m.segmentId, limits.maxU32),
-    offset: checkInteger(`${field}.offset`, m.offset),
-    msgLen: checkInteger(`${field}.msgLen`, m.msgLen, limits.maxU32),
+  const msgId = m.msgId
+  // A msgId of at most msgIdBytes / 3 UTF-16 units has at most msgIdBytes UTF-8 bytes: no need to count them.
+  if (typeof msgId !== 'string' || msgId.length === 0 || !msgId.isWellFormed() || (msgId.length * 3 > limits.msgIdBytes && Buffer.byteLength(msgId, 'utf8') > limits.msgIdBytes)) {
+    checkText(`${metaField(at)}.msgId`, msgId, limits.msgIdBytes)
   }
+  const timestamp = m.timestamp
+  if (!isNat(timestamp, Number.MAX_SAFE_INTEGER)) checkInteger(`${metaField(at)}.timestamp`, timestamp)
+  const segmentId = m.segmentId
+  if (!isNat(segmentId, limits.maxU32)) checkInteger(`${metaField(at)}.segmentId`, segmentId, limits.maxU32)
+  const offset = m.offset
+  if (!isNat(offset, Number.MAX_SAFE_INTEGER)) checkInteger(`${metaField(at)}.offset`, offset)
+  const msgLen = m.msgLen
+  if (!isNat(msgLen, limits.maxU32)) checkInteger(`${metaField(at)}.msgLen`, msgLen, limits.maxU32)
+  return { msgId: msgId as string, timestamp: timestamp as number, segmentId: segmentId as number, offset: offset as number, msgLen: msgLen as number }
 }
+
+/** Checks one meta, returning a fresh plain object with exactly the five fields. */
+export const checkMeta = (meta: unknown, field = 'meta'): MessageMeta => checkMetaAt(meta, field)
 
 /**
  * Checks a batch: an array of 0..100,000 metas in which no msgId and no (segmentId, offset) appears twice
@@ -102,16 +131,20 @@ export const checkMeta = (meta: unknown, field = 'meta'): MessageMeta => {
 export const checkBatch = (metas: unknown): MessageMeta[] => {
   if (!Array.isArray(metas)) return fail('metas', `must be an array, got ${describeValue(metas)}`)
   if (metas.length > limits.batchMetas) return fail('metas', `must hold at most ${limits.batchMetas} metas, got ${metas.length}`)
-  const checked = metas.map((m, i) => checkMeta(m, `metas[${i}]`))
+  const checked: MessageMeta[] = new Array(metas.length)
+  for (let i = 0; i < metas.length; i++) checked[i] = checkMetaAt(metas[i], i)
   const ids = new Set<string>()
-  const places = new Set<string>()
-  checked.forEach((m, i) => {
+  // Places by segment: a batch usually spans few segments.
+  const places = new Map<number, Set<number>>()
+  for (let i = 0; i < checked.length; i++) {
+    const m = checked[i]!
     if (ids.has(m.msgId)) fail(`metas[${i}].msgId`, `duplicate msgId ${JSON.stringify(m.msgId)} in one batch`)
     ids.add(m.msgId)
-    const place = `${m.segmentId}:${m.offset}`
-    if (places.has(place)) fail(`metas[${i}]`, `duplicate (segmentId, offset) (${place}) in one batch`)
-    places.add(place)
-  })
+    let offsets = places.get(m.segmentId)
+    if (offsets === undefined) places.set(m.segmentId, (offsets = new Set()))
+    if (offsets.has(m.offset)) fail(`metas[${i}]`, `duplicate (segmentId, offset) (${m.segmentId}:${m.offset}) in one batch`)
+    offsets.add(m.offset)
+  }
   return checked
 }
 

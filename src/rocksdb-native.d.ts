@@ -34,6 +34,7 @@ declare module 'rocksdb-native' {
     read(options?: { capacity?: number; autoDestroy?: boolean }): ReadBatch
     write(options?: { capacity?: number; autoDestroy?: boolean }): WriteBatch
     iterator(range: IteratorRange): AsyncIterable<{ key: Buffer; value: Buffer | null }> & { destroy(): void }
+    get(key: Uint8Array): Promise<Buffer | null>
     flush(): Promise<void>
     snapshot(): RocksDB
     getProperty(name: string): Promise<string>

@@ -14,7 +14,9 @@ import {
   decodeSegmentOffsetEntry,
   decodeTimeEntry,
   idKey,
+  idKeyOf,
   idValue,
+  placeOfSegmentOffsetKey,
   rangeEnd,
   rangeStart,
   segmentOffsetKey,
@@ -32,48 +34,90 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 /** The sequence a handle's view reflects: the sequence of the last batch written before it was opened (0: none). */
 export const readSequence = async (handle: StorageHandle): Promise<number> => (await readViewState(handle)).seq
 
+/** How {@link putMetas} may spare reads. */
+export interface PutOptions {
+  /**
+   * What the caller knows of the places (segmentId, offset) the partition holds: every one of them is at or below
+   * this place (`null`: the partition holds none). A meta whose place lies above it cannot displace anything by its
+   * place, so that place is not looked up. Omitted: every place is looked up.
+   */
+  readonly placeBound?: SegmentOffset | null
+}
+
+/** Whether place `a` comes after place `b` (the by-segment-offset view's order). */
+export const placeAfter = (a: SegmentOffset, b: SegmentOffset): boolean => a.segmentId > b.segmentId || (a.segmentId === b.segmentId && a.offset > b.offset)
+
+/** The last place (segmentId, offset) of the partition's by-segment-offset view, or `undefined` if it is empty. One seek. */
+export const lastPlace = async (handle: StorageHandle, partition: number): Promise<SegmentOffset | undefined> => {
+  const range = { gte: rangeStart(View.bySegmentOffset, partition), lt: rangeEnd(View.bySegmentOffset, partition), reverse: true, limit: 1 }
+  for await (const { key } of handle.iterate(range)) return placeOfSegmentOffsetKey(key)
+  return undefined
+}
+
 /**
  * Writes `metas` (already validated: no msgId or place twice) to `partition` in one atomic batch stamped with
  * `stamp` (a sequence, or a sequence and the flush epoch: see src/views.ts). Reads the entries it replaces first (one
- * MultiGet), so the caller must serialize writes to a shard. Returns the bytes of keys and values put for the metas.
+ * MultiGet: every msgId, and every place that `options.placeBound` does not rule out), so the caller must serialize
+ * writes to a shard. Returns the bytes of keys and values put for the metas.
  */
 export const putMetas = async (
   handle: StorageHandle,
   partition: number,
   metas: readonly MessageMeta[],
   stamp: number | Stamp,
+  options: PutOptions = {},
 ): Promise<{ bytes: number }> => {
-  if (metas.length === 0) return { bytes: 0 }
-  const idKeys = metas.map((m) => idKey(partition, m.msgId))
-  const soKeys = metas.map((m) => segmentOffsetKey(partition, m))
-  const found = await handle.getMany([...idKeys, ...soKeys])
-  const deletes = new Map<string, Uint8Array>()
+  const n = metas.length
+  if (n === 0) return { bytes: 0 }
+  const bound = options.placeBound
+  const idBytes: number[] = new Array(n)
+  const idKeys: Buffer[] = new Array(n)
+  const soKeys: Buffer[] = new Array(n)
+  // The keys looked up: every msgId's, then the places that may be held (`placed[j]`: the meta of lookup n + j).
+  const lookups: Uint8Array[] = new Array(n)
+  const placed: number[] = []
+  for (let i = 0; i < n; i++) {
+    const m = metas[i]!
+    const bytes = Buffer.byteLength(m.msgId, 'utf8')
+    idBytes[i] = bytes
+    lookups[i] = idKeys[i] = idKeyOf(partition, m.msgId, bytes)
+    soKeys[i] = segmentOffsetKey(partition, m)
+    if (bound === undefined || (bound !== null && !placeAfter(m, bound))) {
+      lookups.push(soKeys[i]!)
+      placed.push(i)
+    }
+  }
+  const found = await handle.getMany(lookups)
+  let deletes: Map<string, Uint8Array> | undefined
   const displace = (old: MessageMeta): void => {
+    deletes ??= new Map()
     for (const key of [idKey(partition, old.msgId), timeKey(partition, old.timestamp, old.segmentId, old.offset), segmentOffsetKey(partition, old)]) {
       deletes.set(Buffer.from(key).toString('latin1'), key)
     }
   }
-  metas.forEach((m, i) => {
+  for (let i = 0; i < n; i++) {
     const byId = found[i]
-    if (byId !== undefined) displace(decodeIdEntry(m.msgId, byId))
-    const bySo = found[metas.length + i]
-    if (bySo !== undefined) displace(decodeSegmentOffsetEntry(soKeys[i]!, bySo))
-  })
+    if (byId !== undefined) displace(decodeIdEntry(metas[i]!.msgId, byId))
+  }
+  for (let j = 0; j < placed.length; j++) {
+    const bySo = found[n + j]
+    if (bySo !== undefined) displace(decodeSegmentOffsetEntry(soKeys[placed[j]!]!, bySo))
+  }
   // Deletes first, then puts: a put of the same key later in the batch wins, so a displaced entry that this batch
   // writes again is simply overwritten.
-  const ops: WriteOp[] = [...deletes.values()].map((key) => ({ type: 'del', key }))
+  const ops: WriteOp[] = deletes === undefined ? [] : [...deletes.values()].map((key) => ({ type: 'del', key }))
   let bytes = 0
-  metas.forEach((m, i) => {
-    const entries: [Uint8Array, Uint8Array][] = [
-      [idKeys[i]!, idValue(m)],
-      [timeKey(partition, m.timestamp, m.segmentId, m.offset), timeValue(m)],
-      [soKeys[i]!, segmentOffsetValue(m)],
-    ]
-    for (const [key, value] of entries) {
-      ops.push({ type: 'put', key, value })
-      bytes += key.length + value.length
-    }
-  })
+  for (let i = 0; i < n; i++) {
+    const m = metas[i]!
+    const idK = idKeys[i]!
+    const idV = idValue(m)
+    const timeK = timeKey(partition, m.timestamp, m.segmentId, m.offset)
+    const timeV = timeValue(m, idBytes[i])
+    const soK = soKeys[i]!
+    const soV = segmentOffsetValue(m, idBytes[i])
+    ops.push({ type: 'put', key: idK, value: idV }, { type: 'put', key: timeK, value: timeV }, { type: 'put', key: soK, value: soV })
+    bytes += idK.length + idV.length + timeK.length + timeV.length + soK.length + soV.length
+  }
   stampOps(ops, stamp)
   await handle.write(ops)
   return { bytes }
@@ -96,8 +140,11 @@ export const getMsgIdBySegmentOffset = async (
   so: SegmentOffset,
 ): Promise<string | undefined> => {
   const [value] = await handle.getMany([segmentOffsetKey(partition, so)])
-  return value === undefined ? undefined : decoder.decode(value.subarray(12))
+  return value === undefined ? undefined : msgIdOfSegmentOffsetValue(value)
 }
+
+/** The msgId in a by-segment-offset entry's value. */
+export const msgIdOfSegmentOffsetValue = (value: Uint8Array): string => decoder.decode(value.subarray(12))
 
 /**
  * The segment offsets of the first and the last meta (in time order, ties broken by segment offset) whose

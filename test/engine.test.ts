@@ -28,16 +28,20 @@ describe('engine', () => {
     await removeDir(dir)
   })
 
-  it('should fail a MultiGet on a corrupted table file once, with the cause, and leave no rejection unhandled', async () => {
+  /** 100 keys in a table file whose first data block (holding k1, k2, not k99) no longer matches its checksum. */
+  const corruptedTable = async (): Promise<void> => {
     const writer = await rocksEngine.open(dir, options)
     await writer.write(Array.from({ length: 100 }, (_, i) => ({ type: 'put' as const, key: key(i), value: new Uint8Array(100).fill(7) })))
     await writer.flush()
     await writer.close()
-    // Overwrite the start of the table file: its first data block (holding k1, k2) no longer matches its checksum.
     const [table] = (await readdir(dir)).filter((f) => f.endsWith('.sst'))
     const file = await open(join(dir, table!), 'r+')
     await file.write(Buffer.alloc(200, 0xab), 0, 200, 0)
     await file.close()
+  }
+
+  it('should fail a MultiGet on a corrupted table file once, with the cause, and leave no rejection unhandled', async () => {
+    await corruptedTable()
     const reader = await rocksEngine.open(dir, { ...options, readOnly: true })
     try {
       const error = await reader.getMany([key(1), key(2)]).catch((e: unknown) => e)
@@ -51,5 +55,37 @@ describe('engine', () => {
     } finally {
       await reader.close()
     }
+  })
+
+  it('should answer a settled MultiGet key by key: a key on a corrupted block fails alone, the others get their values', async () => {
+    await corruptedTable()
+    const reader = await rocksEngine.open(dir, { ...options, readOnly: true })
+    try {
+      const { values, errors } = await reader.getManySettled!([key(1), key(99), new TextEncoder().encode('absent'), key(2)])
+      expect(errors).toHaveLength(4)
+      expect(errors![0]).toBeInstanceOf(StorageFailure)
+      expect(errors![0]!.reason).toBe('corruption')
+      expect(errors![0]!.message).toMatch(/checksum mismatch/)
+      expect(errors![3]!.reason).toBe('corruption')
+      expect([errors![1], errors![2]]).toEqual([undefined, undefined])
+      expect(values[1]).toEqual(Buffer.alloc(100, 7))
+      expect([values[0], values[2], values[3]]).toEqual([undefined, undefined, undefined])
+      // Without a failed key there is no errors array at all.
+      expect(await reader.getManySettled!([key(99), key(98)])).toEqual({ values: [Buffer.alloc(100, 7), Buffer.alloc(100, 7)] })
+      await turn()
+      await turn()
+      expect(unhandled).toEqual([])
+    } finally {
+      await reader.close()
+    }
+  })
+
+  it('should fail a settled MultiGet as a whole on a closed handle, leaving no rejection unhandled', async () => {
+    const writer = await rocksEngine.open(dir, options)
+    await writer.close()
+    const error = await writer.getManySettled!([key(1)]).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(StorageFailure)
+    await turn()
+    expect(unhandled).toEqual([])
   })
 })

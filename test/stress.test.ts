@@ -120,10 +120,15 @@ const run = async (seed: number): Promise<Outcome> => {
   }
   const reading = Promise.all([0, 1, 2, 3].map(readLoop))
   await writer
-  // Reads still in flight may wait for a reader restarting under backoff: time goes on until they are answered.
+  // Reads still in flight may wait for a reader restarting under backoff: time goes on until they are answered, at
+  // 20 ms of the index's clock per millisecond of real time, so that the real opens keep up with it (a clock running
+  // ahead of them would time the reads out).
   let answered = false
   void reading.finally(() => (answered = true))
-  while (!answered) await h.clock.advance(20)
+  while (!answered) {
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    await h.clock.advance(20)
+  }
   await reading
 
   for (const index of [h.index, reader]) for (const s of index.stats().shards) out.tornViews += s.integrity.tornViews
