@@ -172,7 +172,8 @@ export class ShardRuntime {
   /**
    * Per partition written by this index: a place (segmentId, offset) at or above every place the partition holds
    * (`null`: it holds none), learned by one seek at the partition's first write and raised before each write (see
-   * `store.putMetas`, `placeBound`). Only this index writes the shard, so the bound holds until it closes.
+   * `store.putMetas`, `placeBound`). Only this index's primary writes the shard, so the bound holds while that
+   * primary stays open; a new primary starts over (see publishPrimary).
    */
   readonly placeBounds = new Map<number, SegmentOffset | null>()
   /** Integrity counters (see {@link IntegrityCounts}). */
@@ -218,6 +219,9 @@ export class ShardRuntime {
     this.epoch = record.epoch + 1
     this.unflushed = 0
     this.unflushedBytes = 0
+    // The directory was unlocked while no primary held it: learn each partition's places from disk again rather than
+    // trust bounds from before (one seek per partition at its next write).
+    this.placeBounds.clear()
     this.seq = Math.max(this.seq, record.seq)
     this.ackSeq = Math.max(this.ackSeq, record.seq)
     const waiters = this.#waiters

@@ -284,3 +284,25 @@ describe('damaged directories', () => {
     expect((err as ShardUnavailable).message).toContain('another topic')
   })
 })
+
+describe('replacement across primaries', () => {
+  it('should displace a meta another writer put at a place while this primary was down', async () => {
+    const h = await harness({
+      readers: { min: 0 },
+      supervision: { primary: { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 1, withinMs: 600_000 } } },
+    })
+    await h.index.batchPut('t', 1, [{ msgId: 'a1', timestamp: 1, segmentId: 1, offset: 10, msgLen: 1 }])
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary')
+    // The directory is unlocked during the backoff: another writer puts a meta above every place this index wrote.
+    const other = await openIndex({ root: h.root })
+    await other.batchPut('t', 1, [{ msgId: 'b', timestamp: 2, segmentId: 1, offset: 20, msgLen: 1 }])
+    await other.close()
+    // This index's primary reopens; its write at the same place must replace the other writer's meta.
+    const writing = h.index.batchPut('t', 1, [{ msgId: 'a2', timestamp: 3, segmentId: 1, offset: 20, msgLen: 1 }], { timeoutMs: 3_600_000 })
+    await h.clock.advance(60_000)
+    await writing
+    expect(await h.index.getByMsgId('t', 1, 'b')).toBeUndefined()
+    expect(await h.index.getMsgIdBySegmentOffset('t', 1, { segmentId: 1, offset: 20 })).toBe('a2')
+  })
+})
