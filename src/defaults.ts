@@ -72,6 +72,11 @@ export const freshness = {
   flushEveryRecords: 16_384,
   /** Flush the primary's memtable if anything waits unflushed for this long, ms. */
   flushIntervalMs: 5_000,
+  /**
+   * Bytes per shard of recent writes a writer keeps in memory (see src/recent.ts), so that fresh point reads are
+   * served by readers whose views lag the newest writes. Pruned as readers refresh; at the bound the oldest go.
+   */
+  recentWritesBytes: 16 * 1024 * 1024,
 } as const
 
 /** How often the pool maintenance runs (idle retirement, lifetime recycling), ms. */

@@ -59,6 +59,12 @@ export interface IndexOptions {
     readonly flushEveryRecords?: number
     /** Flush the primary's memtable when anything waited unflushed this long, ms, in [1, 3,600,000]. Default 5,000. */
     readonly flushIntervalMs?: number
+    /**
+     * Writer mode: bytes per shard of recent writes kept in memory so that `fresh` point reads are answered by a
+     * reader whose view lags the newest writes (merged with them) instead of the primary, in [0, 1 GiB]. 0 keeps
+     * none. Default 16 MiB.
+     */
+    readonly recentWritesBytes?: number
   }
   /**
    * Shards per topic, in [1, 65,536]. Default: 16 for a new root; an existing root keeps its count (a different
@@ -126,7 +132,7 @@ export interface IndexOptions {
 export interface ResolvedOptions {
   readonly root: string
   readonly mode: 'writer' | 'reader'
-  readonly freshness: { maxStalenessMs: number; flushEveryRecords: number; flushIntervalMs: number }
+  readonly freshness: { maxStalenessMs: number; flushEveryRecords: number; flushIntervalMs: number; recentWritesBytes: number }
   readonly shards: number | undefined
   readonly policy: ShardPolicy
   readonly pool: { growAt: number; idleMs: number; maxLifetimeMs: number; refreshesPerShard: number }
@@ -149,6 +155,7 @@ export const ranges = {
   maxStalenessMs: [0, HOUR],
   flushEveryRecords: [1, (1024 * 1024 * 1024) / 4096],
   flushIntervalMs: [1, HOUR],
+  recentWritesBytes: [0, 1024 * 1024 * 1024],
   shards: [1, limits.maxShards],
   readersMin: [0, 64],
   readersMax: [1, 64],
@@ -229,6 +236,7 @@ export const IndexOptionsSchema = Schema.Struct({
     maxStalenessMs: Schema.optional(int(ranges.maxStalenessMs)),
     flushEveryRecords: Schema.optional(int(ranges.flushEveryRecords)),
     flushIntervalMs: Schema.optional(int(ranges.flushIntervalMs)),
+    recentWritesBytes: Schema.optional(int(ranges.recentWritesBytes)),
   }),
   shards: Schema.optional(int(ranges.shards)),
   readers: options({
@@ -457,6 +465,7 @@ export const resolveOptions = (input: IndexOptions): ResolvedOptions => {
       maxStalenessMs: o.freshness?.maxStalenessMs ?? defaults.freshness.maxStalenessMs,
       flushEveryRecords,
       flushIntervalMs: o.freshness?.flushIntervalMs ?? defaults.freshness.flushIntervalMs,
+      recentWritesBytes: o.freshness?.recentWritesBytes ?? defaults.freshness.recentWritesBytes,
     },
     shards: o.shards,
     policy: { primary, readers: { ...readers, min, max } },

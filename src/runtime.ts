@@ -14,7 +14,7 @@ import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
 import type { ResolvedOptions } from './options.js'
 import { HandleTable, openLimiter, type LeaseRecord } from './resources.js'
-import { ShardRuntime, type IntegrityCounts } from './shard.js'
+import { ShardRuntime, type IntegrityCounts, type ServedCounts } from './shard.js'
 import { readViewState, viewCheck } from './views.js'
 
 /** How many torn views in a row one open discards before it fails (transiently: the reader restarts). */
@@ -45,6 +45,11 @@ export interface ShardStats {
    * alone), refreshes that failed (the old view kept serving).
    */
   readonly integrity: Readonly<IntegrityCounts>
+  /**
+   * Which handles answered this shard's reads: the primary, a reader from its view, or (point reads in writer mode) a
+   * reader from the memory of writes newer than its view (`freshness.recentWritesBytes`).
+   */
+  readonly served: Readonly<ServedCounts>
   /** Why the shard gave up (state `failed`, or a degraded reader-mode pool), until it recovers. */
   readonly cause?: { readonly reason: string; readonly path: string; readonly message: string }
 }
@@ -114,6 +119,7 @@ export class Runtime {
         refreshesPerShard: this.#opts.pool.refreshesPerShard,
         flushEveryRecords: this.#opts.freshness.flushEveryRecords,
         flushEveryBytes: Math.floor(this.#opts.rocksdb.primary.writeBufferSize / 4),
+        recentWritesBytes: this.#opts.freshness.recentWritesBytes,
       },
       this.#opts.clock,
       (command) => this.#send(address.id, command),
@@ -390,6 +396,7 @@ export class Runtime {
         sequence: shard.ackSeq,
         views: [...shard.readers].map(([reader, r]) => ({ reader, sequence: r.seq, ageMs: this.#opts.clock.now() - r.openedAt })),
         integrity: { ...shard.integrity },
+        served: { ...shard.served },
         ...(shard.failure === undefined ? {} : { cause: shard.failure }),
       })
     }

@@ -14,9 +14,10 @@ import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
 import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Timeout, isTransient, type FailureCause } from './errors.js'
 import { sequenceKey } from './keys.js'
-import { getManySettled, type SettledValues, type StorageHandle } from './engine.js'
+import { getManySettled, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 import type { ShardAddress } from './layout.js'
 import type { SegmentOffset } from './meta.js'
+import { RecentWrites } from './recent.js'
 import type { HandleTable, LeaseRecord } from './resources.js'
 import type { Stamp } from './views.js'
 
@@ -35,6 +36,21 @@ export interface ShardLimits {
    * of RocksDB's write buffer, so that RocksDB never switches the memtable by itself (see src/views.ts).
    */
   readonly flushEveryBytes: number
+  /**
+   * Bytes of recent writes a writer-mode shard keeps in memory for fresh point reads at its readers (see
+   * src/recent.ts); 0 keeps none (fresh reads that no reader's view satisfies go to the primary).
+   */
+  readonly recentWritesBytes: number
+}
+
+/** Which handles answered this shard's reads (see `ShardStats.served`). */
+export interface ServedCounts {
+  /** Reads the primary answered. */
+  primary: number
+  /** Reads a reader answered from its view. */
+  readers: number
+  /** Point reads a reader answered from the shard's memory of recent writes (newer than the reader's view). */
+  memory: number
 }
 
 /** What a shard counts about the integrity of what it serves (see `ShardStats.integrity`). */
@@ -178,6 +194,13 @@ export class ShardRuntime {
   readonly placeBounds = new Map<number, SegmentOffset | null>()
   /** Integrity counters (see {@link IntegrityCounts}). */
   readonly integrity: IntegrityCounts = { tornViews: 0, corruptReads: 0, refreshFailures: 0 }
+  /** Which handles answered reads (see {@link ServedCounts}). */
+  readonly served: ServedCounts = { primary: 0, readers: 0, memory: 0 }
+  /**
+   * Writer mode: the writes applied that readers' views may not hold yet, merged into fresh point reads at a reader
+   * (see src/recent.ts). `undefined` in reader mode (another process writes) or when `recentWritesBytes` is 0.
+   */
+  readonly recent: RecentWrites | undefined
   /** The failure that made the shard give up (its primary, or its readers in reader mode), until it recovers. */
   failure: FailureCause | undefined
   /** Readers whose refresh failed, waiting out their refresh backoff: no refresh is asked of them meanwhile. */
@@ -205,7 +228,9 @@ export class ShardRuntime {
     private readonly clock: Clock,
     private readonly send: (command: ShardCommand) => void,
     readonly mode: 'writer' | 'reader' = 'writer',
-  ) {}
+  ) {
+    this.recent = mode === 'writer' && limits.recentWritesBytes > 0 ? new RecentWrites(0, limits.recentWritesBytes) : undefined
+  }
 
   // ---- called by the machines' provided actions ----
 
@@ -224,6 +249,9 @@ export class ShardRuntime {
     this.placeBounds.clear()
     this.seq = Math.max(this.seq, record.seq)
     this.ackSeq = Math.max(this.ackSeq, record.seq)
+    // Another writer may have written while the directory was unlocked: only views that hold everything on disk now
+    // may be merged with what this primary writes.
+    this.recent?.reset(this.seq)
     const waiters = this.#waiters
     this.#waiters = []
     for (const w of waiters) w.resolve(record)
@@ -258,12 +286,14 @@ export class ShardRuntime {
         }),
       )
     }
+    this.#pruneRecent()
     this.#refreshForWaiters()
   }
 
   withdrawReader(readerId: string, lease: string): void {
     if (this.readers.get(readerId)?.lease === lease) this.readers.delete(readerId)
     this.refreshing.delete(readerId)
+    this.#pruneRecent()
     if (this.exhausted && this.readers.size === 0) return this.#rejectWaiters(() => this.#unavailable())
     // The reader may have been refreshing for reads that still wait: another one takes over.
     this.#refreshForWaiters()
@@ -370,7 +400,7 @@ export class ShardRuntime {
         if (!wait.started) wait.admit()
         record.inflight++
         try {
-          const result = await fn(record.handle, () => ({ seq: ++this.seq, epoch: this.epoch }))
+          const result = await fn(this.#recording(record), () => ({ seq: ++this.seq, epoch: this.epoch }))
           this.ackSeq = this.seq
           const written = typeof records === 'number' ? records : records(result)
           if (this.unflushed === 0 && written > 0) this.firstUnflushedAt = this.clock.now()
@@ -397,6 +427,50 @@ export class ShardRuntime {
       this.#done()
     })
     return this.#bounded(deadline, wait, settled)
+  }
+
+  /** Per primary record: its handle, recording each batch it writes into {@link recent} (see #recording). */
+  readonly #recordingHandles = new WeakMap<LeaseRecord, StorageHandle>()
+
+  /**
+   * The primary's handle as a write sees it: each batch it applies is recorded, at the sequence just handed to it,
+   * into the memory of recent writes before the write returns (so before it is acknowledged). Without that memory,
+   * the handle itself.
+   */
+  #recording(record: LeaseRecord): StorageHandle {
+    const recent = this.recent
+    if (recent === undefined) return record.handle
+    let wrapped = this.#recordingHandles.get(record)
+    if (wrapped === undefined) {
+      const inner = record.handle
+      wrapped = {
+        path: inner.path,
+        readOnly: inner.readOnly,
+        getMany: (keys) => inner.getMany(keys),
+        ...(inner.getManySettled === undefined ? {} : { getManySettled: (keys: readonly Uint8Array[]) => inner.getManySettled!(keys) }),
+        write: async (ops: readonly WriteOp[]) => {
+          await inner.write(ops)
+          // Writes are serialized per shard and each batch takes its stamp just before it is written: this.seq is
+          // this batch's sequence.
+          recent.record(ops, this.seq)
+        },
+        iterate: (range) => inner.iterate(range),
+        withSnapshot: (fn) => inner.withSnapshot(fn),
+        flush: () => inner.flush(),
+        property: (name) => inner.property(name),
+        close: () => inner.close(),
+      }
+      this.#recordingHandles.set(record, wrapped)
+    }
+    return wrapped
+  }
+
+  /** Drops the recent writes that every reader's view holds (all of them when no reader serves). */
+  #pruneRecent(): void {
+    if (this.recent === undefined) return
+    let oldest = this.seq
+    for (const r of this.readers.values()) if (r.seq < oldest) oldest = r.seq
+    this.recent.prune(oldest)
   }
 
   /**
@@ -544,6 +618,8 @@ export class ShardRuntime {
     for (let attempt = first; ; attempt++) {
       const record = this.#freshReader(need) ?? (await this.#primaryFor('read', need, wait))
       if (!wait.started) wait.admit()
+      if (record.role === 'primary') this.served.primary++
+      else this.served.readers++
       record.inflight++
       try {
         return await fn(record.handle)
@@ -663,9 +739,16 @@ export class ShardRuntime {
   #routePoints(reads: PointRead[]): void {
     for (let i = 0; i < reads.length; i += maxChunk) {
       const chunk = reads.length <= maxChunk ? reads : reads.slice(i, i + maxChunk)
-      const record = this.#freshReader(this.#strictest(chunk), chunk.length) ?? this.#readyPrimary()
+      const need = this.#strictest(chunk)
+      const record = this.#freshReader(need, chunk.length)
       if (record !== undefined) {
-        this.#multiGet(record, chunk)
+        this.#multiGet(record, chunk, false)
+        continue
+      }
+      // No view satisfies the chunk on its own: one the memory of recent writes completes, else the primary.
+      const merging = this.#mergingReader(need) ?? this.#readyPrimary()
+      if (merging !== undefined) {
+        this.#multiGet(merging, chunk, merging.role === 'reader')
         continue
       }
       // No handle serves the whole chunk now: each read finds its own, as a lone read does, or waits for one.
@@ -679,7 +762,7 @@ export class ShardRuntime {
           else group.push(r)
         }
       }
-      for (const [own, group] of groups) this.#multiGet(own, group)
+      for (const [own, group] of groups) this.#multiGet(own, group, false)
     }
   }
 
@@ -705,13 +788,59 @@ export class ShardRuntime {
     return primary ? { seq, primary } : since === undefined ? { seq } : { seq, since }
   }
 
+  /**
+   * Writer mode: the least-loaded serving reader whose view the memory of recent writes completes (its view is at or
+   * above the memory's floor): merged with that memory, it answers any point read but a primary-only one as the
+   * primary would. `undefined` when there is none, or no such memory.
+   */
+  #mergingReader(need: Need): LeaseRecord | undefined {
+    const recent = this.recent
+    if (recent === undefined || need.primary) return undefined
+    let best: LeaseRecord | undefined
+    for (const r of this.readers.values()) {
+      if (!r.faulted && r.seq >= recent.floor && (best === undefined || r.inflight < best.inflight)) best = r
+    }
+    return best
+  }
+
   /** In writer mode, the primary if it is ready: it serves any read at once (see {@link #primaryFor}). */
   #readyPrimary(): LeaseRecord | undefined {
     return this.mode === 'writer' && this.primary !== undefined && !this.primary.faulted ? this.primary : undefined
   }
 
-  /** Runs one MultiGet of `reads` on `record` (which serves each of them), and answers them key by key. */
-  #multiGet(record: LeaseRecord, reads: PointRead[]): void {
+  /**
+   * Runs one MultiGet of `reads` on `record` (which serves each of them), and answers them key by key. `merge`: the
+   * reader's view does not satisfy them on its own, but the memory of recent writes completes it (see
+   * #mergingReader): a key written after the view was taken is answered from that memory.
+   */
+  #multiGet(record: LeaseRecord, reads: PointRead[], merge: boolean): void {
+    const recent = this.recent
+    if (record.role === 'primary') this.served.primary += reads.length
+    else if (merge && recent !== undefined && recent.size > 0) {
+      // A key written after the reader's view was taken is answered from memory, as of now; the others by the view.
+      let kept = 0
+      for (let i = 0; i < reads.length; i++) {
+        const r = reads[i]!
+        const newer = recent.newer(r.key, record.seq)
+        if (newer === undefined) {
+          reads[kept++] = r
+          continue
+        }
+        r.started = true
+        this.served.memory++
+        let decoded: unknown
+        try {
+          decoded = newer.value === undefined ? undefined : r.decode(r.context, newer.value)
+        } catch (e) {
+          this.#settlePoint(r, false, e)
+          continue
+        }
+        this.#settlePoint(r, true, decoded)
+      }
+      reads.length = kept
+      if (kept === 0) return
+      this.served.readers += kept
+    } else this.served.readers += reads.length
     const n = reads.length
     const keys: Uint8Array[] = new Array(n)
     for (let i = 0; i < n; i++) {
@@ -865,6 +994,8 @@ export class ShardRuntime {
       for (let attempt = 0; ; attempt++) {
         const record = this.#freshReader(need) ?? (await this.#bounded(deadline, wait, Promise.resolve(this.#primaryFor('read', need, wait))))
         if (!wait.started) wait.admit()
+        if (record.role === 'primary') this.served.primary++
+        else this.served.readers++
         record.inflight++
         const hold = this.#streamHold(record)
         let yielded = false

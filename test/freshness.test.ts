@@ -2,23 +2,14 @@
  * Freshness over read-only instances: write tokens, the consistency modes, refresh, reader mode, the lock error, and
  * the flush trigger. Real RocksDB; time from a ManualClock.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, StorageFailure, openIndex, parseToken, type MessageMeta } from '../src/index.js'
 import { recordInspection } from './support/coverage.js'
-import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { harnessPerTest, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 import { removeDir, tempDir } from './support/tmp.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
-let harnesses: Harness[] = []
-afterEach(async () => {
-  for (const h of harnesses.reverse()) await h.dispose()
-  harnesses = []
-})
-const harness = async (...args: Parameters<typeof openHarness>) => {
-  const h = await openHarness(...args)
-  harnesses.push(h)
-  return h
-}
+const harness = harnessPerTest()
 const serving = (h: Harness, topic: string, p: number) => shardStats(h, topic, p).readers.serving ?? 0
 
 describe('the seed scenario its original fails: write, read, write again, read again', () => {

@@ -2,6 +2,7 @@
  * A test index on real RocksDB in a temp dir, driven by a ManualClock, with its lifecycle events recorded.
  * Waiting is on events and conditions that real I/O completes, never on wall-clock sleeps.
  */
+import { afterEach } from 'vitest'
 import type { InspectionEvent } from 'xstate'
 import { FaultInjector, ManualClock, openIndex, parseToken, type Engine, type Index, type IndexOptions, type LifecycleEvent } from '../../src/index.js'
 import { removeDir, tempDir } from './tmp.js'
@@ -92,4 +93,21 @@ export const untilReaderCovers = async (h: Harness, topic: string, partition: nu
     await new Promise((resolve) => setTimeout(resolve, 2))
   }
   if (!covered()) throw new Error(`no reader of ${h.shardId(topic, partition)} ever reached sequence ${sequence}`)
+}
+
+/**
+ * `openHarness` for the tests of one file: every harness it opens is disposed of after the test that opened it
+ * (the last opened first).
+ */
+export const harnessPerTest = (): ((...args: Parameters<typeof openHarness>) => Promise<Harness>) => {
+  let open: Harness[] = []
+  afterEach(async () => {
+    for (const h of open.reverse()) await h.dispose()
+    open = []
+  })
+  return async (...args) => {
+    const h = await openHarness(...args)
+    open.push(h)
+    return h
+  }
 }

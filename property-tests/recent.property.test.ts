@@ -1,0 +1,80 @@
+/**
+ * Invariant: a view of the shard at any sequence `v >= floor`, merged with the memory of recent writes
+ * (src/recent.ts), answers every point key exactly as the newest state does — whatever batches (puts, deletions,
+ * range deletions, keys of other views), prunes and byte bounds came before. The model is the plain history of
+ * batches: the state at a sequence is the replay of the batches up to it.
+ */
+import { fc, test } from '@fast-check/vitest'
+import { expect } from 'vitest'
+import type { WriteOp } from '../src/engine.js'
+import { View } from '../src/keys.js'
+import { RecentWrites } from '../src/recent.js'
+
+const keys = [
+  Uint8Array.of(View.byId, 0, 0, 0, 1, 0x61),
+  Uint8Array.of(View.byId, 0, 0, 0, 1, 0x62),
+  Uint8Array.of(View.bySegmentOffset, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7),
+  Uint8Array.of(View.bySegmentOffset, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7),
+]
+const otherKey = Uint8Array.of(View.byTime, 0, 0, 0, 1, 9)
+
+type Step =
+  | { kind: 'batch'; ops: readonly WriteOp[] }
+  | { kind: 'prune'; back: number }
+  | { kind: 'query'; back: number }
+
+const opArb: fc.Arbitrary<WriteOp> = fc.oneof(
+  fc.record({ type: fc.constant('put' as const), key: fc.constantFrom(...keys, otherKey), value: fc.uint8Array({ minLength: 0, maxLength: 8 }) }),
+  fc.record({ type: fc.constant('del' as const), key: fc.constantFrom(...keys, otherKey) }),
+)
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 5, arbitrary: fc.array(opArb, { minLength: 1, maxLength: 5 }).map((ops) => ({ kind: 'batch' as const, ops })) },
+  { weight: 1, arbitrary: fc.constant<Step>({ kind: 'batch', ops: [{ type: 'delRange', start: keys[0]!, end: keys[1]! }] }) },
+  { weight: 2, arbitrary: fc.nat({ max: 4 }).map((back) => ({ kind: 'prune' as const, back })) },
+  { weight: 4, arbitrary: fc.nat({ max: 5 }).map((back) => ({ kind: 'query' as const, back })) },
+)
+
+const hex = (k: Uint8Array): string => Buffer.from(k).toString('hex')
+
+/** The point keys' state after the batches with sequence <= seq. */
+const stateAt = (history: readonly { seq: number; ops: readonly WriteOp[] }[], seq: number): Map<string, string> => {
+  const state = new Map<string, string>()
+  for (const b of history) {
+    if (b.seq > seq) break
+    for (const op of b.ops) {
+      if (op.type === 'put') state.set(hex(op.key), hex(op.value))
+      else if (op.type === 'del') state.delete(hex(op.key))
+      else for (const k of [...state.keys()]) if (k >= hex(op.start) && k < hex(op.end)) state.delete(k)
+    }
+  }
+  return state
+}
+
+test.prop([fc.array(stepArb, { maxLength: 60 }), fc.constantFrom(1, 200, 1_000_000), fc.nat({ max: 3 })], { numRuns: 1_000 })(
+  'a view at or above the floor merged with the recent writes answers as the newest state',
+  (steps, maxBytes, start) => {
+    const recent = new RecentWrites(start, maxBytes)
+    const history: { seq: number; ops: readonly WriteOp[] }[] = []
+    let seq = start
+    for (const step of steps) {
+      if (step.kind === 'batch') {
+        history.push({ seq: ++seq, ops: step.ops })
+        recent.record(step.ops, seq)
+      } else if (step.kind === 'prune') {
+        recent.prune(Math.max(start, seq - step.back))
+      } else {
+        const view = seq - step.back
+        if (view < recent.floor) continue
+        const old = stateAt(history, view)
+        const now = stateAt(history, seq)
+        for (const k of keys) {
+          const newer = recent.newer(k, view)
+          const merged = newer === undefined ? old.get(hex(k)) : newer.value === undefined ? undefined : hex(newer.value)
+          expect(merged, `key ${hex(k)} at view ${view} of ${seq}`).toBe(now.get(hex(k)))
+        }
+      }
+    }
+    // The byte bound holds after every batch (a batch larger than the bound is dropped at once).
+    expect(recent.bytes).toBeLessThanOrEqual(maxBytes)
+  },
+)

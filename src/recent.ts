@@ -1,0 +1,130 @@
+/**
+ * The writes a writer-mode shard applied that its readers' views may not hold yet, kept in memory so that a `fresh`
+ * point read never needs the primary: a reader whose view is at sequence `s` answers a key from its view unless this
+ * memory holds a newer write of that key (sequence > `s`), which then answers instead. Together they answer what the
+ * primary would: the reader's view holds every write up to `s`, and this memory the newest write of each key after
+ * `floor`, for any view at `s >= floor`.
+ *
+ * Only the keys point reads look up are kept (the by-id and by-segment-offset views), the newest write per key.
+ * Whatever else a batch writes (a range deletion) raises the floor past it instead. The memory is pruned as the
+ * readers' views move on (everything at or below the oldest view goes) and bounded in bytes (the oldest batches go
+ * first, raising the floor: a reader whose view is older than the floor refreshes before it answers fresh reads).
+ */
+import type { WriteOp } from './engine.js'
+import { View } from './keys.js'
+
+/** The newest write of a key: its value, or `undefined` for a deletion. */
+interface Latest {
+  readonly seq: number
+  readonly value: Uint8Array | undefined
+}
+
+/** One recorded batch: its sequence and the keys it wrote (the map's keys). */
+interface Batch {
+  readonly seq: number
+  readonly keys: readonly string[]
+  readonly bytes: number
+}
+
+/** The map key of a storage key: its bytes as a latin1 string (one char per byte, so distinct keys stay distinct). */
+const mapKey = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+
+/** Whether point reads look `key` up (the views recorded). */
+const pointKey = (key: Uint8Array): boolean => key[0] === View.byId || key[0] === View.bySegmentOffset
+
+/** Bytes a recorded key costs beyond its key and value (the map entry, the batch's list): an estimate. */
+const entryOverhead = 64
+
+export class RecentWrites {
+  readonly #latest = new Map<string, Latest>()
+  #batches: Batch[] = []
+  #head = 0
+  #bytes = 0
+  /** Every write of a point-read key after this sequence is held (its key's newest one). */
+  #floor: number
+
+  /** `floor`: the sequence from which on writes are recorded (every write at or below it is in every usable view). */
+  constructor(
+    floor: number,
+    readonly maxBytes: number,
+  ) {
+    this.#floor = floor
+  }
+
+  /** A view at `seq` or newer may be merged with this memory (see the module comment). */
+  get floor(): number {
+    return this.#floor
+  }
+
+  /** Bytes held, estimated (keys, values and bookkeeping of every batch not pruned). */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  /** Keys held. */
+  get size(): number {
+    return this.#latest.size
+  }
+
+  /**
+   * Records the batch `ops` applied at sequence `seq` (sequences only grow). A range deletion cannot be merged key by
+   * key: the floor moves to `seq`, so only views that hold this batch are merged from now on.
+   */
+  record(ops: readonly WriteOp[], seq: number): void {
+    const keys: string[] = []
+    let bytes = 0
+    for (const op of ops) {
+      if (op.type === 'delRange') {
+        this.reset(seq)
+        return
+      }
+      if (!pointKey(op.key)) continue
+      const k = mapKey(op.key)
+      const value = op.type === 'put' ? op.value : undefined
+      this.#latest.set(k, { seq, value })
+      keys.push(k)
+      bytes += op.key.byteLength + (value?.byteLength ?? 0) + entryOverhead
+    }
+    if (keys.length === 0) return
+    this.#batches.push({ seq, keys, bytes })
+    this.#bytes += bytes
+    while (this.#bytes > this.maxBytes && this.#head < this.#batches.length) this.#dropOldest()
+  }
+
+  /**
+   * The newest recorded write of `key` newer than a view at `viewSeq` (which must be >= floor): `{ value }` (value
+   * `undefined`: deleted), or `undefined` when the view holds the key's newest write itself.
+   */
+  newer(key: Uint8Array, viewSeq: number): Latest | undefined {
+    if (this.#latest.size === 0) return undefined
+    const latest = this.#latest.get(mapKey(key))
+    return latest !== undefined && latest.seq > viewSeq ? latest : undefined
+  }
+
+  /** Every view usable from now on is at `seq` or newer: writes at or below it are dropped. */
+  prune(seq: number): void {
+    while (this.#head < this.#batches.length && this.#batches[this.#head]!.seq <= seq) this.#dropOldest()
+    if (seq > this.#floor) this.#floor = seq
+  }
+
+  /** Forgets everything: only views at `seq` or newer may be merged from now on. */
+  reset(seq: number): void {
+    this.#latest.clear()
+    this.#batches = []
+    this.#head = 0
+    this.#bytes = 0
+    if (seq > this.#floor) this.#floor = seq
+  }
+
+  #dropOldest(): void {
+    const batch = this.#batches[this.#head]!
+    this.#batches[this.#head++] = undefined as unknown as Batch
+    for (const k of batch.keys) if (this.#latest.get(k)?.seq === batch.seq) this.#latest.delete(k)
+    this.#bytes -= batch.bytes
+    if (batch.seq > this.#floor) this.#floor = batch.seq
+    if (this.#head > 1024 && this.#head * 2 > this.#batches.length) {
+      this.#batches = this.#batches.slice(this.#head)
+      this.#head = 0
+    }
+  }
+}

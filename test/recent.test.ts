@@ -1,0 +1,101 @@
+/**
+ * Fresh point reads off the primary: a writer-mode shard keeps the writes its readers' views do not hold yet in
+ * memory (src/recent.ts), and a fresh point read that no view satisfies is answered by a stale reader merged with
+ * that memory instead of by the primary. Real RocksDB; the readers' refreshes are held back with injected open
+ * failures (the old view keeps serving), so the views stay stale for as long as a test needs.
+ */
+import { describe, expect, it } from 'vitest'
+import type { MessageMeta } from '../src/index.js'
+import { harnessPerTest, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+
+const meta = (n: number, over: Partial<MessageMeta> = {}): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10, ...over })
+const harness = harnessPerTest()
+
+/** A harness whose one reader of partition 1's shard serves a view holding m1..m4, and will not refresh. */
+const staleReader = async (options: Parameters<typeof harness>[0] = {}): Promise<Harness> => {
+  const h = await harness({ readers: { min: 1, max: 1 }, ...options })
+  const { token } = await h.index.batchPut('t', 1, [1, 2, 3, 4].map((n) => meta(n)))
+  await untilReaderCovers(h, 't', 1, token, 'm1')
+  // Every reader open from now on fails: a refresh keeps the old view serving.
+  h.faults.failNext('open', 1_000_000, { role: 'reader' })
+  return h
+}
+
+const served = (h: Harness) => shardStats(h, 't', 1).served
+
+describe('fresh point reads at a stale reader, merged with the recent writes', () => {
+  it('should answer every fresh point read as the primary would, without the primary', async () => {
+    const h = await staleReader()
+    const viewSeq = shardStats(h, 't', 1).views[0]!.sequence
+    // New metas; m2 moved to another place (its old place freed); m9 takes m3's place (m3 displaced).
+    await h.index.batchPut('t', 1, [meta(5), meta(6)])
+    await h.index.batchPut('t', 1, [meta(2, { segmentId: 1, offset: 20 }), meta(9, { offset: 3 })])
+    expect(shardStats(h, 't', 1).views[0]!.sequence).toBe(viewSeq)
+    const primaryReads = h.faults.calls.primaryReads
+    const before = served(h)
+    const byId = await Promise.all(['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm9', 'm7'].map((id) => h.index.getByMsgId('t', 1, id)))
+    expect(byId).toEqual([meta(1), meta(2, { segmentId: 1, offset: 20 }), undefined, meta(4), meta(5), meta(6), meta(9, { offset: 3 }), undefined])
+    const byPlace = await Promise.all(
+      [[0, 1], [0, 2], [0, 3], [1, 20], [0, 5], [0, 7]].map(([segmentId, offset]) => h.index.getMsgIdBySegmentOffset('t', 1, { segmentId: segmentId!, offset: offset! })),
+    )
+    expect(byPlace).toEqual(['m1', undefined, 'm9', 'm2', 'm5', undefined])
+    expect(h.faults.calls.primaryReads).toBe(primaryReads)
+    const after = served(h)
+    expect(after.primary).toBe(before.primary)
+    // m2, m3, m5, m6, m9 by id and (0,2), (0,3), (1,20), (0,5) by place were written after the view: from memory.
+    expect(after.memory - before.memory).toBe(9)
+    expect(after.readers - before.readers).toBe(5)
+  })
+
+  it('should answer the metas retention removed after the view as absent', async () => {
+    const h = await staleReader()
+    const { deleted } = await h.index.deleteBefore('t', 1, 1003)
+    expect(deleted).toBe(2)
+    const primaryReads = h.faults.calls.primaryReads
+    expect(await Promise.all(['m1', 'm2', 'm3'].map((id) => h.index.getByMsgId('t', 1, id)))).toEqual([undefined, undefined, meta(3)])
+    expect(await h.index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 1 })).toBeUndefined()
+    expect(h.faults.calls.primaryReads).toBe(primaryReads)
+  })
+
+  it('should leave a read no view satisfies to the primary once the memory dropped what the view lacks', async () => {
+    // A memory of 1 byte holds no batch: each write raises its floor past the reader's view.
+    const h = await staleReader({ freshness: { recentWritesBytes: 1 } })
+    await h.index.batchPut('t', 1, [meta(5)])
+    const before = served(h)
+    expect(await h.index.getByMsgId('t', 1, 'm5')).toEqual(meta(5))
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    const after = served(h)
+    expect(after.primary - before.primary).toBe(2)
+    expect(after.memory).toBe(before.memory)
+  })
+
+  it('should keep no memory with recentWritesBytes 0: fresh reads no view satisfies go to the primary', async () => {
+    const h = await staleReader({ freshness: { recentWritesBytes: 0 } })
+    await h.index.batchPut('t', 1, [meta(5)])
+    const before = served(h)
+    expect(await h.index.getByMsgId('t', 1, 'm5')).toEqual(meta(5))
+    expect(served(h).primary - before.primary).toBe(1)
+  })
+
+  it('should not merge views older than a new primary: another writer may have written while none held the lock', async () => {
+    const h = await staleReader()
+    await h.index.batchPut('t', 1, [meta(5)])
+    h.index.faults.crash('t', 1, 'primary')
+    await waitFor(() => shardStats(h, 't', 1).restarts.primary === 1)
+    await h.clock.advance(10_000) // past the primary's backoff
+    await waitFor(() => shardStats(h, 't', 1).primary === 'ready' && shardStats(h, 't', 1).restarts.primary === 1)
+    const before = served(h)
+    // The reader's view predates the new primary's floor: the primary answers, not the memory.
+    expect(await h.index.getByMsgId('t', 1, 'm5')).toEqual(meta(5))
+    const after = served(h)
+    expect(after.primary - before.primary).toBe(1)
+    expect(after.memory).toBe(before.memory)
+  })
+
+  it('should answer a bounded read its view satisfies from the view alone, never fresher by the memory', async () => {
+    const h = await staleReader()
+    await h.index.batchPut('t', 1, [meta(5)])
+    expect(await h.index.getByMsgId('t', 1, 'm5', { consistency: 'bounded', maxStalenessMs: 60_000 })).toBeUndefined()
+    expect(await h.index.getByMsgId('t', 1, 'm5')).toEqual(meta(5))
+  })
+})
