@@ -153,7 +153,80 @@ const maxChunk = 256
  * microtask goes out before most callers have issued their next read: measured with 1,000 callers, a quarter of the
  * rate.
  */
-const scheduleFlush = (flush: () => void): void => void setImmediate(flush)
+const scheduleTurn = (run: () => void): void => void setImmediate(run)
+
+/**
+ * Point reads sent per turn of the event loop, all shards of the process together. The rest wait for the next turn,
+ * so one turn's work stays short (about 256 x 7 us) and the I/O completions between two turns (a write's, say) are
+ * never held up behind thousands of reads: reads cannot starve writes.
+ */
+const readsPerTurn = 256
+
+/** Shards with point reads waiting to be sent, in the order they are served (round robin). */
+const waitingShards = new Set<{ sendWaiting(budget: number): number }>()
+let turnScheduled = false
+
+/**
+ * Point reads sent at once (alone) since the last turn. A lone read answered from memory settles at once, and its
+ * caller may issue the next one in the same microtask queue: without a bound, such callers would never let the
+ * event loop turn (and a write's I/O completion would wait behind them).
+ */
+let sentAtOnce = 0
+
+/** Whether a lone point read may go out at once (else it waits for the next turn, as reads of a busy shard do). */
+const goesAtOnce = (): boolean => {
+  if (sentAtOnce >= readsPerTurn) return false
+  if (sentAtOnce++ === 0 && !turnScheduled) {
+    // The count starts over at the next turn.
+    turnScheduled = true
+    scheduleTurn(runTurn)
+  }
+  return true
+}
+
+/** Sends up to {@link readsPerTurn} waiting point reads, shard by shard; shards with reads left go again next turn. */
+const runTurn = (): void => {
+  turnScheduled = false
+  sentAtOnce = 0
+  let budget = readsPerTurn
+  for (const shard of waitingShards) {
+    if (budget <= 0) break
+    waitingShards.delete(shard)
+    budget -= shard.sendWaiting(budget)
+  }
+  if (waitingShards.size > 0) {
+    turnScheduled = true
+    scheduleTurn(runTurn)
+  }
+}
+
+/**
+ * Point-read MultiGets running at once in this process, at most: half of libuv's pool (UV_THREADPOOL_SIZE, 4 by
+ * default), so that however many reads are waiting, a write, a flush or a reader's open finds a thread without
+ * queueing behind them. Reads beyond it wait, and go out in larger chunks.
+ */
+const maxMultiGetsOut = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2))
+let multiGetsOut = 0
+/** Shards whose point reads wait for a MultiGet to finish. */
+const waitingForMultiGet = new Set<{ sendDeferred(): void }>()
+
+/** A point-read MultiGet finished: the reads waiting for one are routed again, shard by shard. */
+const multiGetDone = (): void => {
+  multiGetsOut--
+  if (waitingForMultiGet.size === 0) return
+  const shards = [...waitingForMultiGet]
+  waitingForMultiGet.clear()
+  for (const shard of shards) shard.sendDeferred()
+}
+
+/** `shard` has point reads waiting: it is served in a coming turn. */
+const awaitTurn = (shard: { sendWaiting(budget: number): number }): void => {
+  waitingShards.add(shard)
+  if (!turnScheduled) {
+    turnScheduled = true
+    scheduleTurn(runTurn)
+  }
+}
 
 /**
  * How many views opened after a read began waiting may fall short of its token before the token is judged to be
@@ -671,7 +744,7 @@ export class ShardRuntime {
         started: false,
         settled: false,
       }
-      if (this.#pointReadsOut === 0 && !this.#flushScheduled) {
+      if (this.#pointReadsOut === 0 && !this.#flushScheduled && goesAtOnce()) {
         // Nothing to share a MultiGet with: a lone read goes out at once.
         const lone = [read]
         try {
@@ -684,7 +757,7 @@ export class ShardRuntime {
       this.#pointReads.push(read)
       if (!this.#flushScheduled) {
         this.#flushScheduled = true
-        scheduleFlush(this.#flushPointReads)
+        awaitTurn(this)
       }
     })
   }
@@ -693,11 +766,23 @@ export class ShardRuntime {
   #pointReadsOut = 0
 
   /** Sends the point reads issued since the last flush. */
-  readonly #flushPointReads = (): void => {
-    this.#flushScheduled = false
-    const reads = this.#pointReads
-    this.#pointReads = []
+  /**
+   * Sends at most `budget` of the point reads waiting (the oldest first), when the turn of this shard comes; with
+   * reads left, the shard waits for another turn. Returns how many were sent. (Called by the turn scheduler.)
+   */
+  sendWaiting(budget: number): number {
+    let reads = this.#pointReads
+    if (reads.length > budget) {
+      this.#pointReads = reads.slice(budget)
+      reads = reads.slice(0, budget)
+      awaitTurn(this)
+    } else {
+      this.#pointReads = []
+      this.#flushScheduled = false
+    }
+    const sent = reads.length
     this.#guarded(reads.slice(), () => this.#sendPointReads(reads))
+    return sent
   }
 
   /**
@@ -720,7 +805,7 @@ export class ShardRuntime {
     for (const r of reads) {
       // Not started yet: its deadline still holds.
       const aborted = r.deadline.signal?.aborted === true
-      if (aborted || now >= r.deadline.at) {
+      if (!r.started && (aborted || now >= r.deadline.at)) {
         this.#settlePoint(r, false, this.#timeout(r.deadline, this.#describeNeed(r.need), aborted))
         continue
       }
@@ -740,15 +825,16 @@ export class ShardRuntime {
     for (let i = 0; i < reads.length; i += maxChunk) {
       const chunk = reads.length <= maxChunk ? reads : reads.slice(i, i + maxChunk)
       const need = this.#strictest(chunk)
+      // A stale reader is asked to refresh (as for any read), which also prunes the memory of recent writes.
       const record = this.#freshReader(need, chunk.length)
       if (record !== undefined) {
         this.#multiGet(record, chunk, false)
         continue
       }
       // No view satisfies the chunk on its own: one the memory of recent writes completes, else the primary.
-      const merging = this.#mergingReader(need) ?? this.#readyPrimary()
-      if (merging !== undefined) {
-        this.#multiGet(merging, chunk, merging.role === 'reader')
+      const other = this.#mergingReader(need) ?? this.#readyPrimary()
+      if (other !== undefined) {
+        this.#multiGet(other, chunk, other.role === 'reader')
         continue
       }
       // No handle serves the whole chunk now: each read finds its own, as a lone read does, or waits for one.
@@ -815,8 +901,7 @@ export class ShardRuntime {
    */
   #multiGet(record: LeaseRecord, reads: PointRead[], merge: boolean): void {
     const recent = this.recent
-    if (record.role === 'primary') this.served.primary += reads.length
-    else if (merge && recent !== undefined && recent.size > 0) {
+    if (record.role === 'reader' && merge && recent !== undefined && recent.size > 0) {
       // A key written after the reader's view was taken is answered from memory, as of now; the others by the view.
       let kept = 0
       for (let i = 0; i < reads.length; i++) {
@@ -839,8 +924,14 @@ export class ShardRuntime {
       }
       reads.length = kept
       if (kept === 0) return
-      this.served.readers += kept
-    } else this.served.readers += reads.length
+    }
+    if (multiGetsOut >= maxMultiGetsOut) {
+      // libuv's pool is busy enough with point reads: these wait for a MultiGet to finish (see maxMultiGetsOut).
+      this.#deferPointReads(reads)
+      return
+    }
+    if (record.role === 'primary') this.served.primary += reads.length
+    else this.served.readers += reads.length
     const n = reads.length
     const keys: Uint8Array[] = new Array(n)
     for (let i = 0; i < n; i++) {
@@ -850,13 +941,14 @@ export class ShardRuntime {
     }
     record.inflight += n
     this.#pointReadsOut += n
+    multiGetsOut++
     let call: Promise<SettledValues>
     try {
       call = getManySettled(record.handle, keys)
     } catch (e) {
       call = Promise.reject(e)
     }
-    call.then(
+    call.finally(multiGetDone).then(
       (result) => this.#guarded(reads, () => this.#answer(record, reads, result, undefined)),
       (e: unknown) => this.#guarded(reads, () => this.#answer(record, reads, undefined, e)),
     )
@@ -932,6 +1024,26 @@ export class ShardRuntime {
         this.#routePoints(again)
       }),
     )
+  }
+
+  /**
+   * Point reads routed while {@link maxMultiGetsOut} MultiGets run: they wait, apart from the reads issued since
+   * (which may be answered from memory meanwhile), and are routed anew once a MultiGet finishes. They have not
+   * started: their deadlines still hold.
+   */
+  #deferPointReads(reads: readonly PointRead[]): void {
+    for (const r of reads) this.#deferred.push(r)
+    waitingForMultiGet.add(this)
+  }
+
+  /** Point reads waiting for a MultiGet to finish (see #deferPointReads). */
+  #deferred: PointRead[] = []
+
+  /** A MultiGet finished: the reads deferred for want of one are routed again (the oldest first). */
+  sendDeferred(): void {
+    const reads = this.#deferred
+    this.#deferred = []
+    this.#guarded(reads.slice(), () => this.#sendPointReads(reads))
   }
 
   /** `n` reads on `record` finished. */

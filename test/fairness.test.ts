@@ -1,0 +1,98 @@
+/**
+ * Reads cannot starve the rest of the process: point reads go out at most 256 per turn of the event loop (also those
+ * answered at once from the memory of recent writes, whose callers would otherwise loop without letting the loop
+ * turn), and at most half of libuv's pool runs point-read MultiGets at once (the rest wait, and go out in larger
+ * chunks), so a write's I/O never queues behind thousands of reads. Real RocksDB in temp dirs.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import type { SettledValues } from '../src/engine.js'
+import { rocksEngine, type Engine, type MessageMeta, type StorageHandle } from '../src/index.js'
+import { harnessPerTest, untilReaderCovers } from './support/harness.js'
+
+const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
+const harness = harnessPerTest()
+
+describe('reads share the event loop and the thread pool', () => {
+  it('should let the event loop turn while callers loop on reads answered from memory', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(0)])
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    // The reader's view stays where it is; these are answered from the memory of recent writes, without I/O.
+    h.faults.failNext('open', 1_000_000, { role: 'reader' })
+    await h.index.batchPut('t', 1, Array.from({ length: 100 }, (_, i) => meta(i + 1)))
+    let done = 0
+    const callers = Array.from({ length: 1_000 }, async (_, c) => {
+      for (let k = 0; k < 20; k++) {
+        expect(await h.index.getByMsgId('t', 1, `m${1 + ((c + k) % 100)}`)).toEqual(meta(1 + ((c + k) % 100)))
+        done++
+      }
+    })
+    // Queued after the callers' first reads: it runs once the loop turns.
+    const atTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(done)))
+    await Promise.all(callers)
+    expect(done).toBe(20_000)
+    // One lone read, then one turn's share: far from the 1,000 a turn used to answer, or the 20,000 of a loop that
+    // never turned.
+    expect(atTurn).toBeGreaterThan(0)
+    expect(atTurn).toBeLessThanOrEqual(2 * 256 + 1)
+  })
+
+  it('should run at most half of the pool in point-read MultiGets, however many reads wait', async () => {
+    const held: (() => void)[] = []
+    let running = 0
+    let peak = 0
+    let gated = false
+    // Reader MultiGets finish only when the test lets them, once gated.
+    const gate = (handle: StorageHandle): StorageHandle => ({
+      ...handle,
+      getMany: (keys) => handle.getMany(keys),
+      getManySettled: async (keys): Promise<SettledValues> => {
+        const result = handle.getManySettled!(keys)
+        if (!gated) return result
+        running++
+        peak = Math.max(peak, running)
+        await new Promise<void>((resolve) => held.push(resolve))
+        const value = await result
+        running--
+        return value
+      },
+      iterate: (range) => handle.iterate(range),
+      withSnapshot: (fn) => handle.withSnapshot(fn),
+      write: (ops) => handle.write(ops),
+      flush: () => handle.flush(),
+      property: (name) => handle.property(name),
+      close: () => handle.close(),
+    })
+    const engine: Engine = { open: async (path, options) => (options.readOnly ? gate(await rocksEngine.open(path, options)) : rocksEngine.open(path, options)) }
+    const h = await harness({ shards: 4, readers: { min: 1, max: 1 } }, engine)
+    // One partition on each of the 4 shards, each covered by its reader.
+    const partitions: number[] = []
+    for (let p = 0; partitions.length < 4; p++) if (!partitions.some((q) => h.shardId('t', q) === h.shardId('t', p))) partitions.push(p)
+    for (const p of partitions) {
+      const { token } = await h.index.batchPut('t', p, Array.from({ length: 300 }, (_, i) => meta(i)))
+      await untilReaderCovers(h, 't', p, token, 'm0')
+    }
+    gated = true
+    // Should an expectation fail, the held MultiGets are let go, so that the index can close.
+    onTestFinished(() => {
+      gated = false
+      for (const release of held.splice(0)) release()
+    })
+    const reads = partitions.flatMap((p) => Array.from({ length: 1_000 }, (_, i) => h.index.getByMsgId('t', p, `m${i % 300}`)))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    const cap = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2))
+    // Ten turns with reads of 4 shards waiting: only `cap` MultiGets went out.
+    expect(held.length).toBe(cap)
+    let settled = false
+    const all = Promise.all(reads).finally(() => (settled = true))
+    // One MultiGet let through at a time (the reads deferred meanwhile go out as soon as one finishes).
+    while (!settled) {
+      held.shift()?.()
+      await nextTurn()
+    }
+    const answers = await all
+    answers.forEach((m, i) => expect(m).toEqual(meta(i % 1_000 % 300)))
+    expect(peak).toBe(cap)
+  })
+})
