@@ -54,6 +54,14 @@ export interface TempIndex {
    */
   openReader(options?: Omit<Partial<IndexOptions>, 'root' | 'mode' | 'clock' | 'engine'>): Promise<Index>
   /**
+   * Resolves (or rejects) as `p` does, advancing the clock by `stepMs` (default 20) every millisecond of wall time
+   * while `p` is pending, so that backoffs and restarts elapse while real I/O (a reopen) runs, and clock time does not
+   * race ahead of it (a request's deadline is clock time too). Rejects with an Error if `p` is still pending after
+   * `maxSteps` (default 10,000) steps. Use it for a request that may wait for a restart (after an injected fault, a
+   * crash): the clock moves only when told to.
+   */
+  whileAdvancing<T>(p: Promise<T>, stepMs?: number, maxSteps?: number): Promise<T>
+  /**
    * Closes the writer-mode index and opens a new one on the same root; resolves with the new one. Not wrapped in
    * `waitFor`: in a scheduled run, call it from a command (the run's scheduler releases its engine calls).
    */
@@ -108,6 +116,18 @@ export const withTempIndex = async <T>(options: TempIndexOptions, suite: (index:
         return writer
       },
       openReader: (extra = {}) => open(extra, 'reader'),
+      whileAdvancing: async (p, stepMs = 20, maxSteps = 10_000) => {
+        let settled = false
+        const watched = p.finally(() => (settled = true))
+        watched.catch(() => undefined)
+        await clock.advance(0)
+        for (let step = 0; !settled; step++) {
+          if (step >= maxSteps) throw new Error(`whileAdvancing: still pending after ${maxSteps} steps of ${stepMs} ms of clock time`)
+          await new Promise((resolve) => setTimeout(resolve, 1))
+          if (!settled) await clock.advance(stepMs)
+        }
+        return watched
+      },
       reopen: async () => {
         await writer.close()
         writer = await open({}, 'writer', (p) => p)
