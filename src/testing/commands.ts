@@ -105,8 +105,10 @@ export interface ModelRun {
   readonly pending: Set<Promise<void>>
   /** Violations found inside asynchronous callbacks (thrown by {@link checkRun}). */
   readonly problems: ModelViolation[]
-  /** A close-and-reopen of the writer under way (one at a time). */
+  /** A close-and-reopen of the writer under way: requests to the writer are not issued meanwhile. */
   reopening: Promise<void> | undefined
+  /** The writer was closed and reopened already (once per run). */
+  reopened: boolean
   /** The scheduled engine under the fault injector (each command waits for its real calls: see `idle`). */
   readonly engine?: ScheduledEngine
 }
@@ -145,6 +147,8 @@ const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
 
 /** Issues a write (a batch, or retention) on the writer-mode index and records it in the model. */
 export const issueWrite = (model: IndexModel, run: ModelRun, partition: number, write: Parameters<IndexModel['issue']>[2]): void => {
+  // A request to a writer that is closing only fails with Closed: it is issued once the writer is open again.
+  if (run.reopening !== undefined) return
   const rec = model.issue(run.topic, partition, write)
   const index = run.ctx.index
   const request = write.kind === 'batchPut' ? index.batchPut(run.topic, partition, write.metas) : index.deleteBefore(run.topic, partition, write.before)
@@ -178,6 +182,7 @@ const readOptionsOf = (mode: ReadMode, token: string | undefined): ReadOptions =
 
 /** Issues a read and records its window; its answer is checked by {@link checkRun}. */
 export const issueRead = (model: IndexModel, run: ModelRun, partition: number, q: Query, mode: ReadMode): void => {
+  if (mode.via === 'writer' && run.reopening !== undefined) return
   const now = run.ctx.clock.now()
   const after = mode.consistency === 'after' ? model.lastAcknowledged(run.topic, partition) : undefined
   const freshness: Freshness =
@@ -345,8 +350,10 @@ export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCo
   if (config.reopen ?? true) {
     list.push(
       fc.constant(
-        command('close the writer (requests in flight complete or fail with Closed) and reopen it', async (_m, r) => {
-          if (r.reopening !== undefined) return
+        command('close the writer (requests in flight complete or fail with Closed) and reopen it (once per run)', async (_m, r) => {
+          // Once per run, so that most requests meet a live writer.
+          if (r.reopening !== undefined || r.reopened) return
+          r.reopened = true
           const old = r.ctx.index
           const reopening = r.ctx.reopen().then(() => {
             if (old.stats().totals.handles !== 0) r.problems.push(new ModelViolation('leak', `a closed index still holds ${old.stats().totals.handles} handles`))
@@ -400,6 +407,7 @@ export const runIndexModel = async (s: fc.Scheduler, cmds: Iterable<IndexCommand
       pending: new Set(),
       problems: [],
       reopening: undefined,
+      reopened: false,
       engine,
     }
     await fc.scheduledModelRun(s, () => ({ model, real: run }), cmds)
