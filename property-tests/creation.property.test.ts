@@ -5,7 +5,7 @@
 import { fc, test } from '@fast-check/vitest'
 import { expect } from 'vitest'
 import { FaultInjector, ManualClock, openIndex, rocksEngine, type Engine } from '../src/index.js'
-import { released } from '../test/support/scheduled.js'
+import { released } from '../src/testing/index.js'
 import { removeDir, tempDir } from '../test/support/tmp.js'
 
 /**

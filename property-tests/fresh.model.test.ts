@@ -5,36 +5,33 @@
  * retention, reader refreshes held back or let through, crashes of readers and of the primary, a memory bound that
  * drops batches, and bursts of concurrent reads (one coalesced MultiGet).
  *
- * Model-based, on real RocksDB in a temp dir: the model is a map per partition (msgId -> meta) with the replace
- * semantics; every command awaits its requests, so each read's expected answer is exact. The suite also checks that
+ * Model-based, on real RocksDB in a temp dir (the kit's withTempIndex): the model is the kit's PartitionState per
+ * partition, with the replace semantics; every command awaits its requests, so each read's expected answer is exact. The suite also checks that
  * it is not vacuous: over all runs, reads were answered from the memory and by readers.
  */
 import { fc, test } from '@fast-check/vitest'
 import { afterAll, expect } from 'vitest'
-import { FaultInjector, ManualClock, openIndex, type Index, type MessageMeta } from '../src/index.js'
-import { removeDir, tempDir } from '../test/support/tmp.js'
+import type { Index } from '../src/index.js'
+import { arbitraries, model as reference, withTempIndex, type TempIndex } from '../src/testing/index.js'
 
 const partitions = [0, 1] as const
-const ids = ['a', 'b', 'c', 'd', 'e']
+const domain = { msgIds: ['a', 'b', 'c', 'd', 'e'], segments: 2, offsets: 3, maxBatch: 3 }
+const ids = domain.msgIds
 
+/** The model: the kit's reference model (`rockvisor/testing`), one partition state per partition. */
 interface Model {
-  readonly metas: Map<number, Map<string, MessageMeta>>
+  readonly metas: Map<number, InstanceType<typeof reference.PartitionState>>
 }
 interface Real {
   readonly index: Index
-  readonly clock: ManualClock
-  readonly faults: FaultInjector
+  readonly ctx: TempIndex
 }
 
-/** The model's state after putting `batch` (msgIds and places unique within it) to `partition`. */
-const put = (model: Model, partition: number, batch: readonly MessageMeta[]): void => {
-  const state = model.metas.get(partition) ?? new Map<string, MessageMeta>()
-  for (const m of batch) {
-    state.delete(m.msgId)
-    for (const [id, old] of state) if (old.segmentId === m.segmentId && old.offset === m.offset) state.delete(id)
-  }
-  for (const m of batch) state.set(m.msgId, m)
-  model.metas.set(partition, state)
+/** The state of `partition` in the model (created empty). */
+const stateOf = (model: Model, partition: number): InstanceType<typeof reference.PartitionState> => {
+  let state = model.metas.get(partition)
+  if (state === undefined) model.metas.set(partition, (state = new reference.PartitionState()))
+  return state
 }
 
 const totals = { memory: 0, readers: 0, reads: 0 }
@@ -43,30 +40,12 @@ const totals = { memory: 0, readers: 0, reads: 0 }
  * Awaits `p` while the clock moves on (10 ms of clock per ms of real time): a request may wait out a crashed actor's
  * backoff. Real I/O decides when it settles; the clock only lets timers fire.
  */
-const settle = async <T>(r: Real, p: Promise<T>): Promise<T> => {
-  let done = false
-  const watched = p.finally(() => (done = true))
-  watched.catch(() => undefined)
-  while (!done) {
-    await new Promise((resolve) => setTimeout(resolve, 1))
-    if (!done) await r.clock.advance(10)
-  }
-  return watched
-}
+const settle = <T>(r: Real, p: Promise<T>): Promise<T> => r.ctx.whileAdvancing(p, 10, Number.MAX_SAFE_INTEGER)
 
 type Cmd = fc.AsyncCommand<Model, Real>
 const command = (name: string, run: (m: Model, r: Real) => Promise<void>): Cmd => ({ check: () => true, run, toString: () => name })
 
-const metaArb = fc.record({
-  msgId: fc.constantFrom(...ids),
-  timestamp: fc.integer({ min: 0, max: 20 }),
-  segmentId: fc.integer({ min: 0, max: 1 }),
-  offset: fc.integer({ min: 0, max: 2 }),
-  msgLen: fc.integer({ min: 0, max: 100 }),
-})
-const batchArb = fc
-  .uniqueArray(metaArb, { minLength: 1, maxLength: 3, selector: (m) => m.msgId })
-  .filter((b) => new Set(b.map((m) => `${m.segmentId}:${m.offset}`)).size === b.length)
+const batchArb = arbitraries.collidingBatch(domain)
 const partitionArb = fc.constantFrom(...partitions)
 type Lookup = { by: 'id'; msgId: string } | { by: 'place'; segmentId: number; offset: number }
 const lookupArb: fc.Arbitrary<Lookup> = fc.oneof(
@@ -75,9 +54,8 @@ const lookupArb: fc.Arbitrary<Lookup> = fc.oneof(
 )
 
 const expected = (model: Model, partition: number, l: Lookup): unknown => {
-  const state = model.metas.get(partition) ?? new Map<string, MessageMeta>()
-  if (l.by === 'id') return state.get(l.msgId)
-  return [...state.values()].find((m) => m.segmentId === l.segmentId && m.offset === l.offset)?.msgId
+  const state = stateOf(model, partition)
+  return l.by === 'id' ? state.getByMsgId(l.msgId) : state.getMsgIdBySegmentOffset(l)
 }
 const lookup = (index: Index, partition: number, l: Lookup): Promise<unknown> =>
   l.by === 'id' ? index.getByMsgId('t', partition, l.msgId) : index.getMsgIdBySegmentOffset('t', partition, l)
@@ -93,7 +71,7 @@ const commands = [
   fc.tuple(partitionArb, batchArb).map(([p, batch]) =>
     command(`batchPut(${p}, ${batch.map((m) => `${m.msgId}/${m.segmentId}:${m.offset}`).join(' ')})`, async (m, r) => {
       await settle(r, r.index.batchPut('t', p, batch))
-      put(m, p, batch)
+      stateOf(m, p).putBatch(batch)
     }),
   ),
   fc.tuple(partitionArb, fc.array(lookupArb, { minLength: 1, maxLength: 8 })).map(([p, lookups]) =>
@@ -103,42 +81,35 @@ const commands = [
   fc.tuple(partitionArb, batchArb, fc.array(lookupArb, { minLength: 1, maxLength: 8 })).map(([p, batch, lookups]) =>
     command(`batchPut(${p}, ${batch.map((m) => `${m.msgId}/${m.segmentId}:${m.offset}`).join(' ')}) then fresh reads ${JSON.stringify(lookups)}`, async (m, r) => {
       await settle(r, r.index.batchPut('t', p, batch))
-      put(m, p, batch)
+      stateOf(m, p).putBatch(batch)
       await freshReads(m, r, p, lookups)
     }),
   ),
   fc.tuple(partitionArb, fc.integer({ min: 0, max: 21 })).map(([p, before]) =>
     command(`deleteBefore(${p}, ${before})`, async (m, r) => {
       await settle(r, r.index.deleteBefore('t', p, before))
-      const state = m.metas.get(p)
-      if (state !== undefined) for (const [id, meta] of state) if (meta.timestamp < before) state.delete(id)
+      stateOf(m, p).deleteBefore(before)
     }),
   ),
   fc.integer({ min: 1, max: 50 }).map((n) =>
     command(`hold the next ${n} reader opens (refreshes keep the old view)`, async (_m, r) => {
-      r.faults.failNext('open', n, { role: 'reader' })
+      r.ctx.faults.failNext('open', n, { role: 'reader' })
     }),
   ),
-  fc.constant(command('let reader opens through', async (_m, r) => r.faults.clear())),
+  fc.constant(command('let reader opens through', async (_m, r) => r.ctx.faults.clear())),
   fc.tuple(partitionArb, fc.constantFrom('readers', 'primary') as fc.Arbitrary<'readers' | 'primary'>).map(([p, target]) =>
     command(`crash ${target} of ${p}`, async (_m, r) => {
       r.index.faults.crash('t', p, target)
     }),
   ),
-  fc.integer({ min: 1, max: 3_000 }).map((ms) => command(`advance clock ${ms} ms`, async (_m, r) => void (await r.clock.advance(ms)))),
+  fc.integer({ min: 1, max: 3_000 }).map((ms) => command(`advance clock ${ms} ms`, async (_m, r) => void (await r.ctx.clock.advance(ms)))),
 ]
 
 test.prop([fc.commands(commands, { maxCommands: 40 }), fc.constantFrom(16 * 1024 * 1024, 2_000, 1)], { numRuns: 40 })(
   'fresh point reads answer every acknowledged write, whichever handle serves them',
   async (cmds, recentWritesBytes) => {
-    const root = await tempDir()
-    const clock = new ManualClock(0)
-    const faults = new FaultInjector()
-    const index = await openIndex({
-      root,
+    const options = {
       shards: 1,
-      clock,
-      engine: faults,
       random: () => 0.5,
       readers: { min: 1, max: 2 },
       freshness: { recentWritesBytes },
@@ -147,18 +118,18 @@ test.prop([fc.commands(commands, { maxCommands: 40 }), fc.constantFrom(16 * 1024
         primary: { intensity: { maxRestarts: 100, withinMs: 60_000 }, backoff: { minMs: 10, maxMs: 100, factor: 2, jitter: 0 } },
         readers: { intensity: { maxRestarts: 100, withinMs: 60_000 }, backoff: { minMs: 10, maxMs: 100, factor: 2, jitter: 0 } },
       },
-    })
-    try {
-      await fc.asyncModelRun(() => ({ model: { metas: new Map() }, real: { index, clock, faults } }), cmds)
-      for (const s of index.stats().shards) {
-        totals.memory += s.served.memory
-        totals.readers += s.served.readers
-      }
-    } finally {
-      faults.clear()
-      await index.close()
-      await removeDir(root)
     }
+    await withTempIndex(options, async (index, ctx) => {
+      try {
+        await fc.asyncModelRun(() => ({ model: { metas: new Map() }, real: { index, ctx } }), cmds)
+        for (const s of index.stats().shards) {
+          totals.memory += s.served.memory
+          totals.readers += s.served.readers
+        }
+      } finally {
+        ctx.faults.clear()
+      }
+    })
   },
 )
 

@@ -25,7 +25,9 @@ import {
 } from '../src/keys.js'
 import { topicDirName, topicOfDirName } from '../src/layout.js'
 import { checkTextBytes, limits } from '../src/meta.js'
-import { maxU32, metaArb, msgIdArb, partitionArb, safeNatArb, topicArb, u32Arb } from './arbitraries.js'
+import { arbitraries } from '../src/testing/index.js'
+
+const { maxU32, meta: metaArb, msgId: msgIdArb, partition: partitionArb, safeNat: safeNatArb, topicString: topicArb, u32: u32Arb } = arbitraries
 
 const numRuns = 300
 

@@ -1,5 +1,8 @@
 /**
- * The restart-intensity window and the backoff arithmetic, alone (actors/policy.ts).
+ * Invariant: the supervision arithmetic of actors/policy.ts, alone. `addRestart` allows a restart exactly when, counting
+ * it, at most maxRestarts restarts fall in the sliding window (now - withinMs, now], and keeps exactly the restarts
+ * inside the window; `backoffDelay` lies in [0, maxMs], never above the un-jittered delay, starts at minMs, reaches
+ * maxMs and never decreases from one attempt to the next without jitter; `shouldRestart` follows OTP's restart types.
  */
 import { fc, test } from '@fast-check/vitest'
 import { describe, expect } from 'vitest'

@@ -1,7 +1,8 @@
 /**
  * Model-based test of src/store.ts on a real RocksDB: arbitrary sequences of batches over a few partitions are written
- * with putMetas, and every query (point lookups, time ranges, scans, full views, sequence) is compared with a small
- * in-memory model written independently of src. Then retention (deleteBefore) is checked against the same model.
+ * with putMetas, and every query (point lookups, time ranges, scans, full views, sequence) answers as the kit's
+ * reference model (src/testing/model.ts, `rockvisor/testing`: it shares no code with src/store.ts) answers. Then
+ * retention (deleteBefore) deletes exactly what the same model holds below its bound.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -22,7 +23,10 @@ import {
   readSequence,
   scanByTime,
 } from '../src/store.js'
-import { batchArb, msgIdArb, partitionArb, safeNatArb, smallIntArb, u32Arb } from './arbitraries.js'
+import { arbitraries, model as reference } from '../src/testing/index.js'
+
+const { batch: batchArb, msgId: msgIdArb, partition: partitionArb, safeNat: safeNatArb, smallInt: smallIntArb, u32: u32Arb } = arbitraries
+const { PartitionState, byTime: byTimeOrder, bySegmentOffset: bySoOrder, byMsgId: byIdOrder, placeOf: place } = reference
 
 const openOptions: OpenOptions = {
   readOnly: false,
@@ -55,39 +59,19 @@ const withFreshDb = async (body: (handle: StorageHandle) => Promise<void>): Prom
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The model: one Map msgId -> meta per partition. Written from the documented semantics only.
+// The model: the kit's reference model (`rockvisor/testing`, model.PartitionState), one state per partition.
 // ---------------------------------------------------------------------------------------------------------------
 
-type Model = Map<number, Map<string, MessageMeta>>
+type Model = Map<number, InstanceType<typeof PartitionState>>
 
-const partitionOf = (model: Model, p: number): Map<string, MessageMeta> => {
+const partitionOf = (model: Model, p: number): InstanceType<typeof PartitionState> => {
   let m = model.get(p)
-  if (m === undefined) model.set(p, (m = new Map()))
+  if (m === undefined) model.set(p, (m = new PartitionState()))
   return m
 }
 
-/** Puts one meta: drops whatever had its msgId and whatever had its (segmentId, offset), then inserts it. */
-const modelPut = (model: Model, p: number, meta: MessageMeta): void => {
-  const part = partitionOf(model, p)
-  part.delete(meta.msgId)
-  for (const [id, old] of part) {
-    if (old.segmentId === meta.segmentId && old.offset === meta.offset) part.delete(id)
-  }
-  part.set(meta.msgId, { ...meta })
-}
-
-const cmpNum = (a: number, b: number): number => (a < b ? -1 : a > b ? 1 : 0)
-const byTimeOrder = (a: MessageMeta, b: MessageMeta): number =>
-  cmpNum(a.timestamp, b.timestamp) || cmpNum(a.segmentId, b.segmentId) || cmpNum(a.offset, b.offset)
-const bySoOrder = (a: MessageMeta, b: MessageMeta): number => cmpNum(a.segmentId, b.segmentId) || cmpNum(a.offset, b.offset)
-const byIdOrder = (a: MessageMeta, b: MessageMeta): number => Buffer.compare(Buffer.from(a.msgId, 'utf8'), Buffer.from(b.msgId, 'utf8'))
-
-const modelMetas = (model: Model, p: number): MessageMeta[] => [...(model.get(p)?.values() ?? [])]
-const modelInRange = (model: Model, p: number, startTs: number, endTs: number): MessageMeta[] =>
-  modelMetas(model, p)
-    .filter((m) => m.timestamp >= startTs && m.timestamp <= endTs)
-    .sort(byTimeOrder)
-const place = (m: SegmentOffset): SegmentOffset => ({ segmentId: m.segmentId, offset: m.offset })
+const modelMetas = (model: Model, p: number): MessageMeta[] => model.get(p)?.metas() ?? []
+const modelInRange = (model: Model, p: number, startTs: number, endTs: number): MessageMeta[] => model.get(p)?.scanByTime(startTs, endTs) ?? []
 
 const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
   const out: T[] = []
@@ -151,7 +135,7 @@ const writeScenario = async (handle: StorageHandle, s: Scenario): Promise<{ mode
       bounds.set(p, highest(placeBound, batch))
       await putMetas(handle, p, batch, seq, { placeBound })
     } else await putMetas(handle, p, batch, seq)
-    for (const m of batch) modelPut(model, p, m)
+    partitionOf(model, p).putBatch(batch)
   }
   return { model, seq }
 }
@@ -183,14 +167,11 @@ describe('store against an in-memory model', () => {
       const timestamps = [...new Set(written.map((m) => m.timestamp))]
 
       for (const p of [...partitions, unusedPartition(partitions)]) {
-        const part = model.get(p) ?? new Map<string, MessageMeta>()
+        const part = model.get(p) ?? new PartitionState()
 
         // Point lookups: every msgId and place ever written, plus strangers.
-        for (const id of ids) expect(await getByMsgId(handle, p, id)).toEqual(part.get(id))
-        for (const so of places) {
-          const holder = [...part.values()].find((m) => m.segmentId === so.segmentId && m.offset === so.offset)
-          expect(await getMsgIdBySegmentOffset(handle, p, so)).toBe(holder?.msgId)
-        }
+        for (const id of ids) expect(await getByMsgId(handle, p, id)).toEqual(part.getByMsgId(id))
+        for (const so of places) expect(await getMsgIdBySegmentOffset(handle, p, so)).toBe(part.getMsgIdBySegmentOffset(so))
 
         // Time ranges: first/last and the full scan (optionally limited).
         for (const [a, b, limit] of s.ranges) {
@@ -217,14 +198,13 @@ describe('store against an in-memory model', () => {
       const before = resolveTs(s.retention.before, [...new Set(s.batches.flatMap(([, b]) => b.map((m) => m.timestamp)))])
 
       const doomed = modelMetas(model, p).filter((m) => m.timestamp < before)
-      const survivors = new Map(modelMetas(model, p).filter((m) => m.timestamp >= before).map((m) => [m.msgId, m]))
       let next = seq
       const issued: number[] = []
       const { deleted } = await deleteBefore(handle, p, before, () => {
         issued.push(++next)
         return next
       })
-      model.set(p, survivors)
+      expect(partitionOf(model, p).deleteBefore(before)).toBe(doomed.length)
 
       expect(deleted).toBe(doomed.length)
       expect(issued.length).toBe(doomed.length === 0 ? 0 : 1)

@@ -5,8 +5,11 @@
  *    the packed package.json has no `prepare`;
  * 2. the tarball holds dist, README.md, LICENSE, BENCHMARKS.md and package.json, and no TypeScript source;
  * 3. `npm install <tarball>` in an empty directory prints no install-script warning;
- * 4. there, `npx rockvisor --help` works, and `import` and `require` of `rockvisor`, `rockvisor/actors` and
- *    `rockvisor/package.json` work (require of an ES module: Node >= 20.19, no top-level await in the graph).
+ * 4. there, `npx rockvisor --help` works, and `import` and `require` of `rockvisor`, `rockvisor/actors`,
+ *    `rockvisor/testing` and `rockvisor/package.json` work (require of an ES module: Node >= 20.19, no top-level
+ *    await in the graph);
+ * 5. with fast-check installed beside it (the kit's optional peer dependency), the README's example of
+ *    `rockvisor/testing` (test/fixtures/kit-example.mjs) passes there.
  *
  * Needs the npm registry for the dependencies (the npm cache is used first). Prints what it checked; exits 1 on
  * the first failure.
@@ -33,9 +36,14 @@ export interface PackageCheck {
   /** What `import` and `require` of the entry points gave (one line each). */
   readonly imports: string
   readonly require: string
+  /** What the README's `rockvisor/testing` example printed, run with node in the consumer project. */
+  readonly example: string
   /** The directory it ran in (removed unless `keep`). */
   readonly dir: string
 }
+
+/** What the import and require checks print: one value of each entry point (the kit's three namespaces included). */
+export const entryPoints = 'function reader function function function rockvisor'
 
 /** Runs a command; resolves with stdout and stderr (rejects on a non-zero exit). */
 const sh = (cmd: string, args: string[], cwd: string) =>
@@ -64,19 +72,24 @@ export const checkPackage = async (options: { keep?: boolean } = {}): Promise<Pa
     cpSync(tarball, join(consumer, 'rockvisor.tgz'))
     writeFileSync(join(consumer, 'package.json'), `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true })}\n`)
     const installOutput = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', './rockvisor.tgz'], consumer)
+    // The kit's optional peer dependency, at the version this repository tests with.
+    const fastCheck = (JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies['fast-check']!
+    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', `fast-check@${fastCheck}`], consumer)
     const manifest = JSON.parse(readFileSync(join(consumer, 'node_modules', 'rockvisor', 'package.json'), 'utf8')) as Record<string, unknown>
     const help = await run('npx', ['--no-install', 'rockvisor', '--help'], consumer)
     const imports = await run(
       process.execPath,
-      ['--input-type=module', '-e', "import * as r from 'rockvisor'; import * as a from 'rockvisor/actors'; import p from 'rockvisor/package.json' with { type: 'json' }; console.log([typeof r.openIndex, a.readerMachine.id, p.name].join(' '))"],
+      ['--input-type=module', '-e', "import * as r from 'rockvisor'; import * as a from 'rockvisor/actors'; import { arbitraries, model, commands } from 'rockvisor/testing'; import p from 'rockvisor/package.json' with { type: 'json' }; console.log([typeof r.openIndex, a.readerMachine.id, typeof arbitraries.batch.generate, typeof model.IndexModel, typeof commands.indexModelProperty, p.name].join(' '))"],
       consumer,
     )
     const require = await run(
       process.execPath,
-      ['-e', "const r = require('rockvisor'); const a = require('rockvisor/actors'); const p = require('rockvisor/package.json'); console.log([typeof r.openIndex, a.readerMachine.id, p.name].join(' '))"],
+      ['-e', "const r = require('rockvisor'); const a = require('rockvisor/actors'); const { arbitraries, model, commands } = require('rockvisor/testing'); const p = require('rockvisor/package.json'); console.log([typeof r.openIndex, a.readerMachine.id, typeof arbitraries.batch.generate, typeof model.IndexModel, typeof commands.indexModelProperty, p.name].join(' '))"],
       consumer,
     )
-    return { files, manifest, installOutput, help, imports, require, dir }
+    cpSync(join(repo, 'test', 'fixtures', 'kit-example.mjs'), join(consumer, 'index.property.test.mjs'))
+    const example = await run(process.execPath, ['index.property.test.mjs'], consumer)
+    return { files, manifest, installOutput, help, imports, require, example, dir }
   } finally {
     if (!options.keep) rmSync(dir, { recursive: true, force: true })
   }
@@ -97,8 +110,9 @@ if (isEntryPoint) {
   check(!('prepare' in ((result.manifest.scripts as Record<string, string> | undefined) ?? {})), 'the packed package.json has no prepare script')
   check(!/install.script/i.test(result.installOutput), `npm install of the tarball warns of no install script${/install.script/i.test(result.installOutput) ? `:\n${result.installOutput}` : ''}`)
   check(result.help.includes('Usage: rockvisor'), 'npx rockvisor --help')
-  check(result.imports.trim() === 'function reader rockvisor', `import: ${result.imports.trim()}`)
-  check(result.require.trim() === 'function reader rockvisor', `require: ${result.require.trim()}`)
+  check(result.imports.trim() === entryPoints, `import: ${result.imports.trim()}`)
+  check(result.require.trim() === entryPoints, `require: ${result.require.trim()}`)
+  check(result.example.includes('rockvisor/testing example: ok'), "the README's rockvisor/testing example passes in the consumer project")
   console.log(`${failures.length === 0 ? 'package ok' : `${failures.length} failed`} in ${((Date.now() - started) / 1000).toFixed(1)} s${process.argv.includes('--keep') ? ` (kept ${result.dir})` : ''}`)
   process.exitCode = failures.length === 0 ? 0 : 1
 }

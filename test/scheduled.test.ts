@@ -1,11 +1,11 @@
 /**
- * The property tests' scheduled engine calls (test/support/scheduled.ts): a real call's outcome reaches its caller
+ * The property tests' scheduled engine calls (the kit's `released`, src/testing/scheduled.ts): a real call's outcome reaches its caller
  * only when the fast-check scheduler releases it, and a real call that rejects meanwhile (or is never released,
  * because the run ended) never becomes an unhandled rejection.
  */
 import { fc } from '@fast-check/vitest'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { released } from './support/scheduled.js'
+import { released } from '../src/testing/scheduled.js'
 
 /** Lets every pending microtask and I/O callback run: Node reports unhandled rejections in between. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))

@@ -1,0 +1,72 @@
+/**
+ * Invariant: the kit's model-based commands (`rockvisor/testing`, `commands.indexModelProperty`) catch a supervisor
+ * that breaks the restart-intensity rule. With a planted bug (test/fixtures/broken-shard-supervisor.ts: the shard
+ * supervisor restarts a failed primary without the intensity check), under the tightest intensity (no restart
+ * allowed), fast-check finds a counterexample, and it is an `intensity` violation; with the real machine, the same
+ * property, configured the same way, passes and its runs do reach the limit (shards give up on their primary), so
+ * the check had something to catch.
+ *
+ * The planted bug replaces the machine src/runtime.ts builds each shard's supervisor from: `vi.doMock` of
+ * actors/shard-supervisor.js, then a fresh import of the kit (after `vi.resetModules`, since the test setup has
+ * loaded the real modules already), so that only the indexes that fresh copy opens get the broken machine.
+ */
+import fc from 'fast-check'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+
+import type { ModelRunConfig } from '../src/testing/commands.js'
+
+type Kit = typeof import('../src/testing/index.js')
+
+/** A fresh copy of the kit (and of everything it imports), with the planted bug or with the real machine. */
+const loadKit = async (planted: boolean): Promise<Kit> => {
+  vi.resetModules()
+  if (planted) {
+    vi.doMock('../actors/shard-supervisor.js', async (importOriginal) => {
+      const real = await importOriginal<typeof import('../actors/shard-supervisor.js')>()
+      const { withoutIntensityCheck } = await import('../test/fixtures/broken-shard-supervisor.js')
+      return { ...real, shardSupervisorMachine: withoutIntensityCheck(real.shardSupervisorMachine) }
+    })
+  }
+  return import('../src/testing/index.js')
+}
+
+afterEach(() => {
+  vi.doUnmock('../actors/shard-supervisor.js')
+  vi.resetModules()
+})
+
+/**
+ * The tightest primary intensity (no restart within 10 s): the first failure of a primary exhausts it. Two
+ * partitions (one per shard), faults four times as often as by default.
+ */
+const configOf = ({ commands }: Kit): ModelRunConfig => ({
+  maxCommands: 30,
+  partitions: [0, 1],
+  faultWeight: 4,
+  options: {
+    ...commands.modelRunOptions,
+    supervision: {
+      ...commands.modelRunOptions.supervision,
+      primary: { intensity: { maxRestarts: 0, withinMs: 10_000 }, backoff: { minMs: 10, maxMs: 200, factor: 2, jitter: 0.5 }, resetAfterMs: 1_000 },
+    },
+  },
+})
+const numRuns = 100
+
+describe('the kit against a planted bug', () => {
+  it('should find a counterexample when the shard supervisor restarts without the intensity check', { timeout: 300_000 }, async () => {
+    const kit = await loadKit(true)
+    const result = await fc.check(kit.commands.indexModelProperty(configOf(kit)), { numRuns, endOnFailure: true })
+    expect(result.failed).toBe(true)
+    expect(result.errorInstance).toBeInstanceOf(kit.commands.ModelViolation)
+    expect((result.errorInstance as InstanceType<Kit['commands']['ModelViolation']>).kind).toBe('intensity')
+  })
+
+  it('should pass the same property against the real machine, whose runs reach the intensity limit', { timeout: 300_000 }, async () => {
+    const kit = await loadKit(false)
+    let exhausted = 0
+    const result = await fc.check(kit.commands.indexModelProperty({ ...configOf(kit), onRun: (r) => void (exhausted += r.exhausted) }), { numRuns })
+    expect(result.failed, fc.defaultReportMessage(result) ?? '').toBe(false)
+    expect(exhausted).toBeGreaterThan(0)
+  })
+})

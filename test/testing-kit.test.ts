@@ -1,0 +1,113 @@
+/**
+ * The kit's pieces alone (src/testing, `rockvisor/testing`): `withTempIndex` always closes what it opened and removes
+ * its root, when the suite passes, throws, or leaves requests in flight; the reference model replaces by msgId and by
+ * place, and its freshness windows admit exactly the states each contract allows (a stale or future answer is
+ * reported, with the history).
+ */
+import { existsSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { model, withTempIndex, type TempIndex } from '../src/testing/index.js'
+
+const meta = (msgId: string, timestamp: number, segmentId: number, offset: number) => ({ msgId, timestamp, segmentId, offset, msgLen: 1 })
+
+describe('withTempIndex', () => {
+  it('should close every index and remove the root when the suite passes', async () => {
+    let seen: TempIndex | undefined
+    const value = await withTempIndex({ shards: 1 }, async (index, ctx) => {
+      seen = ctx
+      await index.batchPut('t', 0, [meta('a', 1, 0, 0)])
+      await ctx.openReader()
+      expect(ctx.faults.liveHandles).toBeGreaterThan(0)
+      return 42
+    })
+    expect(value).toBe(42)
+    expect(seen!.faults.liveHandles).toBe(0)
+    expect(existsSync(seen!.root)).toBe(false)
+  })
+
+  it('should close every index and remove the root when the suite throws, and reject with its error', async () => {
+    let seen: TempIndex | undefined
+    const failure = new Error('the property failed')
+    await expect(
+      withTempIndex({ shards: 1 }, async (index, ctx) => {
+        seen = ctx
+        await index.batchPut('t', 0, [meta('a', 1, 0, 0)])
+        // A request left in flight, and a reopened writer: both closed too.
+        void index.getByMsgId('t', 0, 'a').catch(() => undefined)
+        await ctx.reopen()
+        throw failure
+      }),
+    ).rejects.toBe(failure)
+    expect(seen!.faults.liveHandles).toBe(0)
+    expect(existsSync(seen!.root)).toBe(false)
+  })
+
+  it('should let a request waiting for a restart finish with whileAdvancing', async () => {
+    await withTempIndex({ shards: 1 }, async (index, { clock, faults, whileAdvancing }) => {
+      await index.batchPut('t', 0, [meta('a', 1, 0, 0)])
+      faults.failNext('write', 1, { role: 'primary' })
+      // The injected failure restarts the primary after a backoff, and the write is retried on the new one: on the
+      // manual clock it waits until the clock moves.
+      let settled = false
+      const write = index.batchPut('t', 0, [meta('b', 2, 0, 1)]).finally(() => (settled = true))
+      for (let i = 0; i < 20; i++) await clock.advance(0)
+      expect(settled).toBe(false)
+      await whileAdvancing(write)
+      expect(faults.injected.write).toBe(1)
+      expect(await whileAdvancing(index.getByMsgId('t', 0, 'b'))).toEqual(meta('b', 2, 0, 1))
+    })
+  })
+})
+
+describe('the reference model', () => {
+  it('should replace the holders of a put msgId and of its place, and retain by timestamp', () => {
+    const s = new model.PartitionState()
+    s.putBatch([meta('a', 5, 0, 0), meta('b', 6, 0, 1)])
+    s.put(meta('c', 1, 0, 1)) // takes b's place: b goes
+    s.put(meta('a', 7, 1, 0)) // a moves: its old place is free
+    expect(s.metas()).toEqual([meta('a', 7, 1, 0), meta('c', 1, 0, 1)])
+    expect(s.getMsgIdBySegmentOffset({ segmentId: 0, offset: 0 })).toBeUndefined()
+    expect(s.getRangeByTime(0, 10)).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 1, offset: 0 } })
+    expect(s.deleteBefore(5)).toBe(1)
+    expect(s.scanByTime(0, 100)).toEqual([meta('a', 7, 1, 0)])
+  })
+
+  it('should admit exactly the states each freshness contract allows', () => {
+    const m = new model.IndexModel()
+    const q = { kind: 'getByMsgId', msgId: 'a' } as const
+    const w1 = m.issue('t', 0, { kind: 'batchPut', metas: [meta('a', 1, 0, 0)] })
+    m.settle(w1, { token: 't/0@1', at: 100 })
+    const w2 = m.issue('t', 0, { kind: 'batchPut', metas: [meta('a', 2, 0, 1)] })
+    m.settle(w2, { token: 't/0@2', at: 200 })
+
+    // fresh at 250: both writes acknowledged before the read, so only the newest state.
+    const fresh = m.openRead('t', 0, { consistency: 'fresh' }, 250)
+    // bounded by 100 ms at 250: w1 (acknowledged at 100 < 150) is covered, w2 (at 200) is not.
+    const bounded = m.openRead('t', 0, { consistency: 'bounded', maxStalenessMs: 100 }, 250)
+    // after w1's token: w1 and anything later.
+    const after = m.openRead('t', 0, { consistency: 'after', write: w1 }, 250)
+    const w3 = m.issue('t', 0, { kind: 'batchPut', metas: [meta('a', 3, 0, 2)] }) // issued before the reads complete
+    for (const r of [fresh, bounded, after]) m.closeRead(r)
+    m.settle(w3, 'failed')
+
+    expect(m.check(fresh, q, meta('a', 2, 0, 1))).toBeUndefined()
+    expect(m.check(fresh, q, meta('a', 1, 0, 0))).toMatch(/answered .*allowed/)
+    expect(m.check(bounded, q, meta('a', 1, 0, 0))).toBeUndefined()
+    expect(m.check(bounded, q, undefined)).toMatch(/history: \[ok "a"@1\/0:0\] \[ok "a"@2\/0:1\] \[failed "a"@3\/0:2\]/)
+    expect(m.check(after, q, meta('a', 1, 0, 0))).toBeUndefined()
+    expect(m.check(after, q, meta('a', 2, 0, 1))).toBeUndefined()
+    // A failed write is never observed.
+    expect(m.check(after, q, meta('a', 3, 0, 2))).toBeDefined()
+  })
+
+  it('should report a retention that deleted a count the model did not hold', () => {
+    const m = new model.IndexModel()
+    m.settle(m.issue('t', 0, { kind: 'batchPut', metas: [meta('a', 1, 0, 0), meta('b', 9, 0, 1)] }), { token: 't/0@1', at: 0 })
+    const right = m.issue('t', 0, { kind: 'deleteBefore', before: 5 })
+    m.settle(right, { token: 't/0@2', at: 0, deleted: 1 })
+    const wrong = m.issue('t', 0, { kind: 'deleteBefore', before: 10 })
+    m.settle(wrong, { token: 't/0@3', at: 0, deleted: 2 })
+    expect(m.checkRetention(right)).toBeUndefined()
+    expect(m.checkRetention(wrong)).toMatch(/reported 2 deleted; the model held 1/)
+  })
+})
