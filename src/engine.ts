@@ -6,6 +6,7 @@
  *
  * Every method rejects with {@link StorageFailure} (never a raw binding error).
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import RocksDB from 'rocksdb-native'
 import { StorageFailure, storageFailure } from './errors.js'
 
@@ -141,12 +142,26 @@ export const releasedDuringIteration = (path: string, cause: unknown): StorageFa
     message: `the handle of ${path} was released during the iteration (its reader or primary failed, was retired or closed): the scan ended early; the data on disk is not at fault`,
   })
 
+/** Where {@link rocksEngine} opens read-only instances for the opens run inside {@link placingReaders}. */
+const readerPlacement = new AsyncLocalStorage<Engine>()
+
+/**
+ * Runs `open` (an open through any chain of engines: a FaultInjector, a test's wrapper) so that the read-only
+ * instance {@link rocksEngine} opens for it comes from `placement` instead (the reader worker threads of
+ * `readers.placement: 'worker'`); every engine above keeps wrapping the handle. `undefined`: in process.
+ */
+export const placingReaders = <A>(placement: Engine | undefined, open: () => Promise<A>): Promise<A> =>
+  placement === undefined ? open() : readerPlacement.run(placement, open)
+
 /**
  * The real engine: rocksdb-native. A read-only open of a directory that holds no database fails (`missing`), and so
  * does a read-write open with `createIfMissing: false`; a read-write open creates one by default.
  */
 export const rocksEngine: Engine = {
   async open(path, options) {
+    // A reader placed elsewhere (see placingReaders) opens there.
+    const placement = options.readOnly ? readerPlacement.getStore() : undefined
+    if (placement !== undefined) return placement.open(path, options)
     const db = new RocksDB(path, bindingOptions(options))
     try {
       await db.ready()

@@ -139,15 +139,11 @@ export class FaultInjector implements Engine {
     return injected(path, op, a.reason)
   }
 
-  /**
-   * Opens through the wrapped engine, or through `via` when given (the runtime's reader worker threads, for the
-   * `readers.placement: 'worker'` option): faults apply to the handle either way.
-   */
-  async open(path: string, options: OpenOptions, via: Engine = this.#inner): Promise<StorageHandle> {
+  async open(path: string, options: OpenOptions): Promise<StorageHandle> {
     const role = options.readOnly ? 'reader' : 'primary'
     const failure = this.take('open', role, path)
     if (failure !== undefined) throw failure
-    const inner = await via.open(path, options)
+    const inner = await this.#inner.open(path, options)
     const handle = new FaultyHandle(this, inner, role)
     this.#live.add(handle)
     this.opened[role]++

@@ -82,8 +82,9 @@ export interface IndexOptions {
      * Where the readers' RocksDB handles and their reads run: `in-process` (default: on this thread, like the
      * primaries), or `worker`: in worker threads of this index (rocksdb-native loaded there), each read one message
      * with many keys, answered in one buffer. A crashed worker is a reader failure (its readers restart, on a new
-     * worker); close ends the workers. Faults of a FaultInjector `engine` still apply to readers; any other custom
-     * `engine` then opens the primaries only. The primaries always stay in this thread.
+     * worker); close ends the workers. The read-only instances rocksdb-native would open for `engine` (a
+     * FaultInjector, a wrapper of `rocksEngine`) open in the worker instead, and `engine` still wraps their handles;
+     * an engine that never calls `rocksEngine` is not placed. The primaries always stay in this thread.
      */
     readonly placement?: 'in-process' | 'worker'
     /** Worker threads per index with placement `worker`, in [1, 16] (readers spread over them). Default 1. */

@@ -309,6 +309,8 @@ export const readerWorkerPools = new Set<ReaderWorkers>()
  * starting a thread on the first open after it died. One per index (`label`: its root). `close()` ends the threads.
  */
 export class ReaderWorkers implements Engine {
+  /** Instances opened in reader worker threads by this process so far (every pool). */
+  static opened = 0
   readonly #threads: (Thread | undefined)[]
   #closed = false
 
@@ -346,6 +348,7 @@ export class ReaderWorkers implements Engine {
     if (this.#closed) throw new StorageFailure({ reason: 'io', path, message: `the reader worker threads of ${this.label} are closed: ${path} was not opened` })
     const thread = this.#pick()
     const reply = await thread.call(path, { op: 'open', path, options: bindingOptions(options) })
+    ReaderWorkers.opened++
     const handle = new WorkerHandle(thread, reply.h!, path)
     thread.handles.set(handle, onGone)
     return handle

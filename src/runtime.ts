@@ -12,7 +12,7 @@ import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-super
 import { StorageFailure, type FailureCause } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
-import type { OpenOptions } from './engine.js'
+import { placingReaders, type OpenOptions } from './engine.js'
 import type { ResolvedOptions } from './options.js'
 import { ReaderWorkers } from './reader-workers.js'
 import { HandleTable, openLimiter, type LeaseRecord } from './resources.js'
@@ -240,14 +240,15 @@ export class Runtime {
     if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     const settings = role === 'primary' ? this.#opts.rocksdb.primary : this.#opts.rocksdb.reader
     const createIfMissing = state === 'new'
-    // With placement 'worker', a reader's handle opens in a worker thread, under the same fault injection; if the
-    // thread dies, the reader is faulted at once (as `crash` does), before its failed reads are retried.
+    // With placement 'worker', a reader's RocksDB instance opens in a worker thread, under the same engines (fault
+    // injection, a test's wrapper); if the thread dies, the reader is faulted at once (as `crash` does), before its
+    // failed reads are retried.
     let placed: LeaseRecord | undefined
     const workers = role === 'reader' ? this.readerWorkers : undefined
     const via = workers && { open: (path: string, o: OpenOptions) => workers.open(path, o, (failure) => placed && this.shards.get(shardId)?.fault(placed, failure)) }
     const record = await this.table
       .acquire(
-        () => limit(() => this.faults.open(address.dir, { readOnly: role === 'reader', createIfMissing, ...settings }, via)),
+        () => limit(() => placingReaders(via, () => this.faults.open(address.dir, { readOnly: role === 'reader', createIfMissing, ...settings }))),
         { role, shardId, ...(readerId === undefined ? {} : { readerId }), now: this.#opts.clock.now() },
         signal,
       )
