@@ -1,5 +1,6 @@
 /**
- * Reader placement under a mixed workload: `npx tsx bench/placement.ts [--seconds 8] [--warmup 2] [--callers 1000]`.
+ * Reader placement under a mixed workload:
+ * `npx tsx bench/placement.ts [--seconds 8] [--warmup 2] [--callers 1000] [--rounds 1]`.
  *
  * For each placement (`in-process`, `worker` with 1 thread, `worker` with 2 threads) and each read consistency
  * (`fresh`, `bounded`, and `primary` in process as the original design's baseline), one child process (so that peak
@@ -11,7 +12,10 @@
  *    the share of read calls that went to readers (the rest went to the primary), misses (absent answers: must be
  *    0 for `fresh`), the main thread's event-loop utilization, and the child's peak RSS.
  *
- * Self-contained (it uses only the public API and its FaultInjector's call counters); prints a table.
+ * With `--rounds N` every configuration runs N times, the rounds alternating (each round in a rotated order, so
+ * that a machine busy with something else meanwhile weighs on every configuration alike), and the table shows the
+ * median of each column with the range of reads/s and writer metas/s. Self-contained (it uses only the public API
+ * and its FaultInjector's call counters); prints a table.
  */
 import { fork } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -147,6 +151,7 @@ const main = async (): Promise<void> => {
     return
   }
   const base = { seconds: arg('seconds', 8), warmup: arg('warmup', 2), callers: arg('callers', 1_000) }
+  const rounds = Math.max(1, arg('rounds', 1))
   const configs: Config[] = [
     { placement: 'in-process', threads: 1, consistency: 'primary', ...base },
     ...(['fresh', 'bounded'] as const).flatMap((consistency) => [
@@ -155,16 +160,32 @@ const main = async (): Promise<void> => {
       { placement: 'worker' as const, threads: 2, consistency, ...base },
     ]),
   ]
-  console.log(`reader placement, mixed workload: 1 writer (batches of ${batchSize}) + ${base.callers} getByMsgId callers, ${base.seconds} s after ${base.warmup} s warm-up, ${prefill.toLocaleString('en-US')} metas prefilled, one partition; node ${process.version}`)
+  console.log(
+    `reader placement, mixed workload: 1 writer (batches of ${batchSize}) + ${base.callers} getByMsgId callers, ${base.seconds} s after ${base.warmup} s warm-up, ${prefill.toLocaleString('en-US')} metas prefilled, one partition; ${rounds} round(s), medians; node ${process.version}`,
+  )
+  const results: Result[][] = configs.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < configs.length; k++) {
+      const i = (k + round) % configs.length
+      results[i]!.push(await inChild(configs[i]!))
+    }
+  }
+  const med = (rs: Result[], f: (r: Result) => number) => {
+    const v = rs.map(f).sort((a, b) => a - b)
+    return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+  }
+  const span = (rs: Result[], f: (r: Result) => number) => (rs.length > 1 ? ` (${fmt(Math.min(...rs.map(f)))}-${fmt(Math.max(...rs.map(f)))})` : '')
   console.log('| placement | consistency | reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | read calls on readers | misses | main ELU | peak RSS MiB |')
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|')
-  for (const config of configs) {
-    const r = await inChild(config)
-    const where = r.placement === 'worker' ? `worker x${r.threads}` : r.placement
+  configs.forEach((c, i) => {
+    const rs = results[i]!
+    const where = c.placement === 'worker' ? `worker x${c.threads}` : c.placement
+    const reads = (r: Result) => r.readsPerS
+    const mixed = (r: Result) => r.mixedMetasPerS
     console.log(
-      `| ${where} | ${r.consistency} | ${fmt(r.readsPerS)} | ${fmt(r.mixedMetasPerS)} | ${fmt(r.writerAloneMetasPerS)} | ${(r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)} | ${(100 * r.readerShare).toFixed(1)}% | ${fmt(r.misses)} | ${r.elu.toFixed(2)} | ${fmt(r.peakRssMiB)} |`,
+      `| ${where} | ${c.consistency} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)} | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
-  }
+  })
 }
 
 await main()

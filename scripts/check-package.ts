@@ -6,7 +6,9 @@
  * 2. the tarball holds dist, README.md, LICENSE, BENCHMARKS.md and package.json, and no TypeScript source;
  * 3. `npm install <tarball>` in an empty directory prints no install-script warning;
  * 4. there, `npx rockvisor --help` works, and `import` and `require` of `rockvisor`, `rockvisor/actors` and
- *    `rockvisor/package.json` work (require of an ES module: Node >= 20.19, no top-level await in the graph).
+ *    `rockvisor/package.json` work (require of an ES module: Node >= 20.19, no top-level await in the graph);
+ * 5. a reader-mode index with `readers.placement: 'worker'` reads what a writer wrote (its reader worker thread
+ *    loads from the installed package).
  *
  * Needs the npm registry for the dependencies (the npm cache is used first). Prints what it checked; exits 1 on
  * the first failure.
@@ -33,6 +35,8 @@ export interface PackageCheck {
   /** What `import` and `require` of the entry points gave (one line each). */
   readonly imports: string
   readonly require: string
+  /** What a read through a reader worker thread gave: `<msgId> <threads opened>`. */
+  readonly worker: string
   /** The directory it ran in (removed unless `keep`). */
   readonly dir: string
 }
@@ -76,7 +80,22 @@ export const checkPackage = async (options: { keep?: boolean } = {}): Promise<Pa
       ['-e', "const r = require('rockvisor'); const a = require('rockvisor/actors'); const p = require('rockvisor/package.json'); console.log([typeof r.openIndex, a.readerMachine.id, p.name].join(' '))"],
       consumer,
     )
-    return { files, manifest, installOutput, help, imports, require, dir }
+    const worker = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        [
+          "import { openIndex } from 'rockvisor'; import { mkdtempSync, rmSync } from 'node:fs'; import { join } from 'node:path'; import { tmpdir } from 'node:os'",
+          "const root = mkdtempSync(join(tmpdir(), 'rockvisor-worker-'))",
+          "const writer = await openIndex({ root, readers: { min: 0 } }); await writer.batchPut('t', 0, [{ msgId: 'm1', timestamp: 1, segmentId: 0, offset: 0, msgLen: 1 }]); await writer.close()",
+          "const reader = await openIndex({ root, mode: 'reader', readers: { placement: 'worker' } }); const m = await reader.getByMsgId('t', 0, 'm1'); await reader.close(); rmSync(root, { recursive: true })",
+          "console.log(m?.msgId, 'worker')",
+        ].join('\n'),
+      ],
+      consumer,
+    )
+    return { files, manifest, installOutput, help, imports, require, worker, dir }
   } finally {
     if (!options.keep) rmSync(dir, { recursive: true, force: true })
   }
@@ -99,6 +118,7 @@ if (isEntryPoint) {
   check(result.help.includes('Usage: rockvisor'), 'npx rockvisor --help')
   check(result.imports.trim() === 'function reader rockvisor', `import: ${result.imports.trim()}`)
   check(result.require.trim() === 'function reader rockvisor', `require: ${result.require.trim()}`)
+  check(result.worker.trim() === 'm1 worker', `a read through a reader worker thread: ${result.worker.trim()}`)
   console.log(`${failures.length === 0 ? 'package ok' : `${failures.length} failed`} in ${((Date.now() - started) / 1000).toFixed(1)} s${process.argv.includes('--keep') ? ` (kept ${result.dir})` : ''}`)
   process.exitCode = failures.length === 0 ? 0 : 1
 }

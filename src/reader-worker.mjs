@@ -74,6 +74,26 @@ const pull = async (id, chunk) => {
   return { reply: { buf, count, done }, transfer: [buf] }
 }
 
+/** The answer of a `get`: n int32 lengths (-1: absent or failed), then the values' bytes, in one buffer. */
+const pack = (values, bytes, errors) => {
+  const n = values.length
+  const out = new ArrayBuffer(4 * n + bytes)
+  const lengths = new Int32Array(out, 0, n)
+  const bytesOut = new Uint8Array(out)
+  let at = 4 * n
+  for (let i = 0; i < n; i++) {
+    const value = values[i]
+    if (value === null || value === undefined) {
+      lengths[i] = -1
+      continue
+    }
+    lengths[i] = value.length
+    bytesOut.set(value, at)
+    at += value.length
+  }
+  return { reply: errors === undefined ? { buf: out } : { buf: out, errors }, transfer: [out] }
+}
+
 const drop = (id) => {
   const rec = iterators.get(id)
   if (rec === undefined) return
@@ -109,53 +129,47 @@ const ops = {
     return { reply: { h } }
   },
 
-  async get({ h, n, buf }) {
+  get({ h, n, buf }) {
     const { db } = handleOf(h)
     const batch = db.read({ capacity: n, autoDestroy: true })
     const lengths = new Uint32Array(buf, 0, n)
-    const gets = new Array(n)
-    let at = 4 * n
-    for (let i = 0; i < n; i++) {
-      gets[i] = batch.get(Buffer.from(buf, at, lengths[i]))
-      at += lengths[i]
-    }
-    // Every key's promise is handled at once: a key that fails (a corrupted block) rejects its own promise.
-    const settled = Promise.allSettled(gets)
-    try {
-      batch.tryFlush()
-    } catch (e) {
-      try {
-        batch.destroy()
-      } catch {
-        // already destroyed
-      }
-      await settled
-      throw e
-    }
-    const results = await settled
-    let bytes = 0
+    const values = new Array(n)
     let errors
-    for (let i = 0; i < n; i++) {
-      const r = results[i]
-      if (r.status === 'fulfilled') bytes += r.value?.length ?? 0
-      else (errors ??= []).push([i, serialize(r.reason)])
-    }
-    const out = new ArrayBuffer(4 * n + bytes)
-    const lens = new Int32Array(out, 0, n)
-    const bytesOut = new Uint8Array(out)
-    at = 4 * n
-    for (let i = 0; i < n; i++) {
-      const r = results[i]
-      const value = r.status === 'fulfilled' ? r.value : null
-      if (value === null || value === undefined) {
-        lens[i] = -1
-        continue
+    let bytes = 0
+    return new Promise((resolve, reject) => {
+      // The batch settles its keys' promises in key order, each with one reaction (these handlers): `next` is the
+      // key being answered. Every key's promise is handled at once: a key that fails (a corrupted block) rejects
+      // its own promise, and one left unhandled would end the thread.
+      let next = 0
+      const done = () => {
+        if (++next === n) resolve(pack(values, bytes, errors))
       }
-      lens[i] = value.length
-      bytesOut.set(value, at)
-      at += value.length
-    }
-    return { reply: errors === undefined ? { buf: out } : { buf: out, errors }, transfer: [out] }
+      const onValue = (value) => {
+        values[next] = value
+        if (value !== null && value !== undefined) bytes += value.length
+        done()
+      }
+      const onError = (e) => {
+        ;(errors ??= []).push([next, serialize(e)])
+        done()
+      }
+      let at = 4 * n
+      for (let i = 0; i < n; i++) {
+        batch.get(Buffer.from(buf, at, lengths[i])).then(onValue, onError)
+        at += lengths[i]
+      }
+      try {
+        batch.tryFlush()
+      } catch (e) {
+        // Not sent: fail the call as a whole (destroying the batch rejects the keys' promises, handled above).
+        reject(e)
+        try {
+          batch.destroy()
+        } catch {
+          // already destroyed
+        }
+      }
+    })
   },
 
   async iter({ h, range, chunk }) {

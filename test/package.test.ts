@@ -10,7 +10,7 @@ import { checkPackage } from '../scripts/check-package.js'
 describe('the npm package', () => {
   it('packs dist, README, LICENSE and BENCHMARKS.md, installs without an install script, and runs', { timeout: 240_000 }, async () => {
     const result = await checkPackage()
-    expect(result.files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'BENCHMARKS.md', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli.js', 'dist/actors/index.js', 'dist/actors/index.d.ts', 'dist/src/inspector/static/index.html', 'dist/src/inspector/static/inspector.js']))
+    expect(result.files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'BENCHMARKS.md', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli.js', 'dist/actors/index.js', 'dist/actors/index.d.ts', 'dist/src/inspector/static/index.html', 'dist/src/inspector/static/inspector.js', 'dist/src/reader-worker.mjs']))
     expect(result.files.filter((f) => !f.startsWith('dist/'))).toEqual(['BENCHMARKS.md', 'LICENSE', 'README.md', 'package.json'])
     expect(result.files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([])
     expect(result.manifest).not.toHaveProperty('private')
@@ -19,5 +19,7 @@ describe('the npm package', () => {
     expect(result.help).toMatch(/^Usage: rockvisor \[options\] \[command\]/m)
     expect(result.imports.trim()).toBe('function reader rockvisor')
     expect(result.require.trim()).toBe('function reader rockvisor')
+    // Reader mode reads through readers only: the read came from the packaged reader worker thread.
+    expect(result.worker.trim()).toBe('m1 worker')
   })
 })
