@@ -248,9 +248,11 @@ describe('worker failure and close', () => {
     const pool = poolOf(root)
     expect(pool.handles).toBe(2)
     const reads = Array.from({ length: 2_000 }, (_, i) => reader.getByMsgId('t', 0, `p0-m${i}`))
-    // Kill the worker while MultiGets are on it (the lookups of this turn went out at its end).
-    await waitFor(() => pool.pending > 0)
+    // Kill the worker while MultiGets are on it (the lookups of this turn go out at its end): checked every turn.
+    while (pool.pending === 0) await new Promise((resolve) => setImmediate(resolve))
+    const killed = pool.pending
     await pool.terminate()
+    expect(killed).toBeGreaterThan(0)
     expect(await Promise.all(reads)).toEqual(Array.from({ length: 2_000 }, (_, i) => meta(i)))
     expect(events).toContain('failed reader-1')
     await waitFor(() => reader.stats().shards.every((s) => s.readers.serving === 2))
