@@ -23,6 +23,21 @@ import { StorageFailure, storageFailure } from './errors.js'
 /** The worker's entry: next to this module, in src/ under tsx and vitest, in dist/src/ once built. */
 const entry = new URL('./reader-worker.mjs', import.meta.url)
 
+/**
+ * The worker's Node flags: the process's, without `--input-type` (it applies to `-e` and stdin input only, and a
+ * worker started from a file refuses it: `node --input-type=module -e "..."` would otherwise crash every worker).
+ */
+const workerExecArgv = (): string[] => {
+  const flags: string[] = []
+  const argv = process.execArgv
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!
+    if (flag === '--input-type') i++
+    else if (!flag.startsWith('--input-type=')) flags.push(flag)
+  }
+  return flags
+}
+
 /** Entries the worker reads for the first chunk of an iteration, and at most per chunk later on. */
 const firstChunk = 64
 const maxChunk = 1_024
@@ -79,7 +94,7 @@ class Thread {
     readonly label: string,
     onGone: (thread: Thread) => void,
   ) {
-    this.#worker = new Worker(entry, { name: `rockvisor reader worker (${label})` })
+    this.#worker = new Worker(entry, { name: `rockvisor reader worker (${label})`, execArgv: workerExecArgv() })
     this.#worker.unref()
     this.#worker.on('message', (reply: Reply) => {
       const call = this.#pending.get(reply.id)
