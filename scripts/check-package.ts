@@ -9,7 +9,9 @@
  *    `rockvisor/testing` and `rockvisor/package.json` work (require of an ES module: Node >= 20.19, no top-level
  *    await in the graph);
  * 5. with fast-check installed beside it (the kit's optional peer dependency), the README's example of
- *    `rockvisor/testing` (test/fixtures/kit-example.mjs) passes there.
+ *    `rockvisor/testing` (test/fixtures/kit-example.mjs) passes there;
+ * 6. a reader-mode index with `readers.placement: 'worker'` reads what a writer wrote (its reader worker thread
+ *    loads from the installed package).
  *
  * Needs the npm registry for the dependencies (the npm cache is used first). Prints what it checked; exits 1 on
  * the first failure.
@@ -38,6 +40,8 @@ export interface PackageCheck {
   readonly require: string
   /** What the README's `rockvisor/testing` example printed, run with node in the consumer project. */
   readonly example: string
+  /** What a read through a reader worker thread gave: `<msgId> <threads opened>`. */
+  readonly worker: string
   /** The directory it ran in (removed unless `keep`). */
   readonly dir: string
 }
@@ -89,7 +93,22 @@ export const checkPackage = async (options: { keep?: boolean } = {}): Promise<Pa
     )
     cpSync(join(repo, 'test', 'fixtures', 'kit-example.mjs'), join(consumer, 'index.property.test.mjs'))
     const example = await run(process.execPath, ['index.property.test.mjs'], consumer)
-    return { files, manifest, installOutput, help, imports, require, example, dir }
+    const worker = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        [
+          "import { openIndex } from 'rockvisor'; import { mkdtempSync, rmSync } from 'node:fs'; import { join } from 'node:path'; import { tmpdir } from 'node:os'",
+          "const root = mkdtempSync(join(tmpdir(), 'rockvisor-worker-'))",
+          "const writer = await openIndex({ root, readers: { min: 0 } }); await writer.batchPut('t', 0, [{ msgId: 'm1', timestamp: 1, segmentId: 0, offset: 0, msgLen: 1 }]); await writer.close()",
+          "const reader = await openIndex({ root, mode: 'reader', readers: { placement: 'worker' } }); const m = await reader.getByMsgId('t', 0, 'm1'); await reader.close(); rmSync(root, { recursive: true })",
+          "console.log(m?.msgId, 'worker')",
+        ].join('\n'),
+      ],
+      consumer,
+    )
+    return { files, manifest, installOutput, help, imports, require, example, worker, dir }
   } finally {
     if (!options.keep) rmSync(dir, { recursive: true, force: true })
   }
@@ -113,6 +132,7 @@ if (isEntryPoint) {
   check(result.imports.trim() === entryPoints, `import: ${result.imports.trim()}`)
   check(result.require.trim() === entryPoints, `require: ${result.require.trim()}`)
   check(result.example.includes('rockvisor/testing example: ok'), "the README's rockvisor/testing example passes in the consumer project")
+  check(result.worker.trim() === 'm1 worker', `a read through a reader worker thread: ${result.worker.trim()}`)
   console.log(`${failures.length === 0 ? 'package ok' : `${failures.length} failed`} in ${((Date.now() - started) / 1000).toFixed(1)} s${process.argv.includes('--keep') ? ` (kept ${result.dir})` : ''}`)
   process.exitCode = failures.length === 0 ? 0 : 1
 }

@@ -43,6 +43,10 @@ export const readerPool = {
   maxLifetimeMs: 300_000,
   /** Refreshes running at once per shard. */
   refreshesPerShard: 1,
+  /** Where reader handles live: in this thread, or in worker threads (see src/reader-workers.ts). */
+  placement: 'in-process',
+  /** Worker threads per index with placement `worker`. */
+  workerThreads: 1,
 } as const
 
 /** Bounded queues, per shard. */

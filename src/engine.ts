@@ -1,10 +1,12 @@
 /**
  * The storage engine as rockvisor sees it: open a directory read-write or read-only, get many keys at once (one
  * MultiGet), write one atomic batch, iterate a key range, flush, close. `rocksEngine` is the real one (rocksdb-native,
- * RocksDB 10.5); fault injection (src/faults.ts) wraps it; a reader in a child process can implement it later.
+ * RocksDB 10.5); fault injection (src/faults.ts) wraps it; src/reader-workers.ts implements it in a worker thread (the
+ * `readers.placement: 'worker'` option); a reader in a child process could implement it too.
  *
  * Every method rejects with {@link StorageFailure} (never a raw binding error).
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import RocksDB from 'rocksdb-native'
 import { StorageFailure, storageFailure } from './errors.js'
 
@@ -102,20 +104,65 @@ export interface Engine {
 }
 
 /**
+ * The options rocksdb-native's constructor gets for `options` (plain data: the reader worker thread, src/reader-workers.ts,
+ * opens with the same ones). `createIfMissing` defaults to false for a read-only open, true otherwise.
+ */
+export const bindingOptions = (options: OpenOptions): Record<string, number | boolean> => ({
+  readOnly: options.readOnly,
+  createIfMissing: options.createIfMissing ?? !options.readOnly,
+  maxOpenFiles: options.maxOpenFiles,
+  maxBackgroundJobs: options.maxBackgroundJobs,
+  writeBufferSize: options.writeBufferSize,
+  maxWriteBufferNumber: options.maxWriteBufferNumber,
+  enableStatistics: options.enableStatistics,
+})
+
+/**
+ * The options of the binding's iterator for `range` (plain data, as the reader worker uses them too): its bounds,
+ * direction and limit, reading ahead in chunks of up to 64 entries (bounded memory, few native round trips).
+ */
+export const iteratorOptions = (range: KeyRange): Record<string, Uint8Array | number | boolean> => ({
+  ...(range.gte ? { gte: range.gte } : {}),
+  ...(range.lt ? { lt: range.lt } : {}),
+  ...(range.lte ? { lte: range.lte } : {}),
+  reverse: range.reverse ?? false,
+  capacity: Math.max(1, Math.min(64, range.limit ?? 64)),
+  ...(range.limit !== undefined ? { limit: range.limit } : {}),
+})
+
+/**
+ * The failure of an iteration whose handle was closed under it (its reader or primary failed, was retired, or the index
+ * closed): not a disk error, reason `io`, `cause` what the cut-short iteration met.
+ */
+export const releasedDuringIteration = (path: string, cause: unknown): StorageFailure =>
+  new StorageFailure({
+    reason: 'io',
+    path,
+    cause,
+    message: `the handle of ${path} was released during the iteration (its reader or primary failed, was retired or closed): the scan ended early; the data on disk is not at fault`,
+  })
+
+/** Where {@link rocksEngine} opens read-only instances for the opens run inside {@link placingReaders}. */
+const readerPlacement = new AsyncLocalStorage<Engine>()
+
+/**
+ * Runs `open` (an open through any chain of engines: a FaultInjector, a test's wrapper) so that the read-only
+ * instance {@link rocksEngine} opens for it comes from `placement` instead (the reader worker threads of
+ * `readers.placement: 'worker'`); every engine above keeps wrapping the handle. `undefined`: in process.
+ */
+export const placingReaders = <A>(placement: Engine | undefined, open: () => Promise<A>): Promise<A> =>
+  placement === undefined ? open() : readerPlacement.run(placement, open)
+
+/**
  * The real engine: rocksdb-native. A read-only open of a directory that holds no database fails (`missing`), and so
  * does a read-write open with `createIfMissing: false`; a read-write open creates one by default.
  */
 export const rocksEngine: Engine = {
   async open(path, options) {
-    const db = new RocksDB(path, {
-      readOnly: options.readOnly,
-      createIfMissing: options.createIfMissing ?? !options.readOnly,
-      maxOpenFiles: options.maxOpenFiles,
-      maxBackgroundJobs: options.maxBackgroundJobs,
-      writeBufferSize: options.writeBufferSize,
-      maxWriteBufferNumber: options.maxWriteBufferNumber,
-      enableStatistics: options.enableStatistics,
-    })
+    // A reader placed elsewhere (see placingReaders) opens there.
+    const placement = options.readOnly ? readerPlacement.getStore() : undefined
+    if (placement !== undefined) return placement.open(path, options)
+    const db = new RocksDB(path, bindingOptions(options))
     try {
       await db.ready()
     } catch (e) {
@@ -270,15 +317,7 @@ class RocksHandle implements StorageHandle {
   async *iterate(range: KeyRange): AsyncIterable<Entry> {
     let it: ReturnType<RocksDB['iterator']>
     try {
-      it = this.db.iterator({
-      ...(range.gte ? { gte: range.gte } : {}),
-      ...(range.lt ? { lt: range.lt } : {}),
-      ...(range.lte ? { lte: range.lte } : {}),
-      reverse: range.reverse ?? false,
-      // Read ahead in chunks of up to 64 entries: bounded memory, few native round trips.
-      capacity: Math.max(1, Math.min(64, range.limit ?? 64)),
-      ...(range.limit !== undefined ? { limit: range.limit } : {}),
-      })
+      it = this.db.iterator(iteratorOptions(range))
     } catch (e) {
       throw storageFailure(this.path, e)
     }
@@ -290,12 +329,7 @@ class RocksHandle implements StorageHandle {
       if (this.#closing === undefined) throw storageFailure(this.path, e)
       // Not a disk error: the handle was released under the iteration (its reader or primary failed, was retired,
       // or the index closed) and its iterators were ended so that the close would not wait for them.
-      throw new StorageFailure({
-        reason: 'io',
-        path: this.path,
-        cause: e,
-        message: `the handle of ${this.path} was released during the iteration (its reader or primary failed, was retired or closed): the scan ended early; the data on disk is not at fault`,
-      })
+      throw releasedDuringIteration(this.path, e)
     } finally {
       this.#iterators.delete(it)
       it.destroy()

@@ -84,6 +84,17 @@ export interface IndexOptions {
     readonly maxLifetimeMs?: number
     /** Refreshes at once per shard, in [1, 64]. Default 1. */
     readonly refreshesPerShard?: number
+    /**
+     * Where the readers' RocksDB handles and their reads run: `in-process` (default: on this thread, like the
+     * primaries), or `worker`: in worker threads of this index (rocksdb-native loaded there), each read one message
+     * with many keys, answered in one buffer. A crashed worker is a reader failure (its readers restart, on a new
+     * worker); close ends the workers. The read-only instances rocksdb-native would open for `engine` (a
+     * FaultInjector, a wrapper of `rocksEngine`) open in the worker instead, and `engine` still wraps their handles;
+     * an engine that never calls `rocksEngine` is not placed. The primaries always stay in this thread.
+     */
+    readonly placement?: 'in-process' | 'worker'
+    /** Worker threads per index with placement `worker`, in [1, 16] (readers spread over them). Default 1. */
+    readonly workerThreads?: number
   }
   /**
    * Each child spec must be able to escalate: the first `maxRestarts + 1` un-jittered backoff delays,
@@ -136,6 +147,8 @@ export interface ResolvedOptions {
   readonly shards: number | undefined
   readonly policy: ShardPolicy
   readonly pool: { growAt: number; idleMs: number; maxLifetimeMs: number; refreshesPerShard: number }
+  /** Where reader handles live (`readers.placement`) and, for `worker`, how many threads (`readers.workerThreads`). */
+  readonly readerPlacement: { readonly where: 'in-process' | 'worker'; readonly threads: number }
   readonly queues: { maxPendingWrites: number; maxPendingReads: number; maxInflightReads: number }
   readonly requestTimeoutMs: number
   readonly rocksdb: { primary: Required<RocksdbOptions>; reader: Required<RocksdbOptions> }
@@ -163,6 +176,7 @@ export const ranges = {
   idleMs: [0, DAY],
   maxLifetimeMs: [1_000, DAY],
   refreshesPerShard: [1, 64],
+  workerThreads: [1, 16],
   maxRestarts: [0, 10_000],
   withinMs: [1, DAY],
   backoffMs: [0, HOUR],
@@ -246,6 +260,8 @@ export const IndexOptionsSchema = Schema.Struct({
     idleMs: Schema.optional(int(ranges.idleMs)),
     maxLifetimeMs: Schema.optional(int(ranges.maxLifetimeMs)),
     refreshesPerShard: Schema.optional(int(ranges.refreshesPerShard)),
+    placement: Schema.optional(Schema.Literals(['in-process', 'worker']).annotate({ expected: "'in-process' or 'worker'" })),
+    workerThreads: Schema.optional(int(ranges.workerThreads)),
   }),
   supervision: options({ primary: childSpec, readers: childSpec }),
   queues: options({
@@ -474,6 +490,10 @@ export const resolveOptions = (input: IndexOptions): ResolvedOptions => {
       idleMs: o.readers?.idleMs ?? defaults.readerPool.idleMs,
       maxLifetimeMs: o.readers?.maxLifetimeMs ?? defaults.readerPool.maxLifetimeMs,
       refreshesPerShard: o.readers?.refreshesPerShard ?? defaults.readerPool.refreshesPerShard,
+    },
+    readerPlacement: {
+      where: o.readers?.placement ?? defaults.readerPool.placement,
+      threads: o.readers?.workerThreads ?? defaults.readerPool.workerThreads,
     },
     queues: {
       maxPendingWrites: o.queues?.maxPendingWrites ?? defaults.queues.maxPendingWrites,

@@ -12,7 +12,9 @@ import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-super
 import { StorageFailure, type FailureCause } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
+import { placingReaders, type OpenOptions } from './engine.js'
 import type { ResolvedOptions } from './options.js'
+import { ReaderWorkers } from './reader-workers.js'
 import { HandleTable, openLimiter, type LeaseRecord } from './resources.js'
 import { ShardRuntime, type IntegrityCounts, type ServedCounts } from './shard.js'
 import { readViewState, viewCheck } from './views.js'
@@ -67,6 +69,8 @@ export class Runtime {
   readonly table = new HandleTable()
   readonly shards = new Map<string, ShardRuntime>()
   readonly faults: FaultInjector
+  /** The worker threads where readers' handles live (`readers.placement: 'worker'`), undefined in process. */
+  readonly readerWorkers: ReaderWorkers | undefined
   readonly root: Actor<typeof rootSupervisorMachine>
   readonly #listeners = new Set<(e: LifecycleEvent) => void>()
   readonly #opts: ResolvedOptions
@@ -82,6 +86,7 @@ export class Runtime {
     this.#opts = opts
     this.#limit = openLimiter(opts.maxConcurrentOpens)
     this.faults = opts.engine instanceof FaultInjector ? opts.engine : new FaultInjector(opts.engine)
+    this.readerWorkers = opts.readerPlacement.where === 'worker' ? new ReaderWorkers(opts.root, opts.readerPlacement.threads) : undefined
     const machine = rootSupervisorMachine.provide({
       actors: {
         shard: shardSupervisorMachine.provide({
@@ -241,9 +246,15 @@ export class Runtime {
     if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     const settings = role === 'primary' ? this.#opts.rocksdb.primary : this.#opts.rocksdb.reader
     const createIfMissing = state === 'new'
+    // With placement 'worker', a reader's RocksDB instance opens in a worker thread, under the same engines (fault
+    // injection, a test's wrapper); if the thread dies, the reader is faulted at once (as `crash` does), before its
+    // failed reads are retried.
+    let placed: LeaseRecord | undefined
+    const workers = role === 'reader' ? this.readerWorkers : undefined
+    const via = workers && { open: (path: string, o: OpenOptions) => workers.open(path, o, (failure) => placed && this.shards.get(shardId)?.fault(placed, failure)) }
     const record = await this.table
       .acquire(
-        () => limit(() => this.faults.open(address.dir, { readOnly: role === 'reader', createIfMissing, ...settings })),
+        () => limit(() => placingReaders(via, () => this.faults.open(address.dir, { readOnly: role === 'reader', createIfMissing, ...settings }))),
         { role, shardId, ...(readerId === undefined ? {} : { readerId }), now: this.#opts.clock.now() },
         signal,
       )
@@ -259,6 +270,7 @@ export class Runtime {
         }
         throw e
       })
+    placed = record
     let whole: boolean
     try {
       const view = await readViewState(record.handle)
@@ -427,6 +439,8 @@ export class Runtime {
       // Stopping the tree aborts any open still running; releaseAll waits for those to settle and release.
       this.root.stop()
       await this.table.releaseAll()
+      // Every handle is closed: the reader worker threads end (nothing may open there any more).
+      await this.readerWorkers?.close()
       // A pending close timer would keep the process alive for closeTimeoutMs.
       this.#opts.clock.clearTimeout(timer)
     })()

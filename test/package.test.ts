@@ -13,7 +13,7 @@ import { checkPackage, entryPoints } from '../scripts/check-package.js'
 describe('the npm package', () => {
   it('packs dist, README, LICENSE and BENCHMARKS.md, installs without an install script, and runs (the kit example too)', { timeout: 240_000 }, async () => {
     const result = await checkPackage()
-    expect(result.files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'BENCHMARKS.md', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli.js', 'dist/actors/index.js', 'dist/actors/index.d.ts', 'dist/src/testing/index.js', 'dist/src/testing/index.d.ts', 'dist/src/inspector/static/index.html', 'dist/src/inspector/static/inspector.js']))
+    expect(result.files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'BENCHMARKS.md', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli.js', 'dist/actors/index.js', 'dist/actors/index.d.ts', 'dist/src/testing/index.js', 'dist/src/testing/index.d.ts', 'dist/src/inspector/static/index.html', 'dist/src/inspector/static/inspector.js', 'dist/src/reader-worker.mjs']))
     expect(result.files.filter((f) => !f.startsWith('dist/'))).toEqual(['BENCHMARKS.md', 'LICENSE', 'README.md', 'package.json'])
     expect(result.files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([])
     expect(result.manifest).not.toHaveProperty('private')
@@ -24,6 +24,8 @@ describe('the npm package', () => {
     expect(result.require.trim()).toBe(entryPoints)
     expect(result.manifest.peerDependenciesMeta).toEqual({ 'fast-check': { optional: true } })
     expect(result.example).toContain('rockvisor/testing example: ok')
+    // Reader mode reads through readers only: the read came from the packaged reader worker thread.
+    expect(result.worker.trim()).toBe('m1 worker')
   })
 
   it("shows the kit's example in the README exactly as the package test runs it", () => {

@@ -5,6 +5,7 @@
 import { afterEach } from 'vitest'
 import type { InspectionEvent } from 'xstate'
 import { FaultInjector, ManualClock, openIndex, parseToken, type Engine, type Index, type IndexOptions, type LifecycleEvent } from '../../src/index.js'
+import { testPlacement } from './placement.js'
 import { removeDir, tempDir } from './tmp.js'
 
 export interface Harness {
@@ -35,6 +36,8 @@ export const openHarness = async (options: Partial<IndexOptions> = {}, engine?: 
     shards: 4,
     random: () => 0,
     ...options,
+    // Readers in worker threads for a whole suite (see ./placement.ts), unless the test chose a placement itself.
+    ...(testPlacement.readers === undefined || options.readers?.placement !== undefined ? {} : { readers: { ...options.readers, placement: testPlacement.readers } }),
     root,
     clock,
     engine: faults,

@@ -1,0 +1,191 @@
+/**
+ * Reader placement under a mixed workload:
+ * `npx tsx bench/placement.ts [--seconds 8] [--warmup 2] [--callers 1000] [--rounds 1]`.
+ *
+ * For each placement (`in-process`, `worker` with 1 thread, `worker` with 2 threads) and each read consistency
+ * (`fresh`, `bounded`, and `primary` in process as the original design's baseline), one child process (so that peak
+ * RSS is its own) runs, on a writer-mode index in a temp root, one partition prefilled with 100,000 metas:
+ *
+ * 1. the writer alone: batches of 100 metas back to back for `--seconds` (after `--warmup`): metas/s;
+ * 2. the mixed workload: the same writer plus `--callers` concurrent callers looping `getByMsgId` on msgIds already
+ *    written (uniform over every acknowledged one), measured for `--seconds` after `--warmup`: reads/s, metas/s,
+ *    the share of read calls that went to readers (the rest went to the primary), misses (absent answers: must be
+ *    0 for `fresh`), the main thread's event-loop utilization, and the child's peak RSS.
+ *
+ * With `--rounds N` every configuration runs N times, the rounds alternating (each round in a rotated order, so
+ * that a machine busy with something else meanwhile weighs on every configuration alike), and the table shows the
+ * median of each column with the range of reads/s and writer metas/s. Self-contained (it uses only the public API
+ * and its FaultInjector's call counters); prints a table.
+ */
+import { fork } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { FaultInjector, openIndex, type MessageMeta } from '../src/index.js'
+
+type Placement = 'in-process' | 'worker'
+type Consistency = 'fresh' | 'bounded' | 'primary'
+
+interface Config {
+  readonly placement: Placement
+  readonly threads: number
+  readonly consistency: Consistency
+  readonly seconds: number
+  readonly warmup: number
+  readonly callers: number
+}
+
+interface Result extends Config {
+  readonly writerAloneMetasPerS: number
+  readonly readsPerS: number
+  readonly mixedMetasPerS: number
+  /** Read calls (MultiGets) served by readers, as a share of all read calls. */
+  readonly readerShare: number
+  readonly misses: number
+  readonly elu: number
+  readonly peakRssMiB: number
+}
+
+const prefill = 100_000
+const batchSize = 100
+const meta = (n: number): MessageMeta => ({ msgId: `msg-${n}`, timestamp: 1_700_000_000_000 + n, segmentId: Math.floor(n / 1_000_000), offset: n % 1_000_000, msgLen: 200 })
+const batch = (from: number): MessageMeta[] => Array.from({ length: batchSize }, (_, i) => meta(from + i))
+
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback
+}
+
+/** One configuration, in this process. */
+const runOne = async (config: Config): Promise<Result> => {
+  let peakRss = process.memoryUsage.rss()
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50)
+  const root = await mkdtemp(join(tmpdir(), 'rockvisor-placement-'))
+  const faults = new FaultInjector()
+  const index = await openIndex({ root, shards: 1, engine: faults, readers: { placement: config.placement, workerThreads: config.threads } })
+  const ms = (s: number) => s * 1_000
+  try {
+    let written = 0
+    for (; written < prefill; written += 1_000) await index.batchPut('t', 0, Array.from({ length: 1_000 }, (_, i) => meta(written + i)))
+
+    let stop = false
+    const writer = async (): Promise<void> => {
+      while (!stop) {
+        await index.batchPut('t', 0, batch(written))
+        written += batchSize
+      }
+    }
+    /** Runs the loops until stopped; measures `seconds` after `warmup`: the writer's metas and `count()`. */
+    const window = async (count: () => number) => {
+      await new Promise((resolve) => setTimeout(resolve, ms(config.warmup)))
+      const [w0, c0, t0, elu0] = [written, count(), performance.now(), performance.eventLoopUtilization()]
+      const calls0 = { ...faults.calls }
+      await new Promise((resolve) => setTimeout(resolve, ms(config.seconds)))
+      const s = (performance.now() - t0) / 1_000
+      const elu = performance.eventLoopUtilization(elu0).utilization
+      const readerCalls = faults.calls.readerReads - calls0.readerReads
+      const primaryCalls = faults.calls.primaryReads - calls0.primaryReads
+      return { metasPerS: (written - w0) / s, countPerS: (count() - c0) / s, elu, readerShare: readerCalls / Math.max(1, readerCalls + primaryCalls) }
+    }
+
+    // 1. The writer alone.
+    const alone = writer()
+    const soloWindow = await window(() => 0)
+    stop = true
+    await alone
+
+    // 2. The writer and the callers.
+    stop = false
+    let reads = 0
+    let misses = 0
+    let seed = 12345
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648)
+    const caller = async (): Promise<void> => {
+      while (!stop) {
+        const n = Math.floor(random() * written)
+        const found = await index.getByMsgId('t', 0, `msg-${n}`, { consistency: config.consistency })
+        if (found === undefined) misses++
+        reads++
+      }
+    }
+    const loops = [writer(), ...Array.from({ length: config.callers }, caller)]
+    const mixed = await window(() => reads)
+    stop = true
+    await Promise.all(loops)
+    return {
+      ...config,
+      writerAloneMetasPerS: soloWindow.metasPerS,
+      readsPerS: mixed.countPerS,
+      mixedMetasPerS: mixed.metasPerS,
+      readerShare: mixed.readerShare,
+      misses,
+      elu: mixed.elu,
+      peakRssMiB: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
+    }
+  } finally {
+    clearInterval(sampler)
+    await index.close()
+    await rm(root, { recursive: true, force: true })
+  }
+}
+
+/** Runs one configuration in a child process (its own heap and RSS) and returns what it measured. */
+const inChild = (config: Config): Promise<Result> =>
+  new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    let result: Result | undefined
+    child.on('message', (m: Result) => (result = m))
+    child.on('error', reject)
+    child.on('exit', (code) => (result !== undefined ? resolve(result) : reject(new Error(`the run ${JSON.stringify(config)} exited with code ${code}`))))
+  })
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+
+const main = async (): Promise<void> => {
+  const childAt = process.argv.indexOf('--child')
+  if (childAt >= 0) {
+    const result = await runOne(JSON.parse(process.argv[childAt + 1]!) as Config)
+    process.send!(result)
+    return
+  }
+  const base = { seconds: arg('seconds', 8), warmup: arg('warmup', 2), callers: arg('callers', 1_000) }
+  const rounds = Math.max(1, arg('rounds', 1))
+  const configs: Config[] = [
+    { placement: 'in-process', threads: 1, consistency: 'primary', ...base },
+    ...(['fresh', 'bounded'] as const).flatMap((consistency) => [
+      { placement: 'in-process' as const, threads: 1, consistency, ...base },
+      { placement: 'worker' as const, threads: 1, consistency, ...base },
+      { placement: 'worker' as const, threads: 2, consistency, ...base },
+    ]),
+  ]
+  console.log(
+    `reader placement, mixed workload: 1 writer (batches of ${batchSize}) + ${base.callers} getByMsgId callers, ${base.seconds} s after ${base.warmup} s warm-up, ${prefill.toLocaleString('en-US')} metas prefilled, one partition; ${rounds} round(s), medians; node ${process.version}`,
+  )
+  const results: Result[][] = configs.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < configs.length; k++) {
+      const i = (k + round) % configs.length
+      results[i]!.push(await inChild(configs[i]!))
+    }
+  }
+  const med = (rs: Result[], f: (r: Result) => number) => {
+    const v = rs.map(f).sort((a, b) => a - b)
+    return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+  }
+  const span = (rs: Result[], f: (r: Result) => number) => (rs.length > 1 ? ` (${fmt(Math.min(...rs.map(f)))}-${fmt(Math.max(...rs.map(f)))})` : '')
+  console.log('| placement | consistency | reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | read calls on readers | misses | main ELU | peak RSS MiB |')
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+  configs.forEach((c, i) => {
+    const rs = results[i]!
+    const where = c.placement === 'worker' ? `worker x${c.threads}` : c.placement
+    const reads = (r: Result) => r.readsPerS
+    const mixed = (r: Result) => r.mixedMetasPerS
+    console.log(
+      `| ${where} | ${c.consistency} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)} | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+    )
+  })
+}
+
+await main()
