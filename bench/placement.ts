@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { FaultInjector, openIndex, type MessageMeta } from '../src/index.js'
+import { openIndex, type MessageMeta } from '../src/index.js'
 
 type Placement = 'in-process' | 'worker'
 type Consistency = 'fresh' | 'bounded' | 'primary'
@@ -32,6 +32,9 @@ interface Config {
   readonly placement: Placement
   readonly threads: number
   readonly consistency: Consistency
+  /** `freshness.recentWritesBytes` (undefined: the default; 0: no memory of recent writes, fresh reads a stale
+   * reader cannot serve go to the primary, as before that memory existed). */
+  readonly recentWritesBytes?: number
   readonly seconds: number
   readonly warmup: number
   readonly callers: number
@@ -41,8 +44,10 @@ interface Result extends Config {
   readonly writerAloneMetasPerS: number
   readonly readsPerS: number
   readonly mixedMetasPerS: number
-  /** Read calls (MultiGets) served by readers, as a share of all read calls. */
+  /** Reads answered by a reader (from its view or from the memory of recent writes), as a share of all reads. */
   readonly readerShare: number
+  /** Reads answered from the memory of recent writes, as a share of all reads. */
+  readonly memoryShare: number
   readonly misses: number
   readonly elu: number
   readonly peakRssMiB: number
@@ -63,8 +68,13 @@ const runOne = async (config: Config): Promise<Result> => {
   let peakRss = process.memoryUsage.rss()
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50)
   const root = await mkdtemp(join(tmpdir(), 'rockvisor-placement-'))
-  const faults = new FaultInjector()
-  const index = await openIndex({ root, shards: 1, engine: faults, readers: { placement: config.placement, workerThreads: config.threads } })
+  const index = await openIndex({
+    root,
+    shards: 1,
+    readers: { placement: config.placement, workerThreads: config.threads },
+    ...(config.recentWritesBytes === undefined ? {} : { freshness: { recentWritesBytes: config.recentWritesBytes } }),
+  })
+  const served = () => index.stats().shards.reduce((a, sh) => ({ primary: a.primary + sh.served.primary, readers: a.readers + sh.served.readers, memory: a.memory + sh.served.memory }), { primary: 0, readers: 0, memory: 0 })
   const ms = (s: number) => s * 1_000
   try {
     let written = 0
@@ -81,13 +91,14 @@ const runOne = async (config: Config): Promise<Result> => {
     const window = async (count: () => number) => {
       await new Promise((resolve) => setTimeout(resolve, ms(config.warmup)))
       const [w0, c0, t0, elu0] = [written, count(), performance.now(), performance.eventLoopUtilization()]
-      const calls0 = { ...faults.calls }
+      const served0 = served()
       await new Promise((resolve) => setTimeout(resolve, ms(config.seconds)))
       const s = (performance.now() - t0) / 1_000
       const elu = performance.eventLoopUtilization(elu0).utilization
-      const readerCalls = faults.calls.readerReads - calls0.readerReads
-      const primaryCalls = faults.calls.primaryReads - calls0.primaryReads
-      return { metasPerS: (written - w0) / s, countPerS: (count() - c0) / s, elu, readerShare: readerCalls / Math.max(1, readerCalls + primaryCalls) }
+      const now = served()
+      const [primary, readers, memory] = [now.primary - served0.primary, now.readers - served0.readers, now.memory - served0.memory]
+      const all = Math.max(1, primary + readers + memory)
+      return { metasPerS: (written - w0) / s, countPerS: (count() - c0) / s, elu, readerShare: (readers + memory) / all, memoryShare: memory / all }
     }
 
     // 1. The writer alone.
@@ -120,6 +131,7 @@ const runOne = async (config: Config): Promise<Result> => {
       readsPerS: mixed.countPerS,
       mixedMetasPerS: mixed.metasPerS,
       readerShare: mixed.readerShare,
+      memoryShare: mixed.memoryShare,
       misses,
       elu: mixed.elu,
       peakRssMiB: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
@@ -143,30 +155,35 @@ const inChild = (config: Config): Promise<Result> =>
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
-const main = async (): Promise<void> => {
-  const childAt = process.argv.indexOf('--child')
-  if (childAt >= 0) {
-    const result = await runOne(JSON.parse(process.argv[childAt + 1]!) as Config)
-    process.send!(result)
-    return
-  }
-  const base = { seconds: arg('seconds', 8), warmup: arg('warmup', 2), callers: arg('callers', 1_000) }
-  const rounds = Math.max(1, arg('rounds', 1))
+/** What {@link placementBench} runs: seconds measured (after `warmup` seconds), callers, alternating rounds. */
+export interface PlacementOptions {
+  readonly seconds: number
+  readonly warmup: number
+  readonly callers: number
+  readonly rounds: number
+}
+
+/**
+ * Runs every configuration `rounds` times (each in a child process, the rounds alternating in a rotated order, so
+ * that a machine busy with something else meanwhile weighs on every configuration alike) and returns the markdown
+ * table of medians (with the range of reads/s and writer metas/s when there are several rounds).
+ */
+export const placementBench = async (options: PlacementOptions, progress: (line: string) => void = () => {}): Promise<string[]> => {
+  const base = { seconds: options.seconds, warmup: options.warmup, callers: options.callers }
+  const rounds = Math.max(1, options.rounds)
   const configs: Config[] = [
     { placement: 'in-process', threads: 1, consistency: 'primary', ...base },
+    { placement: 'in-process', threads: 1, consistency: 'fresh', recentWritesBytes: 0, ...base },
     ...(['fresh', 'bounded'] as const).flatMap((consistency) => [
       { placement: 'in-process' as const, threads: 1, consistency, ...base },
       { placement: 'worker' as const, threads: 1, consistency, ...base },
-      { placement: 'worker' as const, threads: 2, consistency, ...base },
     ]),
   ]
-  console.log(
-    `reader placement, mixed workload: 1 writer (batches of ${batchSize}) + ${base.callers} getByMsgId callers, ${base.seconds} s after ${base.warmup} s warm-up, ${prefill.toLocaleString('en-US')} metas prefilled, one partition; ${rounds} round(s), medians; node ${process.version}`,
-  )
   const results: Result[][] = configs.map(() => [])
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < configs.length; k++) {
       const i = (k + round) % configs.length
+      progress(`mixed workload: round ${round + 1}/${rounds}, ${describe(configs[i]!)}`)
       results[i]!.push(await inChild(configs[i]!))
     }
   }
@@ -175,17 +192,38 @@ const main = async (): Promise<void> => {
     return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
   }
   const span = (rs: Result[], f: (r: Result) => number) => (rs.length > 1 ? ` (${fmt(Math.min(...rs.map(f)))}-${fmt(Math.max(...rs.map(f)))})` : '')
-  console.log('| placement | consistency | reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | read calls on readers | misses | main ELU | peak RSS MiB |')
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+  const primaryOnly = med(results[0]!, (r) => r.readsPerS)
+  const lines = [
+    '| placement | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | main thread busy (ELU) | peak RSS MiB |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ]
   configs.forEach((c, i) => {
     const rs = results[i]!
-    const where = c.placement === 'worker' ? `worker x${c.threads}` : c.placement
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
-    console.log(
-      `| ${where} | ${c.consistency} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)} | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+    lines.push(
+      `| ${c.placement === 'worker' ? `worker x${c.threads}` : c.placement} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
+  return lines
 }
 
-await main()
+const describe = (c: Config): string =>
+  `${c.placement === 'worker' ? `worker x${c.threads}` : c.placement}, ${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}`
+
+const main = async (): Promise<void> => {
+  const childAt = process.argv.indexOf('--child')
+  if (childAt >= 0) {
+    const result = await runOne(JSON.parse(process.argv[childAt + 1]!) as Config)
+    process.send!(result)
+    return
+  }
+  const options = { seconds: arg('seconds', 8), warmup: arg('warmup', 2), callers: arg('callers', 1_000), rounds: arg('rounds', 1) }
+  console.log(
+    `reader placement, mixed workload: 1 writer (batches of ${batchSize}) + ${options.callers} getByMsgId callers, ${options.seconds} s after ${options.warmup} s warm-up, ${prefill.toLocaleString('en-US')} metas prefilled, one partition; ${options.rounds} round(s), medians; node ${process.version}`,
+  )
+  for (const line of await placementBench(options, (l) => console.error(l))) console.log(line)
+}
+
+// Run as a script (or as a configuration's child process), not when run.ts imports it.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main()

@@ -14,6 +14,8 @@ import { lookups, makeDataset } from './data.js'
 import { fixed, int, median, ms, size, summarize, table, us } from './measure.js'
 import { mergeResults, openRawReaders, readIndex, readRawGet, readRawMultiGet, type PointKind, type ReadResult } from './read.js'
 import { files, putsPerBatch, refreshCost } from './refresh.js'
+import { placementBench } from './placement.js'
+import { rangeVsPoint, type RangeRow } from './range.js'
 import { visibility, type VisibilityRow } from './visibility.js'
 import { openRawPrimaries, openWarmIndex, settled, topic, writeIndex, writeRaw, type WriteResult } from './write.js'
 
@@ -222,6 +224,9 @@ const main = async (): Promise<string> => {
         }
       }
     }
+    // Range reads against point reads, lone caller, on the same index and raw readers.
+    const ranges = await rangeVsPoint(index, raw, ds, topic, quick ? 500 : 5_000, 1_000)
+    progress('range reads done')
     await closeAll()
     progress('index and raw readers closed')
 
@@ -230,9 +235,13 @@ const main = async (): Promise<string> => {
 
     // ---- 4. write-ack -> visible-at-reader latency.
     const visible = await visibility(() => tempDir('visibility'), quick ? 1_500 : 6_000, progress)
+
+    // ---- 5. the mixed workload, per reader placement.
+    const mixedOptions = { seconds: quick ? 2 : 6, warmup: quick ? 1 : 2, callers: 1_000, rounds: quick ? 1 : 2 }
+    const mixed = await placementBench(mixedOptions, progress)
     load.end = os.loadavg()
 
-    return report({ ds, indexRuns, rawRuns, indexDisk, rawDisk, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, load })
+    return report({ ds, indexRuns, rawRuns, indexDisk, rawDisk, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, ranges, mixed, mixedOptions, load })
   } finally {
     await closeAll()
     await rm(root, { recursive: true, force: true })
@@ -255,6 +264,9 @@ type Results = {
   sstBytes: string[]
   refresh: Awaited<ReturnType<typeof refreshCost>>
   visible: readonly VisibilityRow[]
+  ranges: readonly RangeRow[]
+  mixed: readonly string[]
+  mixedOptions: { seconds: number; warmup: number; callers: number; rounds: number }
   load: { start: number[]; end: number[] }
 }
 
@@ -445,8 +457,8 @@ const report = async (r: Results): Promise<string> => {
     '',
     `A writer-mode index writes batches of 100 metas back to back to one partition for ${quick ? 1.5 : 6} s; one meta of every 10th ` +
       'acknowledged batch is read back, either by a reader-mode index on the same root (what another process runs; one reader) with ' +
-      '`after: token`, which waits until its reader has refreshed past the token, or by the writing index itself (`fresh`), which the ' +
-      'primary serves at once while the stale reader refreshes: the two designs for a read that no reader can serve yet. ' +
+      '`after: token`, which waits until its reader has refreshed past the token, or by the writing index itself (`fresh`), which a ' +
+      'stale reader merged with the memory of recent writes serves at once (or the primary) while the reader refreshes. ' +
       'Latency: from the acknowledgement to the answer.',
     '',
     table(
@@ -454,6 +466,44 @@ const report = async (r: Results): Promise<string> => {
       r.visible.map((v) => [v.path, v.label, int(v.batches), int(v.metasPerSecond), int(v.samples), fixed(v.p50Ms, 2), fixed(v.p99Ms, 2), fixed(v.maxMs, 2)]),
       ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
+    '',
+  )
+  out(
+    '## 5. Range reads against point reads',
+    '',
+    'A lone caller on the index of (2) (before it closed), lookup by lookup in turn: `getRangeByTime` (the first and last ' +
+      'meta of a 1-second range: two seeks, run at once on one view) against `getByMsgId`, and the binding doing the same ' +
+      'work on the same shard directories: two iterators of one entry at once (forward and reverse) against one `db.get`. ' +
+      'The binding\'s iterator costs three native calls (open, read, close) where `db.get` costs one.',
+    '',
+    table(
+      ['path', 'calls', 'p50 µs', 'p99 µs'],
+      r.ranges.map((x) => [x.path, int(x.calls), fixed(x.p50Us, 1), fixed(x.p99Us, 1)]),
+      ['l', 'r', 'r', 'r'],
+    ),
+    '',
+  )
+  const [ir, ip, rr, rp] = r.ranges
+  if (ir && ip && rr && rp) {
+    out(
+      `Ratios of p50: index range / index point **${fixed(ir.p50Us / ip.p50Us, 2)}x**; raw range / raw point ${fixed(rr.p50Us / rp.p50Us, 2)}x; ` +
+        `index range / raw range ${fixed(ir.p50Us / rr.p50Us, 2)}x.`,
+      '',
+    )
+  }
+  out(
+    '## 6. The mixed workload: one writer, 1,000 readers',
+    '',
+    `Per configuration, in a child process of its own (so that peak RSS is its own): a writer-mode index (one shard, one ` +
+      `partition prefilled with 100,000 metas) first runs the writer alone (batches of 100 metas back to back), then the ` +
+      `writer and ${int(r.mixedOptions.callers)} callers looping \`getByMsgId\` on msgIds already written, each measured for ` +
+      `${r.mixedOptions.seconds} s after ${r.mixedOptions.warmup} s of warm-up; ${r.mixedOptions.rounds} round(s), alternating, medians ` +
+      '(ranges in parentheses). `fresh` is the default of writer mode (read-your-writes); `primary` reads only the primary ' +
+      '(the original design\'s reads); `fresh, no memory of recent writes` is `freshness.recentWritesBytes: 0` (fresh reads a ' +
+      'stale reader cannot serve go to the primary); `bounded` allows a view 1 s old. Where the reads were answered comes ' +
+      'from `stats().shards[i].served`.',
+    '',
+    ...r.mixed,
     '',
   )
   out(`Total bench time: ${fixed((performance.now() - t0) / 1000, 1)} s.`, '')

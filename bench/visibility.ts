@@ -2,7 +2,8 @@
  * Write-acknowledged -> visible latency under a steady write load. A writer-mode index writes batches back to back to
  * one partition; a sample of the acknowledged metas is read either by a reader-mode index on the same root (what
  * another process would run) with `after: token`, which waits until its reader has refreshed past the token, or by
- * the writing index itself (`fresh`: served by the primary while a reader refreshes). The reader path is measured
+ * the writing index itself (`fresh`: served at once, by a stale reader merged with the memory of recent writes or by
+ * the primary, while a reader refreshes). The reader path is measured
  * with the default flush policy and with flushing effectively off, so the WAL a refresh replays grows.
  */
 import { defaults, openIndex, type MessageMeta } from '../src/index.js'
@@ -10,7 +11,7 @@ import { percentile } from './measure.js'
 
 export interface VisibilityRow {
   readonly label: string
-  /** `reader waits for a refresh` (reader mode, after: token) or `served by the primary` (writer mode, fresh). */
+  /** `reader waits for a refresh` (reader mode, after: token) or served at once (writer mode, fresh). */
   readonly path: string
   readonly flushEveryRecords: number
   readonly batches: number
@@ -35,7 +36,7 @@ export const visibility = async (
   for (const [label, options, path] of [
     ['default flush policy (16,384 records or 5 s)', {}, 'reader-mode index, `after: token`: waits for a refresh'],
     ['flushing effectively off', off, 'reader-mode index, `after: token`: waits for a refresh'],
-    ['default flush policy (16,384 records or 5 s)', {}, 'the writing index, `fresh`: the primary serves while a reader refreshes'],
+    ['default flush policy (16,384 records or 5 s)', {}, 'the writing index, `fresh`: served at once by a stale reader merged with the recent writes, or the primary'],
   ] as const) {
     const root = await tempDir()
     const writer = await openIndex({ root, shards: 4, ...options })

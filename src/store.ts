@@ -148,7 +148,7 @@ export const msgIdOfSegmentOffsetValue = (value: Uint8Array): string => decoder.
 
 /**
  * The segment offsets of the first and the last meta (in time order, ties broken by segment offset) whose
- * timestamp is in [startTs, endTs], or `undefined` when there is none. Two seeks, whatever the index holds.
+ * timestamp is in [startTs, endTs], or `undefined` when there is none. Two seeks at once, whatever the index holds.
  */
 export const getRangeByTime = async (
   handle: StorageHandle,
@@ -158,12 +158,12 @@ export const getRangeByTime = async (
 ): Promise<{ first: SegmentOffset; last: SegmentOffset } | undefined> => {
   if (startTs > endTs) return undefined
   const range = { gte: timeKey(partition, startTs), lte: timeKeyMax(partition, endTs), limit: 1 }
-  // Both ends from one snapshot: on a live primary a write could otherwise land between the two seeks.
+  // Both ends from one snapshot: on a live primary a write could otherwise land between the two seeks. The two seeks
+  // run at once (a range read costs about one seek's latency, not two).
   return handle.withSnapshot(async (view) => {
-    const first = await firstKey(view.iterate(range))
+    const [first, last] = await Promise.all([firstKey(view.iterate(range)), firstKey(view.iterate({ ...range, reverse: true }))])
     if (first === undefined) return undefined
-    const last = (await firstKey(view.iterate({ ...range, reverse: true }))) ?? first
-    return { first: segmentOffsetOfTimeKey(first), last: segmentOffsetOfTimeKey(last) }
+    return { first: segmentOffsetOfTimeKey(first), last: segmentOffsetOfTimeKey(last ?? first) }
   })
 }
 
