@@ -1,7 +1,7 @@
 // Runs before every test file under mutation testing only (vitest.stryker.config.ts), never under `npm test`.
 import { chmodSync } from 'node:fs'
 import { basename } from 'node:path'
-import { fc } from '@fast-check/vitest'
+import fc from 'fast-check'
 
 // @fast-check/vitest names each property test `<label> (with seed=<seed>)`, and draws that seed at random when the
 // test is defined. Stryker records which tests cover which mutant by test name in its dry run, then selects them by
