@@ -65,7 +65,7 @@ describe('decodeKey given malformed keys', () => {
     expect(decodeKey(bytes('00657000'))).toEqual({ view: 'epoch', slot: 0 })
     expect(decodeKey(bytes('0065703f'))).toEqual({ view: 'epoch', slot: 63 })
     // Slot 64 is past the last slot; a wrong byte anywhere is not an epoch key nor the sequence key.
-    for (const h of ['00657040', '00657100', '00667000', '01657000', '00737371', '00736571ff', '007365']) {
+    for (const h of ['00657040', '00657100', '00667000', '01657000', '00737371', '00736571ff', '00657005ff', '007365']) {
       expect(() => decodeKey(bytes(h)), h).toThrow()
     }
   })
@@ -145,13 +145,27 @@ describe('write tokens', () => {
       expect(err).toMatchObject({ field: 'after' })
       expect((err as Error).message).toBe(`after: not a write token: ${JSON.stringify(token)?.slice(0, 80)}`)
     }
+    // The quote is cut at 80 characters.
     const long = `s@${'x'.repeat(200)}`
-    expect(() => parseToken(long)).toThrow(`after: not a write token: ${JSON.stringify(long).slice(0, 80)}`)
+    const err = (() => {
+      try {
+        parseToken(long)
+      } catch (e) {
+        return e as Error
+      }
+      throw new Error('parsed')
+    })()
+    expect(err.message).toBe(`after: not a write token: "s@${'x'.repeat(77)}`)
   })
 
   it('should refuse a token of another shard, naming both', () => {
     expect(() => parseToken('orders/3@5', 'orders/4')).toThrow('after: the token is for shard orders/3, but this read goes to shard orders/4')
     expect(() => parseToken('orders/3@5', 'orders/4')).toThrow(InvalidInput)
+    try {
+      parseToken('orders/3@5', 'orders/4')
+    } catch (e) {
+      expect(e).toMatchObject({ field: 'after' })
+    }
     expect(parseToken('orders/3@5', 'orders/3')).toEqual({ shard: 'orders/3', sequence: 5 })
   })
 })
