@@ -1,0 +1,109 @@
+/**
+ * The edges of src/runtime.ts that the supervision suites reach only loosely, found by mutation testing (TESTING.md,
+ * "Mutation testing"), on real RocksDB with a ManualClock: the exact moment maintenance retires an idle or an old
+ * reader, what `faults.crash` counts, and how stats name each state of a shard.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import type { MessageMeta } from '../src/index.js'
+import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
+
+const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
+let h: Harness | undefined
+afterEach(async () => {
+  await h?.dispose()
+  h = undefined
+})
+
+describe('pool maintenance on the clock', () => {
+  it('should retire a reader idle for exactly idleMs above min, and not a millisecond before', async () => {
+    h = await openHarness({ readers: { min: 1, max: 2, growAt: 1, idleMs: 1_000, maxLifetimeMs: 1_000_000 }, maintenanceIntervalMs: 100 })
+    const start = h.clock.now()
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
+    // Reads queue up and the pool grows to max; the clock stands still, so every use is at `start`.
+    for (let round = 0; round < 50 && (shardStats(h, 't', 1).readers.serving ?? 0) < 2; round++) {
+      await Promise.all(Array.from({ length: 16 }, () => h!.index.getByMsgId('t', 1, 'm1')))
+    }
+    await waitFor(() => shardStats(h!, 't', 1).views.length === 2)
+    expect(h.clock.now()).toBe(start)
+    const n = h.events.length
+    // Maintenance ticks every 100 ms from the start: the tick at start + 1000 is the first that sees 1000 ms idle.
+    await h.clock.advance(999)
+    expect(h.events.slice(n).filter((e) => e.type === 'retired')).toEqual([])
+    await h.clock.advance(1)
+    // (Bounded waits: the retirement closes a real handle first, and a mutant that never retires fails in 2 s.)
+    await waitFor(() => h!.events.slice(n).some((e) => e.type === 'retired'), 2_000)
+    await waitFor(() => shardStats(h!, 't', 1).views.length === 1)
+    // The other reader is at min now: idle as long as it likes, it stays.
+    await h.clock.advance(10_000)
+    expect(h.events.slice(n).filter((e) => e.type === 'retired').length).toBe(1)
+    expect(shardStats(h, 't', 1).readers).toEqual({ serving: 1 })
+  })
+
+  it('should recycle a reader at exactly maxLifetimeMs even at min, replacing it', async () => {
+    h = await openHarness({ readers: { min: 1, max: 1, idleMs: 1, maxLifetimeMs: 5_000 }, maintenanceIntervalMs: 100 })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h!, 't', 1).views.length === 1)
+    const [first] = shardStats(h, 't', 1).views
+    expect(first!.ageMs).toBe(0)
+    const n = h.events.length
+    // Ticks come every 100 ms from the index's start; the reader opened at a tick's time or between two.
+    await h.clock.advance(4_900)
+    expect(shardStats(h, 't', 1).views[0]).toMatchObject({ reader: first!.reader, ageMs: 4_900 })
+    expect(h.events.slice(n).filter((e) => e.type === 'retired')).toEqual([])
+    // Idle at min is never retired for idleness (idleMs 1): only the lifetime ends it.
+    await h.clock.advance(100)
+    await waitFor(() => h!.events.slice(n).some((e) => e.type === 'retired' && e.actor === first!.reader), 2_000)
+    await waitFor(() => shardStats(h!, 't', 1).views.some((v) => v.reader !== first!.reader))
+    expect(shardStats(h, 't', 1).readers).toEqual({ serving: 1 })
+  })
+})
+
+describe('faults.crash', () => {
+  it('should count the handles it crashed: the primary, every reader, one reader, or none', async () => {
+    h = await openHarness({ readers: { min: 2, max: 2 }, supervision: { primary: { backoff: { minMs: 100, jitter: 0 } }, readers: { backoff: { minMs: 100, jitter: 0 } } } })
+    expect(h.index.faults.crash('t', 1, 'primary')).toBe(0)
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h!, 't', 1).views.length === 2)
+    expect(h.index.faults.crash('t', 1, 'reader-7')).toBe(0)
+    const n = h.events.length
+    expect(h.index.faults.crash('t', 1, 'reader-2')).toBe(1)
+    await h.event((e) => e.type === 'failed' && e.actor === 'reader-2', n)
+    expect(h.events.slice(n).filter((e) => e.type === 'failed').map((e) => e.actor)).toEqual(['reader-2'])
+    expect(h.index.faults.crash('t', 1, 'readers')).toBe(1)
+    await h.event((e) => e.type === 'failed' && e.actor === 'reader-1', n)
+    expect(h.index.faults.crash('t', 1, 'primary')).toBe(1)
+    await h.event((e) => e.type === 'failed' && e.actor === 'primary', n)
+    expect(h.index.faults.crash('t', 1, 'primary')).toBe(0)
+    expect(h.events.slice(n).find((e) => e.type === 'failed' && e.actor === 'primary')?.detail).toMatch(/^injected crash of primary in /)
+  })
+})
+
+describe('stats', () => {
+  it('should name the shard state, the primary state and count readers by state, with totals', async () => {
+    h = await openHarness({ readers: { min: 1, max: 1 }, supervision: { primary: { intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 100, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h!, 't', 1).views.length === 1)
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'running', pool: 'healthy', primary: 'ready', readers: { serving: 1 }, restarts: { primary: 0, readers: 0 } })
+    expect(h.index.stats().totals).toEqual({ primaries: 1, readers: 1, handles: 2 })
+    const dir = h.index.locate('t', 1).dir
+    h.faults.failNext('open', 100, { role: 'primary', dir })
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'restarting', primary: 'waiting', restarts: { primary: 1 } })
+    expect(h.index.stats().totals).toMatchObject({ primaries: 0, readers: 1 })
+    await h.clock.advance(100)
+    await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'failed', primary: 'none', cause: { reason: 'injected' } })
+    h.faults.clear()
+    h.index.recover()
+    await h.event((e) => e.type === 'recovered' && e.actor === 'primary', n)
+    await waitFor(() => shardStats(h!, 't', 1).primary === 'ready')
+    expect(shardStats(h, 't', 1).state).toBe('running')
+    expect(shardStats(h, 't', 1).cause).toBeUndefined()
+    await h.index.close()
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'closed', primary: 'none', readers: {} })
+    expect(h.index.stats().totals).toEqual({ primaries: 0, readers: 0, handles: 0 })
+  })
+})

@@ -1,0 +1,144 @@
+/**
+ * The edges of src/store.ts that the model-based test does not pin down, found by mutation testing (TESTING.md,
+ * "Mutation testing"), on a real RocksDB in a temp dir: the place bound that spares lookups, the byte count of a batch,
+ * an empty batch, the last place of a partition, retention chunks, and the bounds of range queries.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { rocksEngine, type StorageHandle } from '../src/engine.js'
+import type { MessageMeta } from '../src/meta.js'
+import * as store from '../src/store.js'
+import { removeDir, tempDir } from './support/tmp.js'
+
+const opened: { handle: StorageHandle; dir: string }[] = []
+afterEach(async () => {
+  for (const { handle, dir } of opened.splice(0)) {
+    await handle.close()
+    await removeDir(dir)
+  }
+})
+
+const fresh = async (): Promise<StorageHandle> => {
+  const dir = await tempDir()
+  const handle = await rocksEngine.open(dir, { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 << 20, maxWriteBufferNumber: 2, enableStatistics: false })
+  opened.push({ handle, dir })
+  return handle
+}
+
+const meta = (msgId: string, timestamp: number, segmentId: number, offset: number, msgLen = 10): MessageMeta => ({ msgId, timestamp, segmentId, offset, msgLen })
+const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
+  const out: T[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
+
+describe('placeAfter', () => {
+  it('should order places by segment, then offset, strictly', () => {
+    expect(store.placeAfter({ segmentId: 2, offset: 0 }, { segmentId: 1, offset: 9 })).toBe(true)
+    expect(store.placeAfter({ segmentId: 1, offset: 9 }, { segmentId: 2, offset: 0 })).toBe(false)
+    expect(store.placeAfter({ segmentId: 1, offset: 5 }, { segmentId: 1, offset: 4 })).toBe(true)
+    expect(store.placeAfter({ segmentId: 1, offset: 4 }, { segmentId: 1, offset: 4 })).toBe(false)
+    expect(store.placeAfter({ segmentId: 1, offset: 3 }, { segmentId: 1, offset: 4 })).toBe(false)
+  })
+})
+
+describe('putMetas', () => {
+  it('should count the bytes of every key and value it puts, and write nothing (not even a sequence) for no metas', async () => {
+    const h = await fresh()
+    expect(await store.putMetas(h, 1, [], 1)).toEqual({ bytes: 0 })
+    expect(await store.readSequence(h)).toBe(0)
+    // by id 5 + 2 and 24; by time 25 and 4 + 2; by place 17 and 12 + 2.
+    expect(await store.putMetas(h, 1, [meta('é', 1, 1, 1)], 1)).toEqual({ bytes: 7 + 24 + 25 + 6 + 17 + 14 })
+    expect(await store.putMetas(h, 1, [meta('a', 1, 1, 2), meta('bc', 1, 1, 3)], 2)).toEqual({ bytes: 6 + 24 + 25 + 5 + 17 + 13 + (7 + 24 + 25 + 6 + 17 + 14) })
+    expect(await store.readSequence(h)).toBe(2)
+  })
+
+  it('should displace by place only the places the bound does not rule out', async () => {
+    const h = await fresh()
+    await store.putMetas(h, 1, [meta('old', 1, 5, 5)], 1)
+    // The caller says the partition holds no place (null): the old meta's place is not looked up, so it stays.
+    await store.putMetas(h, 1, [meta('new1', 2, 5, 5)], 2, { placeBound: null })
+    expect(await store.getByMsgId(h, 1, 'old')).toEqual(meta('old', 1, 5, 5))
+    // A bound below the place: not looked up either.
+    await store.putMetas(h, 1, [meta('new2', 3, 5, 5)], 3, { placeBound: { segmentId: 5, offset: 4 } })
+    expect(await store.getByMsgId(h, 1, 'new1')).toEqual(meta('new1', 2, 5, 5))
+    // A bound at the place: looked up, and whatever holds the place now (new2) is displaced from all three views.
+    await store.putMetas(h, 1, [meta('new3', 4, 5, 5)], 4, { placeBound: { segmentId: 5, offset: 5 } })
+    expect(await store.getByMsgId(h, 1, 'new2')).toBeUndefined()
+    expect(await store.getMsgIdBySegmentOffset(h, 1, { segmentId: 5, offset: 5 })).toBe('new3')
+    expect((await collect(store.allMetas(h, 1, 'byTime'))).map((m) => m.msgId)).toEqual(['old', 'new1', 'new3'])
+    // No bound: every place is looked up.
+    await store.putMetas(h, 1, [meta('new4', 5, 5, 5)], 5)
+    expect(await store.getByMsgId(h, 1, 'new3')).toBeUndefined()
+    expect((await collect(store.allMetasById(h, 1))).map((m) => m.msgId)).toEqual(['new1', 'new4', 'old'])
+  })
+
+  it('should displace a meta by msgId, from all three views, and keep a batch that rewrites the same place', async () => {
+    const h = await fresh()
+    await store.putMetas(h, 2, [meta('m', 10, 1, 1), meta('n', 11, 1, 2)], 1)
+    await store.putMetas(h, 2, [meta('m', 20, 3, 3)], 2, { placeBound: null })
+    expect(await collect(store.allMetas(h, 2, 'bySegmentOffset'))).toEqual([meta('n', 11, 1, 2), meta('m', 20, 3, 3)])
+    expect(await collect(store.allMetas(h, 2, 'byTime'))).toEqual([meta('n', 11, 1, 2), meta('m', 20, 3, 3)])
+    await store.putMetas(h, 2, [meta('n', 11, 1, 2, 99)], 3)
+    expect(await collect(store.allMetasById(h, 2))).toEqual([meta('m', 20, 3, 3), meta('n', 11, 1, 2, 99)])
+  })
+})
+
+describe('range queries', () => {
+  it('should find the last place of a partition, not of its neighbours', async () => {
+    const h = await fresh()
+    expect(await store.lastPlace(h, 3)).toBeUndefined()
+    await store.putMetas(h, 2, [meta('a', 1, 9, 9)], 1)
+    await store.putMetas(h, 4, [meta('b', 1, 9, 9)], 2)
+    expect(await store.lastPlace(h, 3)).toBeUndefined()
+    await store.putMetas(h, 3, [meta('c', 1, 1, 7), meta('d', 1, 2, 1), meta('e', 1, 1, 9)], 3)
+    expect(await store.lastPlace(h, 3)).toEqual({ segmentId: 2, offset: 1 })
+  })
+
+  it('should answer a time range by its first and last meta, inclusive at both ends, and nothing for an empty or inverted range', async () => {
+    const h = await fresh()
+    await store.putMetas(h, 1, [meta('a', 10, 1, 1), meta('b', 20, 1, 2), meta('c', 20, 0, 9), meta('d', 30, 1, 4)], 1)
+    expect(await store.getRangeByTime(h, 1, 10, 20)).toEqual({ first: { segmentId: 1, offset: 1 }, last: { segmentId: 1, offset: 2 } })
+    expect(await store.getRangeByTime(h, 1, 20, 20)).toEqual({ first: { segmentId: 0, offset: 9 }, last: { segmentId: 1, offset: 2 } })
+    expect(await store.getRangeByTime(h, 1, 30, 30)).toEqual({ first: { segmentId: 1, offset: 4 }, last: { segmentId: 1, offset: 4 } })
+    expect(await store.getRangeByTime(h, 1, 11, 19)).toBeUndefined()
+    expect(await store.getRangeByTime(h, 1, 20, 10)).toBeUndefined()
+    expect(await store.getRangeByTime(h, 2, 0, 100)).toBeUndefined()
+  })
+
+  it('should scan a time range in order, up to a limit, and nothing for limit 0 or an inverted range', async () => {
+    const h = await fresh()
+    await store.putMetas(h, 1, [meta('a', 10, 1, 1), meta('b', 20, 1, 2), meta('c', 20, 0, 9), meta('d', 30, 1, 4)], 1)
+    const ids = async (start: number, end: number, limit?: number) => (await collect(store.scanByTime(h, 1, start, end, limit))).map((m) => m.msgId)
+    expect(await ids(10, 30)).toEqual(['a', 'c', 'b', 'd'])
+    expect(await ids(20, 20)).toEqual(['c', 'b'])
+    expect(await ids(10, 30, 2)).toEqual(['a', 'c'])
+    expect(await ids(10, 30, 0)).toEqual([])
+    expect(await ids(30, 10)).toEqual([])
+    expect(await ids(31, 40)).toEqual([])
+  })
+})
+
+describe('deleteBefore', () => {
+  it('should remove in chunks of store.retentionChunk metas, each its own stamped batch, reporting each chunk', async () => {
+    expect(store.retentionChunk).toBe(1024)
+    const h = await fresh()
+    const n = store.retentionChunk + 3
+    const metas = Array.from({ length: n }, (_, i) => meta(`m${i}`, i, 1, i))
+    await store.putMetas(h, 1, metas, 1)
+    await store.putMetas(h, 2, [meta('other', 0, 1, 1)], 2)
+    let stamp = 2
+    const chunks: number[] = []
+    const stamps: number[] = []
+    const result = await store.deleteBefore(h, 1, n - 1, () => (stamps.push(++stamp), stamp), (d) => chunks.push(d))
+    expect(result).toEqual({ deleted: n - 1 })
+    expect(chunks).toEqual([store.retentionChunk, 2])
+    expect(stamps).toEqual([3, 4])
+    expect(await store.readSequence(h)).toBe(4)
+    expect(await collect(store.allMetasById(h, 1))).toEqual([meta(`m${n - 1}`, n - 1, 1, n - 1)])
+    expect(await collect(store.allMetas(h, 1, 'bySegmentOffset'))).toEqual([meta(`m${n - 1}`, n - 1, 1, n - 1)])
+    expect(await store.getByMsgId(h, 2, 'other')).toEqual(meta('other', 0, 1, 1))
+    // Nothing older left: no batch, no stamp drawn.
+    expect(await store.deleteBefore(h, 1, n - 1, () => ++stamp)).toEqual({ deleted: 0 })
+    expect(stamp).toBe(4)
+  })
+})
