@@ -163,7 +163,12 @@ export const shardSupervisorMachine = setup({
       const error = output === undefined ? (event as ErrorActorEvent).error : output.error
       const failed = output === undefined || output.outcome === 'failed'
       enqueue.stopChild('primary')
-      enqueue(notify({ type: 'failed', shard: context.shardId, actor: 'primary', detail: errorText(error) }))
+      // A primary that closed normally did not fail (it is replaced or let go as its restart type says).
+      enqueue(
+        failed
+          ? notify({ type: 'failed', shard: context.shardId, actor: 'primary', detail: errorText(error) })
+          : notify({ type: 'retired', shard: context.shardId, actor: 'primary', detail: `closed normally (restart: ${context.policy.primary.restart})` }),
+      )
       const verdict = judge(context.primaryRestarts, context.policy.primary, context.primaryUpSince, failed, context.env, error)
       enqueue.assign({ primaryRestarts: verdict.book, primaryAlive: false, primaryUpSince: undefined, ...(verdict.restart ? {} : { failure: error }) })
       enqueue.raise(verdict.restart ? { type: 'PRIMARY.RESTART', delayMs: verdict.delayMs } : { type: 'PRIMARY.GIVE_UP', error })

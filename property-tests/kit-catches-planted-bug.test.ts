@@ -66,7 +66,9 @@ describe('the kit against a planted bug', () => {
     const kit = await loadKit(false)
     let exhausted = 0
     const result = await fc.check(kit.commands.indexModelProperty({ ...configOf(kit), onRun: (r) => void (exhausted += r.exhausted) }), { numRuns })
-    expect(result.failed, fc.defaultReportMessage(result) ?? '').toBe(false)
+    // The violation first: the report after it (the scheduler's whole history) is long.
+    const violation = result.errorInstance instanceof kit.commands.ModelViolation ? `${result.errorInstance.kind}: ${result.errorInstance.message}` : String(result.errorInstance)
+    expect(result.failed, `${violation}\n${fc.defaultReportMessage(result) ?? ''}`).toBe(false)
     expect(exhausted).toBeGreaterThan(0)
   })
 })

@@ -383,6 +383,9 @@ describe('transient and temporary children', () => {
     expect(s.said('restarted', 'primary').length).toBe(1)
     expect(s.value()).toEqual({ active: { primary: 'failed', pool: 'healthy' } })
     expect(s.context().primaryRestarts.total).toBe(1)
+    // The close is announced as what it was: one failure (the fault), then a normal exit.
+    expect(s.said('failed', 'primary').length).toBe(1)
+    expect(s.said('retired', 'primary').map((e) => e.detail)).toEqual(['closed normally (restart: transient)'])
   })
 
   it('should never restart a temporary primary, nor count it', async () => {
