@@ -75,6 +75,27 @@ export interface StorageHandle {
 export const getManySettled = (handle: StorageHandle, keys: readonly Uint8Array[]): Promise<SettledValues> =>
   handle.getManySettled !== undefined ? handle.getManySettled(keys) : handle.getMany(keys).then((values) => ({ values }))
 
+/**
+ * `inner` with some of its calls replaced by `overrides`; every other call goes to `inner` (bound to it). For wrappers
+ * that change one or two calls of a handle (recording its writes, holding its reads in a test).
+ */
+export const overriding = (
+  inner: StorageHandle,
+  overrides: Partial<Omit<StorageHandle, 'path' | 'readOnly'>>,
+): StorageHandle => ({
+  path: inner.path,
+  readOnly: inner.readOnly,
+  getMany: (keys) => inner.getMany(keys),
+  ...(inner.getManySettled === undefined ? {} : { getManySettled: (keys: readonly Uint8Array[]) => inner.getManySettled!(keys) }),
+  write: (ops) => inner.write(ops),
+  iterate: (range) => inner.iterate(range),
+  withSnapshot: (fn) => inner.withSnapshot(fn),
+  flush: () => inner.flush(),
+  property: (name) => inner.property(name),
+  close: () => inner.close(),
+  ...overrides,
+})
+
 /** The reads of a handle. */
 export type ReadView = Pick<StorageHandle, 'getMany' | 'iterate'>
 

@@ -14,7 +14,7 @@ import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
 import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Timeout, isTransient, type FailureCause } from './errors.js'
 import { sequenceKey } from './keys.js'
-import { getManySettled, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
+import { getManySettled, overriding, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 import type { ShardAddress } from './layout.js'
 import type { SegmentOffset } from './meta.js'
 import { RecentWrites } from './recent.js'
@@ -516,23 +516,14 @@ export class ShardRuntime {
     let wrapped = this.#recordingHandles.get(record)
     if (wrapped === undefined) {
       const inner = record.handle
-      wrapped = {
-        path: inner.path,
-        readOnly: inner.readOnly,
-        getMany: (keys) => inner.getMany(keys),
-        ...(inner.getManySettled === undefined ? {} : { getManySettled: (keys: readonly Uint8Array[]) => inner.getManySettled!(keys) }),
+      wrapped = overriding(inner, {
         write: async (ops: readonly WriteOp[]) => {
           await inner.write(ops)
           // Writes are serialized per shard and each batch takes its stamp just before it is written: this.seq is
           // this batch's sequence.
           recent.record(ops, this.seq)
         },
-        iterate: (range) => inner.iterate(range),
-        withSnapshot: (fn) => inner.withSnapshot(fn),
-        flush: () => inner.flush(),
-        property: (name) => inner.property(name),
-        close: () => inner.close(),
-      }
+      })
       this.#recordingHandles.set(record, wrapped)
     }
     return wrapped

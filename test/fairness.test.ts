@@ -6,7 +6,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import type { SettledValues } from '../src/engine.js'
+import { overriding, type SettledValues } from '../src/engine.js'
 import { rocksEngine, type Engine, type MessageMeta, type StorageHandle } from '../src/index.js'
 import { harnessPerTest, untilReaderCovers } from './support/harness.js'
 
@@ -44,26 +44,19 @@ describe('reads share the event loop and the thread pool', () => {
     let peak = 0
     let gated = false
     // Reader MultiGets finish only when the test lets them, once gated.
-    const gate = (handle: StorageHandle): StorageHandle => ({
-      ...handle,
-      getMany: (keys) => handle.getMany(keys),
-      getManySettled: async (keys): Promise<SettledValues> => {
-        const result = handle.getManySettled!(keys)
-        if (!gated) return result
-        running++
-        peak = Math.max(peak, running)
-        await new Promise<void>((resolve) => held.push(resolve))
-        const value = await result
-        running--
-        return value
-      },
-      iterate: (range) => handle.iterate(range),
-      withSnapshot: (fn) => handle.withSnapshot(fn),
-      write: (ops) => handle.write(ops),
-      flush: () => handle.flush(),
-      property: (name) => handle.property(name),
-      close: () => handle.close(),
-    })
+    const gate = (handle: StorageHandle): StorageHandle =>
+      overriding(handle, {
+        getManySettled: async (keys): Promise<SettledValues> => {
+          const result = handle.getManySettled!(keys)
+          if (!gated) return result
+          running++
+          peak = Math.max(peak, running)
+          await new Promise<void>((resolve) => held.push(resolve))
+          const value = await result
+          running--
+          return value
+        },
+      })
     const engine: Engine = { open: async (path, options) => (options.readOnly ? gate(await rocksEngine.open(path, options)) : rocksEngine.open(path, options)) }
     const h = await harness({ shards: 4, readers: { min: 1, max: 1 } }, engine)
     // One partition on each of the 4 shards, each covered by its reader.
