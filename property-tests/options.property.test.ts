@@ -119,6 +119,7 @@ const leaves: Leaf[] = [
   intLeaf('freshness.maxStalenessMs', [0, HOUR]),
   intLeaf('freshness.flushEveryRecords', [1, (1024 * MiB) / perRecord]),
   intLeaf('freshness.flushIntervalMs', [1, HOUR]),
+  intLeaf('freshness.recentWritesBytes', [0, 1024 * MiB]),
   intLeaf('shards', [1, 65_536]),
   intLeaf('readers.min', [0, 64]),
   intLeaf('readers.max', [1, 64]),
@@ -144,7 +145,7 @@ const leaves: Leaf[] = [
 /** Every object of options, with the keys it takes ('' is the options object itself). */
 const objects: Record<string, readonly string[]> = {
   '': ['root', 'mode', 'freshness', 'shards', 'readers', 'supervision', 'queues', 'rocksdb', 'maxConcurrentOpens', 'maintenanceIntervalMs', 'closeTimeoutMs', 'clock', 'random', 'engine', 'inspect'],
-  freshness: ['maxStalenessMs', 'flushEveryRecords', 'flushIntervalMs'],
+  freshness: ['maxStalenessMs', 'flushEveryRecords', 'flushIntervalMs', 'recentWritesBytes'],
   readers: ['min', 'max', 'growAt', 'idleMs', 'maxLifetimeMs', 'refreshesPerShard'],
   supervision: ['primary', 'readers'],
   queues: ['maxPendingWrites', 'maxPendingReads'],
