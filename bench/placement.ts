@@ -214,8 +214,10 @@ const describe = (c: Config): string =>
 const main = async (): Promise<void> => {
   const childAt = process.argv.indexOf('--child')
   if (childAt >= 0) {
+    // Run by hand (no parent to send to: to profile one configuration, say), it prints what it measured.
     const result = await runOne(JSON.parse(process.argv[childAt + 1]!) as Config)
-    process.send!(result)
+    if (process.send !== undefined) process.send(result)
+    else console.log(JSON.stringify(result))
     return
   }
   const options = { seconds: arg('seconds', 8), warmup: arg('warmup', 2), callers: arg('callers', 1_000), rounds: arg('rounds', 1) }

@@ -5,7 +5,8 @@
  * primary would: the reader's view holds every write up to `s`, and this memory the newest write of each key after
  * `floor`, for any view at `s >= floor`.
  *
- * Only the keys point reads look up are kept (the by-id and by-segment-offset views), the newest write per key.
+ * Only the keys point reads look up are indexed (the by-id and by-segment-offset views), the newest write per key;
+ * a batch is indexed when a read first asks the memory, so writes that no fresh read needs cost one pass to count.
  * Whatever else a batch writes (a range deletion) raises the floor past it instead. The memory is pruned as the
  * readers' views move on (everything at or below the oldest view goes) and bounded in bytes (the oldest batches go
  * first, raising the floor: a reader whose view is older than the floor refreshes before it answers fresh reads).
@@ -19,20 +20,24 @@ interface Latest {
   readonly value: Uint8Array | undefined
 }
 
-/** One recorded batch: its sequence and the keys it wrote (the map's keys). */
+/**
+ * One recorded batch: its sequence, its operations, and (once indexed into the map) the keys it wrote. A batch is
+ * indexed only when a read asks the memory (see {@link RecentWrites.newer}): a write pays one pass over its operations
+ * to count bytes, and a batch pruned before any fresh read needed it never costs a map entry.
+ */
 interface Batch {
   readonly seq: number
-  readonly keys: readonly string[]
+  ops: readonly WriteOp[] | undefined
+  keys: readonly string[] | undefined
   readonly bytes: number
 }
-
 /** The map key of a storage key: its bytes as a latin1 string (one char per byte, so distinct keys stay distinct). */
 const mapKey = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
 
 /** Whether point reads look `key` up (the views recorded). */
 const pointKey = (key: Uint8Array): boolean => key[0] === View.byId || key[0] === View.bySegmentOffset
 
-/** Bytes a recorded key costs beyond its key and value (the map entry, the batch's list): an estimate. */
+/** Bytes a recorded operation costs beyond its key and value (the operation, the map entry, the batch's list): an estimate. */
 const entryOverhead = 64
 
 export class RecentWrites {
@@ -40,6 +45,8 @@ export class RecentWrites {
   #batches: Batch[] = []
   #head = 0
   #bytes = 0
+  /** Batches before this position are in the map (those from {@link #head} on). */
+  #indexed = 0
   /** Every write of a point-read key after this sequence is held (its key's newest one). */
   #floor: number
 
@@ -61,8 +68,14 @@ export class RecentWrites {
     return this.#bytes
   }
 
-  /** Keys held. */
+  /** Nothing held: no view needs merging. */
+  get empty(): boolean {
+    return this.#head === this.#batches.length
+  }
+
+  /** Keys held (indexing every batch recorded so far). */
   get size(): number {
+    this.#index()
     return this.#latest.size
   }
 
@@ -71,22 +84,19 @@ export class RecentWrites {
    * key: the floor moves to `seq`, so only views that hold this batch are merged from now on.
    */
   record(ops: readonly WriteOp[], seq: number): void {
-    const keys: string[] = []
+    // Until the batch is indexed, all of its operations are held: all of them count.
     let bytes = 0
+    let points = false
     for (const op of ops) {
       if (op.type === 'delRange') {
         this.reset(seq)
         return
       }
-      if (!pointKey(op.key)) continue
-      const k = mapKey(op.key)
-      const value = op.type === 'put' ? op.value : undefined
-      this.#latest.set(k, { seq, value })
-      keys.push(k)
-      bytes += op.key.byteLength + (value?.byteLength ?? 0) + entryOverhead
+      points ||= pointKey(op.key)
+      bytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0) + entryOverhead
     }
-    if (keys.length === 0) return
-    this.#batches.push({ seq, keys, bytes })
+    if (!points) return
+    this.#batches.push({ seq, ops, keys: undefined, bytes })
     this.#bytes += bytes
     while (this.#bytes > this.maxBytes && this.#head < this.#batches.length) this.#dropOldest()
   }
@@ -96,6 +106,7 @@ export class RecentWrites {
    * `undefined`: deleted), or `undefined` when the view holds the key's newest write itself.
    */
   newer(key: Uint8Array, viewSeq: number): Latest | undefined {
+    if (this.#indexed < this.#batches.length) this.#index()
     if (this.#latest.size === 0) return undefined
     const latest = this.#latest.get(mapKey(key))
     return latest !== undefined && latest.seq > viewSeq ? latest : undefined
@@ -112,18 +123,37 @@ export class RecentWrites {
     this.#latest.clear()
     this.#batches = []
     this.#head = 0
+    this.#indexed = 0
     this.#bytes = 0
     if (seq > this.#floor) this.#floor = seq
+  }
+
+  /** Enters every batch not yet indexed into the map, in sequence order (so the newest write of a key wins). */
+  #index(): void {
+    if (this.#indexed < this.#head) this.#indexed = this.#head
+    for (; this.#indexed < this.#batches.length; this.#indexed++) {
+      const batch = this.#batches[this.#indexed]!
+      const keys: string[] = []
+      for (const op of batch.ops!) {
+        if (op.type === 'delRange' || !pointKey(op.key)) continue
+        const k = mapKey(op.key)
+        this.#latest.set(k, { seq: batch.seq, value: op.type === 'put' ? op.value : undefined })
+        keys.push(k)
+      }
+      batch.ops = undefined
+      batch.keys = keys
+    }
   }
 
   #dropOldest(): void {
     const batch = this.#batches[this.#head]!
     this.#batches[this.#head++] = undefined as unknown as Batch
-    for (const k of batch.keys) if (this.#latest.get(k)?.seq === batch.seq) this.#latest.delete(k)
+    if (batch.keys !== undefined) for (const k of batch.keys) if (this.#latest.get(k)?.seq === batch.seq) this.#latest.delete(k)
     this.#bytes -= batch.bytes
     if (batch.seq > this.#floor) this.#floor = batch.seq
     if (this.#head > 1024 && this.#head * 2 > this.#batches.length) {
       this.#batches = this.#batches.slice(this.#head)
+      this.#indexed = Math.max(0, this.#indexed - this.#head)
       this.#head = 0
     }
   }

@@ -892,7 +892,7 @@ export class ShardRuntime {
    */
   #multiGet(record: LeaseRecord, reads: PointRead[], merge: boolean): void {
     const recent = this.recent
-    if (record.role === 'reader' && merge && recent !== undefined && recent.size > 0) {
+    if (record.role === 'reader' && merge && recent !== undefined && !recent.empty) {
       // A key written after the reader's view was taken is answered from memory, as of now; the others by the view.
       let kept = 0
       for (let i = 0; i < reads.length; i++) {

@@ -7,7 +7,7 @@
  * a meta replaces whatever meta had its msgId and whatever meta had its (segmentId, offset), in all three views, in
  * the same atomic write batch. Every write batch also stores the shard's next sequence number (see `sequenceKey`).
  */
-import type { StorageHandle, WriteOp } from './engine.js'
+import { getManySettled, type StorageHandle, type WriteOp } from './engine.js'
 import {
   View,
   decodeIdEntry,
@@ -87,7 +87,10 @@ export const putMetas = async (
       placed.push(i)
     }
   }
-  const found = await handle.getMany(lookups)
+  // One promise for the whole MultiGet (not one per key); a key that failed fails the write with its own error.
+  const { values: found, errors } = await getManySettled(handle, lookups)
+  const failed = errors?.find((e) => e !== undefined)
+  if (failed !== undefined) throw failed
   let deletes: Map<string, Uint8Array> | undefined
   const displace = (old: MessageMeta): void => {
     deletes ??= new Map()
