@@ -20,6 +20,14 @@ interface Latest {
   readonly value: Uint8Array | undefined
 }
 
+/** A key held: its newest write, and the next key of the same hash. */
+interface Entry extends Latest {
+  readonly key: Uint8Array
+  seq: number
+  value: Uint8Array | undefined
+  next: Entry | undefined
+}
+
 /**
  * One recorded batch: its sequence, its operations, and (once indexed into the map) the keys it wrote. A batch is
  * indexed only when a read asks the memory (see {@link RecentWrites.newer}): a write pays one pass over its operations
@@ -28,11 +36,25 @@ interface Latest {
 interface Batch {
   readonly seq: number
   ops: readonly WriteOp[] | undefined
-  keys: readonly string[] | undefined
+  entries: readonly Entry[] | undefined
   readonly bytes: number
 }
-/** The map key of a storage key: its bytes as a latin1 string (one char per byte, so distinct keys stay distinct). */
-const mapKey = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+
+/**
+ * The map key of a storage key: a 30-bit FNV-1a hash of its bytes (a small integer, which a Map hashes without
+ * making a string of the key; keys of one hash are chained and told apart by their bytes).
+ */
+export const hashOf = (key: Uint8Array): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i]!, 0x01000193)
+  return h & 0x3fffffff
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[i]) return false
+  return true
+}
 
 /** Whether point reads look `key` up (the views recorded). */
 const pointKey = (key: Uint8Array): boolean => key[0] === View.byId || key[0] === View.bySegmentOffset
@@ -41,7 +63,9 @@ const pointKey = (key: Uint8Array): boolean => key[0] === View.byId || key[0] ==
 const entryOverhead = 64
 
 export class RecentWrites {
-  readonly #latest = new Map<string, Latest>()
+  /** The keys held, by hash (see {@link hashOf}). */
+  readonly #latest = new Map<number, Entry>()
+  #keys = 0
   #batches: Batch[] = []
   #head = 0
   #bytes = 0
@@ -76,7 +100,7 @@ export class RecentWrites {
   /** Keys held (indexing every batch recorded so far). */
   get size(): number {
     this.#index()
-    return this.#latest.size
+    return this.#keys
   }
 
   /**
@@ -96,7 +120,7 @@ export class RecentWrites {
       bytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0) + entryOverhead
     }
     if (!points) return
-    this.#batches.push({ seq, ops, keys: undefined, bytes })
+    this.#batches.push({ seq, ops, entries: undefined, bytes })
     this.#bytes += bytes
     while (this.#bytes > this.maxBytes && this.#head < this.#batches.length) this.#dropOldest()
   }
@@ -107,9 +131,10 @@ export class RecentWrites {
    */
   newer(key: Uint8Array, viewSeq: number): Latest | undefined {
     if (this.#indexed < this.#batches.length) this.#index()
-    if (this.#latest.size === 0) return undefined
-    const latest = this.#latest.get(mapKey(key))
-    return latest !== undefined && latest.seq > viewSeq ? latest : undefined
+    if (this.#keys === 0) return undefined
+    let e = this.#latest.get(hashOf(key))
+    while (e !== undefined && !sameBytes(e.key, key)) e = e.next
+    return e !== undefined && e.seq > viewSeq ? e : undefined
   }
 
   /** Every view usable from now on is at `seq` or newer: writes at or below it are dropped. */
@@ -121,6 +146,7 @@ export class RecentWrites {
   /** Forgets everything: only views at `seq` or newer may be merged from now on. */
   reset(seq: number): void {
     this.#latest.clear()
+    this.#keys = 0
     this.#batches = []
     this.#head = 0
     this.#indexed = 0
@@ -133,22 +159,53 @@ export class RecentWrites {
     if (this.#indexed < this.#head) this.#indexed = this.#head
     for (; this.#indexed < this.#batches.length; this.#indexed++) {
       const batch = this.#batches[this.#indexed]!
-      const keys: string[] = []
+      const entries: Entry[] = []
       for (const op of batch.ops!) {
         if (op.type === 'delRange' || !pointKey(op.key)) continue
-        const k = mapKey(op.key)
-        this.#latest.set(k, { seq: batch.seq, value: op.type === 'put' ? op.value : undefined })
-        keys.push(k)
+        entries.push(this.#set(op.key, batch.seq, op.type === 'put' ? op.value : undefined))
       }
       batch.ops = undefined
-      batch.keys = keys
+      batch.entries = entries
     }
+  }
+
+  /** Holds `value` (undefined: a deletion) as the newest write of `key`, at `seq`; returns the key's entry. */
+  #set(key: Uint8Array, seq: number, value: Uint8Array | undefined): Entry {
+    const h = hashOf(key)
+    const first = this.#latest.get(h)
+    let e = first
+    while (e !== undefined && !sameBytes(e.key, key)) e = e.next
+    if (e !== undefined) {
+      e.seq = seq
+      e.value = value
+      return e
+    }
+    const added: Entry = { key, seq, value, next: first }
+    this.#latest.set(h, added)
+    this.#keys++
+    return added
+  }
+
+  /** Forgets `entry`. */
+  #delete(entry: Entry): void {
+    const h = hashOf(entry.key)
+    let e = this.#latest.get(h)
+    if (e === entry) {
+      if (entry.next === undefined) this.#latest.delete(h)
+      else this.#latest.set(h, entry.next)
+    } else {
+      while (e !== undefined && e.next !== entry) e = e.next
+      if (e === undefined) return
+      e.next = entry.next
+    }
+    this.#keys--
   }
 
   #dropOldest(): void {
     const batch = this.#batches[this.#head]!
     this.#batches[this.#head++] = undefined as unknown as Batch
-    if (batch.keys !== undefined) for (const k of batch.keys) if (this.#latest.get(k)?.seq === batch.seq) this.#latest.delete(k)
+    // A key written again by a later batch keeps its entry (its sequence is that batch's).
+    if (batch.entries !== undefined) for (const e of batch.entries) if (e.seq === batch.seq) this.#delete(e)
     this.#bytes -= batch.bytes
     if (batch.seq > this.#floor) this.#floor = batch.seq
     if (this.#head > 1024 && this.#head * 2 > this.#batches.length) {

@@ -816,14 +816,18 @@ export class ShardRuntime {
     for (let i = 0; i < reads.length; i += maxChunk) {
       const chunk = reads.length <= maxChunk ? reads : reads.slice(i, i + maxChunk)
       const need = this.#strictest(chunk)
-      // A stale reader is asked to refresh (as for any read), which also prunes the memory of recent writes.
-      const record = this.#freshReader(need, chunk.length)
+      // A reader whose view the memory of recent writes completes serves point reads as well as a fresh one: a stale
+      // reader is asked to refresh (which also prunes the memory) only when there is none, or when the memory has
+      // grown past a quarter of its bound. Refreshing on every read that outruns the views would reopen the readers
+      // back to back under a steady writer, each open replaying the WAL into a cold instance.
+      const merging = this.#mergingReader(need)
+      const record = this.#freshReader(need, chunk.length, merging === undefined || this.#memoryPressed())
       if (record !== undefined) {
         this.#multiGet(record, chunk, false)
         continue
       }
       // No view satisfies the chunk on its own: one the memory of recent writes completes, else the primary.
-      const other = this.#mergingReader(need) ?? this.#readyPrimary()
+      const other = merging ?? this.#readyPrimary()
       if (other !== undefined) {
         this.#multiGet(other, chunk, other.role === 'reader')
         continue
@@ -878,6 +882,12 @@ export class ShardRuntime {
       if (!r.faulted && r.seq >= recent.floor && (best === undefined || r.inflight < best.inflight)) best = r
     }
     return best
+  }
+
+  /** The memory of recent writes holds more than a quarter of its bound: the readers' views should move on. */
+  #memoryPressed(): boolean {
+    const recent = this.recent
+    return recent !== undefined && recent.bytes * 4 >= recent.maxBytes
   }
 
   /** In writer mode, the primary if it is ready: it serves any read at once (see {@link #primaryFor}). */
@@ -1213,9 +1223,10 @@ export class ShardRuntime {
 
   /**
    * The least-loaded serving reader that satisfies `need`; asks for a refresh or more readers as needed. `incoming`:
-   * how many reads the caller routes now (a coalesced chunk), counted with the reads in flight for the pool's growth.
+   * how many reads the caller routes now (a coalesced chunk), counted with the reads in flight for the pool's growth;
+   * `refresh`: false when the caller has another way to serve them (no refresh is asked then).
    */
-  #freshReader(need: Need, incoming = 1): LeaseRecord | undefined {
+  #freshReader(need: Need, incoming = 1, refresh = true): LeaseRecord | undefined {
     if (need.primary) return undefined
     let best: LeaseRecord | undefined
     let stale: LeaseRecord | undefined
@@ -1229,7 +1240,7 @@ export class ShardRuntime {
         stale = r
       }
     }
-    if (stale !== undefined && this.refreshing.size < this.limits.refreshesPerShard) {
+    if (refresh && stale !== undefined && this.refreshing.size < this.limits.refreshesPerShard) {
       this.refreshing.add(stale.readerId!)
       this.send({ type: 'REFRESH', readerId: stale.readerId! })
     }

@@ -177,8 +177,9 @@ describe('refresh failures', () => {
 
     h.faults.failNext('open', 1, { role: 'reader' })
     await h.index.batchPut('t', 1, [meta(300)])
-    // A fresh read the stale reader cannot serve: the primary answers and the reader is asked to refresh, which fails.
-    expect(await h.index.getByMsgId('t', 1, 'm300')).toEqual(meta(300))
+    // A fresh range read the stale reader cannot serve: the primary answers and the reader is asked to refresh, which
+    // fails. (A point read would be answered by the reader's view merged with the memory of recent writes, no refresh.)
+    expect(await h.index.getRangeByTime('t', 1, 1300, 1300)).toEqual({ first: { segmentId: 0, offset: 300 }, last: { segmentId: 0, offset: 300 } })
     await waitFor(() => shardStats(h, 't', 1).integrity.refreshFailures === 1)
     for (;;) {
       const next = await scan.next()

@@ -99,3 +99,44 @@ describe('fresh point reads at a stale reader, merged with the recent writes', (
     expect(await h.index.getByMsgId('t', 1, 'm5')).toEqual(meta(5))
   })
 })
+
+describe('refreshes with a memory of recent writes', () => {
+  /** A harness whose one reader of partition 1's shard serves a view holding m1, nothing failing. */
+  const current = async (options: Parameters<typeof harness>[0] = {}): Promise<Harness> => {
+    const h = await harness({ readers: { min: 1, max: 1 }, ...options })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    return h
+  }
+
+  it('should answer fresh point reads at a stale reader without asking it to refresh, and refresh it for a range read', async () => {
+    const h = await current()
+    const opens = h.faults.opened.reader
+    await h.index.batchPut('t', 1, [meta(2)])
+    const before = served(h)
+    expect(await Promise.all(['m1', 'm2'].map((id) => h.index.getByMsgId('t', 1, id)))).toEqual([meta(1), meta(2)])
+    expect(served(h)).toEqual({ primary: before.primary, readers: before.readers + 1, memory: before.memory + 1 })
+    // Reopening the reader would only cost: the memory completes its view for point reads.
+    expect(shardStats(h, 't', 1).readers).toEqual({ serving: 1 })
+    expect(h.faults.opened.reader).toBe(opens)
+    // A range read needs a view that holds the write itself (the primary answers it meanwhile): it asks the refresh.
+    expect(await h.index.getRangeByTime('t', 1, 0, 10_000)).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } })
+    await waitFor(() => h.faults.opened.reader === opens + 1 && shardStats(h, 't', 1).views[0]?.sequence === 2)
+  })
+
+  it('should ask a refresh for a fresh point read once the memory holds a quarter of its bound', async () => {
+    // 4 KiB: a batch of one meta stays under a quarter of it, one of four metas goes past it (well below the bound,
+    // so the reader's view is still merged).
+    const h = await current({ freshness: { recentWritesBytes: 4096 } })
+    const opens = h.faults.opened.reader
+    await h.index.batchPut('t', 1, [meta(2)])
+    await h.index.getByMsgId('t', 1, 'm2')
+    expect(h.faults.opened.reader).toBe(opens)
+    expect(shardStats(h, 't', 1).readers).toEqual({ serving: 1 })
+    await h.index.batchPut('t', 1, [3, 4, 5, 6].map((n) => meta(n)))
+    const before = served(h)
+    expect(await h.index.getByMsgId('t', 1, 'm6')).toEqual(meta(6))
+    expect(served(h).memory).toBe(before.memory + 1)
+    await waitFor(() => h.faults.opened.reader === opens + 1 && shardStats(h, 't', 1).views[0]?.sequence === 3)
+  })
+})

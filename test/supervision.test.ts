@@ -300,8 +300,10 @@ describe('reader pool', () => {
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
   })
 
+  // Without a memory of recent writes (recentWritesBytes 0), as a reader-mode index or a range read: a point read
+  // that no view satisfies asks a refresh (the tests "refreshes with a memory of recent writes" below cover the rest).
   it('should refresh a stale reader so that reads return to the pool after writes', async () => {
-    h = await openHarness({ readers: { min: 1 } })
+    h = await openHarness({ readers: { min: 1 }, freshness: { recentWritesBytes: 0 } })
     await h.index.batchPut('t', 1, [meta(1)])
     await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     await h.index.batchPut('t', 1, [meta(2)])
@@ -311,7 +313,7 @@ describe('reader pool', () => {
     expect(h.faults.opened.reader).toBe(2)
   })
   it('should keep a reader whose refresh fails serving its old view, answer from the primary meanwhile, and refresh it after its backoff', async () => {
-    h = await openHarness({ readers: { min: 1 }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
+    h = await openHarness({ readers: { min: 1 }, freshness: { recentWritesBytes: 0 }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
     const first = await h.index.batchPut('t', 1, [meta(1)])
     await untilReaderCovers(h, 't', 1, first.token, 'm1')
     const { token } = await h.index.batchPut('t', 1, [meta(2)])
