@@ -10,7 +10,8 @@
  * 2. the mixed workload: the same writer plus `--callers` concurrent callers looping `getByMsgId` on msgIds already
  *    written (uniform over every acknowledged one), measured for `--seconds` after `--warmup`: reads/s, metas/s,
  *    the share of read calls that went to readers (the rest went to the primary), misses (absent answers: must be
- *    0 for `fresh`), the main thread's event-loop utilization, and the child's peak RSS.
+ *    0 for `fresh`), the reader opens per second (first opens and refreshes), the main thread's event-loop
+ *    utilization, and the child's peak RSS.
  *
  * With `--rounds N` every configuration runs N times, the rounds alternating (each round in a rotated order, so
  * that a machine busy with something else meanwhile weighs on every configuration alike), and the table shows the
@@ -23,7 +24,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { openIndex, type MessageMeta } from '../src/index.js'
+import { FaultInjector, openIndex, type MessageMeta } from '../src/index.js'
 
 type Placement = 'in-process' | 'worker'
 type Consistency = 'fresh' | 'bounded' | 'primary'
@@ -51,6 +52,8 @@ interface Result extends Config {
   readonly misses: number
   readonly elu: number
   readonly peakRssMiB: number
+  /** Read-only opens per second (a reader's first open or a refresh) during the mixed workload. */
+  readonly readerOpensPerS: number
 }
 
 const prefill = 100_000
@@ -68,8 +71,11 @@ const runOne = async (config: Config): Promise<Result> => {
   let peakRss = process.memoryUsage.rss()
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50)
   const root = await mkdtemp(join(tmpdir(), 'rockvisor-placement-'))
+  // A fault injector that injects nothing: its counter of reader opens is the only reason it is here.
+  const engine = new FaultInjector()
   const index = await openIndex({
     root,
+    engine,
     shards: 1,
     readers: { placement: config.placement, workerThreads: config.threads },
     ...(config.recentWritesBytes === undefined ? {} : { freshness: { recentWritesBytes: config.recentWritesBytes } }),
@@ -90,7 +96,7 @@ const runOne = async (config: Config): Promise<Result> => {
     /** Runs the loops until stopped; measures `seconds` after `warmup`: the writer's metas and `count()`. */
     const window = async (count: () => number) => {
       await new Promise((resolve) => setTimeout(resolve, ms(config.warmup)))
-      const [w0, c0, t0, elu0] = [written, count(), performance.now(), performance.eventLoopUtilization()]
+      const [w0, c0, t0, elu0, o0] = [written, count(), performance.now(), performance.eventLoopUtilization(), engine.opened.reader]
       const served0 = served()
       await new Promise((resolve) => setTimeout(resolve, ms(config.seconds)))
       const s = (performance.now() - t0) / 1_000
@@ -98,7 +104,8 @@ const runOne = async (config: Config): Promise<Result> => {
       const now = served()
       const [primary, readers, memory] = [now.primary - served0.primary, now.readers - served0.readers, now.memory - served0.memory]
       const all = Math.max(1, primary + readers + memory)
-      return { metasPerS: (written - w0) / s, countPerS: (count() - c0) / s, elu, readerShare: (readers + memory) / all, memoryShare: memory / all }
+      const opensPerS = (engine.opened.reader - o0) / s
+      return { metasPerS: (written - w0) / s, countPerS: (count() - c0) / s, elu, readerShare: (readers + memory) / all, memoryShare: memory / all, opensPerS }
     }
 
     // 1. The writer alone.
@@ -134,6 +141,7 @@ const runOne = async (config: Config): Promise<Result> => {
       memoryShare: mixed.memoryShare,
       misses,
       elu: mixed.elu,
+      readerOpensPerS: mixed.opensPerS,
       peakRssMiB: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
     }
   } finally {
@@ -194,15 +202,15 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
   const span = (rs: Result[], f: (r: Result) => number) => (rs.length > 1 ? ` (${fmt(Math.min(...rs.map(f)))}-${fmt(Math.max(...rs.map(f)))})` : '')
   const primaryOnly = med(results[0]!, (r) => r.readsPerS)
   const lines = [
-    '| placement | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | main thread busy (ELU) | peak RSS MiB |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| placement | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | peak RSS MiB |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   configs.forEach((c, i) => {
     const rs = results[i]!
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
     lines.push(
-      `| ${c.placement === 'worker' ? `worker x${c.threads}` : c.placement} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+      `| ${c.placement === 'worker' ? `worker x${c.threads}` : c.placement} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
   return lines
