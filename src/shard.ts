@@ -162,6 +162,20 @@ const scheduleTurn = (run: () => void): void => void setImmediate(run)
  */
 const readsPerTurn = 256
 
+/**
+ * While a write of this process waits or runs, point reads go out in smaller turns and MultiGets: each I/O completion
+ * of a write (its lookup, its batch, its flush) waits behind the answers of the MultiGets that completed with it, so
+ * the smaller they are, the sooner the write moves on. Without writes, reads keep the larger ones (less overhead per
+ * read). The trade (the writer's share against reads/s) is measured by bench/placement.ts, BENCHMARKS.md section 6.
+ */
+const readsPerTurnBesideWrites = 64
+
+/** Writes of this process queued or running, all shards together (see {@link readsPerTurnBesideWrites}). */
+let writesWaiting = 0
+
+/** Point reads per turn, and most keys per MultiGet, now. */
+const turnSize = (): number => (writesWaiting > 0 ? readsPerTurnBesideWrites : readsPerTurn)
+
 /** Shards with point reads waiting to be sent, in the order they are served (round robin). */
 const waitingShards = new Set<{ sendWaiting(budget: number): number }>()
 let turnScheduled = false
@@ -175,7 +189,7 @@ let sentAtOnce = 0
 
 /** Whether a lone point read may go out at once (else it waits for the next turn, as reads of a busy shard do). */
 const goesAtOnce = (): boolean => {
-  if (sentAtOnce >= readsPerTurn) return false
+  if (sentAtOnce >= turnSize()) return false
   if (sentAtOnce++ === 0 && !turnScheduled) {
     // The count starts over at the next turn.
     turnScheduled = true
@@ -188,7 +202,7 @@ const goesAtOnce = (): boolean => {
 const runTurn = (): void => {
   turnScheduled = false
   sentAtOnce = 0
-  let budget = readsPerTurn
+  let budget = turnSize()
   for (const shard of waitingShards) {
     if (budget <= 0) break
     waitingShards.delete(shard)
@@ -464,6 +478,7 @@ export class ShardRuntime {
     }
     const wait = new Wait(`its turn in the write queue of shard ${this.address.id} (${this.pendingWrites} writes ahead)`)
     this.pendingWrites++
+    writesWaiting++
     this.inflight++
     const run = this.#writeChain.then(async () => {
       for (let attempt = 0; ; attempt++) {
@@ -497,6 +512,7 @@ export class ShardRuntime {
     this.#writeChain = run.catch(() => undefined)
     const settled = run.finally(() => {
       this.pendingWrites--
+      writesWaiting--
       this.#done()
     })
     return this.#bounded(deadline, wait, settled)
@@ -813,8 +829,9 @@ export class ShardRuntime {
 
   /** Sends `reads` (all primary-only, or none) in chunks, each to a handle that serves it now, or to a wait. */
   #routePoints(reads: PointRead[]): void {
-    for (let i = 0; i < reads.length; i += maxChunk) {
-      const chunk = reads.length <= maxChunk ? reads : reads.slice(i, i + maxChunk)
+    const size = Math.min(maxChunk, turnSize())
+    for (let i = 0; i < reads.length; i += size) {
+      const chunk = reads.length <= size ? reads : reads.slice(i, i + size)
       const need = this.#strictest(chunk)
       // A reader whose view the memory of recent writes completes serves point reads as well as a fresh one: a stale
       // reader is asked to refresh (which also prunes the memory) only when there is none, or when the memory has

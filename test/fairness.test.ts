@@ -2,7 +2,8 @@
  * Reads cannot starve the rest of the process: point reads go out at most 256 per turn of the event loop (also those
  * answered at once from the memory of recent writes, whose callers would otherwise loop without letting the loop
  * turn), and at most half of libuv's pool runs point-read MultiGets at once (the rest wait, and go out in larger
- * chunks), so a write's I/O never queues behind thousands of reads. Real RocksDB in temp dirs.
+ * chunks), so a write's I/O never queues behind thousands of reads; while a write waits, reads go out in MultiGets
+ * of at most 64 keys, so that its I/O completions wait behind fewer answers. Real RocksDB in temp dirs.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -87,5 +88,54 @@ describe('reads share the event loop and the thread pool', () => {
     const answers = await all
     answers.forEach((m, i) => expect(m).toEqual(meta(i % 1_000 % 300)))
     expect(peak).toBe(cap)
+  })
+})
+
+describe('writes keep their share', () => {
+  it('should send point reads in MultiGets of at most 64 keys while a write waits, and of more once none does', async () => {
+    const sizes: number[] = []
+    let heldWrite: (() => void) | undefined
+    let holdWrites = false
+    const engine: Engine = {
+      open: async (path, options) => {
+        const handle = await rocksEngine.open(path, options)
+        if (options.readOnly) {
+          return overriding(handle, {
+            getManySettled: (keys) => {
+              sizes.push(keys.length)
+              return handle.getManySettled!(keys)
+            },
+          })
+        }
+        // The primary's batches wait for the test while it holds writes.
+        return overriding(handle, {
+          write: async (ops) => {
+            if (holdWrites) await new Promise<void>((resolve) => (heldWrite = resolve))
+            return handle.write(ops)
+          },
+        })
+      },
+    }
+    const h = await harness({ readers: { min: 1, max: 1 } }, engine)
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    onTestFinished(() => {
+      holdWrites = false
+      heldWrite?.()
+    })
+    const readAll = async () => {
+      sizes.length = 0
+      const answers = await Promise.all(Array.from({ length: 2_000 }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`)))
+      answers.forEach((m, i) => expect(m).toEqual(meta(i % 300)))
+      return Math.max(...sizes)
+    }
+    holdWrites = true
+    const write = h.index.batchPut('t', 2, [meta(1)])
+    while (heldWrite === undefined) await nextTurn()
+    expect(await readAll()).toBeLessThanOrEqual(64)
+    holdWrites = false
+    heldWrite()
+    await write
+    expect(await readAll()).toBeGreaterThan(64)
   })
 })
