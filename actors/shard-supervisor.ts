@@ -98,6 +98,8 @@ export interface ShardContext {
   readonly nextReaderNumber: number
   /** The failure that made the shard give up on its primary (or, in reader mode, its readers), until RECOVER. */
   readonly failure: unknown
+  /** The primary was let go as its restart type says (`temporary`, or `transient` closing normally), not given up on. */
+  readonly primaryLetGo: boolean
 }
 
 const emptyBook: RestartBook = { history: [], attempt: 0, total: 0 }
@@ -170,7 +172,7 @@ export const shardSupervisorMachine = setup({
           : notify({ type: 'retired', shard: context.shardId, actor: 'primary', detail: `closed normally (restart: ${context.policy.primary.restart})` }),
       )
       const verdict = judge(context.primaryRestarts, context.policy.primary, context.primaryUpSince, failed, context.env, error)
-      enqueue.assign({ primaryRestarts: verdict.book, primaryAlive: false, primaryUpSince: undefined, ...(verdict.restart ? {} : { failure: error }) })
+      enqueue.assign({ primaryRestarts: verdict.book, primaryAlive: false, primaryUpSince: undefined, primaryLetGo: verdict.letGo === true, ...(verdict.restart ? {} : { failure: error }) })
       enqueue.raise(verdict.restart ? { type: 'PRIMARY.RESTART', delayMs: verdict.delayMs } : { type: 'PRIMARY.GIVE_UP', error })
     }),
     /** Judges a reader's exit: forget it; a failure is restarted or gives up; a retirement below min is replaced. */
@@ -251,6 +253,7 @@ export const shardSupervisorMachine = setup({
     readerUpSince: {},
     nextReaderNumber: 1,
     failure: undefined,
+    primaryLetGo: false,
   }),
   initial: 'active',
   states: {
@@ -296,7 +299,11 @@ export const shardSupervisorMachine = setup({
                     type: 'failed',
                     shard: context.shardId,
                     actor: 'shard',
-                    detail: isFatal(context.failure) ? `primary failed beyond restart: ${errorText(context.failure)}` : `primary restart intensity exhausted: ${errorText(context.failure)}`,
+                    detail: context.primaryLetGo
+                      ? `primary not restarted (restart: ${context.policy.primary.restart}) after ${context.failure === undefined ? 'closing normally' : errorText(context.failure)}`
+                      : isFatal(context.failure)
+                        ? `primary failed beyond restart: ${errorText(context.failure)}`
+                        : `primary restart intensity exhausted: ${errorText(context.failure)}`,
                   }),
                 },
                 { type: 'primaryExhausted', params: ({ context }) => ({ shardId: context.shardId, error: context.failure }) },
@@ -305,7 +312,7 @@ export const shardSupervisorMachine = setup({
                 RECOVER: {
                   target: 'starting',
                   actions: enqueueActions(({ context, enqueue }) => {
-                    enqueue.assign({ primaryRestarts: { ...context.primaryRestarts, history: [], attempt: 0 }, primaryAlive: true, failure: undefined })
+                    enqueue.assign({ primaryRestarts: { ...context.primaryRestarts, history: [], attempt: 0 }, primaryAlive: true, failure: undefined, primaryLetGo: false })
                     enqueue.spawnChild('primary', { id: 'primary', input: { shardId: context.shardId, delayMs: 0 } })
                     enqueue({ type: 'notify', params: { type: 'recovered', shard: context.shardId, actor: 'primary' } })
                   }),

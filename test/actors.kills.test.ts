@@ -386,6 +386,8 @@ describe('transient and temporary children', () => {
     // The close is announced as what it was: one failure (the fault), then a normal exit.
     expect(s.said('failed', 'primary').length).toBe(1)
     expect(s.said('retired', 'primary').map((e) => e.detail)).toEqual(['closed normally (restart: transient)'])
+    // The shard's own event says why it has no primary: let go as its restart type says, not exhausted.
+    expect(s.said('failed', 'shard').map((e) => e.detail)).toEqual(['primary not restarted (restart: transient) after closing normally'])
   })
 
   it('should never restart a temporary primary, nor count it', async () => {
@@ -398,6 +400,7 @@ describe('transient and temporary children', () => {
     expect(s.value()).toEqual({ active: { primary: 'failed', pool: 'healthy' } })
     expect(s.context().primaryRestarts).toEqual({ history: [], attempt: 0, total: 0 })
     expect(s.log).toContain('primaryExhausted s gone')
+    expect(s.said('failed', 'shard').map((e) => e.detail)).toEqual(['primary not restarted (restart: temporary) after gone'])
   })
 
   it('should replace a permanent primary that closed normally', async () => {
