@@ -23,7 +23,11 @@ const quick = process.env.BENCH_QUICK === '1'
 const scale = quick ? 10 : 1
 const config = {
   metas: 200_000 / scale,
-  batchSize: 100,
+  /**
+   * Write batch sizes, each measured on its own: 1,000 metas (issue 9's target configuration) and 100. The reads
+   * run on the index written last (the last size).
+   */
+  batchSizes: [100, 1_000],
   shards: 4,
   partitionsPerShard: 2,
   writeConcurrency: 16,
@@ -68,6 +72,16 @@ const codeRevision = (): string => {
 }
 
 type Disk = { walBytes: number; sstFiles: number }
+
+/** Section 1 at one batch size: every timed run of each path, and what each left on disk. */
+interface WriteSection {
+  readonly batchSize: number
+  readonly ds: ReturnType<typeof makeDataset>
+  readonly indexRuns: WriteResult[]
+  readonly rawRuns: WriteResult[]
+  readonly indexDisk: Disk[]
+  readonly rawDisk: Disk[]
+}
 const diskOf = async (dirs: readonly string[]): Promise<Disk> => {
   const all = await Promise.all(dirs.map((d) => files(d)))
   return { walBytes: all.reduce((a, x) => a + x.walBytes, 0), sstFiles: all.reduce((a, x) => a + x.sstFiles, 0) }
@@ -90,61 +104,63 @@ const main = async (): Promise<string> => {
     for (const h of open.splice(0).reverse()) await h.close().catch((e: unknown) => progress(`close failed: ${String(e)}`))
   }
   try {
-    const ds = makeDataset(config.metas, config.batchSize, config.shards, config.partitionsPerShard)
-    progress(`data set: ${ds.metas} metas in ${ds.batches.length} batches over partitions ${ds.partitions.join(', ')}`)
-
-    // ---- 1. writes: one untimed warm-up run of each path at a tenth of the volume (JIT, allocator), then rounds
-    // that alternate the order; the last round ends with the index, whose data (2) then reads.
-    const warmDs = makeDataset(config.metas / 10, config.batchSize, config.shards, config.partitionsPerShard)
-    {
-      const dir = await tempDir('warm-index')
-      const ix = await openWarmIndex(dir, warmDs, config.shards)
-      open.push(ix)
-      await writeIndex(ix, warmDs, config.writeConcurrency)
-      await closeAll()
-      const rawDir = await tempDir('warm-raw')
-      const handles = await openRawPrimaries(Array.from({ length: config.shards }, (_, s) => join(rawDir, String(s))))
-      try {
-        await writeRaw(handles, warmDs, config.writeConcurrency)
-      } finally {
-        for (const h of handles) await h.close()
-      }
-      await rm(dir, { recursive: true, force: true })
-      await rm(rawDir, { recursive: true, force: true })
-      progress(`write warm-up done (${warmDs.metas} metas per path, untimed)`)
-    }
-    const indexRuns: WriteResult[] = []
-    const rawRuns: WriteResult[] = []
-    // WAL bytes and table files in the shard directories right after each timed run (before closing).
-    const indexDisk: Disk[] = []
-    const rawDisk: Disk[] = []
+    const writes: WriteSection[] = []
     let index: Index | undefined
-    for (let r = 0; r < config.writeRounds; r++) {
-      const order = (config.writeRounds - 1 - r) % 2 === 0 ? (['raw', 'index'] as const) : (['index', 'raw'] as const)
-      for (const path of order) {
-        if (path === 'index') {
-          const dir = await tempDir(`index-r${r}`)
-          const ix = await openWarmIndex(dir, ds, config.shards)
-          open.push(ix)
-          indexRuns.push(await writeIndex(ix, ds, config.writeConcurrency))
-          indexDisk.push(await diskOf([...new Set(ds.partitions.map((p) => ix.locate(topic, p).dir))]))
-          if (r === config.writeRounds - 1) index = ix
-          else {
-            await closeAll()
+    let ds!: ReturnType<typeof makeDataset>
+    for (const batchSize of config.batchSizes) {
+      ds = makeDataset(config.metas, batchSize, config.shards, config.partitionsPerShard)
+      progress(`data set: ${ds.metas} metas in ${ds.batches.length} batches of ${batchSize} over partitions ${ds.partitions.join(', ')}`)
+
+      // ---- 1. writes: one untimed warm-up run of each path at a tenth of the volume (JIT, allocator), then rounds
+      // that alternate the order; the last round of the last batch size ends with the index, whose data (2) then reads.
+      const last = batchSize === config.batchSizes[config.batchSizes.length - 1]
+      const warmDs = makeDataset(config.metas / 10, batchSize, config.shards, config.partitionsPerShard)
+      {
+        const dir = await tempDir('warm-index')
+        const ix = await openWarmIndex(dir, warmDs, config.shards)
+        open.push(ix)
+        await writeIndex(ix, warmDs, config.writeConcurrency)
+        await closeAll()
+        const rawDir = await tempDir('warm-raw')
+        const handles = await openRawPrimaries(Array.from({ length: config.shards }, (_, s) => join(rawDir, String(s))))
+        try {
+          await writeRaw(handles, warmDs, config.writeConcurrency)
+        } finally {
+          for (const h of handles) await h.close()
+        }
+        await rm(dir, { recursive: true, force: true })
+        await rm(rawDir, { recursive: true, force: true })
+        progress(`write warm-up done (${warmDs.metas} metas per path in batches of ${batchSize}, untimed)`)
+      }
+      const section: WriteSection = { batchSize, ds, indexRuns: [], rawRuns: [], indexDisk: [], rawDisk: [] }
+      writes.push(section)
+      for (let r = 0; r < config.writeRounds; r++) {
+        const order = (config.writeRounds - 1 - r) % 2 === 0 ? (['raw', 'index'] as const) : (['index', 'raw'] as const)
+        for (const path of order) {
+          if (path === 'index') {
+            const dir = await tempDir(`index-b${batchSize}-r${r}`)
+            const ix = await openWarmIndex(dir, ds, config.shards)
+            open.push(ix)
+            section.indexRuns.push(await writeIndex(ix, ds, config.writeConcurrency))
+            section.indexDisk.push(await diskOf([...new Set(ds.partitions.map((p) => ix.locate(topic, p).dir))]))
+            if (last && r === config.writeRounds - 1) index = ix
+            else {
+              await closeAll()
+              await rm(dir, { recursive: true, force: true })
+            }
+          } else {
+            const dir = await tempDir(`raw-b${batchSize}-r${r}`)
+            const handles = await openRawPrimaries(Array.from({ length: config.shards }, (_, s) => join(dir, String(s))))
+            try {
+              section.rawRuns.push(await writeRaw(handles, ds, config.writeConcurrency))
+              section.rawDisk.push(await diskOf(handles.map((h) => h.path)))
+            } finally {
+              for (const h of handles) await h.close()
+            }
             await rm(dir, { recursive: true, force: true })
           }
-        } else {
-          const dir = await tempDir(`raw-r${r}`)
-          const handles = await openRawPrimaries(Array.from({ length: config.shards }, (_, s) => join(dir, String(s))))
-          try {
-            rawRuns.push(await writeRaw(handles, ds, config.writeConcurrency))
-            rawDisk.push(await diskOf(handles.map((h) => h.path)))
-          } finally {
-            for (const h of handles) await h.close()
-          }
-          await rm(dir, { recursive: true, force: true })
+          progress(`write round ${r + 1}/${config.writeRounds}, batches of ${batchSize}: ${path} done`)
         }
-        progress(`write round ${r + 1}/${config.writeRounds}: ${path} done`)
       }
     }
     if (index === undefined) throw new Error('no index left for the read benchmark')
@@ -241,7 +257,7 @@ const main = async (): Promise<string> => {
     const mixed = await placementBench(mixedOptions, progress)
     load.end = os.loadavg()
 
-    return report({ ds, indexRuns, rawRuns, indexDisk, rawDisk, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, ranges, mixed, mixedOptions, load })
+    return report({ ds, writes, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, ranges, mixed, mixedOptions, load })
   } finally {
     await closeAll()
     await rm(root, { recursive: true, force: true })
@@ -249,11 +265,9 @@ const main = async (): Promise<string> => {
 }
 
 type Results = {
+  /** The data set the reads ran on (the last batch size's). */
   ds: ReturnType<typeof makeDataset>
-  indexRuns: WriteResult[]
-  rawRuns: WriteResult[]
-  indexDisk: Disk[]
-  rawDisk: Disk[]
+  writes: WriteSection[]
   reads: Map<string, ReadResult[]>
   readers: number[][]
   warmCount: number
@@ -298,34 +312,41 @@ const report = async (r: Results): Promise<string> => {
   )
 
   // ---- 1
-  const writeRow = (name: string, runs: WriteResult[], disk: Disk[]): { row: string[]; rate: number } => {
-    const rates = runs.map((w) => perSecond(r.ds.metas, w.run.elapsedNs))
+  const writeRow = (w: WriteSection, name: string, runs: WriteResult[], disk: Disk[]): { row: string[]; rate: number } => {
+    const rates = runs.map((x) => perSecond(w.ds.metas, x.run.elapsedNs))
     const rate = median(rates)
-    const lat = summarize(runs.flatMap((w) => Array.from(w.run.latenciesNs)))
+    const lat = summarize(runs.flatMap((x) => Array.from(x.run.latenciesNs)))
     return {
       rate,
-      row: [name, int(rate), rates.map(int).join(' / '), ms(lat.p50), ms(lat.p99), size(runs[0]!.bytes), [...new Set(disk.map((d) => `${size(d.walBytes)} / ${d.sstFiles}`))].join('; ')],
+      row: [name, int(w.batchSize), int(rate), rates.map(int).join(' / '), ms(lat.p50), ms(lat.p99), size(runs[0]!.bytes), [...new Set(disk.map((d) => `${size(d.walBytes)} / ${d.sstFiles}`))].join('; ')],
     }
   }
-  const ix = writeRow('`index.batchPut` (validate, MultiGet of displaced entries, 1 write batch)', r.indexRuns, r.indexDisk)
-  const rw = writeRow('raw binding write batch (same 3 puts/meta + sequence key, 1 write batch)', r.rawRuns, r.rawDisk)
+  const writeRows = r.writes.map((w) => ({
+    w,
+    ix: writeRow(w, '`index.batchPut` (validate, MultiGet of displaced entries, 1 write batch)', w.indexRuns, w.indexDisk),
+    rw: writeRow(w, 'raw binding write batch (same 3 puts/meta + sequence key, 1 write batch)', w.rawRuns, w.rawDisk),
+  }))
+  const first = r.writes[0]!
   out(
     '## 1. Write throughput',
     '',
-    `${int(r.ds.metas)} metas per run, batches of ${config.batchSize} metas (${int(r.ds.batches.length)} batches), ${r.ds.partitions.length} partitions ` +
-      `(${config.partitionsPerShard} per shard: ${r.ds.partitions.join(', ')}), ${config.shards} shards, at most ${config.writeConcurrency} batches in flight. ` +
-      `After one untimed warm-up run of each path at a tenth of the volume, each path runs ${config.writeRounds} times on fresh directories, ` +
+    `Per run ${r.writes.map((w) => `${int(w.ds.metas)} metas in batches of ${int(w.batchSize)}`).join(', then ')}, over ${first.ds.partitions.length} partitions ` +
+      `(${config.partitionsPerShard} per shard: ${first.ds.partitions.join(', ')}), ${config.shards} shards, at most ${config.writeConcurrency} batches in flight. ` +
+      `For each batch size, after one untimed warm-up run of each path at a tenth of the volume, each path runs ${config.writeRounds} times on fresh directories, ` +
       `alternating which goes first; the rate is the median run. Shards ` +
       `are opened before the timing starts. The raw path writes the ${config.shards} shard directories with the binding's own write batch and the index primary's RocksDB settings ` +
       `and does not serialize writes per shard (RocksDB groups concurrent batches); the index serializes each shard's writes.`,
     '',
     table(
-      ['path', 'metas/s (median)', 'metas/s per run', 'batch p50 ms', 'batch p99 ms', 'key+value bytes', 'WAL / SST files after a run (distinct values)'],
-      [ix.row, rw.row],
-      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['path', 'metas per batch', 'metas/s (median)', 'metas/s per run', 'batch p50 ms', 'batch p99 ms', 'key+value bytes', 'WAL / SST files after a run (distinct values)'],
+      writeRows.flatMap(({ ix, rw }) => [ix.row, rw.row]),
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
     '',
-    `Ratio: the index writes at **${fixed(ix.rate / rw.rate, 2)}x** the raw binding's rate (raw is ${fixed(rw.rate / ix.rate, 2)}x faster).`,
+    ...writeRows.map(
+      ({ w, ix, rw }) =>
+        `Ratio, batches of ${int(w.batchSize)}: the index writes at **${fixed(ix.rate / rw.rate, 2)}x** the raw binding's rate (raw is ${fixed(rw.rate / ix.rate, 2)}x faster).`,
+    ),
     '',
   )
 
