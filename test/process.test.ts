@@ -11,13 +11,11 @@ import { existsSync, readFileSync } from 'node:fs'
 import { open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { InvalidInput, openIndex, type IndexOptions } from '../src/index.js'
 import { ReaderWorkers, readerWorkerPools } from '../src/reader-workers.js'
 import { waitFor } from './support/harness.js'
-import { bindingOptions, both, collect, encode, expectSameReads, index, meta, outcome, poolOf, readAll, runCleanups, scratch, writeDb, writtenRoot } from './support/readers.js'
-
-afterEach(runCleanups)
+import { bindingOptions, both, collect, encode, expectSameReads, index, meta, outcome, poolOf, readAll, scratch, writeDb, writtenRoot } from './support/readers.js'
 
 /** Whether process `pid` runs (a zombie, dead but not yet reaped by whoever adopted it, does not). */
 const running = (pid: number): boolean => {

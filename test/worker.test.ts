@@ -7,15 +7,13 @@
  */
 import { open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { InvalidInput, StorageFailure, openIndex, rocksEngine, type StorageHandle } from '../src/index.js'
 import { ReaderWorkers, readerWorkerPools } from '../src/reader-workers.js'
 import { openHarness, untilReaderCovers, waitFor } from './support/harness.js'
-import { afterTest, bindingOptions, both, collect, encode, expectSameReads, index, meta, outcome, poolOf, readAll, runCleanups, scratch, writtenRoot } from './support/readers.js'
+import { afterTest, bindingOptions, both, collect, encode, expectSameReads, index, meta, outcome, poolOf, readAll, scratch, writtenRoot } from './support/readers.js'
 
 const placements = ['in-process', 'worker'] as const
-afterEach(runCleanups)
-
 describe('reads through a worker placement', () => {
   it('should answer point reads, time ranges and scans exactly as in-process readers do, through the worker', async () => {
     const root = await writtenRoot()

@@ -2,12 +2,13 @@
  * Shared by the tests of reader placements (test/worker.test.ts, test/process.test.ts): scratch roots and indexes
  * closed after each test, a root written by a writer, everything the read API answers on it through a reader-mode
  * index of a given placement, and handles opened on one directory in process and through a pool, to compare outcomes.
+ * Importing it registers an `afterEach` (test/support/cleanups.ts) that closes and removes what its helpers opened.
  */
 import { expect } from 'vitest'
 import { FaultInjector, ManualClock, StorageFailure, openIndex, rocksEngine, type Index, type IndexOptions, type MessageMeta, type OpenOptions, type StorageHandle } from '../../src/index.js'
 import { ReaderWorkers, readerWorkerPools, type ReaderHost } from '../../src/reader-workers.js'
+import { cleanupAfterEach } from './cleanups.js'
 import { recordInspection } from './coverage.js'
-import { removeDir, tempDir } from './tmp.js'
 
 /** Where a test's readers live. */
 export type Placement = NonNullable<NonNullable<IndexOptions['readers']>['placement']>
@@ -15,26 +16,14 @@ export type Placement = NonNullable<NonNullable<IndexOptions['readers']>['placem
 /** The meta number `n` of `partition`: 3 per timestamp from 5,000, two segments. */
 export const meta = (n: number, partition = 0): MessageMeta => ({ msgId: `p${partition}-m${n}`, timestamp: 5_000 + Math.floor(n / 3), segmentId: n % 2, offset: n, msgLen: 10 + n })
 
-/** What runs after the current test, last registered first (see {@link runCleanups}). */
-const cleanups: (() => Promise<void>)[] = []
+/** What runs after each test of the importing file, last registered first. */
+const cleanups = cleanupAfterEach()
 
 /** Registers `cleanup` to run after the current test. */
-export const afterTest = (cleanup: () => Promise<void>): void => {
-  cleanups.push(cleanup)
-}
-
-/** Runs what {@link afterTest} registered, last first: a test file's `afterEach`. */
-export const runCleanups = async (): Promise<void> => {
-  for (const c of cleanups.reverse()) await c()
-  cleanups.length = 0
-}
+export const afterTest = (cleanup: () => Promise<void>): void => cleanups.add(cleanup)
 
 /** A temp dir removed after the test. */
-export const scratch = async (): Promise<string> => {
-  const dir = await tempDir()
-  afterTest(() => removeDir(dir))
-  return dir
-}
+export const scratch = (): Promise<string> => cleanups.scratch()
 
 /** An index on `root` (a ManualClock, a FaultInjector of its own), closed after the test. */
 export const index = async (root: string, options: Partial<IndexOptions> = {}): Promise<{ index: Index; faults: FaultInjector; clock: ManualClock }> => {
