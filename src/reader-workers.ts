@@ -30,22 +30,32 @@ import { StorageFailure, storageFailure } from './errors.js'
 /** The entry of threads and children: next to this module, in src/ under tsx and vitest, in dist/src/ once built. */
 const entry = new URL('./reader-worker.mjs', import.meta.url)
 
-/** Flags about the process's own input (`-e`/`-p` code, and its `--input-type`), each with its value. */
+/** Flags about the process's own input (`-e`/`-p` code, and its `--input-type`): no worker or child inherits them. */
 const inputFlags = new Set(['--input-type', '-e', '--eval', '-p', '--print', '-pe', '-ep'])
 
 /**
- * The Node flags of a worker or child: the process's, without those about its own input. `--input-type` applies to
- * `-e` and stdin input only, and a worker or child started from a file refuses it (`node --input-type=module -e
- * "..."` would otherwise crash every one of them); `-e`/`-p` code would run again in every child (before the entry:
- * a script that starts readers would start them again in each child, without end).
+ * The inspector's flags, which a child does not inherit either: a second inspector on the parent's port fails, and
+ * `--inspect-brk` would stop every child until a debugger attached (its reads would never be answered).
  */
-const workerExecArgv = (): string[] => {
+const inspectorFlags = new Set(['--inspect', '--inspect-brk', '--inspect-wait', '--inspect-port', '--debug-port'])
+
+/** Flags whose value may come as the next argument instead of after `=`. */
+const valueNext = new Set([...inputFlags, '--inspect-port', '--debug-port'])
+
+/**
+ * The Node flags of a worker or child: the process's, without those in `drop` (with their values). `--input-type`
+ * applies to `-e` and stdin input only, and a worker or child started from a file refuses it (`node
+ * --input-type=module -e "..."` would otherwise crash every one of them); `-e`/`-p` code would run again in every
+ * child (before the entry: a script that starts readers would start them again in each child, without end).
+ */
+const execArgv = (drop: ReadonlySet<string>): string[] => {
   const flags: string[] = []
   const argv = process.execArgv
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!
-    if (inputFlags.has(flag)) i++
-    else if (!inputFlags.has(flag.split('=', 1)[0]!)) flags.push(flag)
+    const name = flag.split('=', 1)[0]!
+    if (!drop.has(name)) flags.push(flag)
+    else if (flag === name && valueNext.has(name)) i++
   }
   return flags
 }
@@ -129,7 +139,7 @@ interface Channel {
 
 /** A worker thread running the entry. */
 const threadChannel = (label: string, events: ChannelEvents): Channel => {
-  const worker = new Worker(entry, { name: `rockvisor reader worker (${label})`, execArgv: workerExecArgv() })
+  const worker = new Worker(entry, { name: `rockvisor reader worker (${label})`, execArgv: execArgv(inputFlags) })
   worker.on('message', events.message)
   worker.on('error', (e: Error) => events.gone(`crashed: ${e.message}`, e))
   worker.on('exit', (code: number) => events.gone(`exited with code ${code}`))
@@ -154,7 +164,7 @@ const threadChannel = (label: string, events: ChannelEvents): Channel => {
  */
 const processChannel = (label: string, events: ChannelEvents): Channel => {
   // The index's root as its argument: what `ps` shows of it.
-  const child: ChildProcess = fork(fileURLToPath(entry), [label], { execArgv: workerExecArgv(), serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child: ChildProcess = fork(fileURLToPath(entry), [label], { execArgv: execArgv(new Set([...inputFlags, ...inspectorFlags])), serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const name = `${words.process.one} ${child.pid ?? '(not started)'}`
   let exited = false
   let ending = false
@@ -186,7 +196,9 @@ const processChannel = (label: string, events: ChannelEvents): Channel => {
     pid: child.pid,
     send: (message) => {
       // A send that fails (the channel broke) leaves its call pending until the exit that follows.
-      child.send(message, (e: Error | null) => e !== null && void kill())
+      child.send(message, (e: Error | null) => {
+        if (e) void kill()
+      })
     },
     ref: () => {
       child.ref()
