@@ -2,16 +2,17 @@
  * Reader placement under a mixed workload:
  * `npx tsx bench/placement.ts [--seconds 8] [--warmup 2] [--callers 1000] [--rounds 1]`.
  *
- * For each placement (`in-process`, `worker` with 1 thread, `worker` with 2 threads) and each read consistency
- * (`fresh`, `bounded`, and `primary` in process as the original design's baseline), one child process (so that peak
- * RSS is its own) runs, on a writer-mode index in a temp root, one partition prefilled with 100,000 metas:
+ * For each placement (`in-process`, `worker` with 1 thread, and for `fresh`, `process` with 1 child process) and each
+ * read consistency (`fresh`, `bounded`, and `primary` in process as the original design's baseline), one child process
+ * (so that peak RSS is its own, with that of its reader child processes, if any) runs, on a writer-mode index in a
+ * temp root, one partition prefilled with 100,000 metas:
  *
  * 1. the writer alone: batches of 100 metas back to back for `--seconds` (after `--warmup`): metas/s;
  * 2. the mixed workload: the same writer plus `--callers` concurrent callers looping `getByMsgId` on msgIds already
  *    written (uniform over every acknowledged one), measured for `--seconds` after `--warmup`: reads/s, metas/s,
  *    the share of read calls that went to readers (the rest went to the primary), misses (absent answers: must be
  *    0 for `fresh`), the reader opens per second (first opens and refreshes), the main thread's event-loop
- *    utilization, and the child's peak RSS.
+ *    utilization, and the child's peak RSS (with its reader child processes' RSS, sampled together, on Linux).
  *
  * With `--rounds N` every configuration runs N times, the rounds alternating (each round in a rotated order, so
  * that a machine busy with something else meanwhile weighs on every configuration alike), and the table shows the
@@ -19,6 +20,7 @@
  * and its FaultInjector's call counters); prints a table.
  */
 import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -26,7 +28,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { FaultInjector, openIndex, type MessageMeta } from '../src/index.js'
 
-type Placement = 'in-process' | 'worker'
+type Placement = 'in-process' | 'worker' | 'process'
 type Consistency = 'fresh' | 'bounded' | 'primary'
 
 interface Config {
@@ -66,10 +68,23 @@ const arg = (name: string, fallback: number): number => {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback
 }
 
+/** The RSS of this process's child processes (the readers' of placement `process`), bytes: 0 where /proc has none. */
+const childrenRss = (): number => {
+  try {
+    const pids = readFileSync(`/proc/self/task/${process.pid}/children`, 'utf8').trim().split(' ').filter(Boolean)
+    return pids.reduce((sum, pid) => sum + Number(readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * 4_096, 0)
+  } catch {
+    return 0
+  }
+}
+
+/** This process's RSS with its children's, bytes. */
+const rss = (): number => process.memoryUsage.rss() + childrenRss()
+
 /** One configuration, in this process. */
 const runOne = async (config: Config): Promise<Result> => {
-  let peakRss = process.memoryUsage.rss()
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50)
+  let peakRss = rss()
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, rss())), 50)
   const root = await mkdtemp(join(tmpdir(), 'rockvisor-placement-'))
   // A fault injector that injects nothing: its counter of reader opens is the only reason it is here.
   const engine = new FaultInjector()
@@ -142,7 +157,7 @@ const runOne = async (config: Config): Promise<Result> => {
       misses,
       elu: mixed.elu,
       readerOpensPerS: mixed.opensPerS,
-      peakRssMiB: Math.max(peakRss, process.memoryUsage.rss()) / 2 ** 20,
+      peakRssMiB: Math.max(peakRss, rss()) / 2 ** 20,
     }
   } finally {
     clearInterval(sampler)
@@ -185,6 +200,7 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
     ...(['fresh', 'bounded'] as const).flatMap((consistency) => [
       { placement: 'in-process' as const, threads: 1, consistency, ...base },
       { placement: 'worker' as const, threads: 1, consistency, ...base },
+      ...(consistency === 'fresh' ? [{ placement: 'process' as const, threads: 1, consistency, ...base }] : []),
     ]),
   ]
   const results: Result[][] = configs.map(() => [])
@@ -210,14 +226,17 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
     lines.push(
-      `| ${c.placement === 'worker' ? `worker x${c.threads}` : c.placement} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+      `| ${label(c)} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
   return lines
 }
 
+/** A configuration's placement as the table shows it: `in-process`, `worker x1`, `process x1`. */
+const label = (c: Config): string => (c.placement === 'in-process' ? c.placement : `${c.placement} x${c.threads}`)
+
 const describe = (c: Config): string =>
-  `${c.placement === 'worker' ? `worker x${c.threads}` : c.placement}, ${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}`
+  `${label(c)}, ${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}`
 
 const main = async (): Promise<void> => {
   const childAt = process.argv.indexOf('--child')

@@ -10,8 +10,9 @@
  *    await in the graph);
  * 5. with fast-check installed beside it (the kit's optional peer dependency), the README's example of
  *    `rockvisor/testing` (test/fixtures/kit-example.mjs) passes there;
- * 6. a reader-mode index with `readers.placement: 'worker'` reads what a writer wrote (its reader worker thread
- *    loads from the installed package).
+ * 6. a reader-mode index with `readers.placement: 'worker'`, then one with `'process'`, reads what a writer wrote
+ *    (its reader worker thread, then its reader child process, loads from the installed package; the script runs
+ *    with `node -e`, whose code a child must not run again).
  *
  * Needs the npm registry for the dependencies (the npm cache is used first). Prints what it checked; exits 1 on
  * the first failure.
@@ -40,8 +41,8 @@ export interface PackageCheck {
   readonly require: string
   /** What the README's `rockvisor/testing` example printed, run with node in the consumer project. */
   readonly example: string
-  /** What a read through a reader worker thread gave: `<msgId> <threads opened>`. */
-  readonly worker: string
+  /** What reads through a reader worker thread and a reader child process gave: `<msgId> <placement>`, one a line. */
+  readonly placed: string
   /** The directory it ran in (removed unless `keep`). */
   readonly dir: string
 }
@@ -93,7 +94,7 @@ export const checkPackage = async (options: { keep?: boolean } = {}): Promise<Pa
     )
     cpSync(join(repo, 'test', 'fixtures', 'kit-example.mjs'), join(consumer, 'index.property.test.mjs'))
     const example = await run(process.execPath, ['index.property.test.mjs'], consumer)
-    const worker = await run(
+    const placed = await run(
       process.execPath,
       [
         '--input-type=module',
@@ -102,13 +103,16 @@ export const checkPackage = async (options: { keep?: boolean } = {}): Promise<Pa
           "import { openIndex } from 'rockvisor'; import { mkdtempSync, rmSync } from 'node:fs'; import { join } from 'node:path'; import { tmpdir } from 'node:os'",
           "const root = mkdtempSync(join(tmpdir(), 'rockvisor-worker-'))",
           "const writer = await openIndex({ root, readers: { min: 0 } }); await writer.batchPut('t', 0, [{ msgId: 'm1', timestamp: 1, segmentId: 0, offset: 0, msgLen: 1 }]); await writer.close()",
-          "const reader = await openIndex({ root, mode: 'reader', readers: { placement: 'worker' } }); const m = await reader.getByMsgId('t', 0, 'm1'); await reader.close(); rmSync(root, { recursive: true })",
-          "console.log(m?.msgId, 'worker')",
+          "for (const placement of ['worker', 'process']) {",
+          "  const reader = await openIndex({ root, mode: 'reader', readers: { placement } }); const m = await reader.getByMsgId('t', 0, 'm1'); await reader.close()",
+          '  console.log(m?.msgId, placement)',
+          '}',
+          'rmSync(root, { recursive: true })',
         ].join('\n'),
       ],
       consumer,
     )
-    return { files, manifest, installOutput, help, imports, require, example, worker, dir }
+    return { files, manifest, installOutput, help, imports, require, example, placed, dir }
   } finally {
     if (!options.keep) rmSync(dir, { recursive: true, force: true })
   }
@@ -132,7 +136,7 @@ if (isEntryPoint) {
   check(result.imports.trim() === entryPoints, `import: ${result.imports.trim()}`)
   check(result.require.trim() === entryPoints, `require: ${result.require.trim()}`)
   check(result.example.includes('rockvisor/testing example: ok'), "the README's rockvisor/testing example passes in the consumer project")
-  check(result.worker.trim() === 'm1 worker', `a read through a reader worker thread: ${result.worker.trim()}`)
+  check(result.placed.trim() === 'm1 worker\nm1 process', `reads through a reader worker thread and a reader child process: ${result.placed.trim()}`)
   console.log(`${failures.length === 0 ? 'package ok' : `${failures.length} failed`} in ${((Date.now() - started) / 1000).toFixed(1)} s${process.argv.includes('--keep') ? ` (kept ${result.dir})` : ''}`)
   process.exitCode = failures.length === 0 ? 0 : 1
 }

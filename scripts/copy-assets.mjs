@@ -1,7 +1,7 @@
 // Part of `npm run build`: copies what tsc does not emit next to the compiled code: the inspector's page (HTML, CSS,
-// browser JavaScript), src/inspector/static -> dist/src/inspector/static, and the reader worker thread's entry
-// (plain JavaScript, loaded by src/reader-workers.ts from its own directory), src/reader-worker.mjs ->
-// dist/src/reader-worker.mjs. Plain Node, no dependency.
+// browser JavaScript), src/inspector/static -> dist/src/inspector/static, and the entry of reader worker threads and
+// reader child processes (plain JavaScript, loaded by src/reader-workers.ts from its own directory),
+// src/reader-worker.mjs -> dist/src/reader-worker.mjs. Plain Node, no dependency.
 import { cpSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 

@@ -43,9 +43,9 @@ export const readerPool = {
   maxLifetimeMs: 300_000,
   /** Refreshes running at once per shard. */
   refreshesPerShard: 1,
-  /** Where reader handles live: in this thread, or in worker threads (see src/reader-workers.ts). */
+  /** Where reader handles live: in this thread, in worker threads or in child processes (see src/reader-workers.ts). */
   placement: 'in-process',
-  /** Worker threads per index with placement `worker`. */
+  /** Worker threads per index with placement `worker`, child processes with `process`. */
   workerThreads: 1,
 } as const
 

@@ -1,8 +1,8 @@
 /**
  * The storage engine as rockvisor sees it: open a directory read-write or read-only, get many keys at once (one
  * MultiGet), write one atomic batch, iterate a key range, flush, close. `rocksEngine` is the real one (rocksdb-native,
- * RocksDB 10.5); fault injection (src/faults.ts) wraps it; src/reader-workers.ts implements it in a worker thread (the
- * `readers.placement: 'worker'` option); a reader in a child process could implement it too.
+ * RocksDB 10.5); fault injection (src/faults.ts) wraps it; src/reader-workers.ts implements it in a worker thread or
+ * a child process (the `readers.placement: 'worker'` and `'process'` options).
  *
  * Every method rejects with {@link StorageFailure} (never a raw binding error).
  */
@@ -168,8 +168,9 @@ const readerPlacement = new AsyncLocalStorage<Engine>()
 
 /**
  * Runs `open` (an open through any chain of engines: a FaultInjector, a test's wrapper) so that the read-only
- * instance {@link rocksEngine} opens for it comes from `placement` instead (the reader worker threads of
- * `readers.placement: 'worker'`); every engine above keeps wrapping the handle. `undefined`: in process.
+ * instance {@link rocksEngine} opens for it comes from `placement` instead (the reader worker threads or child
+ * processes of `readers.placement: 'worker'` or `'process'`); every engine above keeps wrapping the handle.
+ * `undefined`: in process.
  */
 export const placingReaders = <A>(placement: Engine | undefined, open: () => Promise<A>): Promise<A> =>
   placement === undefined ? open() : readerPlacement.run(placement, open)

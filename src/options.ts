@@ -88,12 +88,18 @@ export interface IndexOptions {
      * Where the readers' RocksDB handles and their reads run: `in-process` (default: on this thread, like the
      * primaries), or `worker`: in worker threads of this index (rocksdb-native loaded there), each read one message
      * with many keys, answered in one buffer. A crashed worker is a reader failure (its readers restart, on a new
-     * worker); close ends the workers. The read-only instances rocksdb-native would open for `engine` (a
-     * FaultInjector, a wrapper of `rocksEngine`) open in the worker instead, and `engine` still wraps their handles;
-     * an engine that never calls `rocksEngine` is not placed. The primaries always stay in this thread.
+     * worker); close ends the workers. `process`: the same in child processes of this index (forked, answers
+     * copied over IPC): a native crash in a reader (a segfault on a damaged file) kills only its child, whose
+     * readers restart on a new one, and the readers' memory is the children's. The read-only instances
+     * rocksdb-native would open for `engine` (a FaultInjector, a wrapper of `rocksEngine`) open in the worker or
+     * child instead, and `engine` still wraps their handles; an engine that never calls `rocksEngine` is not placed.
+     * The primaries always stay in this thread.
      */
-    readonly placement?: 'in-process' | 'worker'
-    /** Worker threads per index with placement `worker`, in [1, 16] (readers spread over them). Default 1. */
+    readonly placement?: 'in-process' | 'worker' | 'process'
+    /**
+     * Worker threads per index with placement `worker`, or child processes with `process`, in [1, 16] (readers
+     * spread over them). Default 1.
+     */
     readonly workerThreads?: number
   }
   /**
@@ -147,8 +153,11 @@ export interface ResolvedOptions {
   readonly shards: number | undefined
   readonly policy: ShardPolicy
   readonly pool: { growAt: number; idleMs: number; maxLifetimeMs: number; refreshesPerShard: number }
-  /** Where reader handles live (`readers.placement`) and, for `worker`, how many threads (`readers.workerThreads`). */
-  readonly readerPlacement: { readonly where: 'in-process' | 'worker'; readonly threads: number }
+  /**
+   * Where reader handles live (`readers.placement`) and, for `worker` or `process`, how many threads or child
+   * processes (`readers.workerThreads`).
+   */
+  readonly readerPlacement: { readonly where: 'in-process' | 'worker' | 'process'; readonly threads: number }
   readonly queues: { maxPendingWrites: number; maxPendingReads: number; maxInflightReads: number }
   readonly requestTimeoutMs: number
   readonly rocksdb: { primary: Required<RocksdbOptions>; reader: Required<RocksdbOptions> }
@@ -260,7 +269,7 @@ export const IndexOptionsSchema = Schema.Struct({
     idleMs: Schema.optional(int(ranges.idleMs)),
     maxLifetimeMs: Schema.optional(int(ranges.maxLifetimeMs)),
     refreshesPerShard: Schema.optional(int(ranges.refreshesPerShard)),
-    placement: Schema.optional(Schema.Literals(['in-process', 'worker']).annotate({ expected: "'in-process' or 'worker'" })),
+    placement: Schema.optional(Schema.Literals(['in-process', 'worker', 'process']).annotate({ expected: "'in-process', 'worker' or 'process'" })),
     workerThreads: Schema.optional(int(ranges.workerThreads)),
   }),
   supervision: options({ primary: childSpec, readers: childSpec }),

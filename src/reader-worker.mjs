@@ -1,6 +1,8 @@
-// The reader worker thread of `readers.placement: 'worker'` (started by src/reader-workers.ts, one or a few per
-// index). Plain JavaScript that imports only rocksdb-native and Node: workers are not transformed by vitest or tsx,
-// and the build copies this file as it is next to the compiled code (scripts/copy-assets.mjs).
+// The reader worker thread of `readers.placement: 'worker'`, or the reader child process of `'process'` (started by
+// src/reader-workers.ts, one or a few per index). Plain JavaScript that imports only rocksdb-native and Node: workers
+// and children are not transformed by vitest or tsx, and the build copies this file as it is next to the compiled
+// code (scripts/copy-assets.mjs). In a worker it talks over `parentPort`; forked, over its IPC channel
+// (`serialization: 'advanced'`), and it exits when that channel closes (its parent closed it, or went away).
 //
 // Protocol (every request but `endIter` carries an `id`, answered once by `{ id, ... }` or `{ id, error }`):
 //   open     { path, options }              -> { h }                      a RocksDB instance (the binding's options)
@@ -12,8 +14,8 @@
 //   flush / property { h, name } / close { h } / shutdown {} / census {} -> { h, it } (instances and iterators open here)
 // Packed keys: n uint32 lengths, then the bytes. Packed values: n int32 lengths (-1: absent or failed), then the
 // bytes. Packed entries: count pairs of uint32 (key length, value length), then key and value bytes, entry by entry.
-// The answers' buffers are transferred, not copied. Errors cross as plain data (name, message, code, cause, errors)
-// and are classified on the main thread exactly as an in-process error would be.
+// The answers' buffers are transferred, not copied (a child's IPC copies them). Errors cross as plain data (name,
+// message, code, cause, errors) and are classified on the main thread exactly as an in-process error would be.
 import { parentPort } from 'node:worker_threads'
 import RocksDB from 'rocksdb-native'
 
@@ -226,7 +228,14 @@ const ops = {
   },
 }
 
-parentPort.on('message', (message) => {
+/** The channel to the parent: a worker's port, or a forked child's IPC (a reply after it closed is dropped). */
+const channel =
+  parentPort !== null
+    ? { on: (listener) => parentPort.on('message', listener), send: (reply, transfer) => parentPort.postMessage(reply, transfer) }
+    : { on: (listener) => process.on('message', listener), send: (reply) => process.send(reply, () => undefined) }
+if (parentPort === null) process.on('disconnect', () => process.exit(0))
+
+channel.on((message) => {
   if (message.op === 'endIter') {
     drop(message.it)
     return
@@ -239,7 +248,7 @@ parentPort.on('message', (message) => {
     running = Promise.reject(e)
   }
   running.then(
-    ({ reply, transfer }) => parentPort.postMessage({ id, ...reply }, transfer ?? []),
-    (e) => parentPort.postMessage({ id, error: serialize(e) }),
+    ({ reply, transfer }) => channel.send({ id, ...reply }, transfer ?? []),
+    (e) => channel.send({ id, error: serialize(e) }, []),
   )
 })

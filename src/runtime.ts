@@ -69,7 +69,10 @@ export class Runtime {
   readonly table = new HandleTable()
   readonly shards = new Map<string, ShardRuntime>()
   readonly faults: FaultInjector
-  /** The worker threads where readers' handles live (`readers.placement: 'worker'`), undefined in process. */
+  /**
+   * The worker threads or child processes where readers' handles live (`readers.placement: 'worker'` or
+   * `'process'`), undefined in process.
+   */
   readonly readerWorkers: ReaderWorkers | undefined
   readonly root: Actor<typeof rootSupervisorMachine>
   readonly #listeners = new Set<(e: LifecycleEvent) => void>()
@@ -86,7 +89,8 @@ export class Runtime {
     this.#opts = opts
     this.#limit = openLimiter(opts.maxConcurrentOpens)
     this.faults = opts.engine instanceof FaultInjector ? opts.engine : new FaultInjector(opts.engine)
-    this.readerWorkers = opts.readerPlacement.where === 'worker' ? new ReaderWorkers(opts.root, opts.readerPlacement.threads) : undefined
+    const { where, threads } = opts.readerPlacement
+    this.readerWorkers = where === 'in-process' ? undefined : new ReaderWorkers(opts.root, threads, where)
     const machine = rootSupervisorMachine.provide({
       actors: {
         shard: shardSupervisorMachine.provide({
@@ -246,9 +250,9 @@ export class Runtime {
     if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     const settings = role === 'primary' ? this.#opts.rocksdb.primary : this.#opts.rocksdb.reader
     const createIfMissing = state === 'new'
-    // With placement 'worker', a reader's RocksDB instance opens in a worker thread, under the same engines (fault
-    // injection, a test's wrapper); if the thread dies, the reader is faulted at once (as `crash` does), before its
-    // failed reads are retried.
+    // With placement 'worker' or 'process', a reader's RocksDB instance opens in a worker thread or child process,
+    // under the same engines (fault injection, a test's wrapper); if it dies, the reader is faulted at once (as
+    // `crash` does), before its failed reads are retried.
     let placed: LeaseRecord | undefined
     const workers = role === 'reader' ? this.readerWorkers : undefined
     const via = workers && { open: (path: string, o: OpenOptions) => workers.open(path, o, (failure) => placed && this.shards.get(shardId)?.fault(placed, failure)) }
@@ -448,7 +452,7 @@ export class Runtime {
       // Stopping the tree aborts any open still running; releaseAll waits for those to settle and release.
       this.root.stop()
       await this.table.releaseAll()
-      // Every handle is closed: the reader worker threads end (nothing may open there any more).
+      // Every handle is closed: the reader worker threads or child processes end (nothing may open there any more).
       await this.readerWorkers?.close()
       // A pending close timer would keep the process alive for closeTimeoutMs.
       this.#opts.clock.clearTimeout(timer)

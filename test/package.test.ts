@@ -24,8 +24,8 @@ describe('the npm package', () => {
     expect(result.require.trim()).toBe(entryPoints)
     expect(result.manifest.peerDependenciesMeta).toEqual({ 'fast-check': { optional: true } })
     expect(result.example).toContain('rockvisor/testing example: ok')
-    // Reader mode reads through readers only: the read came from the packaged reader worker thread.
-    expect(result.worker.trim()).toBe('m1 worker')
+    // Reader mode reads through readers only: the reads came from the packaged reader worker thread, then child process.
+    expect(result.placed.trim()).toBe('m1 worker\nm1 process')
   })
 
   it("shows the kit's example in the README exactly as the package test runs it", () => {

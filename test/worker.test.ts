@@ -7,126 +7,19 @@
  */
 import { open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { FaultInjector, InvalidInput, ManualClock, StorageFailure, openIndex, rocksEngine, type Index, type IndexOptions, type MessageMeta, type OpenOptions, type StorageHandle } from '../src/index.js'
+import { describe, expect, it } from 'vitest'
+import { InvalidInput, StorageFailure, openIndex, rocksEngine, type StorageHandle } from '../src/index.js'
 import { ReaderWorkers, readerWorkerPools } from '../src/reader-workers.js'
-import { recordInspection } from './support/coverage.js'
 import { openHarness, untilReaderCovers, waitFor } from './support/harness.js'
-import { removeDir, tempDir } from './support/tmp.js'
+import { afterTest, bindingOptions, both, collect, encode, expectSameReads, index, meta, outcome, poolOf, readAll, scratch, writtenRoot } from './support/readers.js'
 
-const meta = (n: number, partition = 0): MessageMeta => ({ msgId: `p${partition}-m${n}`, timestamp: 5_000 + Math.floor(n / 3), segmentId: n % 2, offset: n, msgLen: 10 + n })
 const placements = ['in-process', 'worker'] as const
-const cleanups: (() => Promise<void>)[] = []
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c()
-  cleanups.length = 0
-})
-
-const scratch = async (): Promise<string> => {
-  const dir = await tempDir()
-  cleanups.push(() => removeDir(dir))
-  return dir
-}
-
-/** An index on `root` (a ManualClock, a FaultInjector of its own), closed after the test. */
-const index = async (root: string, options: Partial<IndexOptions> = {}): Promise<{ index: Index; faults: FaultInjector; clock: ManualClock }> => {
-  const faults = new FaultInjector()
-  const clock = new ManualClock(1_000_000)
-  const opened = await openIndex({ shards: 2, random: () => 0, ...options, root, clock, engine: faults, inspect: recordInspection })
-  cleanups.push(() => opened.close())
-  return { index: opened, faults, clock }
-}
-
-/** The reader worker pool of the index on `root`. */
-const poolOf = (root: string): ReaderWorkers => {
-  const pool = [...readerWorkerPools].find((p) => p.label === root)
-  if (pool === undefined) throw new Error(`no reader worker pool for ${root}`)
-  return pool
-}
-
-/** A root written by a writer (closed since): 3,000 metas in partition 0, 50 in partition 1, some deleted. */
-const writtenRoot = async (): Promise<string> => {
-  const root = await scratch()
-  const { index: writer } = await index(root, { readers: { min: 0 } })
-  for (let from = 0; from < 3_000; from += 500) await writer.batchPut('t', 0, Array.from({ length: 500 }, (_, i) => meta(from + i)))
-  await writer.batchPut('t', 1, Array.from({ length: 50 }, (_, i) => meta(i, 1)))
-  await writer.deleteBefore('t', 1, 5_003)
-  await writer.close()
-  return root
-}
-
-/** Everything the read API answers on the written root, read through a reader-mode index with `placement`. */
-const readAll = async (root: string, placement: (typeof placements)[number]) => {
-  const { index: reader, faults } = await index(root, { mode: 'reader', readers: { min: 1, max: 1, placement } })
-  const ids = [...Array.from({ length: 3_000 }, (_, i) => `p0-m${i}`), ...Array.from({ length: 50 }, (_, i) => `p1-m${i}`), 'absent', 'p0-m3000']
-  const points = await Promise.all(ids.map((id) => reader.getByMsgId('t', id.startsWith('p1') ? 1 : 0, id)))
-  const bySegmentOffset = await Promise.all([0, 1, 7, 2_999, 3_000].map((offset) => reader.getMsgIdBySegmentOffset('t', 0, { segmentId: offset % 2, offset })))
-  const ranges = await Promise.all(
-    [[0, 5_000, 5_999], [0, 5_100, 5_100], [0, 5_100, 5_101], [0, 4_000, 4_999], [0, 5_999, 9_999], [1, 0, 5_003]].map(([p, s, e]) => reader.getRangeByTime('t', p!, s!, e!)),
-  )
-  const scan = async (partition: number, s: number, e: number, limit?: number, stopAt?: number) => {
-    const out: MessageMeta[] = []
-    for await (const m of reader.scanByTime('t', partition, s, e, limit === undefined ? {} : { limit })) {
-      out.push(m)
-      if (out.length === stopAt) break
-    }
-    return out
-  }
-  const scans = [await scan(0, 0, 10_000), await scan(0, 5_100, 5_400, 7), await scan(0, 5_000, 10_000, undefined, 100), await scan(1, 0, 10_000), await scan(0, 7_000, 8_000)]
-  return { points, bySegmentOffset, ranges, scans, readerReads: faults.calls.readerReads, primaryOpens: faults.opened.primary }
-}
-
-const bindingOptions: OpenOptions = { readOnly: true, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 * 1024 * 1024, maxWriteBufferNumber: 2, enableStatistics: false }
-
-/** Opens `dir` read-only in process and through a reader worker (closed after the test). */
-const both = async (dir: string): Promise<{ local: StorageHandle; remote: StorageHandle; pool: ReaderWorkers }> => {
-  const pool = new ReaderWorkers(dir)
-  cleanups.push(() => pool.close())
-  const local = await rocksEngine.open(dir, bindingOptions)
-  cleanups.push(() => local.close())
-  const remote = await pool.open(dir, bindingOptions)
-  cleanups.push(() => remote.close())
-  return { local, remote, pool }
-}
-
-const collect = async (entries: AsyncIterable<{ key: Uint8Array; value: Uint8Array }>, stopAt = Infinity) => {
-  const out: string[] = []
-  for await (const { key, value } of entries) {
-    out.push(`${Buffer.from(key).toString('hex')}=${Buffer.from(value).toString('hex')}`)
-    if (out.length >= stopAt) break
-  }
-  return out
-}
-
-/** The comparable part of an outcome: a value, or a failure's class, reason, path and message. */
-const outcome = async (run: () => Promise<unknown>): Promise<unknown> => {
-  try {
-    return { value: await run() }
-  } catch (e) {
-    return e instanceof StorageFailure ? { tag: e._tag, reason: e.reason, path: e.path, message: e.message } : { other: String(e) }
-  }
-}
-
-const encode = (s: string) => new TextEncoder().encode(s)
-
 describe('reads through a worker placement', () => {
   it('should answer point reads, time ranges and scans exactly as in-process readers do, through the worker', async () => {
     const root = await writtenRoot()
     const local = await readAll(root, 'in-process')
     const remote = await readAll(root, 'worker')
-    expect(remote.points).toEqual(local.points)
-    expect(remote.bySegmentOffset).toEqual(local.bySegmentOffset)
-    expect(remote.ranges).toEqual(local.ranges)
-    expect(remote.scans).toEqual(local.scans)
-    // The data is what was written, so the comparison is not between two empty answers.
-    expect(local.points[2_999]).toEqual(meta(2_999))
-    expect(local.points.slice(-2)).toEqual([undefined, undefined])
-    expect(local.points[3_000]).toBeUndefined() // p1-m0: timestamp 5,000, deleted
-    expect(local.points[3_049]).toEqual(meta(49, 1))
-    expect(local.scans.map((s) => s.length)).toEqual([3_000, 7, 100, 41, 0])
-    expect(local.ranges[3]).toBeUndefined()
-    // Reader mode: every read went to a reader, none to a primary.
-    expect([remote.primaryOpens, remote.readerReads > 0]).toEqual([0, true])
+    expectSameReads(local, remote)
   })
 
   it('should iterate with bounds, reverse and limit, stop early and destroy the iterator, as the in-process handle does', async () => {
@@ -172,7 +65,7 @@ describe('errors across the worker', () => {
     await writer.write([{ type: 'put', key: encode('a'), value: encode('1') }])
     await writer.close()
     const pool = new ReaderWorkers(dir)
-    cleanups.push(() => pool.close())
+    afterTest(() => pool.close())
     const missing = join(dir, 'nowhere')
     const openMissing = [await outcome(() => rocksEngine.open(missing, bindingOptions)), await outcome(() => pool.open(missing, bindingOptions))]
     expect(openMissing[0]).toMatchObject({ tag: 'StorageFailure', reason: 'missing', path: missing })
@@ -223,7 +116,7 @@ describe('errors across the worker', () => {
 
   it.each(placements)('should apply injected faults to readers as in process (%s)', async (placement) => {
     const h = await openHarness({ readers: { min: 1, max: 1, placement } })
-    cleanups.push(() => h.dispose())
+    afterTest(() => h.dispose())
     const { token } = await h.index.batchPut('t', 0, Array.from({ length: 10 }, (_, i) => meta(i)))
     await untilReaderCovers(h, 't', 0, token, 'p0-m3')
     const readerReads = h.faults.calls.readerReads

@@ -36,7 +36,7 @@ export const openHarness = async (options: Partial<IndexOptions> = {}, engine?: 
     shards: 4,
     random: () => 0,
     ...options,
-    // Readers in worker threads for a whole suite (see ./placement.ts), unless the test chose a placement itself.
+    // Readers in worker threads or child processes for a whole suite (see ./placement.ts), unless the test chose a placement itself.
     ...(testPlacement.readers === undefined || options.readers?.placement !== undefined ? {} : { readers: { ...options.readers, placement: testPlacement.readers } }),
     root,
     clock,
