@@ -17,7 +17,7 @@ import { files, putsPerBatch, refreshCost } from './refresh.js'
 import { placementBench } from './placement.js'
 import { rangeVsPoint, type RangeRow } from './range.js'
 import { visibility, type VisibilityRow } from './visibility.js'
-import { openRawPrimaries, openWarmIndex, settled, topic, writeIndex, writeRaw, type WriteResult } from './write.js'
+import { flushingOff, openRawPrimaries, openWarmIndex, settled, topic, writeIndex, writeRaw, type WriteResult } from './write.js'
 
 const quick = process.env.BENCH_QUICK === '1'
 const scale = quick ? 10 : 1
@@ -79,8 +79,11 @@ interface WriteSection {
   readonly ds: ReturnType<typeof makeDataset>
   readonly indexRuns: WriteResult[]
   readonly rawRuns: WriteResult[]
+  /** The index with flushing effectively off ({@link flushingOff}): what the primary's flushes cost. */
+  readonly noFlushRuns: WriteResult[]
   readonly indexDisk: Disk[]
   readonly rawDisk: Disk[]
+  readonly noFlushDisk: Disk[]
 }
 const diskOf = async (dirs: readonly string[]): Promise<Disk> => {
   const all = await Promise.all(dirs.map((d) => files(d)))
@@ -132,18 +135,21 @@ const main = async (): Promise<string> => {
         await rm(rawDir, { recursive: true, force: true })
         progress(`write warm-up done (${warmDs.metas} metas per path in batches of ${batchSize}, untimed)`)
       }
-      const section: WriteSection = { batchSize, ds, indexRuns: [], rawRuns: [], indexDisk: [], rawDisk: [] }
+      const section: WriteSection = { batchSize, ds, indexRuns: [], rawRuns: [], noFlushRuns: [], indexDisk: [], rawDisk: [], noFlushDisk: [] }
       writes.push(section)
       for (let r = 0; r < config.writeRounds; r++) {
-        const order = (config.writeRounds - 1 - r) % 2 === 0 ? (['raw', 'index'] as const) : (['index', 'raw'] as const)
+        // The order rotates from round to round; the last round ends with the index (whose data (2) reads).
+        const paths = ['noFlush', 'raw', 'index'] as const
+        const k = (config.writeRounds - 1 - r) % paths.length
+        const order = [...paths.slice(k), ...paths.slice(0, k)]
         for (const path of order) {
-          if (path === 'index') {
-            const dir = await tempDir(`index-b${batchSize}-r${r}`)
-            const ix = await openWarmIndex(dir, ds, config.shards)
+          if (path !== 'raw') {
+            const dir = await tempDir(`${path}-b${batchSize}-r${r}`)
+            const ix = await openWarmIndex(dir, ds, config.shards, path === 'noFlush' ? flushingOff : {})
             open.push(ix)
-            section.indexRuns.push(await writeIndex(ix, ds, config.writeConcurrency))
-            section.indexDisk.push(await diskOf([...new Set(ds.partitions.map((p) => ix.locate(topic, p).dir))]))
-            if (last && r === config.writeRounds - 1) index = ix
+            ;(path === 'index' ? section.indexRuns : section.noFlushRuns).push(await writeIndex(ix, ds, config.writeConcurrency))
+            ;(path === 'index' ? section.indexDisk : section.noFlushDisk).push(await diskOf([...new Set(ds.partitions.map((p) => ix.locate(topic, p).dir))]))
+            if (path === 'index' && last && r === config.writeRounds - 1) index = ix
             else {
               await closeAll()
               await rm(dir, { recursive: true, force: true })
@@ -325,6 +331,7 @@ const report = async (r: Results): Promise<string> => {
     w,
     ix: writeRow(w, '`index.batchPut` (validate, MultiGet of displaced entries, 1 write batch)', w.indexRuns, w.indexDisk),
     rw: writeRow(w, 'raw binding write batch (same 3 puts/meta + sequence key, 1 write batch)', w.rawRuns, w.rawDisk),
+    nf: writeRow(w, '`index.batchPut`, flushing effectively off (262,144 records, 1 GiB memtable, 1 h)', w.noFlushRuns, w.noFlushDisk),
   }))
   const first = r.writes[0]!
   out(
@@ -333,19 +340,20 @@ const report = async (r: Results): Promise<string> => {
     `Per run ${r.writes.map((w) => `${int(w.ds.metas)} metas in batches of ${int(w.batchSize)}`).join(', then ')}, over ${first.ds.partitions.length} partitions ` +
       `(${config.partitionsPerShard} per shard: ${first.ds.partitions.join(', ')}), ${config.shards} shards, at most ${config.writeConcurrency} batches in flight. ` +
       `For each batch size, after one untimed warm-up run of each path at a tenth of the volume, each path runs ${config.writeRounds} times on fresh directories, ` +
-      `alternating which goes first; the rate is the median run. Shards ` +
-      `are opened before the timing starts. The raw path writes the ${config.shards} shard directories with the binding's own write batch and the index primary's RocksDB settings ` +
+      `the order rotating from run to run; the rate is the median run. Shards ` +
+      `are opened before the timing starts. A third path is the index with flushing effectively off (what the primary's flushes cost: they keep readers' opens short). The raw path writes the ${config.shards} shard directories with the binding's own write batch and the index primary's RocksDB settings ` +
       `and does not serialize writes per shard (RocksDB groups concurrent batches); the index serializes each shard's writes.`,
     '',
     table(
       ['path', 'metas per batch', 'metas/s (median)', 'metas/s per run', 'batch p50 ms', 'batch p99 ms', 'key+value bytes', 'WAL / SST files after a run (distinct values)'],
-      writeRows.flatMap(({ ix, rw }) => [ix.row, rw.row]),
+      writeRows.flatMap(({ ix, rw, nf }) => [ix.row, rw.row, nf.row]),
       ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
     '',
     ...writeRows.map(
-      ({ w, ix, rw }) =>
-        `Ratio, batches of ${int(w.batchSize)}: the index writes at **${fixed(ix.rate / rw.rate, 2)}x** the raw binding's rate (raw is ${fixed(rw.rate / ix.rate, 2)}x faster).`,
+      ({ w, ix, rw, nf }) =>
+        `Ratio, batches of ${int(w.batchSize)}: the index writes at **${fixed(ix.rate / rw.rate, 2)}x** the raw binding's rate (raw is ${fixed(rw.rate / ix.rate, 2)}x faster); ` +
+        `with flushing effectively off, at ${fixed(nf.rate / rw.rate, 2)}x.`,
     ),
     '',
   )

@@ -8,6 +8,7 @@
  */
 import { defaults, openIndex, type MessageMeta } from '../src/index.js'
 import { percentile } from './measure.js'
+import { flushingOff } from './write.js'
 
 export interface VisibilityRow {
   readonly label: string
@@ -32,7 +33,7 @@ export const visibility = async (
 ): Promise<VisibilityRow[]> => {
   const rows: VisibilityRow[] = []
   // Flushing "off" is the most the options allow: the largest flush threshold, in the largest memtable, or an hour.
-  const off = { freshness: { flushEveryRecords: 262_144, flushIntervalMs: 3_600_000 }, rocksdb: { primary: { writeBufferSize: 1024 * 1024 * 1024 } } }
+  const off = flushingOff
   for (const [label, options, path] of [
     ['default flush policy (16,384 records or 5 s)', {}, 'reader-mode index, `after: token`: waits for a refresh'],
     ['flushing effectively off', off, 'reader-mode index, `after: token`: waits for a refresh'],

@@ -3,7 +3,7 @@
  * per meta + the shard's sequence key, one write batch per batch of metas), with the same bound on batches in flight.
  */
 import RocksDB from 'rocksdb-native'
-import { defaults, openIndex, shardOf, type Index } from '../src/index.js'
+import { defaults, openIndex, shardOf, type Index, type IndexOptions } from '../src/index.js'
 import { idKey, idValue, segmentOffsetKey, segmentOffsetValue, sequenceKey, sequenceValue, timeKey, timeValue } from '../src/keys.js'
 import type { Dataset } from './data.js'
 import { drive, type Run } from './measure.js'
@@ -36,12 +36,18 @@ export const settled = (index: Index, shards: number): boolean => {
 }
 
 /**
- * Opens an index (shards 4) under `root` and brings up every shard the data set uses (a retention pass that deletes
- * nothing, per partition: a read never creates a shard), then waits until primaries and readers are ready, so that
- * the timed part measures writes, not opens.
+ * Flushing as good as off, the most the options allow: the largest flush threshold, in the largest memtable, or an
+ * hour (what the write benchmark's third path runs with, to show what the primary's flushes cost).
  */
-export const openWarmIndex = async (root: string, ds: Dataset, shards: number): Promise<Index> => {
-  const index = await openIndex({ root, shards })
+export const flushingOff = { freshness: { flushEveryRecords: 262_144, flushIntervalMs: 3_600_000 }, rocksdb: { primary: { writeBufferSize: 1024 * 1024 * 1024 } } }
+
+/**
+ * Opens an index (`shards`, and `options`) under `root` and brings up every shard the data set uses (a retention
+ * pass that deletes nothing, per partition: a read never creates a shard), then waits until primaries and readers
+ * are ready, so that the timed part measures writes, not opens.
+ */
+export const openWarmIndex = async (root: string, ds: Dataset, shards: number, options: Partial<IndexOptions> = {}): Promise<Index> => {
+  const index = await openIndex({ ...options, root, shards })
   try {
     await Promise.all(ds.partitions.map((p) => index.deleteBefore(topic, p, 0)))
     await waitUntil('every shard to run', () => settled(index, new Set(ds.partitions.map((p) => shardOf(p, shards))).size))
