@@ -181,20 +181,19 @@ const waitingShards = new Set<{ sendWaiting(budget: number): number }>()
 let turnScheduled = false
 
 /**
- * Point reads sent at once (alone) since the last turn. A lone read answered from memory settles at once, and its
- * caller may issue the next one in the same microtask queue: without a bound, such callers would never let the
- * event loop turn (and a write's I/O completion would wait behind them).
+ * Point reads sent at once (alone) since the scheduler last ran a turn. A lone read answered from memory settles at
+ * once, and its caller may issue the next one in the same microtask queue: without a bound, such callers would never
+ * let the event loop turn (and a write's I/O completion would wait behind them). The count is not reset at every
+ * turn (that would cost a `setImmediate` per lone read): once it reaches a turn's size, the next read waits for a
+ * turn of the scheduler, which starts the count over. So at most a turn's size of reads go out between two turns of
+ * the scheduler, and a lone caller waits for one in that many reads.
  */
 let sentAtOnce = 0
 
 /** Whether a lone point read may go out at once (else it waits for the next turn, as reads of a busy shard do). */
 const goesAtOnce = (): boolean => {
   if (sentAtOnce >= turnSize()) return false
-  if (sentAtOnce++ === 0 && !turnScheduled) {
-    // The count starts over at the next turn.
-    turnScheduled = true
-    scheduleTurn(runTurn)
-  }
+  sentAtOnce++
   return true
 }
 
