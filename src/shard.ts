@@ -1072,17 +1072,67 @@ export class ShardRuntime {
    * started: their deadlines still hold.
    */
   #deferPointReads(reads: readonly PointRead[]): void {
-    for (const r of reads) this.#deferred.push(r)
+    let at = Infinity
+    for (const r of reads) {
+      this.#deferred.push(r)
+      if (!r.started && r.deadline.at < at) at = r.deadline.at
+    }
     waitingForMultiGet.add(this)
+    this.#expireDeferredAt(at)
   }
 
   /** Point reads waiting for a MultiGet to finish (see #deferPointReads). */
   #deferred: PointRead[] = []
 
+  /** The timer that fails deferred reads whose deadline passed, and when it fires (Infinity: none armed). */
+  #deferredTimer: unknown
+  #deferredTimerAt = Infinity
+
+  /**
+   * Arms the timer of the deferred reads for `at` unless it fires sooner already: a deferred read waits for a
+   * MultiGet to finish, and should none finish (a stuck disk), its deadline still fails it on time. (An aborted
+   * signal is seen when the read is routed again, or at its deadline.)
+   */
+  #expireDeferredAt(at: number): void {
+    if (at === Infinity || at >= this.#deferredTimerAt) return
+    if (this.#deferredTimer !== undefined) this.clock.clearTimeout(this.#deferredTimer)
+    this.#deferredTimerAt = at
+    this.#deferredTimer = this.clock.setTimeout(
+      () => {
+        this.#deferredTimer = undefined
+        this.#deferredTimerAt = Infinity
+        this.#guarded(this.#deferred.slice(), () => this.#expireDeferred())
+      },
+      Math.max(0, at - this.clock.now()),
+    )
+  }
+
+  /** Fails the deferred reads whose deadline passed with Timeout; arms the timer for the next deadline. */
+  #expireDeferred(): void {
+    const now = this.clock.now()
+    const kept: PointRead[] = []
+    let next = Infinity
+    for (const r of this.#deferred) {
+      if (r.started || now < r.deadline.at) {
+        kept.push(r)
+        if (!r.started && r.deadline.at < next) next = r.deadline.at
+      } else {
+        this.#settlePoint(r, false, this.#timeout(r.deadline, `a point-read MultiGet to finish (at most ${maxMultiGetsOut} run at once in this process)`, false))
+      }
+    }
+    this.#deferred = kept
+    this.#expireDeferredAt(next)
+  }
+
   /** A MultiGet finished: the reads deferred for want of one are routed again (the oldest first). */
   sendDeferred(): void {
     const reads = this.#deferred
     this.#deferred = []
+    if (this.#deferredTimer !== undefined) {
+      this.clock.clearTimeout(this.#deferredTimer)
+      this.#deferredTimer = undefined
+      this.#deferredTimerAt = Infinity
+    }
     this.#guarded(reads.slice(), () => this.#sendPointReads(reads))
   }
 

@@ -8,7 +8,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { overriding, type SettledValues } from '../src/engine.js'
-import { rocksEngine, type Engine, type MessageMeta, type StorageHandle } from '../src/index.js'
+import { Timeout, rocksEngine, type Engine, type MessageMeta, type StorageHandle } from '../src/index.js'
 import { harnessPerTest, untilReaderCovers } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -88,6 +88,59 @@ describe('reads share the event loop and the thread pool', () => {
     const answers = await all
     answers.forEach((m, i) => expect(m).toEqual(meta(i % 1_000 % 300)))
     expect(peak).toBe(cap)
+  })
+})
+
+describe('a point read waiting for a MultiGet', () => {
+  it('should fail at its deadline even if no MultiGet finishes, and leave the others to answer', async () => {
+    const held: (() => void)[] = []
+    let gated = false
+    const engine: Engine = {
+      open: async (path, options) => {
+        const handle = await rocksEngine.open(path, options)
+        if (!options.readOnly) return handle
+        // Reader MultiGets finish only when the test lets them, once gated.
+        return overriding(handle, {
+          getManySettled: async (keys): Promise<SettledValues> => {
+            const result = handle.getManySettled!(keys)
+            if (gated) await new Promise<void>((resolve) => held.push(resolve))
+            return result
+          },
+        })
+      },
+    }
+    const h = await harness({ readers: { min: 1, max: 1 } }, engine)
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 10 }, (_, i) => meta(i)))
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    gated = true
+    onTestFinished(() => {
+      gated = false
+      for (const release of held.splice(0)) release()
+    })
+    const cap = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2))
+    // One read per turn: each takes a MultiGet of its own, until every slot is held.
+    const first: Promise<MessageMeta | undefined>[] = []
+    for (let k = 0; k < cap; k++) {
+      first.push(h.index.getByMsgId('t', 1, `m${k}`))
+      for (let turn = 0; turn < 3; turn++) await nextTurn()
+    }
+    expect(held.length).toBe(cap)
+    let outcome: unknown = 'pending'
+    h.index.getByMsgId('t', 1, `m${cap}`, { timeoutMs: 1_000 }).then(
+      (m) => (outcome = m),
+      (e: unknown) => (outcome = e),
+    )
+    for (let turn = 0; turn < 3; turn++) await nextTurn()
+    await h.clock.advance(999)
+    expect(outcome).toBe('pending')
+    await h.clock.advance(1)
+    for (let turn = 0; turn < 3; turn++) await nextTurn()
+    expect(outcome).toBeInstanceOf(Timeout)
+    expect((outcome as Timeout).message).toContain('MultiGet to finish')
+    expect(held.length).toBe(cap)
+    gated = false
+    for (const release of held.splice(0)) release()
+    expect(await Promise.all(first)).toEqual(Array.from({ length: cap }, (_, k) => meta(k)))
   })
 })
 
