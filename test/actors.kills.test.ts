@@ -545,6 +545,52 @@ describe('the primary machine under its supervisor', () => {
     expect(p.getSnapshot().value).toBe('ready')
   })
 })
+describe('the I/O a machine names, when the runtime provides none', () => {
+  const input = { delayMs: 0, shardId: 's', readerId: 'reader-1', refreshBackoff: backoff }
+  /** A shard supervisor (no readers in writer mode) whose children have only the I/O given; it records the errors its actors receive. */
+  const underShard = (mode: 'writer' | 'reader', provided: Parameters<typeof shardSupervisorMachine.provide>[0]['actors']) => {
+    const errors: string[] = []
+    const shard = createActor(shardSupervisorMachine.provide({ actors: provided ?? {} }), {
+      input: { shardId: 's', mode, policy: makePolicy({}, { min: mode === 'reader' ? 1 : 0 }), env: { now: () => 0, random: () => 0 } },
+      inspect: (e) => {
+        if (e.type === '@xstate.event' && e.event.type.startsWith('xstate.error.actor.')) errors.push(`${e.event.type}: ${errorOf(e.event.error)}`)
+      },
+    }).start()
+    return { shard, errors, child: (id: string) => shard.getSnapshot().children[id] as AnyActorRef }
+  }
+  const opens = fromPromise(async () => 'lease') as never
+
+  it('should fail a primary with errors that name the missing openPrimary, then closeHandle', async () => {
+    const open = createActor(primaryMachine, { input }).start()
+    await settle()
+    expect(open.getSnapshot().output).toEqual({ outcome: 'failed', error: new Error('openPrimary is provided by the runtime') })
+    const { child } = underShard('writer', { primary: primaryMachine.provide({ actors: { openPrimary: opens } }) })
+    await settle()
+    const close = child('primary')
+    close.send({ type: 'CLOSE' })
+    await settle()
+    expect(close.getSnapshot().output).toEqual({ outcome: 'failed', error: new Error('closeHandle is provided by the runtime') })
+  })
+
+  it('should fail a reader, its refresh and its release with errors that name the missing openReader, refreshReader, closeHandle', async () => {
+    const open = createActor(readerMachine, { input }).start()
+    await settle()
+    expect(open.getSnapshot().output).toEqual({ readerId: 'reader-1', outcome: 'failed', error: new Error('openReader is provided by the runtime') })
+    const failures: string[] = []
+    const reader = readerMachine.provide({ actors: { openReader: opens }, actions: { refreshFailed: (_, p) => void failures.push(errorOf(p.error)) } })
+    const { shard, errors, child } = underShard('reader', { reader })
+    await settle()
+    const r = child('reader-1')
+    shard.send({ type: 'REFRESH', readerId: 'reader-1' })
+    await settle()
+    expect(failures).toEqual(['refreshReader is provided by the runtime'])
+    shard.send({ type: 'RETIRE', readerId: 'reader-1', reason: 'lifetime' })
+    await settle()
+    // A release that fails still retires the reader: only the error event it receives says what was missing.
+    expect(r.getSnapshot().output).toEqual({ readerId: 'reader-1', outcome: 'retired' })
+    expect(errors.filter((e) => e.includes('closeHandle'))).toEqual([expect.stringMatching(/^xstate\.error\.actor\..*: closeHandle is provided by the runtime$/)])
+  })
+})
 describe('the root supervisor', () => {
   it('should create each shard once, close them all and finish', async () => {
     const clock = new ManualClock()
