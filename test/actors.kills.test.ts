@@ -545,6 +545,49 @@ describe('the primary machine under its supervisor', () => {
     expect(p.getSnapshot().value).toBe('ready')
   })
 })
+describe('the shard supervisor given exits and events it must not take for a reader', () => {
+  it('should finish closing when the primary actor crashes while the readers still close', async () => {
+    let releaseReader: () => void = () => {}
+    const machine = shardSupervisorMachine.provide({
+      actors: {
+        primary: primaryMachine.provide({
+          actors: { openPrimary: fromPromise(async () => 'p') as never },
+          // Leaving `ready` runs withdraw: throwing there crashes the primary actor (an error event, not an exit).
+          actions: { withdraw: () => { throw new Error('withdraw crashed') } },
+        }),
+        reader: readerMachine.provide({
+          actors: { openReader: fromPromise(async () => 'r') as never, closeHandle: fromPromise(() => new Promise<void>((resolve) => (releaseReader = resolve))) as never },
+        }),
+      },
+    })
+    const actor = createActor(machine, { input: { shardId: 's', mode: 'writer', policy: makePolicy(), env: { now: () => 0, random: () => 0 } } }).start()
+    await settle()
+    actor.send({ type: 'CLOSE' })
+    await settle()
+    expect(actor.getSnapshot().value).toEqual({ closing: 'readers' })
+    // The shard forwards no faults once closing: the data plane's report reaches the primary directly.
+    ;(actor.getSnapshot().children.primary as AnyActorRef).send({ type: 'FAULT', error: fault() })
+    await settle()
+    expect(actor.getSnapshot().context.primaryAlive).toBe(false)
+    releaseReader()
+    await settle()
+    expect(actor.getSnapshot().value).toBe('closed')
+  })
+
+  it('should ignore RETIRE and REFRESH naming a reader by something other than a string', async () => {
+    const s = scriptedShard({ policy: makePolicy({}, { min: 1, max: 2 }) })
+    await settle()
+    const notAnId = { toString: () => 'reader-1' } as never
+    s.actor.send({ type: 'RETIRE', readerId: notAnId, reason: 'lifetime' })
+    s.actor.send({ type: 'REFRESH', readerId: notAnId })
+    await settle()
+    expect(s.actor.getSnapshot().status).toBe('active')
+    expect(s.children()).toEqual(['primary', 'reader-1'])
+    expect(s.context().readers).toEqual({ 'reader-1': 'serving' })
+    expect(s.log.filter((l) => l.includes('reader-1'))).toEqual(['publish reader-1 r-2'])
+  })
+})
+
 describe('the I/O a machine names, when the runtime provides none', () => {
   const input = { delayMs: 0, shardId: 's', readerId: 'reader-1', refreshBackoff: backoff }
   /** A shard supervisor (no readers in writer mode) whose children have only the I/O given; it records the errors its actors receive. */
