@@ -548,6 +548,95 @@ describe('the primary machine under its supervisor', () => {
     expect(p.getSnapshot().value).toBe('ready')
   })
 })
+describe('the shard supervisor given exits and events it must not take for a reader', () => {
+  it('should finish closing when the primary actor crashes while the readers still close', async () => {
+    let releaseReader: () => void = () => {}
+    const machine = shardSupervisorMachine.provide({
+      actors: {
+        primary: primaryMachine.provide({
+          actors: { openPrimary: fromPromise(async () => 'p') as never },
+          // Leaving `ready` runs withdraw: throwing there crashes the primary actor (an error event, not an exit).
+          actions: { withdraw: () => { throw new Error('withdraw crashed') } },
+        }),
+        reader: readerMachine.provide({
+          actors: { openReader: fromPromise(async () => 'r') as never, closeHandle: fromPromise(() => new Promise<void>((resolve) => (releaseReader = resolve))) as never },
+        }),
+      },
+    })
+    const actor = createActor(machine, { input: { shardId: 's', mode: 'writer', policy: makePolicy(), env: { now: () => 0, random: () => 0 } } }).start()
+    await settle()
+    actor.send({ type: 'CLOSE' })
+    await settle()
+    expect(actor.getSnapshot().value).toEqual({ closing: 'readers' })
+    // The shard forwards no faults once closing: the data plane's report reaches the primary directly.
+    ;(actor.getSnapshot().children.primary as AnyActorRef).send({ type: 'FAULT', error: fault() })
+    await settle()
+    expect(actor.getSnapshot().context.primaryAlive).toBe(false)
+    releaseReader()
+    await settle()
+    expect(actor.getSnapshot().value).toBe('closed')
+  })
+
+  it('should ignore RETIRE and REFRESH naming a reader by something other than a string', async () => {
+    const s = scriptedShard({ policy: makePolicy({}, { min: 1, max: 2 }) })
+    await settle()
+    const notAnId = { toString: () => 'reader-1' } as never
+    s.actor.send({ type: 'RETIRE', readerId: notAnId, reason: 'lifetime' })
+    s.actor.send({ type: 'REFRESH', readerId: notAnId })
+    await settle()
+    expect(s.actor.getSnapshot().status).toBe('active')
+    expect(s.children()).toEqual(['primary', 'reader-1'])
+    expect(s.context().readers).toEqual({ 'reader-1': 'serving' })
+    expect(s.log.filter((l) => l.includes('reader-1'))).toEqual(['publish reader-1 r-2'])
+  })
+})
+
+describe('the I/O a machine names, when the runtime provides none', () => {
+  const input = { delayMs: 0, shardId: 's', readerId: 'reader-1', refreshBackoff: backoff }
+  /** A shard supervisor (no readers in writer mode) whose children have only the I/O given; it records the errors its actors receive. */
+  const underShard = (mode: 'writer' | 'reader', provided: Parameters<typeof shardSupervisorMachine.provide>[0]['actors']) => {
+    const errors: string[] = []
+    const shard = createActor(shardSupervisorMachine.provide({ actors: provided ?? {} }), {
+      input: { shardId: 's', mode, policy: makePolicy({}, { min: mode === 'reader' ? 1 : 0 }), env: { now: () => 0, random: () => 0 } },
+      inspect: (e) => {
+        if (e.type === '@xstate.event' && e.event.type.startsWith('xstate.error.actor.')) errors.push(`${e.event.type}: ${errorOf(e.event.error)}`)
+      },
+    }).start()
+    return { shard, errors, child: (id: string) => shard.getSnapshot().children[id] as AnyActorRef }
+  }
+  const opens = fromPromise(async () => 'lease') as never
+
+  it('should fail a primary with errors that name the missing openPrimary, then closeHandle', async () => {
+    const open = createActor(primaryMachine, { input }).start()
+    await settle()
+    expect(open.getSnapshot().output).toEqual({ outcome: 'failed', error: new Error('openPrimary is provided by the runtime') })
+    const { child } = underShard('writer', { primary: primaryMachine.provide({ actors: { openPrimary: opens } }) })
+    await settle()
+    const close = child('primary')
+    close.send({ type: 'CLOSE' })
+    await settle()
+    expect(close.getSnapshot().output).toEqual({ outcome: 'failed', error: new Error('closeHandle is provided by the runtime') })
+  })
+
+  it('should fail a reader, its refresh and its release with errors that name the missing openReader, refreshReader, closeHandle', async () => {
+    const open = createActor(readerMachine, { input }).start()
+    await settle()
+    expect(open.getSnapshot().output).toEqual({ readerId: 'reader-1', outcome: 'failed', error: new Error('openReader is provided by the runtime') })
+    const failures: string[] = []
+    const reader = readerMachine.provide({ actors: { openReader: opens }, actions: { refreshFailed: (_, p) => void failures.push(errorOf(p.error)) } })
+    const { shard, errors, child } = underShard('reader', { reader })
+    await settle()
+    const r = child('reader-1')
+    shard.send({ type: 'REFRESH', readerId: 'reader-1' })
+    await settle()
+    expect(failures).toEqual(['refreshReader is provided by the runtime'])
+    shard.send({ type: 'RETIRE', readerId: 'reader-1', reason: 'lifetime' })
+    await settle()
+    // A release that fails still retires the reader: only the error event it receives says what was missing.
+    expect(r.getSnapshot().output).toEqual({ readerId: 'reader-1', outcome: 'retired' })
+    expect(errors.filter((e) => e.includes('closeHandle'))).toEqual([expect.stringMatching(/^xstate\.error\.actor\..*: closeHandle is provided by the runtime$/)])
+  })
+})
 describe('the root supervisor', () => {
   it('should create each shard once, close them all and finish', async () => {
     const clock = new ManualClock()
