@@ -447,7 +447,7 @@ export class ShardRuntime {
     this.report({ type: 'torn-view', shard: this.address.id, actor, detail })
   }
 
-  /** The index is closing: stop accepting, and fail what waits for a handle, unless it waits for a primary that opens. */
+  /** The index is closing: stop accepting, fail what is queued. */
   stop(): void {
     this.closed = true
     // Requests accepted before the close waiting for a primary that is opening now wait on: the open ends soon,
