@@ -16,8 +16,8 @@ import {
   type Engine,
   type Index,
   type MessageMeta,
-  type StorageHandle,
 } from '../src/index.js'
+import { overriding } from '../src/engine.js'
 import { recordInspection } from './support/coverage.js'
 import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
@@ -166,10 +166,7 @@ describe('coalesced point reads', () => {
       open: async (path, options) => {
         const inner = await rocksEngine.open(path, options)
         if (!options.readOnly) return inner
-        const handle: StorageHandle = {
-          path: inner.path,
-          readOnly: inner.readOnly,
-          getMany: (keys) => inner.getMany(keys),
+        return overriding(inner, {
           getManySettled: async (keys) => {
             const { values, errors } = await inner.getManySettled!(keys)
             const out = errors ?? keys.map(() => undefined)
@@ -183,14 +180,7 @@ describe('coalesced point reads', () => {
             })
             return hit || errors !== undefined ? { values, errors: out } : { values }
           },
-          write: (ops) => inner.write(ops),
-          iterate: (range) => inner.iterate(range),
-          withSnapshot: (fn) => inner.withSnapshot(fn),
-          flush: () => inner.flush(),
-          property: (name) => inner.property(name),
-          close: () => inner.close(),
-        }
-        return handle
+        })
       },
     }
     const h = await covered(30, corrupting)
