@@ -65,7 +65,6 @@ const entryOverhead = 64
 export class RecentWrites {
   /** The keys held, by hash (see {@link hashOf}). */
   readonly #latest = new Map<number, Entry>()
-  #keys = 0
   #batches: Batch[] = []
   #head = 0
   #bytes = 0
@@ -97,12 +96,6 @@ export class RecentWrites {
     return this.#head === this.#batches.length
   }
 
-  /** Keys held (indexing every batch recorded so far). */
-  get size(): number {
-    this.#index()
-    return this.#keys
-  }
-
   /**
    * Records the batch `ops` applied at sequence `seq` (sequences only grow). A range deletion cannot be merged key by
    * key: the floor moves to `seq`, so only views that hold this batch are merged from now on.
@@ -131,7 +124,7 @@ export class RecentWrites {
    */
   newer(key: Uint8Array, viewSeq: number): Latest | undefined {
     if (this.#indexed < this.#batches.length) this.#index()
-    if (this.#keys === 0) return undefined
+    if (this.#latest.size === 0) return undefined
     let e = this.#latest.get(hashOf(key))
     while (e !== undefined && !sameBytes(e.key, key)) e = e.next
     return e !== undefined && e.seq > viewSeq ? e : undefined
@@ -146,7 +139,6 @@ export class RecentWrites {
   /** Forgets everything: only views at `seq` or newer may be merged from now on. */
   reset(seq: number): void {
     this.#latest.clear()
-    this.#keys = 0
     this.#batches = []
     this.#head = 0
     this.#indexed = 0
@@ -182,7 +174,6 @@ export class RecentWrites {
     }
     const added: Entry = { key, seq, value, next: first }
     this.#latest.set(h, added)
-    this.#keys++
     return added
   }
 
@@ -198,7 +189,6 @@ export class RecentWrites {
       if (e === undefined) return
       e.next = entry.next
     }
-    this.#keys--
   }
 
   #dropOldest(): void {
