@@ -312,7 +312,7 @@ export const shardSupervisorMachine = setup({
                 RECOVER: {
                   target: 'starting',
                   actions: enqueueActions(({ context, enqueue }) => {
-                    enqueue.assign({ primaryRestarts: { ...context.primaryRestarts, history: [], attempt: 0 }, primaryAlive: true, failure: undefined, primaryLetGo: false })
+                    enqueue.assign({ primaryRestarts: { ...context.primaryRestarts, history: [], attempt: 0 }, primaryAlive: true, failure: undefined })
                     enqueue.spawnChild('primary', { id: 'primary', input: { shardId: context.shardId, delayMs: 0 } })
                     enqueue({ type: 'notify', params: { type: 'recovered', shard: context.shardId, actor: 'primary' } })
                   }),
