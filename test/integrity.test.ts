@@ -7,7 +7,7 @@
 import { open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { FaultInjector, ManualClock, ShardUnavailable, StorageFailure, defaults, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta } from '../src/index.js'
+import { FaultInjector, ManualClock, ShardUnavailable, StorageFailure, defaults, isRockvisorError, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta } from '../src/index.js'
 import { getByMsgId, putMetas } from '../src/store.js'
 import { readViewState, viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
@@ -216,6 +216,26 @@ describe('retention', () => {
     expect(h.faults.injected.write).toBe(1)
     expect(await h.index.getByMsgId('t', 1, 'm1029')).toBeUndefined()
     expect(await h.index.getByMsgId('t', 1, 'm0')).toBeUndefined()
+  })
+
+  it('should leave whole chunks removed, oldest first, when it fails after writing one, and finish when called again', async () => {
+    const h = await harness({ readers: { min: 0 } })
+    await h.index.batchPut('t', 1, Array.from({ length: 1_030 }, (_, i) => meta(i)))
+    // The first chunk (1,024 metas) is written; every later write fails until the request's deadline.
+    h.faults.failNext('write', 1_000, { role: 'primary' }, { skip: 1 })
+    let settled = false
+    const failure = h.index
+      .deleteBefore('t', 1, 1_000_000, { timeoutMs: 2_000 })
+      .then(() => 'resolved', (e: unknown) => e)
+      .finally(() => (settled = true))
+    while (!settled) await h.clock.advance(50)
+    expect(isRockvisorError(await failure)).toBe(true)
+    h.faults.clear()
+    h.index.recover()
+    const left: string[] = []
+    for await (const m of h.index.scanByTime('t', 1, 0, Number.MAX_SAFE_INTEGER)) left.push(m.msgId)
+    expect(left).toEqual(Array.from({ length: 6 }, (_, i) => `m${1_024 + i}`))
+    expect((await h.index.deleteBefore('t', 1, 1_000_000)).deleted).toBe(6)
   })
 })
 

@@ -100,6 +100,34 @@ describe('the reference model', () => {
     expect(m.check(after, q, meta('a', 3, 0, 2))).toBeDefined()
   })
 
+  it('should let a failed retention be applied to none or to whole chunks of what it would remove, oldest first', () => {
+    const m = new model.IndexModel()
+    const metas = Array.from({ length: 1_030 }, (_, i) => meta(`m${i}`, 1_000 + i, 0, i))
+    m.settle(m.issue('t', 0, { kind: 'batchPut', metas }), { token: 't/0@1', at: 0 })
+    const read = m.openRead('t', 0, { consistency: 'fresh' }, 10)
+    m.settle(m.issue('t', 0, { kind: 'deleteBefore', before: 5_000 }), 'failed')
+    m.closeRead(read)
+    const ids = (state: model.PartitionState) => state.metas('byTime').map((x) => x.msgId)
+    const states = m.statesAfter('t', 0)
+    // Failed before any chunk, after the first, or after the last (then the whole retention was applied).
+    expect(states.map((x) => x.size)).toEqual([1_030, 6, 0])
+    expect(ids(states[1]!)).toEqual(Array.from({ length: 6 }, (_, i) => `m${1_024 + i}`))
+    const q = { kind: 'getByMsgId', msgId: 'm0' } as const
+    expect(m.check(read, q, metas[0])).toBeUndefined()
+    expect(m.check(read, q, undefined)).toBeUndefined()
+    // Not a chunk boundary: m1 gone while m0 stays is no candidate.
+    expect(m.check(read, { kind: 'scanByTime', startTs: 0, endTs: 1_001 }, [metas[0]])).toMatch(/answered/)
+    // A later retention may report any of those counts; nothing else.
+    const next = m.issue('t', 0, { kind: 'deleteBefore', before: 5_000 })
+    m.settle(next, { token: 't/0@3', at: 20, deleted: 6 })
+    expect(m.checkRetention(next)).toBeUndefined()
+    next.deleted = 1_030
+    expect(m.checkRetention(next)).toBeUndefined()
+    next.deleted = 7
+    expect(m.checkRetention(next)).toMatch(/reported 7 deleted; the model held 1030 or 6 or 0 older/)
+    expect(m.statesAfter('t', 0).map((x) => x.size)).toEqual([0])
+  })
+
   it('should report a retention that deleted a count the model did not hold', () => {
     const m = new model.IndexModel()
     m.settle(m.issue('t', 0, { kind: 'batchPut', metas: [meta('a', 1, 0, 0), meta('b', 9, 0, 1)] }), { token: 't/0@1', at: 0 })

@@ -5,8 +5,12 @@
  * Deliberately not a copy of the system: no keys, no views, no shards. A partition is a set of metas with at most one
  * meta per msgId and one per place (segmentId, offset); a put replaces both holders; retention removes every meta
  * older than its bound. A topic's partition history is the list of writes in the order they were issued. Writes to
- * one partition are applied in issue order and a failed write was never applied (injected faults strike before the
- * engine call), so at any moment a partition holds the successful writes of some prefix of its history.
+ * one partition are applied in issue order. A failed batch was never applied (it is one atomic write, and injected
+ * faults strike before the engine call). A failed retention may have been applied in part: it removes the metas
+ * below its bound oldest first, in atomic chunks of {@link retentionChunk}, and a failure after a chunk was written
+ * leaves that chunk removed. So at any moment a partition holds one of the *candidate states* after some prefix of
+ * its history: the successful writes applied, and each failed retention applied to none, or some whole chunks, of
+ * what it would have removed.
  *
  * The freshness contract, as prefixes of that history: a read may observe the state after any prefix that
  *
@@ -18,6 +22,7 @@
  * Plain data and pure functions over it; not thread-safe (JavaScript: one caller at a time).
  */
 import type { MessageMeta, SegmentOffset } from '../meta.js'
+import { retentionChunk } from '../store.js'
 import type { Query } from './arbitraries.js'
 
 const cmp = (a: number, b: number): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -59,9 +64,17 @@ export class PartitionState {
 
   /** Retention: removes every meta with timestamp < `before`; returns how many it removed. */
   deleteBefore(before: number): number {
-    let n = 0
-    for (const m of [...this.#byId.values()]) if (m.timestamp < before) (this.#remove(m), n++)
-    return n
+    return this.deleteOldest(before, Number.MAX_SAFE_INTEGER)
+  }
+
+  /**
+   * Part of a retention: removes the `count` oldest metas (in time order) with timestamp < `before`, or all of them if
+   * fewer; returns how many it removed.
+   */
+  deleteOldest(before: number, count: number): number {
+    const doomed = this.scanByTime(Number.MIN_SAFE_INTEGER, before - 1, count)
+    for (const m of doomed) this.#remove(this.#byId.get(m.msgId))
+    return doomed.length
   }
 
   #remove(m: MessageMeta | undefined): void {
@@ -102,6 +115,11 @@ export class PartitionState {
   metas(order: 'byMsgId' | 'byTime' | 'bySegmentOffset' = 'byMsgId'): MessageMeta[] {
     const all = [...this.#byId.values()].map((m) => ({ ...m }))
     return all.sort(order === 'byMsgId' ? byMsgId : order === 'byTime' ? byTime : bySegmentOffset)
+  }
+
+  /** A string equal for two states exactly when they hold the same metas. */
+  signature(): string {
+    return JSON.stringify(this.metas('byMsgId').map((m) => [m.msgId, m.timestamp, m.segmentId, m.offset, m.msgLen]))
   }
 
   /** An independent copy. */
@@ -205,15 +223,38 @@ export class IndexModel {
     if (outcome.deleted !== undefined) rec.deleted = outcome.deleted
   }
 
-  /** The partition after the successful writes among the first `k` of its history (all of them by default). */
-  stateAfter(topic: string, partition: number, k = Number.MAX_SAFE_INTEGER): PartitionState {
-    const state = new PartitionState()
+  /**
+   * The candidate states of the partition after the first `k` writes of its history (all of them by default): the
+   * successful writes applied in order, each failed retention applied to none or to some whole chunks of the metas it
+   * would have removed (see the module comment), pending and failed batches not applied. Distinct states only; one
+   * state when no retention failed.
+   */
+  statesAfter(topic: string, partition: number, k = Number.MAX_SAFE_INTEGER): PartitionState[] {
+    let states = [new PartitionState()]
     for (const w of this.history(topic, partition).slice(0, k)) {
-      if (w.outcome !== 'ok') continue
-      if (w.write.kind === 'batchPut') state.putBatch(w.write.metas)
-      else state.deleteBefore(w.write.before)
+      if (w.outcome === 'ok') {
+        for (const state of states) {
+          if (w.write.kind === 'batchPut') state.putBatch(w.write.metas)
+          else state.deleteBefore(w.write.before)
+        }
+        // A write may make candidates equal (a retention that removes what only some of them still held).
+        if (states.length > 1) states = [...new Map(states.map((state) => [state.signature(), state])).values()]
+      } else if (w.outcome === 'failed' && w.write.kind === 'deleteBefore') {
+        const { before } = w.write
+        const next = new Map<string, PartitionState>()
+        for (const state of states) {
+          const older = state.scanByTime(Number.MIN_SAFE_INTEGER, before - 1).length
+          for (let removed = 0; ; removed += retentionChunk) {
+            const candidate = state.clone()
+            candidate.deleteOldest(before, removed)
+            next.set(candidate.signature(), candidate)
+            if (removed >= older) break
+          }
+        }
+        states = [...next.values()]
+      }
     }
-    return state
+    return states
   }
 
   /** The last write of (topic, partition) acknowledged so far (its token is what an `after` read waits for). */
@@ -238,11 +279,13 @@ export class IndexModel {
     window.atMost = this.history(window.topic, window.partition).length
   }
 
-  /** Every answer to `q` the read of `window` may legally give (one per allowed prefix, duplicates kept). */
+  /** Every answer to `q` the read of `window` may legally give (one per candidate state of each allowed prefix, duplicates kept). */
   allowedAnswers(window: ReadWindow, q: Query): unknown[] {
     if (window.atMost === undefined) throw new Error('allowedAnswers: the read has not completed (closeRead first)')
     const allowed: unknown[] = []
-    for (let k = window.atLeast; k <= window.atMost; k++) allowed.push(answer(this.stateAfter(window.topic, window.partition, k), q))
+    for (let k = window.atLeast; k <= window.atMost; k++) {
+      for (const state of this.statesAfter(window.topic, window.partition, k)) allowed.push(answer(state, q))
+    }
     return allowed
   }
 
@@ -260,11 +303,17 @@ export class IndexModel {
     )
   }
 
-  /** Checks an acknowledged retention's count: undefined if it deleted what the model held below its bound, else a message. */
+  /**
+   * Checks an acknowledged retention's count: undefined if it deleted what the model held below its bound (in one of
+   * the candidate states before it), else a message.
+   */
   checkRetention(rec: WriteRecord): string | undefined {
     if (rec.write.kind !== 'deleteBefore' || rec.outcome !== 'ok') return undefined
-    const expected = this.stateAfter(rec.topic, rec.partition, rec.n).scanByTime(0, rec.write.before - 1).length
-    return rec.deleted === expected ? undefined : `deleteBefore(${rec.write.before}) on ${rec.topic}/${rec.partition} reported ${rec.deleted} deleted; the model held ${expected} older metas (history: ${describeHistory(this.history(rec.topic, rec.partition))})`
+    const before = rec.write.before
+    const expected = [...new Set(this.statesAfter(rec.topic, rec.partition, rec.n).map((s) => s.scanByTime(Number.MIN_SAFE_INTEGER, before - 1).length))]
+    return expected.includes(rec.deleted!)
+      ? undefined
+      : `deleteBefore(${before}) on ${rec.topic}/${rec.partition} reported ${rec.deleted} deleted; the model held ${expected.join(' or ')} older metas (history: ${describeHistory(this.history(rec.topic, rec.partition))})`
   }
 }
 
