@@ -446,7 +446,7 @@ export class ShardRuntime {
     this.report({ type: 'torn-view', shard: this.address.id, actor, detail })
   }
 
-  /** The index is closing: stop accepting, fail what is queued. */
+  /** The index is closing: stop accepting, and fail what waits for a handle, unless it waits for a primary that opens. */
   stop(): void {
     this.closed = true
     this.#rejectWaiters(() => new Closed({ message: `shard ${this.address.id} is closed` }))
