@@ -259,8 +259,9 @@ export interface Index {
   /** Fault injection (see {@link IndexFaults}). */
   readonly faults: IndexFaults
   /**
-   * Stops accepting requests, lets accepted ones finish, closes readers then primaries, and releases every native
-   * handle (forcibly after `closeTimeoutMs`). Scans waiting for their consumer are not waited for: they end, and
+   * Stops accepting requests, lets accepted ones finish (also those waiting for a primary that is opening; those
+   * waiting for a primary that backs off after a failure, or gave up, fail with Closed), closes readers then
+   * primaries, and releases every native handle (forcibly after `closeTimeoutMs`). Scans waiting for their consumer are not waited for: they end, and
    * their next `next()` rejects with Closed. Idempotent: later calls return the same promise. The equivalent of the
    * seed's cleanup_storage_root for this root.
    */

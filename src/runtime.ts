@@ -309,7 +309,14 @@ export class Runtime {
   #primary() {
     return primaryMachine.provide({
       actors: {
-        openPrimary: fromPromise(({ input, signal }) => this.#openLease('primary', input.shardId, undefined, signal)),
+        openPrimary: fromPromise(({ input, signal }) => {
+          const shard = this.shards.get(input.shardId)
+          shard?.primaryOpening()
+          return this.#openLease('primary', input.shardId, undefined, signal).catch((e: unknown) => {
+            shard?.primaryOpenFailed()
+            throw e
+          })
+        }),
         closeHandle: fromPromise(({ input }) => this.table.release(input.lease, { force: input.force === true })),
       },
       actions: {
@@ -432,6 +439,8 @@ export class Runtime {
       let timer: unknown
       const timeout = new Promise<'timeout'>((resolve) => (timer = this.#opts.clock.setTimeout(() => resolve('timeout'), this.#opts.closeTimeoutMs)))
       await Promise.race([Promise.all([...this.shards.values()].map((s) => s.idle())), timeout])
+      // Whatever still waits for a handle (a primary's open outlasted closeTimeoutMs) fails now.
+      for (const shard of this.shards.values()) shard.abandon()
       let unsubscribe = (): void => {}
       const done = new Promise<void>((resolve) => {
         unsubscribe = this.root.subscribe((s) => s.status === 'done' && resolve()).unsubscribe

@@ -323,6 +323,7 @@ export class ShardRuntime {
   /** The primary's handle is ready. Writes continue from the sequence stored on disk. */
   publishPrimary(record: LeaseRecord): void {
     this.primary = record
+    this.#primaryOpening = false
     this.exhausted = false
     this.locked = undefined
     this.failure = undefined
@@ -449,8 +450,30 @@ export class ShardRuntime {
   /** The index is closing: stop accepting, and fail what waits for a handle, unless it waits for a primary that opens. */
   stop(): void {
     this.closed = true
+    // Requests accepted before the close waiting for a primary that is opening now wait on: the open ends soon,
+    // and they finish (or fail with its failure). A primary that is not opening (backing off, given up) is not
+    // waited for.
+    if (!this.#primaryOpening) this.abandon()
+  }
+
+  /** Fails every request still waiting for a handle with Closed (the index is closing and stopped waiting). */
+  abandon(): void {
     this.#rejectWaiters(() => new Closed({ message: `shard ${this.address.id} is closed` }))
   }
+
+  /** The primary's open started (its requests may wait for it, also once the shard is stopped). */
+  primaryOpening(): void {
+    this.#primaryOpening = true
+  }
+
+  /** The primary's open failed: once the shard is stopped, what waited for it fails with Closed. */
+  primaryOpenFailed(): void {
+    this.#primaryOpening = false
+    if (this.closed) this.abandon()
+  }
+
+  /** A primary's open is running (from {@link primaryOpening} to its publication or failure). */
+  #primaryOpening = false
 
   /** Resolves when no request runs or waits on this shard. */
   idle(): Promise<void> {
@@ -1338,7 +1361,8 @@ export class ShardRuntime {
    */
   #primaryFor(kind: 'read' | 'write', need: Need, wait?: Wait): Promise<LeaseRecord> | LeaseRecord {
     if (this.mode === 'writer' && this.primary !== undefined && !this.primary.faulted) return this.primary
-    this.#assertOpen()
+    // A request accepted before the index began closing waits for a primary that is opening (see stop).
+    if (!this.#primaryOpening) this.#assertOpen()
     if (this.mode === 'reader') {
       if (this.degraded) throw this.#unavailable()
     } else if (this.locked !== undefined && (kind === 'write' || !this.#readerCouldServe(need))) throw this.locked

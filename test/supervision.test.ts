@@ -3,7 +3,7 @@
  * the elastic pool, bounded queues and graceful close.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { Closed, Overloaded, ShardUnavailable, StorageFailure, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
+import { Closed, Overloaded, ShardUnavailable, StorageFailure, openIndex, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
 import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -368,6 +368,52 @@ describe('queues and close', () => {
     await expect(h.index.getByMsgId('t', 1, 'm1')).rejects.toBeInstanceOf(Closed)
     await expect(h.index.batchPut('t', 1, [meta(2)])).rejects.toBeInstanceOf(Closed)
     expect(h.events.filter((e) => e.type === 'closed').length).toBe(h.index.stats().shards.length)
+  })
+
+  it('should finish the writes accepted while their primary was still opening when close() was called, and keep them', async () => {
+    // Read-write opens wait until the test lets them go: the writes below are accepted while the primary opens.
+    let letGo: (() => void) | undefined
+    const engine: Engine = {
+      open: async (path, options) => {
+        if (!options.readOnly) await new Promise<void>((go) => (letGo = go))
+        return rocksEngine.open(path, options)
+      },
+    }
+    h = await openHarness({ readers: { min: 0 } }, engine)
+    const writes = [1, 2, 3].map((n) =>
+      h!.index.batchPut('t', 1, [meta(n)]).then(
+        () => 'acknowledged',
+        (e: unknown) => e,
+      ),
+    )
+    await waitFor(() => letGo !== undefined)
+    expect(shardStats(h, 't', 1).primary).toBe('opening')
+    const closing = h.index.close()
+    await expect(h.index.batchPut('t', 1, [meta(4)])).rejects.toBeInstanceOf(Closed)
+    letGo!()
+    await closing
+    expect(await Promise.all(writes)).toEqual(['acknowledged', 'acknowledged', 'acknowledged'])
+    const again = await openIndex({ root: h.root, shards: 4 })
+    try {
+      expect(await Promise.all([1, 2, 3, 4].map((n) => again.getByMsgId('t', 1, `m${n}`)))).toEqual([meta(1), meta(2), meta(3), undefined])
+    } finally {
+      await again.close()
+    }
+  })
+
+  it('should fail with Closed at once the writes waiting for a primary that backs off when close() is called', async () => {
+    h = await openHarness({ supervision: { primary: { backoff: { minMs: 1_000, maxMs: 4_000, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    const waiting = h.index.batchPut('t', 1, [meta(2)]).then(
+      () => 'acknowledged',
+      (e: unknown) => e,
+    )
+    // The clock does not move: the close neither waits for the backoff nor for closeTimeoutMs.
+    await h.index.close()
+    expect(await waiting).toBeInstanceOf(Closed)
   })
 
   it('should close while a reader is still opening, and release the handle that open brings afterwards', async () => {
