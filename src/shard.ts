@@ -19,7 +19,7 @@ import type { ShardAddress } from './layout.js'
 import type { SegmentOffset } from './meta.js'
 import { RecentWrites } from './recent.js'
 import type { HandleTable, LeaseRecord } from './resources.js'
-import type { Stamp } from './views.js'
+import { stampOps, type Stamp } from './views.js'
 
 /** The limits a shard's data plane enforces. */
 export interface ShardLimits {
@@ -261,16 +261,27 @@ export class ShardRuntime {
   exhausted = false
   /** The readers exhausted their restart intensity (until RECOVER). */
   degraded = false
-  /** Records written since the primary last flushed, and when the oldest of them was written. */
+  /** Records written since the primary's last flush began, and when the oldest of them was written. */
   unflushed = 0
   firstUnflushedAt = 0
-  /** Bytes of keys and values written since the primary last flushed. */
+  /** Bytes of keys and values written since the primary's last flush began. */
   unflushedBytes = 0
   /**
-   * The flush epoch the primary's writes stamp (see src/views.ts): one more than the greatest epoch on disk when the
-   * primary opened, and one more after every flush, so every memtable holds an epoch of its own.
+   * The flush epoch the next batch of the primary stamps (see src/views.ts): one more than the greatest epoch on
+   * disk when the primary opened; then a *boundary* epoch for the batches written while a flush runs (they may land
+   * in the memtable being flushed or in the next one), and after the flush a *solid* epoch, which only the new
+   * memtable holds (the boundary epoch again if no batch took it).
    */
   epoch = 0
+  /** A batch stamped {@link epoch}. */
+  #epochTaken = false
+  /**
+   * A batch stamped while no flush ran has been written since the last flush began: the memtable the next flush
+   * switches out holds a solid epoch of its own. No flush begins without it.
+   */
+  #solid = false
+  /** The primary's flush in flight, if any (writes go on beside it). */
+  #flushing: Promise<void> | undefined
   /**
    * Per partition written by this index: a place (segmentId, offset) at or above every place the partition holds
    * (`null`: it holds none), learned by one seek at the partition's first write and raised before each write (see
@@ -329,6 +340,8 @@ export class ShardRuntime {
     this.failure = undefined
     // A new epoch for the memtable this primary starts: whatever RocksDB recovered at open is in older ones.
     this.epoch = record.epoch + 1
+    this.#epochTaken = false
+    this.#solid = false
     this.unflushed = 0
     this.unflushedBytes = 0
     // The directory was unlocked while no primary held it: learn each partition's places from disk again rather than
@@ -484,10 +497,11 @@ export class ShardRuntime {
   // ---- the request paths ----
 
   /**
-   * Runs `fn` on the primary as the next write of this shard (writes to a shard are serialized, and so are flushes
-   * with them). `nextStamp` hands out the sequence and the flush epoch of each batch `fn` writes; `records` is how
-   * many keys it writes (for the flush trigger). A storage failure is reported to the primary's supervisor and the
-   * write retried once on the restarted primary (injected and RocksDB write failures are never partially applied).
+   * Runs `fn` on the primary as the next write of this shard (writes to a shard are serialized; a flush runs beside
+   * them, see {@link #startFlush}). `nextStamp` hands out the sequence and the flush epoch of each batch `fn` writes;
+   * `records` is how many keys it writes (for the flush trigger). A storage failure is reported to the primary's
+   * supervisor and the write retried once on the restarted primary (injected and RocksDB write failures are never
+   * partially applied).
    */
   write<T>(
     fn: (handle: StorageHandle, nextStamp: () => Stamp) => Promise<T>,
@@ -504,18 +518,30 @@ export class ShardRuntime {
     this.inflight++
     const run = this.#writeChain.then(async () => {
       for (let attempt = 0; ; attempt++) {
+        // The memtable a running flush left behind filled up to the triggers already: wait for the flush to end, so
+        // that no memtable grows past what the triggers allow it (see #startFlush).
+        while (this.#flushing !== undefined && this.#full()) {
+          if (!wait.started) wait.waitingFor = `the flush of shard ${this.address.id}'s primary to end`
+          await this.#flushing
+        }
         if (wait.expired !== undefined) throw wait.expired
         if (!wait.started) wait.waitingFor = `the primary of shard ${this.address.id} to open`
         const record = await this.#primaryFor('write', { seq: 0, primary: true }, wait)
         if (!wait.started) wait.admit()
         record.inflight++
+        let solid = false
         try {
-          const result = await fn(this.#recording(record), () => ({ seq: ++this.seq, epoch: this.epoch }))
+          const result = await fn(this.#recording(record), () => {
+            this.#epochTaken = true
+            if (this.#flushing === undefined) solid = true
+            return { seq: ++this.seq, epoch: this.epoch }
+          })
           this.ackSeq = this.seq
+          if (solid) this.#solid = true
           const written = typeof records === 'number' ? records : records(result)
           if (this.unflushed === 0 && written > 0) this.firstUnflushedAt = this.clock.now()
           this.unflushed += written
-          if (this.unflushed >= this.limits.flushEveryRecords || this.unflushedBytes >= this.limits.flushEveryBytes) await this.#flush(record)
+          if (this.#full()) this.#startFlush(record)
           return result
         } catch (e) {
           if (!(e instanceof StorageFailure) || attempt >= 1 || this.closed) throw e
@@ -659,40 +685,77 @@ export class ShardRuntime {
 
   /**
    * Flushes the primary's memtable if a record written at `olderThan` or before is still unflushed (the time
-   * trigger, run by pool maintenance): queued behind the writes, so it never runs beside one.
+   * trigger, run by pool maintenance): begins in the write queue, between two writes. If only batches written during
+   * the last flush are unflushed, a batch of the sequence and epoch alone comes first, so that the memtable holds a
+   * solid epoch (see #startFlush).
    */
   flushIfOlder(olderThan: number): void {
-    if (this.unflushed === 0 || this.firstUnflushedAt > olderThan || this.primary === undefined || this.closed) return
-    // The handle is taken when the flush runs, not while it queues: a queued flush must not pin a primary that
+    if (this.unflushed === 0 || this.firstUnflushedAt > olderThan || this.primary === undefined || this.closed || this.#flushing !== undefined) return
+    // The handle is taken when the flush begins, not while it queues: a queued flush must not pin a primary that
     // failed meanwhile (its release waits for the requests on it, and the writes ahead wait for its successor).
     this.#writeChain = this.#writeChain.then(async () => {
       const record = this.primary
-      if (record === undefined || record.faulted || this.unflushed === 0) return
-      record.inflight++
-      try {
-        await this.#flush(record)
-      } finally {
-        this.table.finished(record)
+      if (record === undefined || record.faulted || this.unflushed === 0 || this.#flushing !== undefined) return
+      if (!this.#solid) {
+        record.inflight++
+        try {
+          const ops: WriteOp[] = []
+          this.#epochTaken = true
+          stampOps(ops, { seq: ++this.seq, epoch: this.epoch })
+          await this.#recording(record).write(ops)
+          this.ackSeq = this.seq
+          this.#solid = true
+        } catch (e) {
+          if (e instanceof StorageFailure) this.fault(record, e)
+          return
+        } finally {
+          this.table.finished(record)
+        }
       }
+      this.#startFlush(record)
     })
   }
 
+  /** The records or bytes written since the last flush began reached a flush trigger. */
+  #full(): boolean {
+    return this.unflushed >= this.limits.flushEveryRecords || this.unflushedBytes >= this.limits.flushEveryBytes
+  }
+
   /**
-   * Writes the memtable to a table file, so that a reader's open replays a short WAL. Runs in the write chain (no
-   * write beside it), then starts a new flush epoch: the next batch goes to a new memtable and stamps a new epoch.
-   * A failure is a fault.
+   * Begins writing the memtable to a table file, so that a reader's open replays a short WAL, unless a flush runs
+   * already or no solid batch was written since the last one began (the next write begins it then). Writes go on
+   * beside the flush, stamping a boundary epoch; after it, a solid one (see {@link epoch} and src/views.ts): so the
+   * memtable it switches out holds an epoch that no other memtable holds (its solid epoch), and so does the next one.
+   * A write that finds the triggers reached again while the flush runs waits for it (see write). Counts as a request
+   * on the shard and on the primary's handle until it ends (close waits for it; the handle stays open under it). A
+   * failure is a fault of the primary, which reopens with a new epoch.
    */
-  async #flush(record: LeaseRecord): Promise<void> {
-    try {
-      await record.handle.flush()
-      this.unflushed = 0
-      this.unflushedBytes = 0
-    } catch (e) {
-      if (e instanceof StorageFailure) this.fault(record, e)
-    } finally {
-      // Whether or not the memtable switched, a new epoch is always safe (see src/views.ts).
-      this.epoch++
-    }
+  #startFlush(record: LeaseRecord): void {
+    if (this.#flushing !== undefined || !this.#solid || record !== this.primary || record.faulted) return
+    this.epoch++
+    this.#epochTaken = false
+    this.#solid = false
+    this.unflushed = 0
+    this.unflushedBytes = 0
+    this.inflight++
+    record.inflight++
+    this.#flushing = (async () => {
+      try {
+        await record.handle.flush()
+      } catch (e) {
+        if (e instanceof StorageFailure) this.fault(record, e)
+      } finally {
+        // The memtable switched (or the primary faulted, and its successor starts from the epochs on disk): the
+        // batches from now on stamp a solid epoch, a new one if a batch took the boundary epoch.
+        if (record === this.primary && this.#epochTaken) {
+          this.epoch++
+          this.#epochTaken = false
+        }
+        this.#flushing = undefined
+        this.table.finished(record)
+        this.#done()
+      }
+    })()
   }
 
   /** Counts bytes a batch of the primary wrote, for the byte trigger of the flush. */

@@ -7,16 +7,19 @@
  * it reads, written later, says the view is current. Measured with the raw binding: 5 such views in 16,226 opens.
  *
  * The defence is a flush epoch written into the data itself:
- * - the primary's runtime owns every memtable switch: it flushes on its own triggers, serialized with the writes of
- *   the shard (no write runs while a flush does), and keeps the memtable far below the size at which RocksDB would
- *   switch it by itself (see ShardRuntime's flush triggers);
- * - every write batch stores the current epoch `e` in slot `e % epochSlots`; the epoch goes up by one after every
- *   flush and at every primary open, so no two memtables hold the same epoch and every memtable holds its own;
+ * - the primary's runtime owns every memtable switch: it flushes on its own triggers, one flush at a time, and keeps
+ *   the memtable far below the size at which RocksDB would switch it by itself (see ShardRuntime's flush triggers);
+ * - every write batch stores its epoch `e` in slot `e % epochSlots`. Writes go on while a flush runs, and JavaScript
+ *   cannot see the instant the flush switches the memtable, so a batch written beside a flush may land in the
+ *   memtable it switches out or in the next one: such batches stamp a *boundary* epoch of their own. Batches
+ *   written with no flush running stamp a *solid* epoch: the first after a flush stamps a new one (the boundary epoch
+ *   itself if no batch took it), and no flush begins before a solid batch was written. So every memtable holds a
+ *   solid epoch that no other memtable holds, and epochs go up without gaps (a primary's open starts a new one);
  * - a view is whole when, `K` being the greatest epoch it sees, every epoch of `[max(1, K - epochSlots + 1), K]` is
- *   in its slot. A hole is a memtable the view misses while it sees a later one: that memtable's epoch is missing
- *   from its slot (the slot holds an older epoch, or nothing), so the check fails. Only a view that misses a
- *   memtable at least `epochSlots` flushes older than the newest one it sees could pass; one open spans a few
- *   flushes at most.
+ *   in its slot. A hole is a memtable the view misses while it sees a later one: that memtable's solid epoch is
+ *   missing from its slot (the slot holds an older epoch, or nothing), so the check fails. Only a view that misses a
+ *   memtable at least `epochSlots / 2` flushes older than the newest one it sees could pass (a flush spends at most
+ *   two epochs); one open spans a few flushes at most.
  *
  * The check is one MultiGet of the sequence key and every epoch slot, done once per open. It works the same for a
  * reader-mode index in another process: nothing but the data is consulted. A view that fails it is closed and

@@ -2,8 +2,10 @@
  * Freshness over read-only instances: write tokens, the consistency modes, refresh, reader mode, the lock error, and
  * the flush trigger. Real RocksDB; time from a ManualClock.
  */
-import { describe, expect, it } from 'vitest'
-import { FaultInjector, InvalidInput, ManualClock, StorageFailure, openIndex, parseToken, type MessageMeta } from '../src/index.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { overriding } from '../src/engine.js'
+import { FaultInjector, InvalidInput, ManualClock, StorageFailure, Timeout, openIndex, parseToken, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
+import { decodeSequence } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
 import { harnessPerTest, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 import { removeDir, tempDir } from './support/tmp.js'
@@ -63,8 +65,8 @@ describe('flushing keeps refreshes cheap', () => {
     await h.index.batchPut('t', 1, [meta(1), meta(2), meta(3)])
     expect(h.faults.calls.flushes).toBe(0)
     await h.index.batchPut('t', 1, Array.from({ length: 7 }, (_, i) => meta(10 + i)))
-    // 3 + 7 metas = 30 records: the size trigger.
-    expect(h.faults.calls.flushes).toBe(1)
+    // 3 + 7 metas = 30 records: the size trigger (the flush runs beside the writes; counted once done).
+    await waitFor(() => h.faults.calls.flushes === 1)
     await h.index.batchPut('t', 1, [meta(20)])
     await h.clock.advance(4_000)
     expect(h.faults.calls.flushes).toBe(1)
@@ -72,6 +74,137 @@ describe('flushing keeps refreshes cheap', () => {
     await waitFor(() => h.faults.calls.flushes === 2)
     await h.clock.advance(10_000)
     expect(h.faults.calls.flushes).toBe(2)
+  })
+})
+
+describe('flushes beside the writes', () => {
+  let unhold = (): void => {}
+  afterEach(() => unhold())
+  /**
+   * A harness whose primaries' flushes wait for the test while it holds them, and which records the flush epoch each
+   * batch of the primary stamps (in write order).
+   */
+  const heldFlushes = async (options: Parameters<typeof harness>[0] = {}) => {
+    const stamped: number[] = []
+    const held: (() => void)[] = []
+    const heldWrites: (() => void)[] = []
+    let holding = false
+    let holdingWrites = false
+    const engine: Engine = {
+      open: async (path, options) => {
+        const handle = await rocksEngine.open(path, options)
+        if (options.readOnly) return handle
+        return overriding(handle, {
+          write: async (ops) => {
+            const epoch = ops.find((op) => op.type === 'put' && op.key.length === 4 && op.key[1] === 0x65 && op.key[2] === 0x70)
+            if (epoch?.type === 'put') stamped.push(decodeSequence(epoch.value))
+            if (holdingWrites) await new Promise<void>((resolve) => heldWrites.push(resolve))
+            return handle.write(ops)
+          },
+          flush: async () => {
+            if (holding) await new Promise<void>((resolve) => held.push(resolve))
+            return handle.flush()
+          },
+        })
+      },
+    }
+    const h = await harness({ readers: { min: 0 }, freshness: { flushEveryRecords: 30 }, ...options }, engine)
+    // Before the harness closes (it would wait for a held flush).
+    unhold = () => {
+      holding = holdingWrites = false
+      for (const release of [...held.splice(0), ...heldWrites.splice(0)]) release()
+    }
+    return {
+      h,
+      stamped,
+      hold: () => (holding = true),
+      /** Lets the held flush run; resolves once it is done. */
+      release: async () => {
+        const done = h.faults.calls.flushes + 1
+        holding = false
+        for (const r of held.splice(0)) r()
+        await waitFor(() => h.faults.calls.flushes === done)
+      },
+      untilFlushWaits: () => waitFor(() => held.length > 0),
+      heldFlushCount: () => held.length,
+      holdWrites: () => (holdingWrites = true),
+      releaseWrites: () => {
+        holdingWrites = false
+        for (const r of heldWrites.splice(0)) r()
+      },
+    }
+  }
+  const metas = (from: number, n: number) => Array.from({ length: n }, (_, i) => meta(from + i))
+
+  it('should acknowledge writes while a flush runs, stamped with a boundary epoch, and the writes after it with a new one', async () => {
+    const { h, stamped, hold, release, untilFlushWaits } = await heldFlushes()
+    hold()
+    await h.index.batchPut('t', 1, metas(0, 10)) // 30 records: the flush begins, and waits for the test
+    await untilFlushWaits()
+    // Acknowledged, readable and stamped while the flush still waits.
+    await h.index.batchPut('t', 1, metas(10, 2))
+    await h.index.batchPut('t', 1, metas(12, 2))
+    expect(await h.index.getByMsgId('t', 1, 'm13', { consistency: 'primary' })).toEqual(meta(13))
+    expect(h.faults.calls.flushes).toBe(0)
+    await release()
+    await h.index.batchPut('t', 1, metas(14, 1))
+    const [first, ...rest] = stamped.slice(-4)
+    // Before the flush, during it (boundary), after it (solid): each memtable holds an epoch no other holds.
+    expect(rest).toEqual([first! + 1, first! + 1, first! + 2])
+  })
+
+  it('should keep the epoch of a flush no batch wrote beside, for the batches after it', async () => {
+    const { h, stamped, hold, release, untilFlushWaits } = await heldFlushes()
+    hold()
+    await h.index.batchPut('t', 1, metas(0, 10))
+    await untilFlushWaits()
+    await release()
+    await h.index.batchPut('t', 1, metas(10, 1))
+    const [before, after] = stamped.slice(-2)
+    // No gap: every epoch up to the greatest must be on disk for a view to pass the check.
+    expect(after).toBe(before! + 1)
+  })
+
+  it('should begin no flush before a batch written outside a flush, so that every memtable holds a solid epoch', async () => {
+    const { h, stamped, hold, release, untilFlushWaits, holdWrites, releaseWrites, heldFlushCount } = await heldFlushes({
+      freshness: { flushEveryRecords: 30, flushIntervalMs: 1_000 },
+      maintenanceIntervalMs: 100,
+    })
+    hold()
+    await h.index.batchPut('t', 1, metas(0, 10))
+    await untilFlushWaits()
+    await h.index.batchPut('t', 1, metas(10, 5)) // 15 records beside the flush
+    holdWrites()
+    const late = h.index.batchPut('t', 1, metas(15, 5)) // stamped beside the flush, written after it
+    await waitFor(() => stamped.length === 3)
+    await release()
+    hold()
+    releaseWrites()
+    await late
+    // 30 records since the flush began, but all of them boundary batches: no flush begins yet.
+    expect(heldFlushCount()).toBe(0)
+    const [first] = stamped
+    // The time trigger writes a batch of the sequence and a solid epoch first, then begins the flush.
+    await h.clock.advance(1_500)
+    await untilFlushWaits()
+    expect(stamped).toEqual([first, first! + 1, first! + 1, first! + 2])
+  })
+
+  it('should hold a write, saying so, while the memtable the running flush left behind is at the triggers again', async () => {
+    const { h, hold, release, untilFlushWaits } = await heldFlushes()
+    hold()
+    await h.index.batchPut('t', 1, metas(0, 10))
+    await untilFlushWaits()
+    await h.index.batchPut('t', 1, metas(10, 10)) // 30 records beside the flush: the triggers again
+    const waiting = h.index.batchPut('t', 1, metas(20, 1), { timeoutMs: 1_000 }).catch((e: unknown) => e)
+    await h.clock.advance(1_000)
+    const error = await waiting
+    expect(error).toBeInstanceOf(Timeout)
+    expect(String((error as Error).message)).toMatch(/flush of shard .* primary to end/)
+    expect(await h.index.getByMsgId('t', 1, 'm20', { consistency: 'primary' })).toBeUndefined()
+    await release()
+    await h.index.batchPut('t', 1, metas(20, 1))
+    expect(await h.index.getByMsgId('t', 1, 'm20', { consistency: 'primary' })).toEqual(meta(20))
   })
 })
 

@@ -7,7 +7,7 @@
 import { open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { FaultInjector, ManualClock, ShardUnavailable, StorageFailure, defaults, isRockvisorError, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta } from '../src/index.js'
+import { FaultInjector, ManualClock, ShardUnavailable, StorageFailure, defaults, isRockvisorError, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta, type StorageHandle } from '../src/index.js'
 import { getByMsgId, putMetas } from '../src/store.js'
 import { readViewState, viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
@@ -27,14 +27,25 @@ const readerIndex = async (root: string, engine: RedirectingEngine | FaultInject
 }
 const settings = { ...defaults.readerRocksdb }
 
+/**
+ * A real primary in a scratch directory (`live`) with three batches of epoch 1, and `copy`, a snapshot of it taken
+ * then (before any flush); runs `body`, then closes the primary.
+ */
+const beforeAFlush = async (body: (scene: { dir: string; live: string; primary: StorageHandle; copy: string }) => Promise<void>) => {
+  const dir = await scratch()
+  const live = join(dir, 'live')
+  const primary = await rocksEngine.open(live, { ...settings, readOnly: false })
+  try {
+    for (let s = 1; s <= 3; s++) await putMetas(primary, 0, [meta(s)], { seq: s, epoch: 1 })
+    await body({ dir, live, primary, copy: await snapshot(live, join(dir, 'copy')) })
+  } finally {
+    await primary.close()
+  }
+}
+
 describe('torn views', () => {
-  it('should see the hole a flush racing a read-only open leaves, by the flush epochs', async () => {
-    const dir = await scratch()
-    const live = join(dir, 'live')
-    const primary = await rocksEngine.open(live, { ...settings, readOnly: false })
-    try {
-      for (let s = 1; s <= 3; s++) await putMetas(primary, 0, [meta(s)], { seq: s, epoch: 1 })
-      const copy = await snapshot(live, join(dir, 'copy'))
+  it('should see the hole a flush racing a read-only open leaves, by the flush epochs', () =>
+    beforeAFlush(async ({ live, primary, copy }) => {
       await primary.flush()
       await putMetas(primary, 0, [meta(4)], { seq: 4, epoch: 2 })
       // The MANIFEST from before the flush, the WAL from after it: what the race gives a read-only open.
@@ -51,10 +62,35 @@ describe('torn views', () => {
         await torn.close()
         await whole.close()
       }
-    } finally {
-      await primary.close()
-    }
-  })
+    }))
+
+  it.each([
+    ['in the memtable the flush switches out', 'before'],
+    ['in the memtable after it', 'after'],
+  ] as const)('should see the hole when batches written beside the flush (a boundary epoch) land %s', (_where, lands) =>
+    // Epoch 1 (solid) before the flush; epoch 2 (boundary) beside it; epoch 3 (solid) after it.
+    beforeAFlush(async ({ dir, live, primary, copy }) => {
+      if (lands === 'before') await putMetas(primary, 0, [meta(4)], { seq: 4, epoch: 2 })
+      await primary.flush()
+      if (lands === 'after') await putMetas(primary, 0, [meta(4)], { seq: 4, epoch: 2 })
+      const boundaryOnly = await rocksEngine.open(await tornCopy(await snapshot(copy, join(dir, 'torn-1')), live), { ...settings, readOnly: true })
+      await putMetas(primary, 0, [meta(5)], { seq: 5, epoch: 3 })
+      const torn = await rocksEngine.open(await tornCopy(await snapshot(copy, join(dir, 'torn-2')), live), { ...settings, readOnly: true })
+      const whole = await rocksEngine.open(live, { ...settings, readOnly: true })
+      try {
+        // Each torn view misses the flushed memtable, and its solid epoch 1 with it.
+        const hole = await readViewState(boundaryOnly)
+        if (lands === 'after') expect(hole).toEqual({ seq: 4, epoch: 2, missing: [1] })
+        else expect(hole.missing).toEqual([]) // the new WAL is empty: an older view, whole (stale, not torn)
+        expect(await readViewState(torn)).toEqual(lands === 'after' ? { seq: 5, epoch: 3, missing: [1] } : { seq: 5, epoch: 3, missing: [1, 2] })
+        expect(await getByMsgId(torn, 0, 'm1')).toBeUndefined()
+        expect(await readViewState(whole)).toEqual({ seq: 5, epoch: 3, missing: [] })
+      } finally {
+        await boundaryOnly.close()
+        await torn.close()
+        await whole.close()
+      }
+    }))
 
   /** A writer with three writes in one epoch, a flush, a fourth write; and a torn copy of its shard directory. */
   const tornScene = async () => {
