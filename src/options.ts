@@ -201,7 +201,11 @@ export const ranges = {
   closeTimeoutMs: [0, HOUR],
 } as const satisfies Record<string, readonly [number, number]>
 
-/** Bytes of memtable the flush rule budgets per record: 1 KiB is about the largest record, x4 for RocksDB's overhead. */
+/**
+ * Bytes of write buffer the flush rule budgets per record of the trigger: a memtable holds at most twice the trigger
+ * (the records before its flush began, and those written beside the flush), each record at most about 1 KiB (a
+ * 1,024-byte msgId with its key) plus RocksDB's per-entry overhead, under 2 KiB.
+ */
 export const memtableBytesPerRecord = 4 * 1024
 
 // ---- The schema. Every node a caller can get wrong carries an `expected` annotation: the error message's words.
