@@ -546,13 +546,16 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         // Counted chunk by chunk: a retry after a failure resumes where the first attempt stopped, and the metas that
         // attempt removed were removed all the same. Each deleted meta is 3 tombstones for the flush triggers.
         let deleted = 0
+        // Its chunks count for the flush triggers one by one (a long retention flushes between chunks, as between
+        // writes), so the memtable never grows past them.
         await shard.write(
-          (handle, nextStamp) =>
+          (handle, nextStamp, between) =>
             store.deleteBefore(handle, p, ts, nextStamp, (n) => {
               deleted += n
               shard.wrote(n * tombstoneBytes)
+              return between(n * 3)
             }),
-          (r) => r.deleted * 3,
+          0,
           deadline,
         )
         return { deleted, token: makeToken(shard.address.id, shard.ackSeq) }

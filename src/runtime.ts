@@ -40,6 +40,11 @@ export interface ShardStats {
   readonly queues: { readonly pendingWrites: number; readonly pendingReads: number; readonly inflight: number }
   /** Sequence of the last write acknowledged on this shard (by this index). */
   readonly sequence: number
+  /**
+   * The primary's memtable flushes: how many ended since the index opened, whether one runs now (beside the writes),
+   * and how many writes wait for it (their batches and its memtable would hold more than twice a flush trigger).
+   */
+  readonly flushes: { readonly done: number; readonly running: boolean; readonly writesWaiting: number }
   /** Each serving reader's view: the shard sequence it reflects and how old it is (ms, by the index's clock). */
   readonly views: readonly { readonly reader: string; readonly sequence: number; readonly ageMs: number }[]
   /**
@@ -417,6 +422,7 @@ export class Runtime {
         restarts: { primary: snap?.context.primaryRestarts.total ?? 0, readers: snap?.context.readerRestarts.total ?? 0 },
         queues: { pendingWrites: shard.pendingWrites, pendingReads: shard.pendingReads, inflight: shard.inflight },
         sequence: shard.ackSeq,
+        flushes: shard.flushStats(),
         views: [...shard.readers].map(([reader, r]) => ({ reader, sequence: r.seq, ageMs: this.#opts.clock.now() - r.openedAt })),
         integrity: { ...shard.integrity },
         served: { ...shard.served },

@@ -282,6 +282,28 @@ export class ShardRuntime {
   #solid = false
   /** The primary's flush in flight, if any (writes go on beside it). */
   #flushing: Promise<void> | undefined
+  /** Records and bytes of the memtable the flush in flight switches out (written before it began). */
+  #switchedOut = { records: 0, bytes: 0 }
+  /** Flushes ended, and writes waiting for the one in flight (see {@link flushStats}). */
+  #flushesDone = 0
+  #writesWaitingForFlush = 0
+
+  /** The flushes of the primary: how many ended, whether one runs, how many writes wait for it. */
+  flushStats(): { done: number; running: boolean; writesWaiting: number } {
+    return { done: this.#flushesDone, running: this.#flushing !== undefined, writesWaiting: this.#writesWaitingForFlush }
+  }
+
+  /** Waits for the flush in flight while a write of `incoming` records could overflow the memtable beside it. */
+  async #untilRoomBesideFlush(incoming: number): Promise<void> {
+    while (this.#flushing !== undefined && this.#overflowing(incoming)) {
+      this.#writesWaitingForFlush++
+      try {
+        await this.#flushing
+      } finally {
+        this.#writesWaitingForFlush--
+      }
+    }
+  }
   /**
    * Per partition written by this index: a place (segmentId, offset) at or above every place the partition holds
    * (`null`: it holds none), learned by one seek at the partition's first write and raised before each write (see
@@ -499,13 +521,15 @@ export class ShardRuntime {
   /**
    * Runs `fn` on the primary as the next write of this shard (writes to a shard are serialized; a flush runs beside
    * them, see {@link #startFlush}). `nextStamp` hands out the sequence and the flush epoch of each batch `fn` writes;
-   * `records` is how many keys it writes (for the flush trigger). A storage failure is reported to the primary's
-   * supervisor and the write retried once on the restarted primary (injected and RocksDB write failures are never
-   * partially applied).
+   * `records` is how many keys its one batch writes (for the flush triggers). A `fn` that writes several batches
+   * passes 0 and calls `between(records)` after each but the last: it counts them, begins a flush when they reach a
+   * trigger, and waits for a running flush when the memtable could overflow, as between two writes. A storage
+   * failure is reported to the primary's supervisor and the write retried once on the restarted primary (injected
+   * and RocksDB write failures are never partially applied).
    */
   write<T>(
-    fn: (handle: StorageHandle, nextStamp: () => Stamp) => Promise<T>,
-    records: number | ((result: T) => number) = 0,
+    fn: (handle: StorageHandle, nextStamp: () => Stamp, between: (records: number) => Promise<void>) => Promise<T>,
+    records = 0,
     deadline?: Deadline,
   ): Promise<T> {
     this.#assertOpen()
@@ -518,30 +542,43 @@ export class ShardRuntime {
     this.inflight++
     const run = this.#writeChain.then(async () => {
       for (let attempt = 0; ; attempt++) {
-        // The memtable a running flush left behind filled up to the triggers already: wait for the flush to end, so
-        // that no memtable grows past what the triggers allow it (see #startFlush).
-        while (this.#flushing !== undefined && this.#full()) {
+        // While a flush runs, the batches beside it and the memtable it switches out may share a memtable: once
+        // they hold twice the triggers, wait for the flush to end (see #startFlush).
+        if (this.#flushing !== undefined && this.#overflowing(records)) {
           if (!wait.started) wait.waitingFor = `the flush of shard ${this.address.id}'s primary to end`
-          await this.#flushing
+          await this.#untilRoomBesideFlush(records)
         }
         if (wait.expired !== undefined) throw wait.expired
         if (!wait.started) wait.waitingFor = `the primary of shard ${this.address.id} to open`
         const record = await this.#primaryFor('write', { seq: 0, primary: true }, wait)
         if (!wait.started) wait.admit()
         record.inflight++
+        // A batch was stamped while no flush ran, and is not counted yet.
         let solid = false
-        try {
-          const result = await fn(this.#recording(record), () => {
-            this.#epochTaken = true
-            if (this.#flushing === undefined) solid = true
-            return { seq: ++this.seq, epoch: this.epoch }
-          })
-          this.ackSeq = this.seq
+        /** Counts a written batch of `n` records: its solid epoch, the triggers, and maybe a flush. */
+        const count = (n: number): void => {
           if (solid) this.#solid = true
-          const written = typeof records === 'number' ? records : records(result)
-          if (this.unflushed === 0 && written > 0) this.firstUnflushedAt = this.clock.now()
-          this.unflushed += written
+          solid = false
+          if (this.unflushed === 0 && n > 0) this.firstUnflushedAt = this.clock.now()
+          this.unflushed += n
           if (this.#full()) this.#startFlush(record)
+        }
+        try {
+          const result = await fn(
+            this.#recording(record),
+            () => {
+              this.#epochTaken = true
+              if (this.#flushing === undefined) solid = true
+              return { seq: ++this.seq, epoch: this.epoch }
+            },
+            async (n) => {
+              count(n)
+              // The next batch is taken to be as large as this one.
+              await this.#untilRoomBesideFlush(n)
+            },
+          )
+          this.ackSeq = this.seq
+          count(records)
           return result
         } catch (e) {
           if (!(e instanceof StorageFailure) || attempt >= 1 || this.closed) throw e
@@ -722,11 +759,23 @@ export class ShardRuntime {
   }
 
   /**
+   * The memtable the running flush switches out, the batches written beside the flush and a write of `incoming`
+   * records would hold more than twice a trigger: that write could find the memtable full (after a batch larger than
+   * the buffer, say) and make RocksDB switch it by itself, which would leave a memtable with only a boundary epoch.
+   */
+  #overflowing(incoming: number): boolean {
+    const { records, bytes } = this.#switchedOut
+    return records + this.unflushed + incoming > 2 * this.limits.flushEveryRecords || bytes + this.unflushedBytes >= 2 * this.limits.flushEveryBytes
+  }
+
+  /**
    * Begins writing the memtable to a table file, so that a reader's open replays a short WAL, unless a flush runs
    * already or no solid batch was written since the last one began (the next write begins it then). Writes go on
    * beside the flush, stamping a boundary epoch; after it, a solid one (see {@link epoch} and src/views.ts): so the
    * memtable it switches out holds an epoch that no other memtable holds (its solid epoch), and so does the next one.
-   * A write that finds the triggers reached again while the flush runs waits for it (see write). Counts as a request
+   * While it runs, a write waits for it once the memtable it switches out and the batches beside it hold twice a
+   * trigger (see #overflowing): the memtable RocksDB writes to stays far below its size, and RocksDB never switches it
+   * by itself, even after a batch larger than the buffer (every write after it waits for the flush). Counts as a request
    * on the shard and on the primary's handle until it ends (close waits for it; the handle stays open under it). A
    * failure is a fault of the primary, which reopens with a new epoch.
    */
@@ -735,6 +784,7 @@ export class ShardRuntime {
     this.epoch++
     this.#epochTaken = false
     this.#solid = false
+    this.#switchedOut = { records: this.unflushed, bytes: this.unflushedBytes }
     this.unflushed = 0
     this.unflushedBytes = 0
     this.inflight++
@@ -752,6 +802,7 @@ export class ShardRuntime {
           this.#epochTaken = false
         }
         this.#flushing = undefined
+        this.#flushesDone++
         this.table.finished(record)
         this.#done()
       }

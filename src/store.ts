@@ -198,15 +198,15 @@ export const retentionChunk = 1024
  * Removes every meta of `partition` whose timestamp is < `before`, from all three views. Works in atomic batches of
  * up to {@link retentionChunk} metas, each stamped with the next stamp from `nextStamp`: a crash in the middle leaves
  * some metas removed and the rest intact, never a meta present in one view and absent from another. `onChunk` hears
- * of every chunk once it is written, so a caller that retries after a failure still knows what the first attempt
- * removed. Returns how many metas this call removed.
+ * of every chunk once it is written (the next chunk waits for what it returns), so a caller that retries after a
+ * failure still knows what the first attempt removed. Returns how many metas this call removed.
  */
 export const deleteBefore = async (
   handle: StorageHandle,
   partition: number,
   before: number,
   nextStamp: () => number | Stamp,
-  onChunk?: (deleted: number) => void,
+  onChunk?: (deleted: number) => void | Promise<void>,
 ): Promise<{ deleted: number }> => {
   let deleted = 0
   // Each chunk resumes after the last key of the previous one, so no chunk steps over earlier deletions again.
@@ -224,7 +224,7 @@ export const deleteBefore = async (
     stampOps(ops, nextStamp())
     await handle.write(ops)
     deleted += metas
-    onChunk?.(metas)
+    await onChunk?.(metas)
     from = Buffer.concat([last, Buffer.of(0)]) // the smallest key after `last`
   }
 }

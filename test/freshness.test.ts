@@ -86,6 +86,8 @@ describe('flushes beside the writes', () => {
    */
   const heldFlushes = async (options: Parameters<typeof harness>[0] = {}) => {
     const stamped: number[] = []
+    /** The primary's writes and flushes, in order: `write`, `flush` (begun), `flushed`. */
+    const log: string[] = []
     const held: (() => void)[] = []
     const heldWrites: (() => void)[] = []
     let holding = false
@@ -99,11 +101,14 @@ describe('flushes beside the writes', () => {
             const epoch = ops.find((op) => op.type === 'put' && op.key.length === 4 && op.key[1] === 0x65 && op.key[2] === 0x70)
             if (epoch?.type === 'put') stamped.push(decodeSequence(epoch.value))
             if (holdingWrites) await new Promise<void>((resolve) => heldWrites.push(resolve))
+            log.push('write')
             return handle.write(ops)
           },
           flush: async () => {
+            log.push('flush')
             if (holding) await new Promise<void>((resolve) => held.push(resolve))
-            return handle.flush()
+            await handle.flush()
+            log.push('flushed')
           },
         })
       },
@@ -117,6 +122,7 @@ describe('flushes beside the writes', () => {
     return {
       h,
       stamped,
+      log,
       hold: () => (holding = true),
       /** Lets the held flush run; resolves once it is done. */
       release: async () => {
@@ -205,6 +211,35 @@ describe('flushes beside the writes', () => {
     await release()
     await h.index.batchPut('t', 1, metas(20, 1))
     expect(await h.index.getByMsgId('t', 1, 'm20', { consistency: 'primary' })).toEqual(meta(20))
+  })
+
+  it('should hold every write while a flush runs after a batch larger than twice the trigger', async () => {
+    const { h, hold, release, untilFlushWaits } = await heldFlushes()
+    hold()
+    await h.index.batchPut('t', 1, metas(0, 25)) // 75 records: the flush begins
+    await untilFlushWaits()
+    const error = await Promise.all([h.index.batchPut('t', 1, metas(25, 1), { timeoutMs: 1_000 }).catch((e: unknown) => e), h.clock.advance(1_000)])
+    expect(error[0]).toBeInstanceOf(Timeout)
+    await release()
+    await h.index.batchPut('t', 1, metas(25, 1))
+  })
+
+  it('should flush between the chunks of a long retention, as between writes', async () => {
+    const { h, log, hold, release, untilFlushWaits } = await heldFlushes({ freshness: { flushEveryRecords: 3_000 } })
+    await h.index.batchPut('t', 1, metas(0, 3_000))
+    await waitFor(() => h.faults.calls.flushes === 1)
+    log.length = 0
+    hold()
+    // 3 chunks of up to 1,024 metas (3,072 tombstones each): each reaches the trigger, and the next chunk would
+    // overflow the memtable beside the flush it began.
+    const retention = h.index.deleteBefore('t', 1, 1_000_000)
+    await untilFlushWaits()
+    // The retention waits for the flush between its first and second chunk.
+    await waitFor(() => shardStats(h, 't', 1).flushes.writesWaiting === 1)
+    expect(shardStats(h, 't', 1).flushes).toEqual({ done: 1, running: true, writesWaiting: 1 })
+    await release()
+    expect((await retention).deleted).toBe(3_000)
+    expect(log.slice(0, 5)).toEqual(['write', 'flush', 'flushed', 'write', 'flush'])
   })
 })
 

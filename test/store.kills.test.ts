@@ -129,7 +129,7 @@ describe('deleteBefore', () => {
     let stamp = 2
     const chunks: number[] = []
     const stamps: number[] = []
-    const result = await store.deleteBefore(h, 1, n - 1, () => (stamps.push(++stamp), stamp), (d) => chunks.push(d))
+    const result = await store.deleteBefore(h, 1, n - 1, () => (stamps.push(++stamp), stamp), (d) => void chunks.push(d))
     expect(result).toEqual({ deleted: n - 1 })
     expect(chunks).toEqual([store.retentionChunk, 2])
     expect(stamps).toEqual([3, 4])
