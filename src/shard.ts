@@ -522,8 +522,8 @@ export class ShardRuntime {
    * Runs `fn` on the primary as the next write of this shard (writes to a shard are serialized; a flush runs beside
    * them, see {@link #startFlush}). `nextStamp` hands out the sequence and the flush epoch of each batch `fn` writes;
    * `records` is how many keys its one batch writes (for the flush triggers). A `fn` that writes several batches
-   * passes 0 and calls `between(records)` after each but the last: it counts them, begins a flush when they reach a
-   * trigger, and waits for a running flush when the memtable could overflow, as between two writes. A storage
+   * passes 0 and calls `between(records)` after each: it counts them, begins a flush when they reach a trigger, and
+   * waits for a running flush when the memtable could overflow, as between two writes. A storage
    * failure is reported to the primary's supervisor and the write retried once on the restarted primary (injected
    * and RocksDB write failures are never partially applied).
    */
