@@ -19,7 +19,11 @@ import { HandleTable, openLimiter, type LeaseRecord } from './resources.js'
 import { ShardRuntime, type IntegrityCounts, type ServedCounts } from './shard.js'
 import { readViewState, viewCheck } from './views.js'
 
-/** How many torn views in a row one open discards before it fails (transiently: the reader restarts). */
+/**
+ * How many times in a row one reader open is tried again at once, for a torn view (discarded) or a file of the
+ * directory deleted by the primary while the open read it, before it fails (transiently: the reader restarts, or
+ * keeps its old view if it was refreshing).
+ */
 const tornViewsPerOpen = 8
 
 /** Per-shard statistics. */
@@ -277,8 +281,13 @@ export class Runtime {
         if (e instanceof StorageFailure && (e.reason === 'permission' || e.reason === 'locked' || (role === 'primary' && e.reason === 'corruption'))) {
           throw fatal(e, shardId)
         }
+        // A reader's open of a directory that holds a database (checked above) that meets a missing file raced the
+        // primary's deletion of a WAL or table file it had listed (after a flush or a compaction): the next open
+        // lists the files anew. Tried again at once, like a torn view.
+        if (role === 'reader' && e instanceof StorageFailure && e.reason === 'missing' && attempt + 1 < tornViewsPerOpen && !signal.aborted) return undefined
         throw e
       })
+    if (record === undefined) return this.#openLease(role, shardId, readerId, signal, attempt + 1)
     placed = record
     let whole: boolean
     try {

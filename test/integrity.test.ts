@@ -129,6 +129,22 @@ describe('torn views', () => {
   })
 })
 
+describe('opens racing the primary', () => {
+  it('should open a reader again at once when a file it listed was deleted meanwhile, without a failed refresh', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 } })
+    const first = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, first.token, 'm1')
+    // What a refresh meets when the primary deletes a WAL or table file it had listed: ENOENT, reason missing.
+    h.faults.failNext('open', 2, { role: 'reader' }, { reason: 'missing' })
+    const second = await h.index.batchPut('t', 1, [meta(2)])
+    await untilReaderCovers(h, 't', 1, second.token, 'm2')
+    expect(h.faults.injected.open).toBe(2)
+    const s = shardStats(h, 't', 1)
+    expect(s.integrity.refreshFailures).toBe(0)
+    expect(s.restarts.readers).toBe(0)
+  })
+})
+
 describe('stale views', () => {
   it('should not call a token foreign because an open took an older view', async () => {
     const w = await harness({ readers: { min: 0 } })
