@@ -45,9 +45,13 @@ export class ModelViolation extends Error {
   }
 }
 
-/** The index options of a model run unless you give yours: small pools, short backoffs, tight intensity. */
+/**
+ * The index options of a model run unless you give yours: small pools, short backoffs, tight intensity, and a
+ * primary that flushes after every few metas (so that writes, flushes and reader opens interleave).
+ */
 export const modelRunOptions: NonNullable<ModelRunConfig['options']> = {
   shards: 2,
+  freshness: { flushEveryRecords: 9, flushIntervalMs: 1_000 },
   readers: { min: 1, max: 3, growAt: 2, idleMs: 3_000, maxLifetimeMs: 8_000 },
   supervision: {
     primary: { intensity: { maxRestarts: 4, withinMs: 2_000 }, backoff: { minMs: 10, maxMs: 200, factor: 2, jitter: 0.5 }, resetAfterMs: 1_000 },

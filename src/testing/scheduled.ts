@@ -39,9 +39,9 @@ export interface ScheduledEngine extends Engine {
 }
 
 /**
- * `inner` (rocksdb-native by default) with the completion of every open, write and MultiGet released by the
- * scheduler `s` (labelled `open primary`, `write`, `getMany on reader`, ...). Iteration, snapshots, flushes and
- * closes run unscheduled. Wrap it in a `FaultInjector` to inject faults too (as `withTempIndex` does).
+ * `inner` (rocksdb-native by default) with the completion of every open, write, MultiGet and flush released by the
+ * scheduler `s` (labelled `open primary`, `write`, `getMany on reader`, `flush`, ...): writes and flushes end in
+ * every order. Iteration, snapshots and closes run unscheduled. Wrap it in a `FaultInjector` to inject faults too (as `withTempIndex` does).
  */
 export const scheduledEngine = (s: fc.Scheduler, inner: Engine = rocksEngine): ScheduledEngine => {
   const running = new Set<Promise<unknown>>()
@@ -78,7 +78,7 @@ export const scheduledEngine = (s: fc.Scheduler, inner: Engine = rocksEngine): S
         write: (ops) => run(() => handle.write(ops), 'write'),
         iterate: (range) => handle.iterate(range),
         withSnapshot: (fn) => handle.withSnapshot(fn),
-        flush: () => handle.flush(),
+        flush: () => run(() => handle.flush(), 'flush'),
         property: (name) => handle.property(name),
         close: () => handle.close(),
       }
