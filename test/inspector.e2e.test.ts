@@ -94,6 +94,8 @@ describe('the inspector page in headless Chromium', () => {
     await page.waitForSelector(`:nth-match([data-actor^="${shard}/reader-"][data-state="ready.serving"], 2)`, { timeout: wait })
     const name = await page.textContent(`.shard[data-shard="${shard}"] .name`)
     expect(name).toBe(`shard ${index.locate(topic, partition).shard} of ${topic}`)
+    // The primary's flushes: how many ended (the time trigger may have flushed the 100 metas), and one running.
+    expect(await page.textContent(`.shard[data-shard="${shard}"] [data-role="flushes"]`)).toMatch(/^[0-9,]+( \(one running(, \d+ writes wait)?\))?$/)
     expect(await page.textContent('#summary')).toContain(root)
   })
 

@@ -39,6 +39,8 @@ export interface ShardView {
   readonly restarts: { readonly primary: number; readonly readers: number }
   readonly queues: { readonly pendingWrites: number; readonly pendingReads: number; readonly inflight: number }
   readonly sequence: number
+  /** The primary's flushes: ended, one running now, writes waiting for it (see `ShardStats.flushes`). */
+  readonly flushes: { readonly done: number; readonly running: boolean; readonly writesWaiting: number }
   readonly integrity: { readonly tornViews: number; readonly corruptReads: number; readonly refreshFailures: number }
   readonly cause?: string
 }
@@ -208,6 +210,7 @@ export class InspectorHub {
           restarts: s.restarts,
           queues: s.queues,
           sequence: Math.max(s.sequence, ...s.views.map((v) => v.sequence)),
+          flushes: s.flushes,
           integrity: s.integrity,
           ...(s.cause === undefined ? {} : { cause: `${s.cause.reason}: ${s.cause.message}` }),
         }

@@ -84,7 +84,9 @@
       '<span>restarts</span><b class="restarts" data-primary="' + s.restarts.primary + '" data-readers="' + s.restarts.readers + '">' + s.restarts.primary + ' / ' + s.restarts.readers + '</b>' +
       '<span>sequence</span><b>' + num(s.sequence) + '</b>' +
       '<span>queued w / r</span><b>' + s.queues.pendingWrites + ' / ' + s.queues.pendingReads + '</b>' +
-      '<span>in flight</span><b>' + s.queues.inflight + '</b></div>' : ''
+      '<span>in flight</span><b>' + s.queues.inflight + '</b>' +
+      '<span>flushes</span><b data-role="flushes">' + num(s.flushes.done) +
+      (s.flushes.running ? ' (one running' + (s.flushes.writesWaiting > 0 ? ', ' + s.flushes.writesWaiting + ' writes wait' : '') + ')' : '') + '</b></div>' : ''
     var cause = s && s.cause ? '<div class="cause">' + esc(s.cause) + '</div>' : ''
     var children = (node.children || []).map(function (c) { return chip(c, node) }).join('') + ghostChips(node)
     return '<div class="shard actor' + sel + bad + '" data-key="' + esc(node.key) + '" data-machine="shard" data-shard="' + esc(node.id) + '" data-state="' + esc(node.state) + '">' +
