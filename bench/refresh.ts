@@ -33,12 +33,23 @@ export interface RefreshRow {
 const key = (i: number): Buffer => Buffer.from(`key-${String(i).padStart(36, '0')}`)
 const value = (i: number): Buffer => Buffer.from(`val-${String(i * 2654435761 % 1e12).padStart(36, '0')}`)
 
-/** Bytes of the WAL (`*.log`) and number of table files (`*.sst`) in a RocksDB directory. */
+/**
+ * Bytes of the WAL (`*.log`) and number of table files (`*.sst`) in a RocksDB directory. A WAL file deleted between
+ * the listing and its `stat` (by a flush of a live primary) counts for nothing.
+ */
 export const files = async (dir: string): Promise<{ walBytes: number; sstFiles: number }> => {
   let walBytes = 0
   let sstFiles = 0
   for (const name of await readdir(dir)) {
-    if (name.endsWith('.log')) walBytes += (await stat(join(dir, name))).size
+    if (name.endsWith('.log')) {
+      walBytes += await stat(join(dir, name)).then(
+        (st) => st.size,
+        (e: unknown) => {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0
+          throw e
+        },
+      )
+    }
     if (name.endsWith('.sst')) sstFiles++
   }
   return { walBytes, sstFiles }

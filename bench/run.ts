@@ -17,7 +17,7 @@ import { files, putsPerBatch, refreshCost } from './refresh.js'
 import { placementBench } from './placement.js'
 import { rangeVsPoint, type RangeRow } from './range.js'
 import { visibility, type VisibilityRow } from './visibility.js'
-import { flushingOff, openRawPrimaries, openWarmIndex, settled, topic, writeIndex, writeRaw, type WriteResult } from './write.js'
+import { flushingOff, openRawPrimaries, openWarmIndex, settled, topic, waitUntil, writeIndex, writeRaw, type WriteResult } from './write.js'
 
 const quick = process.env.BENCH_QUICK === '1'
 const scale = quick ? 10 : 1
@@ -148,6 +148,8 @@ const main = async (): Promise<string> => {
             const ix = await openWarmIndex(dir, ds, config.shards, path === 'noFlush' ? flushingOff : {})
             open.push(ix)
             ;(path === 'index' ? section.indexRuns : section.noFlushRuns).push(await writeIndex(ix, ds, config.writeConcurrency))
+            // A flush may still run beside the last writes: the files are counted once it ended.
+            await waitUntil('the flushes to end', () => ix.stats().shards.every((s) => !s.flushes.running))
             ;(path === 'index' ? section.indexDisk : section.noFlushDisk).push(await diskOf([...new Set(ds.partitions.map((p) => ix.locate(topic, p).dir))]))
             if (path === 'index' && last && r === config.writeRounds - 1) index = ix
             else {
