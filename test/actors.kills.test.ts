@@ -42,6 +42,8 @@ const scriptedShard = (
     readerOpens?: Outcome[]
     refreshes?: Outcome[]
     closes?: Outcome[]
+    /** How the readers' releases go, in order (`ok` once it runs out; `hang`: that reader stays `retiring`). */
+    readerCloses?: Outcome[]
     random?: () => number
     start?: number
   } = {},
@@ -49,7 +51,7 @@ const scriptedShard = (
   const events: LifecycleEvent[] = []
   const log: string[] = []
   const clock = new ManualClock(options.start ?? 0)
-  const queues = { primary: [...(options.primaryOpens ?? [])], reader: [...(options.readerOpens ?? [])], refresh: [...(options.refreshes ?? [])], close: [...(options.closes ?? [])] }
+  const queues = { primary: [...(options.primaryOpens ?? [])], reader: [...(options.readerOpens ?? [])], refresh: [...(options.refreshes ?? [])], close: [...(options.closes ?? [])], readerClose: [...(options.readerCloses ?? [])] }
   let leases = 0
   const run = (queue: Outcome[], what: string) =>
     new Promise<string>((resolve, reject) => {
@@ -78,6 +80,8 @@ const scriptedShard = (
           refreshReader: fromPromise(() => run(queues.refresh, 'v')) as never,
           closeHandle: fromPromise(async ({ input }: { input: { lease: string; force?: boolean } }) => {
             log.push(`close ${input.lease}${input.force ? ' force' : ''}`)
+            // Scripted apart from `run`: a release takes no lease number, so the other tests' leases stay as they are.
+            if ((queues.readerClose.shift() ?? 'ok') === 'hang') await new Promise<never>(() => {})
           }) as never,
         },
         actions: {
@@ -254,6 +258,26 @@ describe('degrading a pool that still has several readers', () => {
     expect(s.said('failed').map((e) => e.actor)).toEqual(['reader-1'])
     expect(s.context().readers).toEqual({})
   })
+  it('should list the readers it told to retire as retiring until they exit, and refill min on RECOVER while they still close', async () => {
+    // reader-1's forced release goes through; reader-2's release, once the pool degraded, never ends.
+    const s = scriptedShard({ policy: makePolicy({}, { min: 2, max: 3, intensity: { maxRestarts: 0, withinMs: 10_000 } }), readerCloses: ['ok', 'hang'] })
+    await settle()
+    expect(s.children()).toEqual(['primary', 'reader-1', 'reader-2'])
+    s.actor.send({ type: 'FAULT', actor: 'reader-1', error: fault() })
+    await settle()
+    expect(s.value()).toEqual({ active: { primary: 'up', pool: 'degraded' } })
+    expect(s.children()).toEqual(['primary', 'reader-2'])
+    expect(s.context().readers).toEqual({ 'reader-2': 'retiring' })
+    // A reader on its way out does not count toward min: RECOVER starts two new ones beside it.
+    s.actor.send({ type: 'RECOVER' })
+    await settle()
+    expect(s.children()).toEqual(['primary', 'reader-2', 'reader-3', 'reader-4'])
+    expect(s.context().readers).toEqual({ 'reader-2': 'retiring', 'reader-3': 'serving', 'reader-4': 'serving' })
+    // Nor toward max: one more reader fits.
+    s.actor.send({ type: 'SCALE_UP' })
+    await settle()
+    expect(s.children()).toEqual(['primary', 'reader-2', 'reader-3', 'reader-4', 'reader-5'])
+  })
 })
 
 describe('the primary given up, recovered and crashing again', () => {
@@ -354,6 +378,26 @@ describe('the primary given up, recovered and crashing again', () => {
     await settle()
     expect(s.said('restarted', 'primary').map((e) => e.detail)).toEqual(['after 100 ms', 'after 200 ms', 'after 100 ms'])
     expect(s.context().primaryRestarts.total).toBe(3)
+  })
+
+  it('should restart a reader that served resetAfterMs after the shortest backoff again, and one that served less after a longer one', async () => {
+    const s = scriptedShard({ readerOpens: ['fail'] })
+    await settle()
+    // reader-1 fails to open: the first backoff. Its replacement opens at t = 100.
+    await s.clock.advance(100)
+    expect(s.said('opened').map((e) => e.actor)).toEqual(['primary', 'reader-2'])
+    // Up 4,999 ms: not stable, the backoff grows.
+    await s.clock.advance(4_999)
+    s.actor.send({ type: 'FAULT', actor: 'reader-2', error: fault() })
+    await settle()
+    await s.clock.advance(200)
+    expect(s.said('opened').map((e) => e.actor)).toEqual(['primary', 'reader-2', 'reader-3'])
+    // Up resetAfterMs (5,000 ms): stable, the backoff starts over.
+    await s.clock.advance(5_000)
+    s.actor.send({ type: 'FAULT', actor: 'reader-3', error: fault() })
+    await settle()
+    expect(s.said('restarted').map((e) => e.detail)).toEqual(['replaced by reader-2 after 100 ms', 'replaced by reader-3 after 200 ms', 'replaced by reader-4 after 100 ms'])
+    expect(s.context().readerRestarts).toMatchObject({ attempt: 1, total: 3 })
   })
 
   it('should draw the jitter from env.random for every restart delay', async () => {

@@ -1,10 +1,12 @@
 /**
  * The edges of src/runtime.ts that the supervision suites reach only loosely, found by mutation testing (TESTING.md,
  * "Mutation testing"), on real RocksDB with a ManualClock: the exact moment maintenance retires an idle or an old
- * reader, what `faults.crash` counts, and how stats name each state of a shard.
+ * reader, what `faults.crash` counts, how stats name each state of a shard, that the supervisors' backoffs run on
+ * the index's clock, that a recovered pool serves again in reader mode, and what a throwing listener's warning says.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import type { MessageMeta } from '../src/index.js'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { FaultInjector, ManualClock, openIndex, ShardUnavailable, type LifecycleEvent, type MessageMeta } from '../src/index.js'
+import { recordInspection } from './support/coverage.js'
 import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -105,5 +107,87 @@ describe('stats', () => {
     await h.index.close()
     expect(shardStats(h, 't', 1)).toMatchObject({ state: 'closed', primary: 'none', readers: {} })
     expect(h.index.stats().totals).toEqual({ primaries: 0, readers: 0, handles: 0 })
+  })
+})
+
+describe('the supervisors on the index clock', () => {
+  it('should wait out a primary restart backoff on the injected clock, not on the system clock', async () => {
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { intensity: { maxRestarts: 1, withinMs: 600_000 }, backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const n = h.events.length
+    expect(h.index.faults.crash('t', 1, 'primary')).toBe(1)
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    expect(h.events.slice(n).find((e) => e.type === 'restarted')?.detail).toBe('after 60000 ms')
+    await h.clock.advance(59_999)
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'restarting', primary: 'waiting' })
+    await h.clock.advance(1)
+    // (Bounded wait: the reopen is real I/O. Actors on the system clock would wait a real minute, and fail here.)
+    await waitFor(() => shardStats(h!, 't', 1).primary === 'ready', 2_000)
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+})
+
+describe('a degraded reader-mode pool that recovers', () => {
+  it('should fail reads with the cause while degraded, and after recover let a read wait for the new reader and drop the cause', async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    const faults = new FaultInjector()
+    const reader = await openIndex({
+      root: h.root,
+      mode: 'reader',
+      engine: faults,
+      clock: new ManualClock(1_000_000),
+      inspect: recordInspection,
+      readers: { min: 1, max: 1 },
+      supervision: { readers: { intensity: { maxRestarts: 0, withinMs: 60_000 }, backoff: { minMs: 0, jitter: 0 } } },
+    })
+    try {
+      const events: LifecycleEvent[] = []
+      reader.subscribe((e) => events.push(e))
+      const id = reader.locate('t', 1).id
+      const stats = () => reader.stats().shards.find((x) => x.id === id)!
+      expect(await reader.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+      // Restart intensity 0: the first reader crash degrades the pool, and in reader mode nothing is left to read from.
+      expect(reader.faults.crash('t', 1, 'readers')).toBe(1)
+      await waitFor(() => events.some((e) => e.type === 'degraded'))
+      expect(stats()).toMatchObject({ pool: 'degraded', cause: { reason: 'injected' } })
+      await expect(reader.getByMsgId('t', 1, 'm1')).rejects.toBeInstanceOf(ShardUnavailable)
+      reader.recover()
+      // Asked before the new reader has opened: the read waits for it instead of failing as unavailable.
+      const read = reader.getByMsgId('t', 1, 'm1')
+      expect(stats().readers).not.toHaveProperty('serving')
+      expect(await read).toEqual(meta(1))
+      expect(stats()).toMatchObject({ pool: 'healthy', readers: { serving: 1 } })
+      // No cause at all: not a `cause` key holding undefined.
+      expect('cause' in stats()).toBe(false)
+    } finally {
+      await reader.close()
+    }
+  })
+})
+
+describe('a throwing lifecycle listener', () => {
+  it('should name the error (or the thrown value) in the warning text, and pass the error along', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    try {
+      h = await openHarness()
+      const bug = new TypeError('listener bug')
+      h.index.subscribe(() => {
+        throw bug
+      })
+      h.index.subscribe(() => {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error
+        throw 'plain text'
+      })
+      await h.index.batchPut('t', 1, [meta(1)])
+      const where = `a lifecycle listener of ${h.root} threw on the 'created' event of ${h.shardId('t', 1)} (shard)`
+      const rest = 'The event reached the other listeners; later errors of this listener are not reported.'
+      expect(warn.mock.calls).toEqual([
+        [`rockvisor: ${where}: TypeError: listener bug. ${rest}`, bug],
+        [`rockvisor: ${where}: plain text. ${rest}`, 'plain text'],
+      ])
+    } finally {
+      warn.mockRestore()
+    }
   })
 })
