@@ -467,6 +467,7 @@ export class Runtime {
       // Stopping the tree aborts any open still running; releaseAll waits for those to settle and release.
       this.root.stop()
       await this.table.releaseAll()
+      for (const shard of this.shards.values()) shard.handlesReleased()
       // Every handle is closed: the reader worker threads or child processes end (nothing may open there any more).
       await this.readerWorkers?.close()
       // A pending close timer would keep the process alive for closeTimeoutMs.

@@ -383,6 +383,16 @@ export class ShardRuntime {
     if (this.primary?.lease === lease) this.primary = undefined
   }
 
+  /**
+   * The index closed and released every handle, also those its actors had no time to withdraw (a close that
+   * reached `closeTimeoutMs` stops them mid-close): nothing of this shard is published any more.
+   */
+  handlesReleased(): void {
+    this.primary = undefined
+    this.readers.clear()
+    this.refreshing.clear()
+  }
+
   publishReader(readerId: string, record: LeaseRecord): void {
     this.readers.set(readerId, record)
     this.refreshing.delete(readerId)

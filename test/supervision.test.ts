@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { Closed, Overloaded, ShardUnavailable, StorageFailure, openIndex, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
+import { overriding } from '../src/engine.js'
 import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -414,6 +415,54 @@ describe('queues and close', () => {
     // The clock does not move: the close neither waits for the backoff nor for closeTimeoutMs.
     await h.index.close()
     expect(await waiting).toBeInstanceOf(Closed)
+  })
+
+  it('should wait closeTimeoutMs for a write that never finishes, then release every handle, failing the write typed', async () => {
+    // The primary's writes wait for the test once it holds them (before reaching RocksDB).
+    const held: (() => void)[] = []
+    let holding = false
+    const engine: Engine = {
+      open: async (path, options) => {
+        const handle = await rocksEngine.open(path, options)
+        if (options.readOnly) return handle
+        return overriding(handle, {
+          write: async (ops) => {
+            if (holding) await new Promise<void>((go) => held.push(go))
+            return handle.write(ops)
+          },
+        })
+      },
+    }
+    h = await openHarness({ readers: { min: 1 }, closeTimeoutMs: 2_000 }, engine)
+    await h.index.batchPut('t', 1, [meta(1)])
+    holding = true
+    const stuck = h.index.batchPut('t', 1, [meta(2)]).then(
+      () => 'acknowledged',
+      (e: unknown) => e,
+    )
+    const letGo = () => {
+      holding = false
+      held.splice(0).forEach((go) => go())
+    }
+    try {
+      await waitFor(() => held.length === 1)
+      let closed = false
+      const closing = h.index.close().then(() => (closed = true))
+      // Accepted work is waited for, up to closeTimeoutMs by the index's clock: nothing closes before.
+      await h.clock.advance(1_999)
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
+      expect(closed).toBe(false)
+      expect(h.faults.liveHandles).toBeGreaterThan(0)
+      await h.clock.advance(1)
+      await closing
+      expect(h.faults.liveHandles).toBe(0)
+      expect(h.index.stats().totals).toEqual({ primaries: 0, readers: 0, handles: 0 })
+      // The write, let go at last, meets a released handle: a typed failure, never an acknowledgement.
+      letGo()
+      expect(await stuck).toBeInstanceOf(StorageFailure)
+    } finally {
+      letGo()
+    }
   })
 
   it('should close while a reader is still opening, and release the handle that open brings afterwards', async () => {
