@@ -112,8 +112,14 @@ export class Runtime {
               if (event.type === 'recovered' && event.actor === 'shard') shard?.poolDegraded(false)
               this.#emit(event)
             },
-            primaryExhausted: (_, { shardId, error }) => this.shards.get(shardId)?.primaryExhausted(causeOf(error)),
-            readersExhausted: (_, { shardId, error }) => this.shards.get(shardId)?.poolDegraded(true, causeOf(error)),
+            primaryExhausted: (_, { shardId, error }) => {
+              const shard = this.shards.get(shardId)
+              shard?.primaryExhausted(causeOf(error, shard.address.dir))
+            },
+            readersExhausted: (_, { shardId, error }) => {
+              const shard = this.shards.get(shardId)
+              shard?.poolDegraded(true, causeOf(error, shard.address.dir))
+            },
           },
         }),
       },
@@ -477,13 +483,16 @@ export class Runtime {
   }
 }
 
-/** What a shard reports as the cause of giving up, from the error its child failed with. */
-const causeOf = (error: unknown): FailureCause | undefined =>
+/**
+ * What a shard reports as the cause of giving up, from the error its child failed with: an error that is not a
+ * StorageFailure (from an engine of the user's, say) is reason `io` in the shard's directory `dir`.
+ */
+const causeOf = (error: unknown, dir: string): FailureCause | undefined =>
   error instanceof StorageFailure
     ? { reason: error.reason, path: error.path, message: error.message }
     : error === undefined
       ? undefined
-      : { reason: 'io', path: '', message: error instanceof Error ? error.message : String(error) }
+      : { reason: 'io', path: dir, message: error instanceof Error ? error.message : String(error) }
 
 /** The same failure, marked as one that restarting cannot cure (the shard gives up at once). */
 const fatal = (e: StorageFailure, shard: string): StorageFailure =>

@@ -5,7 +5,7 @@
  * the index's clock, that a recovered pool serves again in reader mode, and what a throwing listener's warning says.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { FaultInjector, ManualClock, openIndex, ShardUnavailable, type LifecycleEvent, type MessageMeta } from '../src/index.js'
+import { FaultInjector, ManualClock, openIndex, rocksEngine, ShardUnavailable, type Engine, type LifecycleEvent, type MessageMeta } from '../src/index.js'
 import { recordInspection } from './support/coverage.js'
 import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
 
@@ -82,6 +82,26 @@ describe('faults.crash', () => {
 })
 
 describe('stats', () => {
+  it('should give the cause of a primary that gave up on an error that is not a StorageFailure', async () => {
+    let failing = false
+    const engine: Engine = {
+      open: async (path, options) => {
+        if (failing && !options.readOnly) throw new Error('disk on fire')
+        return rocksEngine.open(path, options)
+      },
+    }
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 100, jitter: 0 } } } }, engine)
+    await h.index.batchPut('t', 1, [meta(1)])
+    failing = true
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    await h.clock.advance(100)
+    await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
+    // An engine of the user's (the Engine interface) may throw any error: reason io, the shard's directory, its message.
+    expect(shardStats(h, 't', 1).cause).toEqual({ reason: 'io', path: h.index.locate('t', 1).dir, message: 'disk on fire' })
+  })
+
   it('should name the shard state, the primary state and count readers by state, with totals', async () => {
     h = await openHarness({ readers: { min: 1, max: 1 }, supervision: { primary: { intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 100, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
