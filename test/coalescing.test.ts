@@ -12,13 +12,13 @@ import {
   StorageFailure,
   Timeout,
   openIndex,
-  rocksEngine,
   type Engine,
   type Index,
   type MessageMeta,
 } from '../src/index.js'
-import { overriding } from '../src/engine.js'
+import { decodeKey } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
+import { overridingHandles } from './support/engines.js'
 import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -159,30 +159,27 @@ describe('coalesced point reads', () => {
   })
 
   it('should fail only the read whose key meets a corrupted block, counted, and answer the others of its MultiGet', async () => {
-    const bad = Buffer.from('m13')
+    const bad = 'm13'
     // An engine whose read-only handles report a corrupted block for the by-id key of m13, as RocksDB does for a key
     // whose block fails its checksum: that key's read fails, the others of the MultiGet are answered.
-    const corrupting: Engine = {
-      open: async (path, options) => {
-        const inner = await rocksEngine.open(path, options)
-        if (!options.readOnly) return inner
-        return overriding(inner, {
-          getManySettled: async (keys) => {
-            const { values, errors } = await inner.getManySettled!(keys)
-            const out = errors ?? keys.map(() => undefined)
-            let hit = false
-            keys.forEach((k, i) => {
-              if (k[0] === 0x01 && Buffer.compare(Buffer.from(k.subarray(5)), bad) === 0) {
-                out[i] = new StorageFailure({ reason: 'corruption', path, message: `block checksum mismatch in ${path}` })
-                values[i] = undefined
-                hit = true
-              }
-            })
-            return hit || errors !== undefined ? { values, errors: out } : { values }
-          },
-        })
-      },
-    }
+    const corrupting = overridingHandles({
+      reader: (inner, path) => ({
+        getManySettled: async (keys) => {
+          const { values, errors } = await inner.getManySettled!(keys)
+          const out = errors ?? keys.map(() => undefined)
+          let hit = false
+          keys.forEach((k, i) => {
+            const key = decodeKey(k)
+            if (key.view === 'byId' && key.msgId === bad) {
+              out[i] = new StorageFailure({ reason: 'corruption', path, message: `block checksum mismatch in ${path}` })
+              values[i] = undefined
+              hit = true
+            }
+          })
+          return hit || errors !== undefined ? { values, errors: out } : { values }
+        },
+      }),
+    })
     const h = await covered(30, corrupting)
     const calls = h.faults.calls.readerReads
     const n = h.events.length

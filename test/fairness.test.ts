@@ -7,8 +7,9 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { overriding, type SettledValues } from '../src/engine.js'
-import { Timeout, rocksEngine, type Engine, type MessageMeta, type StorageHandle } from '../src/index.js'
+import type { SettledValues } from '../src/engine.js'
+import { Timeout, type MessageMeta } from '../src/index.js'
+import { overridingHandles } from './support/engines.js'
 import { harnessPerTest, untilReaderCovers } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -45,8 +46,8 @@ describe('reads share the event loop and the thread pool', () => {
     let peak = 0
     let gated = false
     // Reader MultiGets finish only when the test lets them, once gated.
-    const gate = (handle: StorageHandle): StorageHandle =>
-      overriding(handle, {
+    const engine = overridingHandles({
+      reader: (handle) => ({
         getManySettled: async (keys): Promise<SettledValues> => {
           const result = handle.getManySettled!(keys)
           if (!gated) return result
@@ -57,8 +58,8 @@ describe('reads share the event loop and the thread pool', () => {
           running--
           return value
         },
-      })
-    const engine: Engine = { open: async (path, options) => (options.readOnly ? gate(await rocksEngine.open(path, options)) : rocksEngine.open(path, options)) }
+      }),
+    })
     const h = await harness({ shards: 4, readers: { min: 1, max: 1 } }, engine)
     // One partition on each of the 4 shards, each covered by its reader.
     const partitions: number[] = []
@@ -95,20 +96,16 @@ describe('a point read waiting for a MultiGet', () => {
   it('should fail at its deadline even if no MultiGet finishes, and leave the others to answer', async () => {
     const held: (() => void)[] = []
     let gated = false
-    const engine: Engine = {
-      open: async (path, options) => {
-        const handle = await rocksEngine.open(path, options)
-        if (!options.readOnly) return handle
-        // Reader MultiGets finish only when the test lets them, once gated.
-        return overriding(handle, {
-          getManySettled: async (keys): Promise<SettledValues> => {
-            const result = handle.getManySettled!(keys)
-            if (gated) await new Promise<void>((resolve) => held.push(resolve))
-            return result
-          },
-        })
-      },
-    }
+    // Reader MultiGets finish only when the test lets them, once gated.
+    const engine = overridingHandles({
+      reader: (handle) => ({
+        getManySettled: async (keys): Promise<SettledValues> => {
+          const result = handle.getManySettled!(keys)
+          if (gated) await new Promise<void>((resolve) => held.push(resolve))
+          return result
+        },
+      }),
+    })
     const h = await harness({ readers: { min: 1, max: 1 } }, engine)
     const { token } = await h.index.batchPut('t', 1, Array.from({ length: 10 }, (_, i) => meta(i)))
     await untilReaderCovers(h, 't', 1, token, 'm0')
@@ -149,26 +146,21 @@ describe('writes keep their share', () => {
     const sizes: number[] = []
     let heldWrite: (() => void) | undefined
     let holdWrites = false
-    const engine: Engine = {
-      open: async (path, options) => {
-        const handle = await rocksEngine.open(path, options)
-        if (options.readOnly) {
-          return overriding(handle, {
-            getManySettled: (keys) => {
-              sizes.push(keys.length)
-              return handle.getManySettled!(keys)
-            },
-          })
-        }
-        // The primary's batches wait for the test while it holds writes.
-        return overriding(handle, {
-          write: async (ops) => {
-            if (holdWrites) await new Promise<void>((resolve) => (heldWrite = resolve))
-            return handle.write(ops)
-          },
-        })
-      },
-    }
+    const engine = overridingHandles({
+      reader: (handle) => ({
+        getManySettled: (keys) => {
+          sizes.push(keys.length)
+          return handle.getManySettled!(keys)
+        },
+      }),
+      // The primary's batches wait for the test while it holds writes.
+      primary: (handle) => ({
+        write: async (ops) => {
+          if (holdWrites) await new Promise<void>((resolve) => (heldWrite = resolve))
+          return handle.write(ops)
+        },
+      }),
+    })
     const h = await harness({ readers: { min: 1, max: 1 } }, engine)
     const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
     await untilReaderCovers(h, 't', 1, token, 'm0')

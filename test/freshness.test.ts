@@ -3,10 +3,10 @@
  * the flush trigger. Real RocksDB; time from a ManualClock.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { overriding } from '../src/engine.js'
-import { FaultInjector, InvalidInput, ManualClock, StorageFailure, Timeout, openIndex, parseToken, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
-import { decodeSequence } from '../src/keys.js'
+import { FaultInjector, InvalidInput, ManualClock, StorageFailure, Timeout, openIndex, parseToken, type MessageMeta } from '../src/index.js'
+import { decodeKey, decodeSequence } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
+import { overridingHandles } from './support/engines.js'
 import { harnessPerTest, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 import { removeDir, tempDir } from './support/tmp.js'
 
@@ -92,27 +92,23 @@ describe('flushes beside the writes', () => {
     const heldWrites: (() => void)[] = []
     let holding = false
     let holdingWrites = false
-    const engine: Engine = {
-      open: async (path, options) => {
-        const handle = await rocksEngine.open(path, options)
-        if (options.readOnly) return handle
-        return overriding(handle, {
-          write: async (ops) => {
-            const epoch = ops.find((op) => op.type === 'put' && op.key.length === 4 && op.key[1] === 0x65 && op.key[2] === 0x70)
-            if (epoch?.type === 'put') stamped.push(decodeSequence(epoch.value))
-            if (holdingWrites) await new Promise<void>((resolve) => heldWrites.push(resolve))
-            log.push('write')
-            return handle.write(ops)
-          },
-          flush: async () => {
-            log.push('flush')
-            if (holding) await new Promise<void>((resolve) => held.push(resolve))
-            await handle.flush()
-            log.push('flushed')
-          },
-        })
-      },
-    }
+    const engine = overridingHandles({
+      primary: (handle) => ({
+        write: async (ops) => {
+          const epoch = ops.find((op) => op.type === 'put' && decodeKey(op.key).view === 'epoch')
+          if (epoch?.type === 'put') stamped.push(decodeSequence(epoch.value))
+          if (holdingWrites) await new Promise<void>((resolve) => heldWrites.push(resolve))
+          log.push('write')
+          return handle.write(ops)
+        },
+        flush: async () => {
+          log.push('flush')
+          if (holding) await new Promise<void>((resolve) => held.push(resolve))
+          await handle.flush()
+          log.push('flushed')
+        },
+      }),
+    })
     const h = await harness({ readers: { min: 0 }, freshness: { flushEveryRecords: 30 }, ...options }, engine)
     // Before the harness closes (it would wait for a held flush).
     unhold = () => {

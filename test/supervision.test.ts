@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { Closed, Overloaded, ShardUnavailable, StorageFailure, openIndex, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
-import { overriding } from '../src/engine.js'
+import { overridingHandles } from './support/engines.js'
 import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -421,18 +421,14 @@ describe('queues and close', () => {
     // The primary's writes wait for the test once it holds them (before reaching RocksDB).
     const held: (() => void)[] = []
     let holding = false
-    const engine: Engine = {
-      open: async (path, options) => {
-        const handle = await rocksEngine.open(path, options)
-        if (options.readOnly) return handle
-        return overriding(handle, {
-          write: async (ops) => {
-            if (holding) await new Promise<void>((go) => held.push(go))
-            return handle.write(ops)
-          },
-        })
-      },
-    }
+    const engine = overridingHandles({
+      primary: (handle) => ({
+        write: async (ops) => {
+          if (holding) await new Promise<void>((go) => held.push(go))
+          return handle.write(ops)
+        },
+      }),
+    })
     h = await openHarness({ readers: { min: 1 }, closeTimeoutMs: 2_000 }, engine)
     await h.index.batchPut('t', 1, [meta(1)])
     holding = true
