@@ -104,7 +104,16 @@ describe('the inspector page in headless Chromium', () => {
     expect(tabs).toEqual(machineCatalog.map((m) => m.name))
     await page.click(`[data-actor="${shard}/primary"]`)
     await page.waitForSelector('#chart[data-machine="primary"] g.state.current[data-state="ready"]', { timeout: wait })
-    await page.click(`.shard[data-shard="${shard}"] .shard-head`)
+    // The tree is redrawn with every state update: a press and a release with a redraw between them still select.
+    const head = await page.$(`.shard[data-shard="${shard}"] .shard-head`)
+    const box = (await head!.boundingBox())!
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
+    await page.mouse.down()
+    await page.evaluate(() => new Promise<void>((resolve) => {
+      const seen = new MutationObserver(() => { seen.disconnect(); resolve() })
+      seen.observe(document.getElementById('tree')!, { childList: true })
+    }))
+    await page.mouse.up()
     await page.waitForSelector('#chart[data-machine="shard"] g.state.current[data-state="active.primary.up"]', { timeout: wait })
     await page.waitForSelector('#chart[data-machine="shard"] g.state.current[data-state="active.pool.healthy"]', { timeout: wait })
   })

@@ -202,7 +202,12 @@
   }
   document.addEventListener('click', function (ev) {
     var tab = ev.target.closest && ev.target.closest('[data-tab]')
-    if (tab) { model.tab = tab.getAttribute('data-tab'); renderTabs(); return }
+    if (tab) { model.tab = tab.getAttribute('data-tab'); renderTabs() }
+  })
+  // An actor is selected when the button goes down, not on 'click': the tree is redrawn with every state update, and
+  // a redraw between the press and the release turns the click into one on the tree itself (the pressed node is gone).
+  document.addEventListener('mousedown', function (ev) {
+    if (ev.button !== 0) return
     var el = ev.target.closest && ev.target.closest('.actor[data-key]')
     if (el) {
       var machine = el.getAttribute('data-machine')
