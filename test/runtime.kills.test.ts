@@ -2,19 +2,43 @@
  * The edges of src/runtime.ts that the supervision suites reach only loosely, found by mutation testing (TESTING.md,
  * "Mutation testing"), on real RocksDB with a ManualClock: the exact moment maintenance retires an idle or an old
  * reader, what `faults.crash` counts, how stats name each state of a shard, that the supervisors' backoffs run on
- * the index's clock, that a recovered pool serves again in reader mode, and what a throwing listener's warning says.
+ * the index's clock, that a recovered pool serves again in reader mode, what a throwing listener's warning says,
+ * which failures of an open give up at once (a corrupted MANIFEST: the primary's yes, a reader's no), a reader-mode
+ * shard whose directory went away, the torn views an open discards (their reports, the limit of 8 in a row), and
+ * stats while a shard closes.
  */
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { FaultInjector, ManualClock, openIndex, rocksEngine, ShardUnavailable, type Engine, type LifecycleEvent, type MessageMeta } from '../src/index.js'
+import { FaultInjector, ManualClock, openIndex, rocksEngine, ShardUnavailable, type Engine, type Index, type IndexOptions, type LifecycleEvent, type MessageMeta } from '../src/index.js'
+import { decodeKey, epochSlots, sequenceValue } from '../src/keys.js'
+import { viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
+import { overridingHandles } from './support/engines.js'
 import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
 let h: Harness | undefined
+/** Indexes opened beside the harness on its root: closed after the test, before the harness. */
+const beside: Index[] = []
 afterEach(async () => {
+  for (const index of beside.splice(0)) await index.close()
   await h?.dispose()
   h = undefined
 })
+
+/**
+ * Another index on `root` (a reader-mode one, say), over `engine` (the real one by default) under a FaultInjector, on
+ * its own ManualClock, with its lifecycle events recorded and a shard's stats at hand.
+ */
+const openBeside = async (root: string, options: Partial<IndexOptions>, engine?: Engine) => {
+  const clock = new ManualClock(1_000_000)
+  const index = await openIndex({ root, clock, engine: new FaultInjector(engine), inspect: recordInspection, ...options })
+  beside.push(index)
+  const events: LifecycleEvent[] = []
+  index.subscribe((e) => events.push(e))
+  return { index, clock, events, stats: (id: string) => index.stats().shards.find((s) => s.id === id)! }
+}
 
 describe('pool maintenance on the clock', () => {
   it('should retire a reader idle for exactly idleMs above min, and not a millisecond before', async () => {
@@ -151,38 +175,26 @@ describe('a degraded reader-mode pool that recovers', () => {
   it('should fail reads with the cause while degraded, and after recover let a read wait for the new reader and drop the cause', async () => {
     h = await openHarness({ readers: { min: 0 } })
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
-    const faults = new FaultInjector()
-    const reader = await openIndex({
-      root: h.root,
+    const { index: reader, events, stats } = await openBeside(h.root, {
       mode: 'reader',
-      engine: faults,
-      clock: new ManualClock(1_000_000),
-      inspect: recordInspection,
       readers: { min: 1, max: 1 },
       supervision: { readers: { intensity: { maxRestarts: 0, withinMs: 60_000 }, backoff: { minMs: 0, jitter: 0 } } },
     })
-    try {
-      const events: LifecycleEvent[] = []
-      reader.subscribe((e) => events.push(e))
-      const id = reader.locate('t', 1).id
-      const stats = () => reader.stats().shards.find((x) => x.id === id)!
-      expect(await reader.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
-      // Restart intensity 0: the first reader crash degrades the pool, and in reader mode nothing is left to read from.
-      expect(reader.faults.crash('t', 1, 'readers')).toBe(1)
-      await waitFor(() => events.some((e) => e.type === 'degraded'))
-      expect(stats()).toMatchObject({ pool: 'degraded', cause: { reason: 'injected' } })
-      await expect(reader.getByMsgId('t', 1, 'm1')).rejects.toBeInstanceOf(ShardUnavailable)
-      reader.recover()
-      // Asked before the new reader has opened: the read waits for it instead of failing as unavailable.
-      const read = reader.getByMsgId('t', 1, 'm1')
-      expect(stats().readers).not.toHaveProperty('serving')
-      expect(await read).toEqual(meta(1))
-      expect(stats()).toMatchObject({ pool: 'healthy', readers: { serving: 1 } })
-      // No cause at all: not a `cause` key holding undefined.
-      expect('cause' in stats()).toBe(false)
-    } finally {
-      await reader.close()
-    }
+    const id = reader.locate('t', 1).id
+    expect(await reader.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    // Restart intensity 0: the first reader crash degrades the pool, and in reader mode nothing is left to read from.
+    expect(reader.faults.crash('t', 1, 'readers')).toBe(1)
+    await waitFor(() => events.some((e) => e.type === 'degraded'))
+    expect(stats(id)).toMatchObject({ pool: 'degraded', cause: { reason: 'injected' } })
+    await expect(reader.getByMsgId('t', 1, 'm1')).rejects.toBeInstanceOf(ShardUnavailable)
+    reader.recover()
+    // Asked before the new reader has opened: the read waits for it instead of failing as unavailable.
+    const read = reader.getByMsgId('t', 1, 'm1')
+    expect(stats(id).readers).not.toHaveProperty('serving')
+    expect(await read).toEqual(meta(1))
+    expect(stats(id)).toMatchObject({ pool: 'healthy', readers: { serving: 1 } })
+    // No cause at all: not a `cause` key holding undefined.
+    expect('cause' in stats(id)).toBe(false)
   })
 })
 
@@ -209,5 +221,194 @@ describe('a throwing lifecycle listener', () => {
     } finally {
       warn.mockRestore()
     }
+  })
+})
+
+describe('which failures of an open give up at once', () => {
+  /**
+   * A closed writer-mode root whose shard t/1 holds m1 and a MANIFEST overwritten with garbage (CURRENT still names
+   * it, so the layout check passes and RocksDB's own open meets the damage); `restore` puts the MANIFEST back.
+   */
+  const corruptedManifest = async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const { dir, id } = h.index.locate('t', 1)
+    await h.index.close()
+    const file = join(dir, (await readdir(dir)).find((name) => name.startsWith('MANIFEST-'))!)
+    const whole = await readFile(file)
+    await writeFile(file, Buffer.alloc(whole.length, 0x5a))
+    return { root: h.root, dir, id, restore: () => writeFile(file, whole) }
+  }
+
+  it("should give up at once on a primary whose RocksDB open meets a corrupted MANIFEST, with RocksDB's cause", async () => {
+    const { root, dir, id } = await corruptedManifest()
+    const { index, events, stats } = await openBeside(root, { readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 100, jitter: 0 } } } })
+    const err = await index.batchPut('t', 1, [meta(2)]).catch((e: unknown) => e)
+    expect(err).toMatchObject({ cause: { reason: 'corruption', path: dir } })
+    // The clock stands still: a primary restarted under backoff would never get here (bounded wait).
+    await waitFor(() => events.some((e) => e.type === 'failed' && e.actor === 'shard'), 2_000)
+    expect(events.filter((e) => e.type === 'restarted')).toEqual([])
+    expect(stats(id)).toMatchObject({ state: 'failed', restarts: { primary: 0 }, cause: { reason: 'corruption', path: dir } })
+    expect(stats(id).cause!.message).toContain('MANIFEST')
+  })
+
+  it('should restart a reader whose open meets a corrupted MANIFEST under backoff (a live primary may be rewriting it), and serve once it is whole', async () => {
+    const { root, id, restore } = await corruptedManifest()
+    const { index, clock, events, stats } = await openBeside(root, { mode: 'reader', readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
+    const first = index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
+    await waitFor(() => events.some((e) => e.type === 'restarted' && e.actor === 'reader-1'), 2_000)
+    expect(events.find((e) => e.type === 'failed' && e.actor === 'reader-1')?.detail).toMatch(/^storage failure \(corruption\) in .*MANIFEST/)
+    expect(stats(id)).toMatchObject({ pool: 'healthy', restarts: { readers: 1 } })
+    expect(events.filter((e) => e.type === 'degraded' || (e.type === 'failed' && e.actor === 'shard'))).toEqual([])
+    await restore()
+    await clock.advance(100)
+    await waitFor(() => stats(id).readers.serving === 1, 2_000)
+    await first
+    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+
+  it('should retry a primary whose directory check fails with an I/O error (neither corruption nor permission) under backoff', async () => {
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 100, jitter: 0 } } } })
+    // The topic's TOPIC marker is a directory: reading it fails with EISDIR, reason io.
+    const marker = join(h.root, 't', 'TOPIC')
+    await mkdir(marker, { recursive: true })
+    const write = h.index.batchPut('t', 1, [meta(1)], { timeoutMs: 3_600_000 })
+    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'primary'), 2_000)
+    expect(h.events.find((e) => e.type === 'failed' && e.actor === 'primary')?.detail).toContain('EISDIR')
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'restarting', restarts: { primary: 1 } })
+    await rm(marker, { recursive: true })
+    await h.clock.advance(100)
+    await write
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'running', primary: 'ready' })
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+})
+
+describe('a reader-mode shard whose database went away', () => {
+  it('should fail its reader with reason missing and the message naming the directory, not open it', async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    const { dir, id } = h.index.locate('t', 1)
+    // The real engine, counting the opens RocksDB is asked for.
+    let opens = 0
+    const counting: Engine = { open: (path, options) => (opens++, rocksEngine.open(path, options)) }
+    const { index: reader, clock, events, stats } = await openBeside(
+      h.root,
+      { mode: 'reader', readers: { min: 1, max: 1 }, supervision: { readers: { intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 100, jitter: 0 } } } },
+      counting,
+    )
+    expect(await reader.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    await h.index.close()
+    await rm(dir, { recursive: true })
+    const before = opens
+    reader.faults.crash('t', 1, 'readers')
+    await waitFor(() => events.some((e) => e.type === 'restarted' && e.actor === 'reader-1'))
+    await clock.advance(100)
+    // The reopen finds no database: the second failure exhausts the intensity (1), the pool degrades with its cause.
+    await waitFor(() => events.some((e) => e.type === 'degraded'), 2_000)
+    const message = `no database in ${dir} yet: its writer has not created it`
+    expect(stats(id).cause).toEqual({ reason: 'missing', path: dir, message })
+    expect(events.filter((e) => e.type === 'failed').map((e) => [e.actor, e.detail])).toEqual([
+      ['reader-1', `injected crash of reader-1 in ${id}`],
+      ['reader-2', message],
+    ])
+    // RocksDB was never asked to open the directory that is not there.
+    expect(opens).toBe(before)
+  })
+})
+
+describe('torn views at a reader open', () => {
+  /**
+   * The real engine, whose readers' view checks see, while `tearing.on`, the newest flush epoch 20 alone in its
+   * slot: epochs 1 to 19 missing, as if a flush raced every open.
+   */
+  const tearing = { on: false }
+  const tearingEngine = overridingHandles({
+    reader: (handle) => ({
+      getMany: async (keys) => {
+        const values = await handle.getMany(keys)
+        if (!tearing.on || keys.length !== 1 + epochSlots || decodeKey(keys[0]!).view !== 'sequence') return values
+        return values.map((value, i) => {
+          if (i === 0) return value
+          const key = decodeKey(keys[i]!)
+          return key.view === 'epoch' && key.slot === 20 ? sequenceValue(20) : undefined
+        })
+      },
+    }),
+  })
+  afterEach(() => {
+    tearing.on = false
+    viewCheck.enabled = true
+  })
+
+  /** A writer-mode harness whose reader serves m1 (sequence 1); then every view is torn and the reader crashed. */
+  const reopenTorn = async () => {
+    h = await openHarness({ readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } }, tearingEngine)
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
+    tearing.on = true
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'readers')
+    await h.event((e) => e.type === 'restarted' && e.actor === 'reader-1', n)
+    await h.clock.advance(100)
+    return n
+  }
+  const what = 'view of sequence 1 misses flush epoch(s) 1, 2, 3, 4, 5, 6, 7, 8 (a flush raced the open)'
+
+  it('should discard 8 torn views in a row, each reported with its first 8 missing epochs, then fail the open', async () => {
+    const n = await reopenTorn()
+    // (Bounded wait: an open that never gives up reopens for ever.)
+    await waitFor(() => h!.events.slice(n).some((e) => e.type === 'failed' && e.actor === 'reader-2'), 5_000)
+    const dir = h!.index.locate('t', 1).dir
+    expect(h!.events.slice(n).filter((e) => e.type === 'torn-view' || e.type === 'failed').map((e) => [e.type, e.actor, e.detail])).toEqual([
+      ['failed', 'reader-1', `injected crash of reader-1 in ${h!.shardId('t', 1)}`],
+      ...Array.from({ length: 8 }, () => ['torn-view', 'reader-2', `${what}: discarded, reopening`]),
+      ['failed', 'reader-2', `8 torn views in a row opening ${dir}: the primary flushes faster than a view can open`],
+    ])
+    expect(shardStats(h!, 't', 1)).toMatchObject({ integrity: { tornViews: 8 }, views: [] })
+    // Whole views again: the replacement, after its backoff, serves.
+    tearing.on = false
+    await h!.clock.advance(200)
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1, 2_000)
+    expect(shardStats(h!, 't', 1).integrity.tornViews).toBe(8)
+  })
+
+  it('should serve a torn view with the view check off, reported as served', async () => {
+    viewCheck.enabled = false
+    const n = await reopenTorn()
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1, 2_000)
+    expect(h!.events.slice(n).filter((e) => e.type === 'torn-view').map((e) => [e.actor, e.detail])).toEqual([['reader-2', `${what}: served, the view check is off`]])
+  })
+})
+
+describe('stats while the index closes', () => {
+  it('should show a shard whose primary is still closing as closing, and as closed once it closed', async () => {
+    // The primary's handle closes when the test lets it (then for real).
+    let letGo: () => void = () => {}
+    const released = new Promise<void>((resolve) => (letGo = resolve))
+    let closeAsked = false
+    const engine = overridingHandles({
+      primary: (handle) => ({
+        close: async () => {
+          closeAsked = true
+          await released
+          return handle.close()
+        },
+      }),
+    })
+    h = await openHarness({ readers: { min: 1, max: 1 } }, engine)
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
+    let closed = false
+    const closing = h.index.close().then(() => (closed = true))
+    try {
+      await waitFor(() => closeAsked)
+      expect(closed).toBe(false)
+      expect(shardStats(h, 't', 1)).toMatchObject({ state: 'closing', primary: 'closing', readers: {} })
+    } finally {
+      letGo()
+    }
+    await closing
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'closed', primary: 'none' })
   })
 })
