@@ -19,6 +19,7 @@ import * as defaults from './defaults.js'
 import { Closed, InvalidInput, StorageFailure } from './errors.js'
 import type { FaultOp, FaultTarget } from './faults.js'
 import { decodeIdEntry, idKeyOf, segmentOffsetKey } from './keys.js'
+import { PartitionMsgIds } from './msgids.js'
 import { checkShards, openRoot, prepareShardDir, shardAddress, shardOf, topicOfDirName, type ShardAddress } from './layout.js'
 import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkTextBytes, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
 import { resolveOptions, type IndexOptions } from './options.js'
@@ -480,8 +481,12 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
           const known = shard.placeBounds.get(p)
           const placeBound = known !== undefined ? known : ((await store.lastPlace(handle, p)) ?? null)
           shard.placeBounds.set(p, highestPlace(placeBound, batch))
+          // The msgIds the partition may hold: one more chunk of its by-id view learned, until the view is known.
+          let msgIds = shard.msgIds.get(p)
+          if (msgIds === undefined) shard.msgIds.set(p, (msgIds = new PartitionMsgIds(p)))
+          await msgIds.step(handle)
           const stamp = nextStamp()
-          const { bytes } = await store.putMetas(handle, p, batch, stamp, { placeBound })
+          const { bytes } = await store.putMetas(handle, p, batch, stamp, { placeBound, msgIds })
           shard.wrote(bytes)
           return { bytes, token: makeToken(shard.address.id, stamp.seq) }
         }, batch.length * 3, deadline)
@@ -552,6 +557,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
           (handle, nextStamp, between) =>
             store.deleteBefore(handle, p, ts, nextStamp, (n) => {
               deleted += n
+              shard.msgIds.get(p)?.removed(n)
               shard.wrote(n * tombstoneBytes)
               return between(n * 3)
             }),

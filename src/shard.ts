@@ -14,6 +14,7 @@ import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
 import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Timeout, isTransient, type FailureCause } from './errors.js'
 import { sequenceKey } from './keys.js'
+import { PartitionMsgIds } from './msgids.js'
 import { getManySettled, overriding, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 import type { ShardAddress } from './layout.js'
 import type { SegmentOffset } from './meta.js'
@@ -311,6 +312,12 @@ export class ShardRuntime {
    * primary stays open; a new primary starts over (see publishPrimary).
    */
   readonly placeBounds = new Map<number, SegmentOffset | null>()
+  /**
+   * Per partition written by this index: which msgIds it may hold, learned from its by-id view a chunk per write
+   * (see src/msgids.ts), so that writes look up only the msgIds that may be there. Starts over with each primary,
+   * as {@link placeBounds} does.
+   */
+  readonly msgIds = new Map<number, PartitionMsgIds>()
   /** Integrity counters (see {@link IntegrityCounts}). */
   readonly integrity: IntegrityCounts = { tornViews: 0, corruptReads: 0, refreshFailures: 0 }
   /** Which handles answered reads (see {@link ServedCounts}). */
@@ -369,6 +376,7 @@ export class ShardRuntime {
     // The directory was unlocked while no primary held it: learn each partition's places from disk again rather than
     // trust bounds from before (one seek per partition at its next write).
     this.placeBounds.clear()
+    this.msgIds.clear()
     this.seq = Math.max(this.seq, record.seq)
     this.ackSeq = Math.max(this.ackSeq, record.seq)
     // Another writer may have written while the directory was unlocked: only views that hold everything on disk now

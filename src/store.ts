@@ -42,6 +42,12 @@ export interface PutOptions {
    * place, so that place is not looked up. Omitted: every place is looked up.
    */
   readonly placeBound?: SegmentOffset | null
+  /**
+   * What the caller knows of the msgIds the partition holds (see src/msgids.ts): a msgId whose by-id key it says the
+   * partition cannot hold is not looked up. Every by-id key written is added to it before the write. Omitted: every
+   * msgId is looked up.
+   */
+  readonly msgIds?: { mayHold(key: Uint8Array): boolean; add(key: Uint8Array): void }
 }
 
 /** Whether place `a` comes after place `b` (the by-segment-offset view's order). */
@@ -57,8 +63,8 @@ export const lastPlace = async (handle: StorageHandle, partition: number): Promi
 /**
  * Writes `metas` (already validated: no msgId or place twice) to `partition` in one atomic batch stamped with
  * `stamp` (a sequence, or a sequence and the flush epoch: see src/views.ts). Reads the entries it replaces first (one
- * MultiGet: every msgId, and every place that `options.placeBound` does not rule out), so the caller must serialize
- * writes to a shard. Returns the bytes of keys and values put for the metas.
+ * MultiGet: every msgId that `options.msgIds` does not rule out, every place that `options.placeBound` does not; none
+ * when they rule out all), so the caller must serialize writes to a shard. Returns the bytes of keys and values put for the metas.
  */
 export const putMetas = async (
   handle: StorageHandle,
@@ -70,45 +76,58 @@ export const putMetas = async (
   const n = metas.length
   if (n === 0) return { bytes: 0 }
   const bound = options.placeBound
+  const known = options.msgIds
   const idBytes: number[] = new Array(n)
   const idKeys: Buffer[] = new Array(n)
   const soKeys: Buffer[] = new Array(n)
-  // The keys looked up: every msgId's, then the places that may be held (`placed[j]`: the meta of lookup n + j).
-  const lookups: Uint8Array[] = new Array(n)
+  // The keys looked up: the msgIds that may be held (`ided[j]`: the meta of lookup j), then the places that may be
+  // held (`placed[j]`: the meta of lookup ided.length + j).
+  const lookups: Uint8Array[] = []
+  const ided: number[] = []
   const placed: number[] = []
   for (let i = 0; i < n; i++) {
     const m = metas[i]!
     const bytes = Buffer.byteLength(m.msgId, 'utf8')
     idBytes[i] = bytes
-    lookups[i] = idKeys[i] = idKeyOf(partition, m.msgId, bytes)
+    const idK = (idKeys[i] = idKeyOf(partition, m.msgId, bytes))
+    if (known === undefined || known.mayHold(idK)) {
+      lookups.push(idK)
+      ided.push(i)
+    }
+  }
+  // Added only now: a msgId of this batch is not one the partition may already hold.
+  if (known !== undefined) for (const key of idKeys) known.add(key)
+  for (let i = 0; i < n; i++) {
+    const m = metas[i]!
     soKeys[i] = segmentOffsetKey(partition, m)
     if (bound === undefined || (bound !== null && !placeAfter(m, bound))) {
       lookups.push(soKeys[i]!)
       placed.push(i)
     }
   }
-  // One promise for the whole MultiGet (not one per key); a key that failed fails the write with its own error.
-  const { values: found, errors } = await getManySettled(handle, lookups)
-  const failed = errors?.find((e) => e !== undefined)
-  if (failed !== undefined) throw failed
-  let deletes: Map<string, Uint8Array> | undefined
-  const displace = (old: MessageMeta): void => {
-    deletes ??= new Map()
-    for (const key of [idKey(partition, old.msgId), timeKey(partition, old.timestamp, old.segmentId, old.offset), segmentOffsetKey(partition, old)]) {
-      deletes.set(Buffer.from(key).toString('latin1'), key)
+  const deletes = new Map<string, Uint8Array>()
+  if (lookups.length > 0) {
+    // One promise for the whole MultiGet (not one per key); a key that failed fails the write with its own error.
+    const { values: found, errors } = await getManySettled(handle, lookups)
+    const failed = errors?.find((e) => e !== undefined)
+    if (failed !== undefined) throw failed
+    const displace = (old: MessageMeta): void => {
+      for (const key of [idKey(partition, old.msgId), timeKey(partition, old.timestamp, old.segmentId, old.offset), segmentOffsetKey(partition, old)]) {
+        deletes.set(Buffer.from(key).toString('latin1'), key)
+      }
     }
-  }
-  for (let i = 0; i < n; i++) {
-    const byId = found[i]
-    if (byId !== undefined) displace(decodeIdEntry(metas[i]!.msgId, byId))
-  }
-  for (let j = 0; j < placed.length; j++) {
-    const bySo = found[n + j]
-    if (bySo !== undefined) displace(decodeSegmentOffsetEntry(soKeys[placed[j]!]!, bySo))
+    for (let j = 0; j < ided.length; j++) {
+      const byId = found[j]
+      if (byId !== undefined) displace(decodeIdEntry(metas[ided[j]!]!.msgId, byId))
+    }
+    for (let j = 0; j < placed.length; j++) {
+      const bySo = found[ided.length + j]
+      if (bySo !== undefined) displace(decodeSegmentOffsetEntry(soKeys[placed[j]!]!, bySo))
+    }
   }
   // Deletes first, then puts: a put of the same key later in the batch wins, so a displaced entry that this batch
   // writes again is simply overwritten.
-  const ops: WriteOp[] = deletes === undefined ? [] : [...deletes.values()].map((key) => ({ type: 'del', key }))
+  const ops: WriteOp[] = [...deletes.values()].map((key) => ({ type: 'del', key }))
   let bytes = 0
   for (let i = 0; i < n; i++) {
     const m = metas[i]!

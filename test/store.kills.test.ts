@@ -3,26 +3,12 @@
  * "Mutation testing"), on a real RocksDB in a temp dir: the place bound that spares lookups, the byte count of a batch,
  * an empty batch, the last place of a partition, retention chunks, and the bounds of range queries.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { rocksEngine, type StorageHandle } from '../src/engine.js'
+import { describe, expect, it } from 'vitest'
 import type { MessageMeta } from '../src/meta.js'
 import * as store from '../src/store.js'
-import { removeDir, tempDir } from './support/tmp.js'
+import { handlesPerTest } from './support/handles.js'
 
-const opened: { handle: StorageHandle; dir: string }[] = []
-afterEach(async () => {
-  for (const { handle, dir } of opened.splice(0)) {
-    await handle.close()
-    await removeDir(dir)
-  }
-})
-
-const fresh = async (): Promise<StorageHandle> => {
-  const dir = await tempDir()
-  const handle = await rocksEngine.open(dir, { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 << 20, maxWriteBufferNumber: 2, enableStatistics: false })
-  opened.push({ handle, dir })
-  return handle
-}
+const fresh = handlesPerTest()
 
 const meta = (msgId: string, timestamp: number, segmentId: number, offset: number, msgLen = 10): MessageMeta => ({ msgId, timestamp, segmentId, offset, msgLen })
 const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
