@@ -49,6 +49,11 @@ export interface ShardStats {
    * and how many writes wait for it (their batches and its memtable would hold more than twice a flush trigger).
    */
   readonly flushes: { readonly done: number; readonly running: boolean; readonly writesWaiting: number }
+  /**
+   * The msgId filters that spare writes their lookups (see src/msgids.ts): partitions that have one, how many of
+   * them are still learning their by-id view (every msgId is looked up there), and the bytes of their tables.
+   */
+  readonly msgIdFilters: { readonly partitions: number; readonly learning: number; readonly bytes: number }
   /** Each serving reader's view: the shard sequence it reflects and how old it is (ms, by the index's clock). */
   readonly views: readonly { readonly reader: string; readonly sequence: number; readonly ageMs: number }[]
   /**
@@ -438,6 +443,7 @@ export class Runtime {
         queues: { pendingWrites: shard.pendingWrites, pendingReads: shard.pendingReads, inflight: shard.inflight },
         sequence: shard.ackSeq,
         flushes: shard.flushStats(),
+        msgIdFilters: shard.msgIdStats(),
         views: [...shard.readers].map(([reader, r]) => ({ reader, sequence: r.seq, ageMs: this.#opts.clock.now() - r.openedAt })),
         integrity: { ...shard.integrity },
         served: { ...shard.served },

@@ -294,6 +294,17 @@ export class ShardRuntime {
     return { done: this.#flushesDone, running: this.#flushing !== undefined, writesWaiting: this.#writesWaitingForFlush }
   }
 
+  /** The msgId filters of the partitions written: how many, how many still learning, their bytes. */
+  msgIdStats(): { partitions: number; learning: number; bytes: number } {
+    let learning = 0
+    let bytes = 0
+    for (const ids of this.msgIds.values()) {
+      if (!ids.complete) learning++
+      bytes += ids.size.bytes
+    }
+    return { partitions: this.msgIds.size, learning, bytes }
+  }
+
   /** Waits for the flush in flight while a write of `incoming` records could overflow the memtable beside it. */
   async #untilRoomBesideFlush(incoming: number): Promise<void> {
     while (this.#flushing !== undefined && this.#overflowing(incoming)) {

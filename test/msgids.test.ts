@@ -12,7 +12,7 @@ import { decodeKey, idKeyOf } from '../src/keys.js'
 import { MsgIdFilter, PartitionMsgIds } from '../src/msgids.js'
 import * as store from '../src/store.js'
 import { overridingHandles } from './support/engines.js'
-import { openHarness, type Harness } from './support/harness.js'
+import { openHarness, shardStats, type Harness } from './support/harness.js'
 import { handlesPerTest } from './support/handles.js'
 
 const fresh = handlesPerTest()
@@ -147,6 +147,8 @@ describe('writes through the index', () => {
   it('should look up no new msgId, and still replace a msgId written again, also after a primary restart', async () => {
     h = await openHarness({}, counting)
     expect(await lookupsOf(metas('m', 0, 500))).toEqual([])
+    // One partition's filter, learned at its first write (it was empty): the first stage, 1,024 msgIds' worth.
+    expect(shardStats(h, 't', 1).msgIdFilters).toEqual({ partitions: 1, learning: 0, bytes: 2 ** 14 / 8 })
     expect(await lookupsOf(metas('m', 500, 1_000))).toEqual([])
     // m7 again at a new place: looked up (with at most a few new msgIds the filter cannot tell), and replaced.
     const looked = await lookupsOf([{ ...meta('m7', 7), segmentId: 1, offset: 7 }, ...metas('n', 0, 100, 9)])
@@ -181,6 +183,7 @@ describe('writes through the index', () => {
       expect(looked).toContain(id)
       if (k < 2) expect(looked).toHaveLength(51)
       else expect(looked.length).toBeLessThan(6)
+      expect(shardStats(h, 't', 1).msgIdFilters).toMatchObject({ partitions: 1, learning: k < 2 ? 1 : 0 })
       expect(await h.index.getByMsgId('t', 1, id, primary)).toMatchObject({ segmentId: 5, offset: k })
       expect(await h.index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: Number(id.slice(1)) }, primary)).toBeUndefined()
     }
