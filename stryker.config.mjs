@@ -14,6 +14,7 @@ export default {
     'actors/**/*.ts',
     'src/shard.ts',
     'src/store.ts',
+    'src/msgids.ts',
     'src/keys.ts',
     'src/runtime.ts',
     'src/tokens.ts',

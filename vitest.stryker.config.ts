@@ -29,6 +29,7 @@ export const slowFiles = [
 /** Run first, in this order (quick, and aimed at the mutated files). Files not named run between these and `last`. */
 const first = [
   /\.kills\.test\.ts$/,
+  /^test\/msgids\.test\.ts$/,
   /^test\/machines\.test\.ts$/,
   /^property-tests\/policy\.property\.test\.ts$/,
   /^test\/supervision\.test\.ts$/,
