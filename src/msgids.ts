@@ -71,7 +71,11 @@ class Stage {
  */
 export class MsgIdFilter {
   readonly #stages: Stage[]
-  /** Keys added (a key added twice counts twice). */
+  /**
+   * Keys held: those added that the filter did not already say it may hold (a key added again, or one the filter
+   * wrongly says it holds, is not added: the answer is already "may hold", and rewrites of the same msgIds never grow
+   * the filter).
+   */
   count = 0
 
   /** `expected`: how many keys the first stage is sized for (at least 1,024). */
@@ -81,6 +85,7 @@ export class MsgIdFilter {
 
   add(key: Uint8Array): void {
     const [h1, h2] = hashes(key)
+    for (const s of this.#stages) if (s.has(h1, h2)) return
     let last = this.#stages[this.#stages.length - 1]!
     if (last.count >= last.capacity) {
       last = new Stage(last.capacity * 4)
