@@ -49,6 +49,15 @@ export const readerPool = {
   workerThreads: 1,
 } as const
 
+/** The write path, per shard. */
+export const writes = {
+  /**
+   * Bytes the msgId filters of a shard may take together (see src/msgids.ts: about 10 bits per msgId held); a
+   * partition whose filter does not fit looks up every msgId it writes.
+   */
+  msgIdFilterBytes: 64 * 1024 * 1024,
+} as const
+
 /** Bounded queues, per shard. */
 export const queues = {
   /** Writes waiting (for the primary to open or for earlier writes): beyond this, `Overloaded`. */

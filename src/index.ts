@@ -483,7 +483,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
           shard.placeBounds.set(p, highestPlace(placeBound, batch))
           // The msgIds the partition may hold: one more chunk of its by-id view learned, until the view is known.
           let msgIds = shard.msgIds.get(p)
-          if (msgIds === undefined) shard.msgIds.set(p, (msgIds = new PartitionMsgIds(p)))
+          if (msgIds === undefined) shard.msgIds.set(p, (msgIds = new PartitionMsgIds(p, shard.msgIdBudget)))
           await msgIds.step(handle)
           const stamp = nextStamp()
           const { bytes } = await store.putMetas(handle, p, batch, stamp, { placeBound, msgIds })

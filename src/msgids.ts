@@ -39,26 +39,32 @@ const hashes = (key: Uint8Array): [number, number] => {
 }
 
 class Stage {
-  readonly bits: Uint32Array
+  /** The bit table; `undefined` when `reserve` refused its memory. */
+  readonly bits: Uint32Array | undefined
   readonly mask: number
   count = 0
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    reserve: (bytes: number) => boolean,
+  ) {
     let size = 32
     while (size < capacity * bitsPerKey) size *= 2
-    this.bits = new Uint32Array(size / 32)
+    this.bits = reserve(size / 8) ? new Uint32Array(size / 32) : undefined
     this.mask = size - 1
   }
   add(h1: number, h2: number): void {
+    const bits = this.bits!
     for (let i = 0; i < probes; i++) {
       const bit = (h1 + Math.imul(i, h2)) & this.mask
-      this.bits[bit >>> 5]! |= 1 << (bit & 31)
+      bits[bit >>> 5]! |= 1 << (bit & 31)
     }
     this.count++
   }
   has(h1: number, h2: number): boolean {
+    const bits = this.bits!
     for (let i = 0; i < probes; i++) {
       const bit = (h1 + Math.imul(i, h2)) & this.mask
-      if ((this.bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false
+      if ((bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false
     }
     return true
   }
@@ -70,7 +76,9 @@ class Stage {
  * keys never added.
  */
 export class MsgIdFilter {
-  readonly #stages: Stage[]
+  readonly #stages: Stage[] = []
+  /** A stage could not be added (its memory was refused): the filter no longer holds every key added. */
+  #full = false
   /**
    * Keys held: those added that the filter did not already say it may hold (a key added again, or one the filter
    * wrongly says it holds, is not added: the answer is already "may hold", and rewrites of the same msgIds never grow
@@ -78,24 +86,48 @@ export class MsgIdFilter {
    */
   count = 0
 
-  /** `expected`: how many keys the first stage is sized for (at least 1,024). */
-  constructor(expected = firstCapacity) {
-    this.#stages = [new Stage(Math.max(firstCapacity, expected))]
+  /**
+   * `expected`: how many keys the first stage is sized for (at least 1,024). `reserve(bytes)` is asked before each
+   * stage's table is allocated (the first one included); when it refuses, the filter is {@link full}.
+   */
+  constructor(
+    expected = firstCapacity,
+    private readonly reserve: (bytes: number) => boolean = () => true,
+  ) {
+    this.#grow(Math.max(firstCapacity, expected))
+  }
+
+  /** A stage's memory was refused: the filter misses keys added since, and must not be asked (see `mayHold`). */
+  get full(): boolean {
+    return this.#full
+  }
+
+  #grow(capacity: number): Stage | undefined {
+    const stage = new Stage(capacity, this.reserve)
+    if (stage.bits === undefined) {
+      this.#full = true
+      return undefined
+    }
+    this.#stages.push(stage)
+    return stage
   }
 
   add(key: Uint8Array): void {
+    if (this.#full) return
     const [h1, h2] = hashes(key)
     for (const s of this.#stages) if (s.has(h1, h2)) return
-    let last = this.#stages[this.#stages.length - 1]!
-    if (last.count >= last.capacity) {
-      last = new Stage(last.capacity * 4)
-      this.#stages.push(last)
+    let last = this.#stages[this.#stages.length - 1]
+    if (last === undefined || last.count >= last.capacity) {
+      last = this.#grow(last === undefined ? firstCapacity : last.capacity * 4)
+      if (last === undefined) return
     }
     last.add(h1, h2)
     this.count++
   }
 
+  /** False only for a key never added (true for every key once the filter is {@link full}). */
   mayHold(key: Uint8Array): boolean {
+    if (this.#full) return true
     const [h1, h2] = hashes(key)
     for (const s of this.#stages) if (s.has(h1, h2)) return true
     return false
@@ -104,7 +136,7 @@ export class MsgIdFilter {
   /** Bytes of the filter's bit tables. */
   get bytes(): number {
     let n = 0
-    for (const s of this.#stages) n += s.bits.byteLength
+    for (const s of this.#stages) n += s.bits!.byteLength
     return n
   }
 }
@@ -113,11 +145,35 @@ export class MsgIdFilter {
 export const scanChunk = 16_384
 
 /**
+ * The memory the filters of one shard may take together (`writes.msgIdFilterBytes`). A partition whose filter
+ * would take more (a new partition's first stage, or a larger stage of a growing one) goes without one: its writes
+ * look up every msgId, as with no filter at all.
+ */
+export class FilterBudget {
+  /** Bytes of the tables of every filter of the shard. */
+  used = 0
+  constructor(readonly limit: number) {}
+
+  /** Takes `bytes` if they fit. */
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false
+    this.used += bytes
+    return true
+  }
+
+  /** Gives back what a filter took. */
+  give(bytes: number): void {
+    this.used -= bytes
+  }
+}
+
+/**
  * What one partition may hold, learned from its by-id view (see the module comment). Used only inside the shard's
  * write queue, on the primary's handle.
  */
 export class PartitionMsgIds {
-  #filter = new MsgIdFilter()
+  /** The filter; `undefined` when its memory did not fit the budget (then every msgId is looked up). */
+  #filter: MsgIdFilter | undefined
   /** Where the scan goes on (the next by-id key at or after which to read), `undefined` once it reached the end. */
   #from: Uint8Array | undefined
   /** Keys found by the last completed scan, and removed (by retention) since it began. */
@@ -128,25 +184,49 @@ export class PartitionMsgIds {
 
   constructor(
     readonly partition: number,
+    /** The memory of the shard's filters (unbounded by default). */
+    readonly budget = new FilterBudget(Infinity),
     /** Keys read per scan step. */
     readonly chunk = scanChunk,
   ) {
     this.#from = rangeStart(View.byId, partition)
+    this.#filter = this.#made(new MsgIdFilter(firstCapacity, (bytes) => budget.take(bytes)))
   }
 
-  /** The filter answers: the scan reached the end of the view. */
+  /** `filter`, or `undefined` (its memory given back) if it is already full. */
+  #made(filter: MsgIdFilter): MsgIdFilter | undefined {
+    if (!filter.full) return filter
+    this.#drop(filter)
+    return undefined
+  }
+
+  #drop(filter: MsgIdFilter): void {
+    this.budget.give(filter.bytes)
+    this.#filter = undefined
+  }
+
+  /** The partition has a filter (it fit the budget; it may still be learning). */
+  get filtered(): boolean {
+    return this.#filter !== undefined
+  }
+
+  /** The filter answers: the scan reached the end of the view, and the filter fit its budget. */
   get complete(): boolean {
-    return this.#from === undefined
+    return this.#from === undefined && this.#filter !== undefined
   }
 
   /** Whether a meta with this by-id key may be stored: always true until the filter is {@link complete}. */
   mayHold(key: Uint8Array): boolean {
-    return this.#from !== undefined || this.#filter.mayHold(key)
+    return this.#from !== undefined || this.#filter === undefined || this.#filter.mayHold(key)
   }
 
   /** Notes a by-id key about to be written (before the write: whatever its outcome, the filter holds it). */
   add(key: Uint8Array): void {
-    this.#filter.add(key)
+    const filter = this.#filter
+    if (filter === undefined) return
+    filter.add(key)
+    // A larger stage did not fit the budget: the filter misses this key, so it goes.
+    if (filter.full) this.#drop(filter)
   }
 
   /**
@@ -155,11 +235,13 @@ export class PartitionMsgIds {
    */
   removed(n: number): void {
     this.#removed += n
-    if (this.#from === undefined && this.#removed >= 65_536 && this.#removed * 2 >= this.#filter.count) this.#restart()
+    const filter = this.#filter
+    if (filter !== undefined && this.#from === undefined && this.#removed >= 65_536 && this.#removed * 2 >= filter.count) this.#restart(filter)
   }
 
-  #restart(): void {
-    this.#filter = new MsgIdFilter(Math.max(0, this.#filter.count - this.#removed))
+  #restart(old: MsgIdFilter): void {
+    this.budget.give(old.bytes)
+    this.#filter = this.#made(new MsgIdFilter(Math.max(0, old.count - this.#removed), (bytes) => this.budget.take(bytes)))
     this.#from = rangeStart(View.byId, this.partition)
     this.#scanned = 0
     this.#removed = 0
@@ -172,12 +254,13 @@ export class PartitionMsgIds {
    */
   async step(handle: StorageHandle): Promise<void> {
     const from = this.#from
-    if (from === undefined || this.#failed) return
+    if (from === undefined || this.#failed || this.#filter === undefined) return
     let last: Uint8Array | undefined
     let n = 0
     try {
       for await (const { key } of handle.iterate({ gte: from, lt: rangeEnd(View.byId, this.partition), limit: this.chunk })) {
-        this.#filter.add(key)
+        this.add(key)
+        if (this.#filter === undefined) return
         last = key
         n++
       }
@@ -198,6 +281,6 @@ export class PartitionMsgIds {
 
   /** Keys found by scans since the filter was last (re)started, and bytes of its tables (for stats and tests). */
   get size(): { scanned: number; held: number; bytes: number } {
-    return { scanned: this.#scanned, held: this.#filter.count, bytes: this.#filter.bytes }
+    return { scanned: this.#scanned, held: this.#filter?.count ?? 0, bytes: this.#filter?.bytes ?? 0 }
   }
 }

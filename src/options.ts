@@ -112,6 +112,15 @@ export interface IndexOptions {
     /** Default: transient, 10 restarts in 60 s, backoff 50 ms..5 s x2 jitter 0.2, reset after 30 s. */
     readonly readers?: ChildSpecOptions
   }
+  readonly writes?: {
+    /**
+     * Bytes per shard that the filters of the msgIds each partition may hold can take together, in [0, 1 GiB]
+     * (about 10 bits per msgId held): a write looks up only the msgIds its partition may hold (for the replace
+     * semantics), so a batch of new msgIds reads nothing. A partition whose filter does not fit looks up every
+     * msgId it writes; 0 keeps no filter at all. Default 64 MiB.
+     */
+    readonly msgIdFilterBytes?: number
+  }
   readonly queues?: {
     /** Writes pending per shard before `Overloaded`, in [1, 1,048,576]. Default 1024. */
     readonly maxPendingWrites?: number
@@ -158,6 +167,7 @@ export interface ResolvedOptions {
    * processes (`readers.workerThreads`).
    */
   readonly readerPlacement: { readonly where: 'in-process' | 'worker' | 'process'; readonly threads: number }
+  readonly writes: { msgIdFilterBytes: number }
   readonly queues: { maxPendingWrites: number; maxPendingReads: number; maxInflightReads: number }
   readonly requestTimeoutMs: number
   readonly rocksdb: { primary: Required<RocksdbOptions>; reader: Required<RocksdbOptions> }
@@ -178,6 +188,7 @@ export const ranges = {
   flushEveryRecords: [1, (1024 * 1024 * 1024) / 4096],
   flushIntervalMs: [1, HOUR],
   recentWritesBytes: [0, 1024 * 1024 * 1024],
+  msgIdFilterBytes: [0, 1024 * 1024 * 1024],
   shards: [1, limits.maxShards],
   readersMin: [0, 64],
   readersMax: [1, 64],
@@ -277,6 +288,9 @@ export const IndexOptionsSchema = Schema.Struct({
     workerThreads: Schema.optional(int(ranges.workerThreads)),
   }),
   supervision: options({ primary: childSpec, readers: childSpec }),
+  writes: options({
+    msgIdFilterBytes: Schema.optional(int(ranges.msgIdFilterBytes)),
+  }),
   queues: options({
     maxPendingWrites: Schema.optional(int(ranges.queue)),
     maxPendingReads: Schema.optional(int(ranges.queue)),
@@ -508,6 +522,7 @@ export const resolveOptions = (input: IndexOptions): ResolvedOptions => {
       where: o.readers?.placement ?? defaults.readerPool.placement,
       threads: o.readers?.workerThreads ?? defaults.readerPool.workerThreads,
     },
+    writes: { msgIdFilterBytes: o.writes?.msgIdFilterBytes ?? defaults.writes.msgIdFilterBytes },
     queues: {
       maxPendingWrites: o.queues?.maxPendingWrites ?? defaults.queues.maxPendingWrites,
       maxPendingReads: o.queues?.maxPendingReads ?? defaults.queues.maxPendingReads,

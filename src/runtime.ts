@@ -50,10 +50,12 @@ export interface ShardStats {
    */
   readonly flushes: { readonly done: number; readonly running: boolean; readonly writesWaiting: number }
   /**
-   * The msgId filters that spare writes their lookups (see src/msgids.ts): partitions that have one, how many of
-   * them are still learning their by-id view (every msgId is looked up there), and the bytes of their tables.
+   * The msgId filters that spare writes their lookups (see src/msgids.ts), since the primary opened: partitions
+   * that have one, how many of them are still learning their by-id view (their writes look up every msgId), the
+   * bytes of their tables (at most `writes.msgIdFilterBytes`), and the partitions that go without one because it
+   * did not fit (their writes look up every msgId).
    */
-  readonly msgIdFilters: { readonly partitions: number; readonly learning: number; readonly bytes: number }
+  readonly msgIdFilters: { readonly partitions: number; readonly learning: number; readonly bytes: number; readonly refused: number }
   /** Each serving reader's view: the shard sequence it reflects and how old it is (ms, by the index's clock). */
   readonly views: readonly { readonly reader: string; readonly sequence: number; readonly ageMs: number }[]
   /**
@@ -149,6 +151,7 @@ export class Runtime {
         flushEveryRecords: this.#opts.freshness.flushEveryRecords,
         flushEveryBytes: Math.floor(this.#opts.rocksdb.primary.writeBufferSize / 4),
         recentWritesBytes: this.#opts.freshness.recentWritesBytes,
+        msgIdFilterBytes: this.#opts.writes.msgIdFilterBytes,
       },
       this.#opts.clock,
       (command) => this.#send(address.id, command),

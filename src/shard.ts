@@ -14,7 +14,7 @@ import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
 import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Timeout, isTransient, type FailureCause } from './errors.js'
 import { sequenceKey } from './keys.js'
-import { PartitionMsgIds } from './msgids.js'
+import { FilterBudget, type PartitionMsgIds } from './msgids.js'
 import { getManySettled, overriding, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 import type { ShardAddress } from './layout.js'
 import type { SegmentOffset } from './meta.js'
@@ -42,6 +42,8 @@ export interface ShardLimits {
    * src/recent.ts); 0 keeps none (fresh reads that no reader's view satisfies go to the primary).
    */
   readonly recentWritesBytes: number
+  /** Bytes the msgId filters of the shard may take together (see src/msgids.ts, FilterBudget). */
+  readonly msgIdFilterBytes: number
 }
 
 /** Which handles answered this shard's reads (see `ShardStats.served`). */
@@ -294,15 +296,19 @@ export class ShardRuntime {
     return { done: this.#flushesDone, running: this.#flushing !== undefined, writesWaiting: this.#writesWaitingForFlush }
   }
 
-  /** The msgId filters of the partitions written: how many, how many still learning, their bytes. */
-  msgIdStats(): { partitions: number; learning: number; bytes: number } {
+  /** The msgId filters of the partitions written: how many, how many still learning, their bytes, how many refused. */
+  msgIdStats(): { partitions: number; learning: number; bytes: number; refused: number } {
+    let partitions = 0
     let learning = 0
-    let bytes = 0
+    let refused = 0
     for (const ids of this.msgIds.values()) {
-      if (!ids.complete) learning++
-      bytes += ids.size.bytes
+      if (!ids.filtered) refused++
+      else {
+        partitions++
+        if (!ids.complete) learning++
+      }
     }
-    return { partitions: this.msgIds.size, learning, bytes }
+    return { partitions, learning, bytes: this.msgIdBudget.used, refused }
   }
 
   /** Waits for the flush in flight while a write of `incoming` records could overflow the memtable beside it. */
@@ -329,6 +335,8 @@ export class ShardRuntime {
    * as {@link placeBounds} does.
    */
   readonly msgIds = new Map<number, PartitionMsgIds>()
+  /** The memory of those filters, taken as they grow (a new one with each primary, as the filters). */
+  msgIdBudget: FilterBudget
   /** Integrity counters (see {@link IntegrityCounts}). */
   readonly integrity: IntegrityCounts = { tornViews: 0, corruptReads: 0, refreshFailures: 0 }
   /** Which handles answered reads (see {@link ServedCounts}). */
@@ -367,6 +375,7 @@ export class ShardRuntime {
     readonly mode: 'writer' | 'reader' = 'writer',
   ) {
     this.recent = mode === 'writer' && limits.recentWritesBytes > 0 ? new RecentWrites(0, limits.recentWritesBytes) : undefined
+    this.msgIdBudget = new FilterBudget(limits.msgIdFilterBytes)
   }
 
   // ---- called by the machines' provided actions ----
@@ -388,6 +397,7 @@ export class ShardRuntime {
     // trust bounds from before (one seek per partition at its next write).
     this.placeBounds.clear()
     this.msgIds.clear()
+    this.msgIdBudget = new FilterBudget(this.limits.msgIdFilterBytes)
     this.seq = Math.max(this.seq, record.seq)
     this.ackSeq = Math.max(this.ackSeq, record.seq)
     // Another writer may have written while the directory was unlocked: only views that hold everything on disk now

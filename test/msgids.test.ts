@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { getManySettled, overriding } from '../src/engine.js'
 import type { MessageMeta } from '../src/index.js'
 import { decodeKey, idKeyOf } from '../src/keys.js'
-import { MsgIdFilter, PartitionMsgIds } from '../src/msgids.js'
+import { FilterBudget, MsgIdFilter, PartitionMsgIds } from '../src/msgids.js'
 import * as store from '../src/store.js'
 import { overridingHandles } from './support/engines.js'
 import { openHarness, shardStats, type Harness } from './support/harness.js'
@@ -70,7 +70,7 @@ describe('PartitionMsgIds', () => {
     await store.putMetas(handle, 3, metas('a', 0, 250), 1)
     // Another partition's keys are not this partition's.
     await store.putMetas(handle, 4, metas('b', 0, 10), 2)
-    const ids = new PartitionMsgIds(3, 100)
+    const ids = new PartitionMsgIds(3, undefined, 100)
     expect(ids.mayHold(key(3, 'never'))).toBe(true)
     await ids.step(handle)
     await ids.step(handle)
@@ -133,6 +133,34 @@ describe('PartitionMsgIds', () => {
   })
 })
 
+describe('FilterBudget', () => {
+  it('should give a partition a filter only while the filters of its shard fit, and drop one that outgrows them', async () => {
+    const handle = await fresh()
+    // Room for two first stages (2 KiB each), not for a second stage (8 KiB).
+    const budget = new FilterBudget(5 * 1024)
+    const a = new PartitionMsgIds(1, budget)
+    const b = new PartitionMsgIds(2, budget)
+    const c = new PartitionMsgIds(3, budget)
+    expect([a.filtered, b.filtered, c.filtered]).toEqual([true, true, false])
+    expect(budget.used).toBe(4 * 1024)
+    // Without a filter: never complete, every msgId may be held, and nothing to learn.
+    await c.step(handle)
+    expect(c.complete).toBe(false)
+    expect(c.mayHold(key(3, 'x'))).toBe(true)
+    await a.step(handle)
+    expect(a.complete).toBe(true)
+    expect(a.mayHold(key(1, 'x'))).toBe(false)
+    // The 1,025th msgId needs a second stage, which does not fit: the filter goes, and its memory comes back.
+    for (let i = 0; i < 1_025; i++) a.add(key(1, `k${i}`))
+    expect(a.filtered).toBe(false)
+    expect(a.complete).toBe(false)
+    expect(a.mayHold(key(1, 'x'))).toBe(true)
+    expect(budget.used).toBe(2 * 1024)
+    // Given back, it fits another partition.
+    expect(new PartitionMsgIds(4, budget).filtered).toBe(true)
+  })
+})
+
 describe('writes through the index', () => {
   /** The by-id keys each MultiGet of a primary looked up, per call. */
   const lookedUp: string[][] = []
@@ -160,7 +188,7 @@ describe('writes through the index', () => {
     h = await openHarness({}, counting)
     expect(await lookupsOf(metas('m', 0, 500))).toEqual([])
     // One partition's filter, learned at its first write (it was empty): the first stage, 1,024 msgIds' worth.
-    expect(shardStats(h, 't', 1).msgIdFilters).toEqual({ partitions: 1, learning: 0, bytes: 2 ** 14 / 8 })
+    expect(shardStats(h, 't', 1).msgIdFilters).toEqual({ partitions: 1, learning: 0, bytes: 2 ** 14 / 8, refused: 0 })
     expect(await lookupsOf(metas('m', 500, 1_000))).toEqual([])
     // m7 again at a new place: looked up (with at most a few new msgIds the filter cannot tell), and replaced.
     const looked = await lookupsOf([{ ...meta('m7', 7), segmentId: 1, offset: 7 }, ...metas('n', 0, 100, 9)])
@@ -178,6 +206,13 @@ describe('writes through the index', () => {
     expect(await h.index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 8 }, primary)).toBeUndefined()
     expect(await h.index.getByMsgId('t', 1, 'm8', primary)).toMatchObject({ segmentId: 2, offset: 8 })
     expect(await lookupsOf(metas('o', 0, 100, 10))).toEqual([])
+  })
+
+  it('should look up every msgId with writes.msgIdFilterBytes 0, and count the partition as refused', async () => {
+    h = await openHarness({ writes: { msgIdFilterBytes: 0 } }, counting)
+    expect(await lookupsOf(metas('m', 0, 10))).toHaveLength(10)
+    expect(await lookupsOf(metas('m', 10, 20))).toHaveLength(10)
+    expect(shardStats(h, 't', 1).msgIdFilters).toEqual({ partitions: 0, learning: 0, bytes: 0, refused: 1 })
   })
 
   it('should look up every msgId of a partition larger than a chunk until its scan ends, and replace throughout', async () => {

@@ -39,7 +39,7 @@ const measured: [string, Record<string, unknown>, string, string][] = [
     '{ shard: 4 } (silently ignored)',
     { shard: 4 },
     'shard',
-    'shard: unknown option (openIndex takes root, mode, freshness, shards, readers, supervision, queues, requestTimeoutMs, rocksdb, maxConcurrentOpens, maintenanceIntervalMs, closeTimeoutMs, clock, random, engine, inspect)',
+    'shard: unknown option (openIndex takes root, mode, freshness, shards, readers, supervision, writes, queues, requestTimeoutMs, rocksdb, maxConcurrentOpens, maintenanceIntervalMs, closeTimeoutMs, clock, random, engine, inspect)',
   ],
 ]
 
@@ -139,6 +139,7 @@ describe('options', () => {
     const r = resolveOptions({ root: 'r' })
     expect(r.policy).toEqual({ primary: defaults.primarySpec, readers: { ...defaults.readerSpec, min: defaults.readerPool.min, max: defaults.readerPool.max } })
     expect(r.freshness).toEqual(defaults.freshness)
+    expect(r.writes).toEqual(defaults.writes)
     expect(r.rocksdb).toEqual({ primary: defaults.primaryRocksdb, reader: defaults.readerRocksdb })
     // Each child spec can escalate: its fastest maxRestarts + 1 restarts fit in the window.
     for (const spec of [defaults.primarySpec, defaults.readerSpec]) expect(fastestEscalationMs(spec)).toBeLessThan(spec.intensity.withinMs)
@@ -153,6 +154,22 @@ describe('options', () => {
     )
     // A temporary child is never restarted: its intensity does not matter.
     expect(resolveOptions({ root: 'r', supervision: { readers: { restart: 'temporary', intensity: { maxRestarts: 20 } } } }).policy.readers.restart).toBe('temporary')
+  })
+
+  it('should take writes.msgIdFilterBytes in [0, 1 GiB] only, naming it', () => {
+    const error = (writes: unknown): InvalidInput | undefined => {
+      try {
+        resolveOptions({ root: 'r', writes } as IndexOptions)
+      } catch (e) {
+        return e as InvalidInput
+      }
+      return undefined
+    }
+    for (const bad of [-1, GiB + 1, 0.5, '64MiB', null]) expect(error({ msgIdFilterBytes: bad })?.field).toBe('writes.msgIdFilterBytes')
+    expect(error({ filterBytes: 1 })?.field).toBe('writes.filterBytes')
+    expect(error({ msgIdFilterBytes: -1 })?.message).toBe('writes.msgIdFilterBytes: expected an integer in [0, 1073741824], got -1')
+    expect(resolveOptions({ root: 'r', writes: { msgIdFilterBytes: 0 } }).writes).toEqual({ msgIdFilterBytes: 0 })
+    expect(resolveOptions({ root: 'r', writes: { msgIdFilterBytes: GiB } }).writes).toEqual({ msgIdFilterBytes: GiB })
   })
 
   it('should blame the option the caller set when two disagree', () => {
