@@ -142,7 +142,7 @@ export class MsgIdFilter {
 }
 
 /** Keys of the by-id view one write to a partition scans at most while its filter is being learned. */
-export const scanChunk = 16_384
+export const scanChunk = 4_096
 
 /**
  * The memory the filters of one shard may take together (`writes.msgIdFilterBytes`). A partition whose filter

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { getManySettled, overriding } from '../src/engine.js'
 import type { MessageMeta } from '../src/index.js'
 import { decodeKey, idKeyOf } from '../src/keys.js'
-import { FilterBudget, MsgIdFilter, PartitionMsgIds } from '../src/msgids.js'
+import { FilterBudget, MsgIdFilter, PartitionMsgIds, scanChunk } from '../src/msgids.js'
 import * as store from '../src/store.js'
 import { overridingHandles } from './support/engines.js'
 import { openHarness, shardStats, type Harness } from './support/harness.js'
@@ -217,15 +217,16 @@ describe('writes through the index', () => {
 
   it('should look up every msgId of a partition larger than a chunk until its scan ends, and replace throughout', async () => {
     h = await openHarness({}, counting)
-    expect(await lookupsOf(metas('m', 0, 40_000))).toEqual([])
+    expect(await lookupsOf(metas('m', 0, 2.5 * scanChunk))).toEqual([])
     const n = h.events.length
     expect(h.index.faults.crash('t', 1, 'primary')).toBe(1)
     await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
     await h.clock.advance(60_000)
-    // 40,000 msgIds are 3 chunks of 16,384: the first two writes after the restart look up all their msgIds, each
-    // replacing one from the end of the partition (not scanned yet); the third's scan ends, and it looks up only
-    // its msgId written before (and the few new ones the filter cannot tell).
-    for (const [k, id] of [[0, 'm39999'], [1, 'm39998'], [2, 'm39997']] as const) {
+    // 10,240 msgIds are 2.5 chunks of 4,096: the first two writes after the restart look up all their msgIds, each
+    // replacing one from the end of the partition in key order (not scanned yet); the third's scan ends, and it
+    // looks up only its msgId written before (and the few new ones the filter cannot tell).
+    expect(scanChunk).toBe(4_096)
+    for (const [k, id] of [[0, 'm9999'], [1, 'm9998'], [2, 'm9997']] as const) {
       const looked = await lookupsOf([{ ...meta(id, 0), segmentId: 5, offset: k }, ...metas(`new${k}-`, 0, 50, 20 + k)])
       expect(looked).toContain(id)
       if (k < 2) expect(looked).toHaveLength(51)
