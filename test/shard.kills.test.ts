@@ -1,0 +1,110 @@
+/**
+ * The edges of the write path of src/shard.ts (the write queue and the primary's flushes beside it) that the
+ * freshness suites reach only loosely, found by mutation testing (TESTING.md, "Mutation testing"), on real RocksDB
+ * with a ManualClock: the exact age at which the time trigger flushes (counted from the first record unflushed),
+ * the exact room a write finds beside a running flush, a write that timed out waiting for a flush, and the byte
+ * trigger (which only retention reaches before the record trigger: each deleted meta counts 3 tombstones of 1,100
+ * bytes, src/index.ts).
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { Timeout, type MessageMeta } from '../src/index.js'
+import { overridingHandles } from './support/engines.js'
+import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
+
+const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n, segmentId: 0, offset: n, msgLen: 10 })
+const metas = (from: number, n: number): MessageMeta[] => Array.from({ length: n }, (_, i) => meta(from + i))
+const primary = { consistency: 'primary' } as const
+
+/** The primary's flushes wait while `held`, until released. */
+const gate = { held: false, waiting: [] as (() => void)[] }
+const release = (): void => {
+  gate.held = false
+  for (const go of gate.waiting.splice(0)) go()
+}
+const holdingFlushes = overridingHandles({
+  primary: (handle) => ({
+    flush: async () => {
+      if (gate.held) await new Promise<void>((resolve) => gate.waiting.push(resolve))
+      return handle.flush()
+    },
+  }),
+})
+
+let h: Harness | undefined
+afterEach(async () => {
+  release()
+  await h?.dispose()
+  h = undefined
+})
+const flushes = () => shardStats(h!, 't', 1).flushes
+
+describe('the time trigger', () => {
+  it('should flush once the first record written since the last flush is exactly flushIntervalMs old', async () => {
+    // Maintenance every second from the clock's start; records enough never to reach the size trigger.
+    h = await openHarness({ readers: { min: 0 }, maintenanceIntervalMs: 1_000, freshness: { flushIntervalMs: 5_000, flushEveryRecords: 3_000 } })
+    await h.index.batchPut('t', 1, metas(0, 1))
+    await h.clock.advance(3_000)
+    // A later write does not make the memtable younger.
+    await h.index.batchPut('t', 1, metas(1, 1))
+    await h.clock.advance(1_999)
+    // Behind any flush the maintenance queued.
+    await h.index.batchPut('t', 1, metas(2, 1))
+    expect(flushes()).toEqual({ done: 0, running: false, writesWaiting: 0 })
+    await h.clock.advance(1)
+    await waitFor(() => flushes().done === 1)
+  })
+})
+
+describe('writes beside a running flush', () => {
+  it('should let a write go on that brings the memtables to exactly twice the trigger, and hold the next', async () => {
+    h = await openHarness({ readers: { min: 0 }, freshness: { flushEveryRecords: 30 } }, holdingFlushes)
+    gate.held = true
+    await h.index.batchPut('t', 1, metas(0, 10)) // 30 records: the flush begins, and waits
+    expect(flushes().running).toBe(true)
+    await h.index.batchPut('t', 1, metas(10, 9)) // 27 records beside it
+    // 30 + 27 + 3 records: twice the trigger, not more.
+    const [at60] = await Promise.all([h.index.batchPut('t', 1, metas(19, 1), { timeoutMs: 1_000 }).catch((e: unknown) => e), h.clock.advance(1_000)])
+    expect(at60).not.toBeInstanceOf(Error)
+    const [at63] = await Promise.all([h.index.batchPut('t', 1, metas(20, 1), { timeoutMs: 1_000 }).catch((e: unknown) => e), h.clock.advance(1_000)])
+    expect(at63).toBeInstanceOf(Timeout)
+    expect(flushes()).toEqual({ done: 0, running: true, writesWaiting: 1 })
+  })
+
+  it('should never apply a write that timed out waiting for the flush, once the flush ends', async () => {
+    h = await openHarness({ readers: { min: 0 }, freshness: { flushEveryRecords: 30 } }, holdingFlushes)
+    gate.held = true
+    await h.index.batchPut('t', 1, metas(0, 10))
+    await h.index.batchPut('t', 1, metas(10, 10)) // the triggers again beside the flush
+    const [late] = await Promise.all([h.index.batchPut('t', 1, metas(20, 1), { timeoutMs: 1_000 }).catch((e: unknown) => e), h.clock.advance(1_000)])
+    expect(late).toBeInstanceOf(Timeout)
+    release()
+    await waitFor(() => flushes().done === 1)
+    // Queued behind the timed-out write.
+    await h.index.batchPut('t', 1, metas(21, 1))
+    expect(await h.index.getByMsgId('t', 1, 'm21', primary)).toEqual(meta(21))
+    expect(await h.index.getByMsgId('t', 1, 'm20', primary)).toBeUndefined()
+    expect(flushes().writesWaiting).toBe(0)
+  })
+})
+
+describe('the byte trigger', () => {
+  it('should begin a flush once exactly flushEveryBytes were written, and hold a write once twice that stands beside it', async () => {
+    // flushEveryBytes is a quarter of the memtable: 66,000 bytes, 20 deleted metas' tombstones (60 records, under
+    // the record trigger of 64).
+    h = await openHarness({ readers: { min: 0 }, rocksdb: { primary: { writeBufferSize: 264_000 } }, freshness: { flushEveryRecords: 64 } }, holdingFlushes)
+    await h.index.batchPut('t', 1, metas(0, 20))
+    await h.index.batchPut('t', 1, metas(20, 20)) // 120 records: a flush, which leaves nothing unflushed
+    await waitFor(() => flushes().done === 1)
+    gate.held = true
+    expect((await h.index.deleteBefore('t', 1, 1_020)).deleted).toBe(20)
+    expect(flushes()).toEqual({ done: 1, running: true, writesWaiting: 0 })
+    // Beside it, one deleted meta at a time: the 20th brings the bytes switched out and beside the flush to twice
+    // the trigger (132,000), the records to 60 + 60 + 3 of the 128 allowed.
+    for (let k = 1; k < 20; k++) expect((await h.index.deleteBefore('t', 1, 1_020 + k)).deleted).toBe(1)
+    const last = h.index.deleteBefore('t', 1, 1_040)
+    await waitFor(() => flushes().writesWaiting === 1)
+    release()
+    expect((await last).deleted).toBe(1)
+    await waitFor(() => flushes().done === 2)
+  })
+})
