@@ -1,8 +1,9 @@
 /**
  * The edges of src/msgids.ts that test/msgids.test.ts reaches only loosely, found by mutation testing (TESTING.md,
  * "Mutation testing"): how often a first stage wrongly says "may hold" (its probes), the key at which the next stage
- * begins, and exactly when retention makes a partition's filter learn its view again (half of what it holds, not
- * while it still learns), sized for what is left, its counts starting over. Real RocksDB in temp dirs.
+ * begins, that a learned filter reads no more, and exactly when retention makes a partition's filter learn its view
+ * again (half of what it holds, not while it still learns), sized for what is left, its counts starting over. Real
+ * RocksDB in temp dirs.
  */
 import { describe, expect, it } from 'vitest'
 import type { MessageMeta } from '../src/index.js'
@@ -50,6 +51,10 @@ describe('PartitionMsgIds and retention', () => {
     // Still learning: retention never restarts the scan under way (what it removed counts all the same).
     ids.removed(70_000)
     expect(ids.size.scanned).toBe(scanChunk)
+    await ids.step(handle)
+    expect(ids.complete).toBe(true)
+    expect(ids.size.scanned).toBe(kept)
+    // Complete: a further step (every write takes one) reads nothing.
     await ids.step(handle)
     expect(ids.complete).toBe(true)
     expect(ids.size.scanned).toBe(kept)

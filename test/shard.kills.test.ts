@@ -2,12 +2,13 @@
  * The edges of the write path of src/shard.ts (the write queue and the primary's flushes beside it) that the
  * freshness suites reach only loosely, found by mutation testing (TESTING.md, "Mutation testing"), on real RocksDB
  * with a ManualClock: the exact age at which the time trigger flushes (counted from the first record unflushed),
- * the exact room a write finds beside a running flush, a write that timed out waiting for a flush, and the byte
- * trigger (which only retention reaches before the record trigger: each deleted meta counts 3 tombstones of 1,100
- * bytes, src/index.ts).
+ * the exact room a write finds beside a running flush, a write that timed out waiting for a flush (and how many
+ * wait), the errors of a full write queue and of a write that waited its turn too long, a write whose deadline
+ * passed while RocksDB wrote its batch, and the byte trigger (which only retention reaches before the record
+ * trigger: each deleted meta counts 3 tombstones of 1,100 bytes, src/index.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { Timeout, type MessageMeta } from '../src/index.js'
+import { Overloaded, Timeout, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
 import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
 
@@ -15,10 +16,10 @@ const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n
 const metas = (from: number, n: number): MessageMeta[] => Array.from({ length: n }, (_, i) => meta(from + i))
 const primary = { consistency: 'primary' } as const
 
-/** The primary's flushes wait while `held`, until released. */
-const gate = { held: false, waiting: [] as (() => void)[] }
+/** The primary's flushes wait while `held`, its writes while `writesHeld`, until released. */
+const gate = { held: false, writesHeld: false, waiting: [] as (() => void)[] }
 const release = (): void => {
-  gate.held = false
+  gate.held = gate.writesHeld = false
   for (const go of gate.waiting.splice(0)) go()
 }
 const holdingFlushes = overridingHandles({
@@ -26,6 +27,10 @@ const holdingFlushes = overridingHandles({
     flush: async () => {
       if (gate.held) await new Promise<void>((resolve) => gate.waiting.push(resolve))
       return handle.flush()
+    },
+    write: async (ops) => {
+      if (gate.writesHeld) await new Promise<void>((resolve) => gate.waiting.push(resolve))
+      return handle.write(ops)
     },
   }),
 })
@@ -84,6 +89,38 @@ describe('writes beside a running flush', () => {
     expect(await h.index.getByMsgId('t', 1, 'm21', primary)).toEqual(meta(21))
     expect(await h.index.getByMsgId('t', 1, 'm20', primary)).toBeUndefined()
     expect(flushes().writesWaiting).toBe(0)
+  })
+})
+
+describe('the write queue', () => {
+  it('should refuse a write with Overloaded once maxPendingWrites wait, and time out a write waiting its turn, each saying so', async () => {
+    h = await openHarness({ readers: { min: 0 }, queues: { maxPendingWrites: 2 }, freshness: { flushEveryRecords: 30 } }, holdingFlushes)
+    gate.held = true
+    await h.index.batchPut('t', 1, metas(0, 10))
+    await h.index.batchPut('t', 1, metas(10, 10)) // the triggers again beside the flush: the next writes wait
+    const first = h.index.batchPut('t', 1, metas(20, 1))
+    const second = h.index.batchPut('t', 1, metas(21, 1), { timeoutMs: 1_000 }).catch((e: unknown) => e)
+    const refused = await h.index.batchPut('t', 1, metas(22, 1)).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(Overloaded)
+    expect((refused as Overloaded).message).toBe(`shard ${h.shardId('t', 1)}: 2 writes already pending`)
+    // The second waited behind the first, which waits for the flush.
+    await h.clock.advance(1_000)
+    expect(((await second) as Timeout).message).toBe(`request on shard ${h.shardId('t', 1)} waited 1000 ms for its turn in the write queue of shard ${h.shardId('t', 1)} (1 writes ahead); it did not run`)
+    release()
+    await first
+    expect(await h.index.getByMsgId('t', 1, 'm21', primary)).toBeUndefined()
+    expect(await h.index.getByMsgId('t', 1, 'm22', primary)).toBeUndefined()
+  })
+  it('should finish a write whose batch reached RocksDB before its deadline passed, however long RocksDB takes', async () => {
+    h = await openHarness({ readers: { min: 0 } }, holdingFlushes)
+    await h.index.batchPut('t', 1, metas(0, 1)) // the primary is open
+    gate.writesHeld = true
+    const write = h.index.batchPut('t', 1, metas(1, 1), { timeoutMs: 1_000 }).catch((e: unknown) => e)
+    await waitFor(() => gate.waiting.length === 1)
+    await h.clock.advance(5_000)
+    release()
+    expect(await write).not.toBeInstanceOf(Error)
+    expect(await h.index.getByMsgId('t', 1, 'm1', primary)).toEqual(meta(1))
   })
 })
 
