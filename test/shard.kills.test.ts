@@ -1,11 +1,11 @@
 /**
  * The edges of the write path of src/shard.ts (the write queue and the primary's flushes beside it) that the
  * freshness suites reach only loosely, found by mutation testing (TESTING.md, "Mutation testing"), on real RocksDB
- * with a ManualClock: the exact age at which the time trigger flushes (counted from the first record unflushed),
- * the exact room a write finds beside a running flush, a write that timed out waiting for a flush (and how many
- * wait), the errors of a full write queue and of a write that waited its turn too long, a write whose deadline
- * passed while RocksDB wrote its batch, and the byte trigger (which only retention reaches before the record
- * trigger: each deleted meta counts 3 tombstones of 1,100 bytes, src/index.ts).
+ * with a ManualClock: the exact age at which the time trigger flushes (counted from the first record unflushed) and
+ * the failure of its batch of a solid epoch, the exact room a write finds beside a running flush, a write that timed
+ * out waiting for a flush (and how many wait), the errors of a full write queue and of a write that waited its turn
+ * too long, a write whose deadline passed while RocksDB wrote its batch, and the byte trigger (which only retention
+ * reaches before the record trigger: each deleted meta counts 3 tombstones of 1,100 bytes, src/index.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { Overloaded, Timeout, type MessageMeta } from '../src/index.js'
@@ -57,6 +57,20 @@ describe('the time trigger', () => {
     expect(flushes()).toEqual({ done: 0, running: false, writesWaiting: 0 })
     await h.clock.advance(1)
     await waitFor(() => flushes().done === 1)
+  })
+  it('should restart the primary whose batch of the sequence and a solid epoch, written by the time trigger, fails', async () => {
+    h = await openHarness({ readers: { min: 0 }, maintenanceIntervalMs: 1_000, freshness: { flushIntervalMs: 1_000, flushEveryRecords: 30 } }, holdingFlushes)
+    gate.held = true
+    await h.index.batchPut('t', 1, metas(0, 10)) // 30 records: a flush begins, and waits
+    await h.index.batchPut('t', 1, metas(10, 1)) // beside it: a boundary batch, all that is unflushed once it ends
+    release()
+    await waitFor(() => flushes().done === 1)
+    // The time trigger writes a batch of the sequence and a solid epoch before it flushes: that write fails.
+    h.faults.failNext('write', 1, { role: 'primary' })
+    const n = h.events.length
+    await h.clock.advance(1_000)
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    expect(flushes()).toMatchObject({ done: 1, running: false })
   })
 })
 
