@@ -2,13 +2,14 @@
  * The edges of the write path of src/shard.ts (the write queue and the primary's flushes beside it) that the
  * freshness suites reach only loosely, found by mutation testing (TESTING.md, "Mutation testing"), on real RocksDB
  * with a ManualClock: the exact age at which the time trigger flushes (counted from the first record unflushed) and
- * the failure of its batch of a solid epoch, the exact room a write finds beside a running flush, a write that timed
- * out waiting for a flush (and how many wait), the errors of a full write queue and of a write that waited its turn
- * too long, a write whose deadline passed while RocksDB wrote its batch, and the byte trigger (which only retention
- * reaches before the record trigger: each deleted meta counts 3 tombstones of 1,100 bytes, src/index.ts).
+ * the failure of its batch of a solid epoch, a failed flush, the exact room a write finds beside a running flush, a
+ * write that timed out waiting for a flush (and how many wait), the errors of a full write queue and of a write that
+ * waited its turn too long, a write whose deadline passed while RocksDB wrote its batch, and the byte trigger (which
+ * only retention reaches before the record trigger: each deleted meta counts 3 tombstones of 1,100 bytes,
+ * src/index.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { Overloaded, Timeout, type MessageMeta } from '../src/index.js'
+import { Overloaded, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
 import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
 
@@ -16,15 +17,16 @@ const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n
 const metas = (from: number, n: number): MessageMeta[] => Array.from({ length: n }, (_, i) => meta(from + i))
 const primary = { consistency: 'primary' } as const
 
-/** The primary's flushes wait while `held`, its writes while `writesHeld`, until released. */
-const gate = { held: false, writesHeld: false, waiting: [] as (() => void)[] }
+/** The primary's flushes wait while `held` (or fail while `failFlush`), its writes while `writesHeld`, until released. */
+const gate = { held: false, writesHeld: false, failFlush: false, waiting: [] as (() => void)[] }
 const release = (): void => {
-  gate.held = gate.writesHeld = false
+  gate.held = gate.writesHeld = gate.failFlush = false
   for (const go of gate.waiting.splice(0)) go()
 }
 const holdingFlushes = overridingHandles({
-  primary: (handle) => ({
+  primary: (handle, path) => ({
     flush: async () => {
+      if (gate.failFlush) throw new StorageFailure({ reason: 'io', path, message: `flush failed in ${path}` })
       if (gate.held) await new Promise<void>((resolve) => gate.waiting.push(resolve))
       return handle.flush()
     },
@@ -71,6 +73,14 @@ describe('the time trigger', () => {
     await h.clock.advance(1_000)
     await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
     expect(flushes()).toMatchObject({ done: 1, running: false })
+  })
+  it('should restart the primary whose flush fails', async () => {
+    h = await openHarness({ readers: { min: 0 }, freshness: { flushEveryRecords: 30 } }, holdingFlushes)
+    gate.failFlush = true
+    const n = h.events.length
+    await h.index.batchPut('t', 1, metas(0, 10)) // 30 records: the flush begins, and fails
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    expect(flushes().running).toBe(false)
   })
 })
 
