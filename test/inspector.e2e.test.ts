@@ -96,6 +96,8 @@ describe('the inspector page in headless Chromium', () => {
     expect(name).toBe(`shard ${index.locate(topic, partition).shard} of ${topic}`)
     // The primary's flushes: how many ended (the time trigger may have flushed the 100 metas), and one running.
     expect(await page.textContent(`.shard[data-shard="${shard}"] [data-role="flushes"]`)).toMatch(/^[0-9,]+( \(one running(, \d+ writes wait)?\))?$/)
+    // The msgId filter of the partition written: one, learned at its first write (it was empty), 2 KiB.
+    expect(await page.textContent(`.shard[data-shard="${shard}"] [data-role="msgid-filters"]`)).toBe('1 · 2.0 KiB')
     expect(await page.textContent('#summary')).toContain(root)
   })
 

@@ -6,6 +6,7 @@
  */
 import type { AnyActorRef, InspectionEvent } from 'xstate'
 import type { Index, LifecycleEvent } from '../index.js'
+import type { ShardStats } from '../runtime.js'
 
 /** One actor of the tree, as the page draws it. */
 export interface ActorNode {
@@ -41,6 +42,8 @@ export interface ShardView {
   readonly sequence: number
   /** The primary's flushes: ended, one running now, writes waiting for it (see `ShardStats.flushes`). */
   readonly flushes: { readonly done: number; readonly running: boolean; readonly writesWaiting: number }
+  /** The msgId filters of the partitions written (see `ShardStats.msgIdFilters`). */
+  readonly msgIdFilters: ShardStats['msgIdFilters']
   readonly integrity: { readonly tornViews: number; readonly corruptReads: number; readonly refreshFailures: number }
   readonly cause?: string
 }
@@ -211,6 +214,7 @@ export class InspectorHub {
           queues: s.queues,
           sequence: Math.max(s.sequence, ...s.views.map((v) => v.sequence)),
           flushes: s.flushes,
+          msgIdFilters: s.msgIdFilters,
           integrity: s.integrity,
           ...(s.cause === undefined ? {} : { cause: `${s.cause.reason}: ${s.cause.message}` }),
         }

@@ -16,6 +16,7 @@
     return p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + '.' + p(d.getMilliseconds(), 3)
   }
   function age(ms) { return ms < 1000 ? ms + ' ms' : (ms / 1000).toFixed(1) + ' s' }
+  function size(b) { return b < 1024 ? b + ' B' : b < 1048576 ? (b / 1024).toFixed(1) + ' KiB' : (b / 1048576).toFixed(1) + ' MiB' }
 
   /** The colour class of a state: serving / busy / bad / off. */
   function tone(state, status) {
@@ -86,7 +87,10 @@
       '<span>queued w / r</span><b>' + s.queues.pendingWrites + ' / ' + s.queues.pendingReads + '</b>' +
       '<span>in flight</span><b>' + s.queues.inflight + '</b>' +
       '<span>flushes</span><b data-role="flushes">' + num(s.flushes.done) +
-      (s.flushes.running ? ' (one running' + (s.flushes.writesWaiting > 0 ? ', ' + s.flushes.writesWaiting + ' writes wait' : '') + ')' : '') + '</b></div>' : ''
+      (s.flushes.running ? ' (one running' + (s.flushes.writesWaiting > 0 ? ', ' + s.flushes.writesWaiting + ' writes wait' : '') + ')' : '') + '</b>' +
+      '<span title="partitions whose writes look up only the msgIds they may hold">msgId filters</span><b data-role="msgid-filters">' + num(s.msgIdFilters.partitions) +
+      (s.msgIdFilters.learning ? ' (' + s.msgIdFilters.learning + ' learning)' : '') + (s.msgIdFilters.refused ? ', ' + s.msgIdFilters.refused + ' without' : '') +
+      ' · ' + size(s.msgIdFilters.bytes) + '</b></div>' : ''
     var cause = s && s.cause ? '<div class="cause">' + esc(s.cause) + '</div>' : ''
     var children = (node.children || []).map(function (c) { return chip(c, node) }).join('') + ghostChips(node)
     return '<div class="shard actor' + sel + bad + '" data-key="' + esc(node.key) + '" data-machine="shard" data-shard="' + esc(node.id) + '" data-state="' + esc(node.state) + '">' +
