@@ -4,7 +4,8 @@
  * with a ManualClock: the exact age at which the time trigger flushes (counted from the first record unflushed) and
  * the failure of its batch of a solid epoch, a failed flush, the exact room a write finds beside a running flush, a
  * write that timed out waiting for a flush (and how many wait), the errors of a full write queue and of a write that
- * waited its turn too long, a write whose deadline passed while RocksDB wrote its batch, and the byte trigger (which
+ * waited its turn too long, a write RocksDB refuses for good (failed at once, the primary kept: only a full disk
+ * reopens it), a write whose deadline passed while RocksDB wrote its batch, and the byte trigger (which
  * only retention reaches before the record trigger: each deleted meta counts 3 tombstones of 1,100 bytes,
  * src/index.ts).
  */
@@ -135,6 +136,22 @@ describe('the write queue', () => {
     expect(await h.index.getByMsgId('t', 1, 'm21', primary)).toBeUndefined()
     expect(await h.index.getByMsgId('t', 1, 'm22', primary)).toBeUndefined()
   })
+  it('should fail a write that RocksDB refuses for good (not a full disk) at once, keeping the primary', async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    await h.index.batchPut('t', 1, metas(0, 1))
+    for (const reason of ['corruption', 'permission', 'read-only'] as const) {
+      h.faults.failNext('write', 1, { role: 'primary' }, { reason })
+      const error = await h.index.batchPut('t', 1, metas(1, 1)).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(StorageFailure)
+      expect(error).toMatchObject({ reason })
+      // Not retried, and the primary was not failed: no restart, and the next write goes through on it at once.
+      expect(shardStats(h, 't', 1)).toMatchObject({ state: 'running', primary: 'ready', restarts: { primary: 0 } })
+      await h.index.batchPut('t', 1, metas(2, 1))
+    }
+    expect(h.faults.opened.primary).toBe(1)
+    expect(await h.index.getByMsgId('t', 1, 'm1', primary)).toBeUndefined()
+  })
+
   it('should finish a write whose batch reached RocksDB before its deadline passed, however long RocksDB takes', async () => {
     h = await openHarness({ readers: { min: 0 } }, holdingFlushes)
     await h.index.batchPut('t', 1, metas(0, 1)) // the primary is open
