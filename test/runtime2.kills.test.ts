@@ -1,7 +1,8 @@
 /**
  * More edges of src/runtime.ts's `#openLease` found by mutation testing (TESTING.md, "Mutation testing", run R), on
  * real RocksDB with a ManualClock: which role creates the topic directory (a primary does, with its TOPIC file; a
- * reader-mode index creates nothing), and which RocksDB settings each role opens with.
+ * reader-mode index creates nothing), which RocksDB settings each role opens with, and that a primary's open refused
+ * for permission gives up at once.
  */
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -69,5 +70,18 @@ describe('the RocksDB settings of an open', () => {
     expect(readers.length).toBeGreaterThan(0)
     for (const o of primary) expect(o).toMatchObject({ maxOpenFiles: 10_000, maxBackgroundJobs: 3, maxWriteBufferNumber: 4 })
     for (const o of readers) expect(o).toMatchObject({ maxOpenFiles: -1, maxBackgroundJobs: 1, maxWriteBufferNumber: 2, createIfMissing: false })
+  })
+})
+
+describe('a RocksDB open refused for permission', () => {
+  it('should give up on the primary at once, with the cause, not restart it', async () => {
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 100, jitter: 0 } } } })
+    h.faults.failNext('open', 1, { role: 'primary' }, { reason: 'permission' })
+    const write = h.index.batchPut('t', 1, [meta(1)]).catch((e: unknown) => e)
+    // The clock stands still: a primary restarted under backoff would never get here (bounded wait).
+    await waitFor(() => h!.events.some((e) => e.type === 'failed' && e.actor === 'shard'), 2_000)
+    expect(await write).toMatchObject({ cause: { reason: 'permission' } })
+    expect(h.events.filter((e) => e.type === 'restarted')).toEqual([])
+    expect(h.index.stats().shards.find((s) => s.id === h!.shardId('t', 1))).toMatchObject({ state: 'failed', restarts: { primary: 0 }, cause: { reason: 'permission' } })
   })
 })
