@@ -1,8 +1,9 @@
 /**
  * More edges of src/runtime.ts's `#openLease` found by mutation testing (TESTING.md, "Mutation testing", run R), on
  * real RocksDB with a ManualClock: which role creates the topic directory (a primary does, with its TOPIC file; a
- * reader-mode index creates nothing), which RocksDB settings each role opens with, and that a primary's open refused
- * for permission gives up at once.
+ * reader-mode index creates nothing), which RocksDB settings each role opens with, that a primary's open refused
+ * for permission gives up at once, and how an open that meets a missing file is retried (a reader's at once, 8 in a
+ * row at most; a primary's under backoff).
  */
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -85,3 +86,40 @@ describe('a RocksDB open refused for permission', () => {
     expect(h.index.stats().shards.find((s) => s.id === h!.shardId('t', 1))).toMatchObject({ state: 'failed', restarts: { primary: 0 }, cause: { reason: 'permission' } })
   })
 })
+
+describe("an open that meets a file RocksDB's listing named but a flush deleted (reason missing)", () => {
+  it("should open a reader again at once, up to 8 opens in a row, then fail it", async () => {
+    h = await openHarness({ readers: { min: 1, max: 1, placement: 'in-process' }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    expect(await h.index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    // 7 in a row: the 8th open serves, and the reader never failed.
+    const before = h.faults.injected.open
+    h.faults.failNext('open', 7, { role: 'reader' }, { reason: 'missing' })
+    h.index.faults.crash('t', 1, 'readers')
+    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'reader-1'), 2_000)
+    await h.clock.advance(100)
+    await waitFor(() => h!.faults.injected.open === before + 7 && shardStats().readers.serving === 1, 2_000)
+    expect(h.events.filter((e) => e.type === 'failed' && e.actor === 'reader-2')).toEqual([])
+    // 8 in a row: the open fails with the 8th, and the reader restarts under backoff (the clock stands still).
+    h.faults.failNext('open', 8, { role: 'reader' }, { reason: 'missing' })
+    h.index.faults.crash('t', 1, 'readers')
+    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'reader-2'), 2_000)
+    await h.clock.advance(1_000)
+    await waitFor(() => h!.events.some((e) => e.type === 'failed' && e.actor === 'reader-3'), 2_000)
+    expect(h.events.find((e) => e.type === 'failed' && e.actor === 'reader-3')?.detail).toContain('(missing)')
+    expect(h.faults.injected.open).toBe(before + 15)
+  })
+
+  it('should restart a primary under backoff, not open it again at once', async () => {
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 100, jitter: 0 } } } })
+    h.faults.failNext('open', 1, { role: 'primary' }, { reason: 'missing' })
+    const write = h.index.batchPut('t', 1, [meta(1)], { timeoutMs: 3_600_000 })
+    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'primary'), 2_000)
+    expect(shardStats()).toMatchObject({ state: 'restarting', restarts: { primary: 1 } })
+    await h.clock.advance(100)
+    await write
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+})
+
+const shardStats = () => h!.index.stats().shards.find((s) => s.id === h!.shardId('t', 1))!
