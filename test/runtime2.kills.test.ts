@@ -38,6 +38,8 @@ describe('the topic directory', () => {
     const events: LifecycleEvent[] = []
     reader.subscribe((e) => events.push(e))
     expect(await reader.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    // A reader-mode shard has no primary ('absent'), and runs.
+    expect(reader.stats().shards.find((s) => s.id === h!.shardId('t', 1))).toMatchObject({ state: 'running', primary: 'none', readers: { serving: 1 } })
     await h.index.close()
     // The whole topic directory goes away; the reader's reopen finds no database, and creates nothing: a reader
     // checks a topic's TOPIC file, it never writes one.
