@@ -82,7 +82,7 @@ describe('a RocksDB open refused for permission', () => {
     h.faults.failNext('open', 1, { role: 'primary' }, { reason: 'permission' })
     const write = h.index.batchPut('t', 1, [meta(1)]).catch((e: unknown) => e)
     // The clock stands still: a primary restarted under backoff would never get here (bounded wait).
-    await waitFor(() => h!.events.some((e) => e.type === 'failed' && e.actor === 'shard'), 2_000)
+    await waitFor(() => h!.events.some((e) => e.type === 'failed' && e.actor === 'shard'))
     expect(await write).toMatchObject({ cause: { reason: 'permission' } })
     expect(h.events.filter((e) => e.type === 'restarted')).toEqual([])
     expect(h.index.stats().shards.find((s) => s.id === h!.shardId('t', 1))).toMatchObject({ state: 'failed', restarts: { primary: 0 }, cause: { reason: 'permission' } })
@@ -98,16 +98,16 @@ describe("an open that meets a file RocksDB's listing named but a flush deleted 
     const before = h.faults.injected.open
     h.faults.failNext('open', 7, { role: 'reader' }, { reason: 'missing' })
     h.index.faults.crash('t', 1, 'readers')
-    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'reader-1'), 2_000)
+    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'reader-1'))
     await h.clock.advance(100)
-    await waitFor(() => h!.faults.injected.open === before + 7 && shardStats().readers.serving === 1, 2_000)
+    await waitFor(() => h!.faults.injected.open === before + 7 && shardStats().readers.serving === 1)
     expect(h.events.filter((e) => e.type === 'failed' && e.actor === 'reader-2')).toEqual([])
     // 8 in a row: the open fails with the 8th, and the reader restarts under backoff (the clock stands still).
     h.faults.failNext('open', 8, { role: 'reader' }, { reason: 'missing' })
     h.index.faults.crash('t', 1, 'readers')
-    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'reader-2'), 2_000)
+    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'reader-2'))
     await h.clock.advance(1_000)
-    await waitFor(() => h!.events.some((e) => e.type === 'failed' && e.actor === 'reader-3'), 2_000)
+    await waitFor(() => h!.events.some((e) => e.type === 'failed' && e.actor === 'reader-3'))
     expect(h.events.find((e) => e.type === 'failed' && e.actor === 'reader-3')?.detail).toContain('(missing)')
     expect(h.faults.injected.open).toBe(before + 15)
   })
@@ -116,7 +116,7 @@ describe("an open that meets a file RocksDB's listing named but a flush deleted 
     h = await openHarness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 100, jitter: 0 } } } })
     h.faults.failNext('open', 1, { role: 'primary' }, { reason: 'missing' })
     const write = h.index.batchPut('t', 1, [meta(1)], { timeoutMs: 3_600_000 })
-    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'primary'), 2_000)
+    await waitFor(() => h!.events.some((e) => e.type === 'restarted' && e.actor === 'primary'))
     expect(shardStats()).toMatchObject({ state: 'restarting', restarts: { primary: 1 } })
     await h.clock.advance(100)
     await write
