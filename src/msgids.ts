@@ -38,33 +38,35 @@ const hashes = (key: Uint8Array): [number, number] => {
   return [a >>> 0, (b | 1) >>> 0]
 }
 
+/** Bits of the table of a stage of `capacity` keys: a power of two, at least {@link bitsPerKey} per key. */
+const tableBits = (capacity: number): number => {
+  let size = 32
+  while (size < capacity * bitsPerKey) size *= 2
+  return size
+}
+
 class Stage {
-  /** The bit table; `undefined` when `reserve` refused its memory. */
-  readonly bits: Uint32Array | undefined
+  readonly bits: Uint32Array
   readonly mask: number
   count = 0
   constructor(
     readonly capacity: number,
-    reserve: (bytes: number) => boolean,
+    size: number,
   ) {
-    let size = 32
-    while (size < capacity * bitsPerKey) size *= 2
-    this.bits = reserve(size / 8) ? new Uint32Array(size / 32) : undefined
+    this.bits = new Uint32Array(size / 32)
     this.mask = size - 1
   }
   add(h1: number, h2: number): void {
-    const bits = this.bits!
     for (let i = 0; i < probes; i++) {
       const bit = (h1 + Math.imul(i, h2)) & this.mask
-      bits[bit >>> 5]! |= 1 << (bit & 31)
+      this.bits[bit >>> 5]! |= 1 << (bit & 31)
     }
     this.count++
   }
   has(h1: number, h2: number): boolean {
-    const bits = this.bits!
     for (let i = 0; i < probes; i++) {
       const bit = (h1 + Math.imul(i, h2)) & this.mask
-      if ((bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false
+      if ((this.bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false
     }
     return true
   }
@@ -102,12 +104,14 @@ export class MsgIdFilter {
     return this.#full
   }
 
+  /** Adds a stage of `capacity` keys, or makes the filter {@link full} if its memory is refused. */
   #grow(capacity: number): Stage | undefined {
-    const stage = new Stage(capacity, this.reserve)
-    if (stage.bits === undefined) {
+    const size = tableBits(capacity)
+    if (!this.reserve(size / 8)) {
       this.#full = true
       return undefined
     }
+    const stage = new Stage(capacity, size)
     this.#stages.push(stage)
     return stage
   }
@@ -116,9 +120,10 @@ export class MsgIdFilter {
     if (this.#full) return
     const [h1, h2] = hashes(key)
     for (const s of this.#stages) if (s.has(h1, h2)) return
-    let last = this.#stages[this.#stages.length - 1]
-    if (last === undefined || last.count >= last.capacity) {
-      last = this.#grow(last === undefined ? firstCapacity : last.capacity * 4)
+    // Not full: the first stage was allocated.
+    let last: Stage | undefined = this.#stages[this.#stages.length - 1]!
+    if (last.count >= last.capacity) {
+      last = this.#grow(last.capacity * 4)
       if (last === undefined) return
     }
     last.add(h1, h2)
@@ -136,7 +141,7 @@ export class MsgIdFilter {
   /** Bytes of the filter's bit tables. */
   get bytes(): number {
     let n = 0
-    for (const s of this.#stages) n += s.bits!.byteLength
+    for (const s of this.#stages) n += s.bits.byteLength
     return n
   }
 }
