@@ -7,10 +7,9 @@
 //   per test nor sees covering anything, or build a million-meta fixture (time-range-scale, ~25 s per run), or run
 //   for a fixed wall time (stress). What they check in-process is covered by the other suites and the
 //   test/*.kills.test.ts files.
-// - Files run fast and targeted first. About half of the mutants are "static": they sit in the machines' definitions,
-//   which run when a module loads, so Stryker cannot tell which tests cover them and runs every test for each, stopping
-//   at the first failure. With the quick machine and policy suites first, most of those die within seconds instead
-//   of after the slowest files.
+// - Only the suites of the area under test run (scripts/mutation-areas.mjs, passed by stryker.config.mjs in
+//   ROCKVISOR_MUTATE_SUITES), in the order the area lists them: quick and targeted first. A mutant Stryker cannot
+//   attribute to a test ("static") reruns the area's suites until one fails, so the first ones should kill quickly.
 import { relative } from 'node:path'
 import { BaseSequencer, type TestSpecification } from 'vitest/node'
 import { defineConfig } from 'vitest/config'
@@ -26,43 +25,19 @@ export const slowFiles = [
   'test/time-range-scale.test.ts',
 ]
 
-/** Run first, in this order (quick, and aimed at the mutated files). Files not named run between these and `last`. */
-const first = [
-  /\.kills\.test\.ts$/,
-  /^test\/msgids\.test\.ts$/,
-  /^test\/machines\.test\.ts$/,
-  /^property-tests\/policy\.property\.test\.ts$/,
-  /^test\/supervision\.test\.ts$/,
-  /^property-tests\/keys\.property\.test\.ts$/,
-  /^test\/freshness\.test\.ts$/,
-  /^test\/coalescing\.test\.ts$/,
-  /^test\/engine\.test\.ts$/,
-  /^test\/bounds\.test\.ts$/,
-  /^test\/bad-input\.test\.ts$/,
-  /^test\/integrity\.test\.ts$/,
-]
-/** Run last, slowest at the end (seconds per file, measured). */
-const last = [
-  /^test\/seed\.test\.ts$/,
-  /^property-tests\/creation\.property\.test\.ts$/,
-  /^property-tests\/index\.model\.test\.ts$/,
-  /^test\/options\.test\.ts$/,
-  /^test\/failures\.test\.ts$/,
-  /^property-tests\/store\.model\.test\.ts$/,
-  /^test\/layout\.test\.ts$/,
-]
-
-const rank = (file: string): number => {
-  const f = first.findIndex((r) => r.test(file))
-  if (f >= 0) return f
-  const l = last.findIndex((r) => r.test(file))
-  return l >= 0 ? 1_000 + l : 500
+const listed = process.env.ROCKVISOR_MUTATE_SUITES
+if (listed === undefined || listed === '') {
+  throw new Error('vitest.stryker.config.ts is for `npm run mutate` only: ROCKVISOR_MUTATE_SUITES names the suites to run')
+}
+const suites = listed.split(',')
+for (const suite of suites) {
+  if (slowFiles.includes(suite)) throw new Error(`${suite} is too slow for mutation runs (vitest.stryker.config.ts)`)
 }
 
-class FastFirst extends BaseSequencer {
+class ListedOrder extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const key = (s: TestSpecification) => relative(s.project.config.root, s.moduleId).split('\\').join('/')
-    return [...files].sort((a, b) => rank(key(a)) - rank(key(b)) || (key(a) < key(b) ? -1 : 1))
+    return [...files].sort((a, b) => suites.indexOf(key(a)) - suites.indexOf(key(b)))
   }
 }
 
@@ -73,8 +48,8 @@ const { setupFiles: _transitionCoverage, ...test } = base.test ?? {}
 export default defineConfig({
   test: {
     ...test,
-    exclude: ['**/node_modules/**', ...slowFiles],
+    include: suites,
     setupFiles: ['test/support/stryker-setup.ts'],
-    sequence: { sequencer: FastFirst },
+    sequence: { sequencer: ListedOrder },
   },
 })
