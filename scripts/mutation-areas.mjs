@@ -54,6 +54,7 @@ export const areas = {
     mutate: ['src/shard.ts'],
     suites: [
       'test/shard.kills.test.ts',
+      'test/reads.kills.test.ts',
       'test/freshness.test.ts',
       'test/coalescing.test.ts',
       'test/fairness.test.ts',

@@ -1,0 +1,171 @@
+/**
+ * The edges of the read path of src/shard.ts that the freshness and supervision suites reach only loosely, found by
+ * mutation testing (TESTING.md, "Mutation testing"), on real RocksDB with a ManualClock: a view exactly as old as a
+ * staleness bound allows, and a scan retried after its reader broke, which its deadline no longer bounds.
+ */
+import { describe, expect, it } from 'vitest'
+import { FaultInjector, InvalidInput, ManualClock, openIndex, ShardUnavailable, Timeout, type MessageMeta } from '../src/index.js'
+import { recordInspection } from './support/coverage.js'
+import { cleanupAfterEach } from './support/cleanups.js'
+import { shardStats, untilReaderCovers, waitFor } from './support/harness.js'
+
+const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n, segmentId: 0, offset: n, msgLen: 10 })
+const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
+  const out: T[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
+const { add, harness } = cleanupAfterEach()
+
+describe('bounded staleness', () => {
+  it('should serve a bounded read from a view exactly maxStalenessMs old, and not from one a millisecond older', async () => {
+    // Without the memory of recent writes, which completes any view of this index's shard up to now (a bounded read
+    // at a stale view is then answered as of now).
+    const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 }, freshness: { recentWritesBytes: 0 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    const view = () => shardStats(h, 't', 1).views[0]!
+    const reader = view().reader
+    await h.clock.advance(500 - view().ageMs)
+    expect(view()).toMatchObject({ reader, ageMs: 500 })
+    const served = () => shardStats(h, 't', 1).served
+    const before = served()
+    const opens = h.faults.opened.reader
+    expect(await h.index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 500 })).toEqual(meta(1))
+    expect(served()).toEqual({ ...before, readers: before.readers + 1 })
+    expect(h.faults.opened.reader).toBe(opens)
+    // A millisecond later that view is too old for the same bound: the primary answers (and the reader refreshes).
+    await h.clock.advance(1)
+    expect(await h.index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 500 })).toEqual(meta(1))
+    expect(served()).toEqual({ ...before, readers: before.readers + 1, primary: before.primary + 1 })
+  })
+})
+
+describe('a read whose signal aborted before it began', () => {
+  it('should fail with Timeout and never reach RocksDB, also when the primary is ready at once', async () => {
+    const h = await harness({ readers: { min: 0 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const reads = h.faults.calls.primaryReads
+    const read = h.index.getRangeByTime('t', 1, 0, 10_000, { signal: AbortSignal.abort() })
+    await expect(read).rejects.toBeInstanceOf(Timeout)
+    await expect(read).rejects.toMatchObject({ aborted: true })
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(h.faults.calls.primaryReads).toBe(reads)
+    expect(await h.index.getRangeByTime('t', 1, 0, 10_000)).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 1 } })
+    expect(h.faults.calls.primaryReads).toBeGreaterThan(reads)
+  })
+})
+
+describe('a scan retried on another view', () => {
+  it('should not be bound by its deadline again: it waits for the restarted reader and returns every entry', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, [meta(1), meta(2), meta(3)])
+    const faults = new FaultInjector()
+    const clock = new ManualClock(1_000_000)
+    const r = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection, readers: { min: 1, max: 1 } })
+    add(() => r.close())
+    expect(await collect(r.scanByTime('t', 1, 0, 10_000))).toEqual([meta(1), meta(2), meta(3)])
+
+    expect(faults.breakHandles({ role: 'reader' })).toBe(1)
+    let outcome: { value?: MessageMeta[]; error?: unknown } | undefined
+    void collect(r.scanByTime('t', 1, 0, 10_000, { timeoutMs: 50 })).then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    )
+    // The scan began on the broken handle (its deadline lifted), failed there, and the handle failed its probe: the
+    // reader restarts under backoff, and the scan's second attempt waits for it.
+    const readers = () => r.stats().shards.find((s) => s.id === r.locate('t', 1).id)!.readers
+    await waitFor(() => readers().serving === undefined)
+    await clock.advance(60)
+    for (let i = 0; i < 2_000 && outcome === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      await clock.advance(10)
+    }
+    expect(outcome).toEqual({ value: [meta(1), meta(2), meta(3)] })
+  })
+})
+
+describe('a token ahead of the data, in writer mode', () => {
+  it('should fail with InvalidInput once two views opened for it fell short, while the primary is down', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 }, supervision: { primary: { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 3, withinMs: 600_000 } } } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    // Sequence 50 of this shard was never written: no view will ever hold it, and the primary (which would answer
+    // the read) waits out its backoff on a clock that stands still.
+    const ahead = `${h.shardId('t', 1)}@50`
+    // (A range read: a point read at a reader merged with the memory of recent writes is answered as the primary would.)
+    // (The real-time bound only turns a read that would wait forever into a clear failure; it measures nothing.)
+    const err = await Promise.race([
+      h.index.getRangeByTime('t', 1, 0, 10_000, { after: ahead }).catch((e: unknown) => e),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref()),
+    ])
+    expect(err).toBeInstanceOf(InvalidInput)
+    expect((err as InvalidInput).message).toBe(
+      `after: the token asks for sequence 50 of shard ${h.shardId('t', 1)}, but its directory holds sequence 1: the token is not from this root, or its write was lost`,
+    )
+  })
+})
+
+describe('a shard whose primary gave up', () => {
+  it('should fail with ShardUnavailable the reads that wait for a view once its last reader is gone', async () => {
+    const h = await harness({
+      readers: { min: 1, max: 1 },
+      // No memory of recent writes: the reader's stale view alone cannot answer a fresh read.
+      freshness: { recentWritesBytes: 0 },
+      supervision: {
+        primary: { intensity: { maxRestarts: 0, withinMs: 60_000 } },
+        readers: { intensity: { maxRestarts: 0, withinMs: 60_000 }, backoff: { minMs: 0, jitter: 0 } },
+      },
+    })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    await h.index.batchPut('t', 1, [meta(2)])
+    const dir = h.index.locate('t', 1).dir
+    h.faults.failNext('open', 1_000, { dir })
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
+    // The reader's view lacks m2, and its refresh fails: the read waits for a view that holds m2.
+    let outcome: { value?: unknown; error?: unknown } | undefined
+    void h.index.getByMsgId('t', 1, 'm2').then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    )
+    await waitFor(() => h.events.slice(n).some((e) => e.type === 'refresh-failed'))
+    expect(outcome).toBeUndefined()
+    // Its last reader gives up: nothing can serve the read any more.
+    h.index.faults.crash('t', 1, 'readers')
+    await waitFor(() => outcome !== undefined)
+    expect(outcome!.error).toBeInstanceOf(ShardUnavailable)
+    expect((outcome!.error as ShardUnavailable).message).toMatch(/^shard t\/\d+ is unavailable: its primary/)
+  })
+})
+
+describe('lone point reads between two turns of the read scheduler', () => {
+  it('should let 256 lone reads go out at once, then make the next wait for a turn', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    // m2 is newer than the reader's view: the memory of recent writes answers it, with no I/O, so a caller that reads
+    // it in a loop would never let the event loop turn without the bound.
+    await h.index.batchPut('t', 1, [meta(2)])
+    const memory = shardStats(h, 't', 1).served.memory
+    let done = 0
+    const marks: number[] = []
+    const mark = (): void => {
+      marks.push(done)
+      if (marks.length < 5) setImmediate(mark)
+    }
+    setImmediate(mark)
+    for (let i = 0; i < 2_000 && marks.length < 5; i++) {
+      expect(await h.index.getByMsgId('t', 1, 'm2')).toEqual(meta(2))
+      done++
+    }
+    expect(shardStats(h, 't', 1).served.memory).toBe(memory + done)
+    // Between two turns: the read the turn sent, and 256 at once.
+    expect(marks.slice(1).map((m, i) => m - marks[i]!)).toEqual([257, 257, 257, 257])
+  })
+})
