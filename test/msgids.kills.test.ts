@@ -1,7 +1,8 @@
 /**
  * The edges of src/msgids.ts that test/msgids.test.ts reaches only loosely, found by mutation testing (TESTING.md,
  * "Mutation testing"): how often a first stage wrongly says "may hold" (its probes), the key at which the next stage
- * begins, that a learned filter reads no more, and exactly when retention makes a partition's filter learn its view
+ * begins, a filter whose next stage was refused its memory (it says "may hold" of every key from then on), that a
+ * learned filter reads no more, and exactly when retention makes a partition's filter learn its view
  * again (half of what it holds, not while it still learns), sized for what is left, its counts starting over. Real
  * RocksDB in temp dirs.
  */
@@ -16,9 +17,15 @@ const fresh = handlesPerTest()
 const key = (msgId: string): Buffer => idKeyOf(3, msgId, Buffer.byteLength(msgId))
 const metas = (n: number): MessageMeta[] => Array.from({ length: n }, (_, i) => ({ msgId: `kept${i}`, timestamp: 1_000 + i, segmentId: 0, offset: i, msgLen: 10 }))
 
-/** Adds keys `prefix0`, `prefix1`, ... of partition 3 until `held()` reaches `count`. */
+/**
+ * Adds keys `prefix0`, `prefix1`, ... of partition 3 until `held()` reaches `count`. A filter that stops taking keys
+ * (one that says "may hold" of every key, say) fails here at once rather than looping forever.
+ */
 const fill = (add: (key: Uint8Array) => void, held: () => number, count: number, prefix: string): void => {
-  for (let i = 0; held() < count; i++) add(key(`${prefix}${i}`))
+  for (let i = 0; held() < count; i++) {
+    if (i >= 2 * count) throw new Error(`the filter took ${held()} of ${i} new keys`)
+    add(key(`${prefix}${i}`))
+  }
 }
 
 describe('MsgIdFilter at its edges', () => {
@@ -37,6 +44,19 @@ describe('MsgIdFilter at its edges', () => {
     expect(f.bytes).toBe(2 ** 14 / 8)
     fill((k) => f.add(k), () => f.count, 1_025, 'b-')
     expect(f.bytes).toBe((2 ** 14 + 2 ** 16) / 8)
+  })
+  it('should say "may hold" of every key once a stage was refused its memory, also of keys never added', () => {
+    let stages = 0
+    const f = new MsgIdFilter(1_024, () => ++stages <= 1)
+    fill((k) => f.add(k), () => f.count, 1_024, 'held-')
+    expect(f.full).toBe(false)
+    expect(f.mayHold(key('never-0'))).toBe(false)
+    // The key after the first stage asks for the next one, and is refused: from then on the filter misses keys.
+    f.add(key('refused'))
+    expect(f.full).toBe(true)
+    expect(stages).toBe(2)
+    expect(f.mayHold(key('refused'))).toBe(true)
+    for (let i = 0; i < 100; i++) expect(f.mayHold(key(`never-${i}`))).toBe(true)
   })
 })
 
