@@ -1,7 +1,10 @@
 /**
  * The edges of the read path of src/shard.ts that the freshness and supervision suites reach only loosely, found by
  * mutation testing (TESTING.md, "Mutation testing"), on real RocksDB with a ManualClock: a view exactly as old as a
- * staleness bound allows, and a scan retried after its reader broke, which its deadline no longer bounds.
+ * staleness bound allows; a read whose signal aborted before it began (it must never reach RocksDB); a scan retried
+ * after its reader broke, which its deadline no longer bounds; a writer-mode token ahead of the data; reads waiting
+ * on a shard whose primary gave up, as its readers go one by one; and how many lone point reads go out between two
+ * turns of the read scheduler.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, ShardUnavailable, Timeout, type MessageMeta } from '../src/index.js'
@@ -141,6 +144,38 @@ describe('a shard whose primary gave up', () => {
     await waitFor(() => outcome !== undefined)
     expect(outcome!.error).toBeInstanceOf(ShardUnavailable)
     expect((outcome!.error as ShardUnavailable).message).toMatch(/^shard t\/\d+ is unavailable: its primary/)
+  })
+  it('should keep those reads waiting while a reader is left, and serve them once its refresh succeeds', async () => {
+    const h = await harness({
+      readers: { min: 2, max: 2 },
+      freshness: { recentWritesBytes: 0 },
+      supervision: { primary: { intensity: { maxRestarts: 0, withinMs: 60_000 } } },
+    })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h, 't', 1).readers.serving === 2)
+    await h.index.batchPut('t', 1, [meta(2)])
+    const dir = h.index.locate('t', 1).dir
+    h.faults.failNext('open', 1_000, { dir })
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
+    let outcome: { value?: unknown; error?: unknown } | undefined
+    void h.index.getRangeByTime('t', 1, 0, 10_000).then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    )
+    await h.event((e) => e.type === 'refresh-failed', n)
+    // One of the two readers goes: the other may still come to serve the read.
+    const gone = shardStats(h, 't', 1).views[0]!.reader
+    h.index.faults.crash('t', 1, gone as `reader-${number}`)
+    await h.event((e) => e.type === 'restarted' && e.actor === gone, n)
+    expect(outcome).toBeUndefined()
+    h.faults.clear()
+    for (let i = 0; i < 2_000 && outcome === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      await h.clock.advance(100)
+    }
+    expect(outcome).toEqual({ value: { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } } })
   })
 })
 
