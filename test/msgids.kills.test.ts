@@ -1,7 +1,8 @@
 /**
  * The edges of src/msgids.ts that test/msgids.test.ts reaches only loosely, found by mutation testing (TESTING.md,
  * "Mutation testing"): how often a first stage wrongly says "may hold" (its probes), the key at which the next stage
- * begins, a filter whose next stage was refused its memory (it says "may hold" of every key from then on), that a
+ * begins, a filter whose next stage was refused its memory (it says "may hold" of every key from then on, and takes
+ * no more), the budget's exact edge, a partition whose filter is gone (its scan reads nothing more), that a
  * learned filter reads no more, and exactly when retention makes a partition's filter learn its view
  * again (half of what it holds, not while it still learns), sized for what is left, its counts starting over. Real
  * RocksDB in temp dirs.
@@ -9,7 +10,8 @@
 import { describe, expect, it } from 'vitest'
 import type { MessageMeta } from '../src/index.js'
 import { idKeyOf } from '../src/keys.js'
-import { MsgIdFilter, PartitionMsgIds, scanChunk } from '../src/msgids.js'
+import { overriding, type StorageHandle } from '../src/engine.js'
+import { FilterBudget, MsgIdFilter, PartitionMsgIds, scanChunk } from '../src/msgids.js'
 import * as store from '../src/store.js'
 import { handlesPerTest } from './support/handles.js'
 
@@ -57,6 +59,63 @@ describe('MsgIdFilter at its edges', () => {
     expect(stages).toBe(2)
     expect(f.mayHold(key('refused'))).toBe(true)
     for (let i = 0; i < 100; i++) expect(f.mayHold(key(`never-${i}`))).toBe(true)
+    // A full filter takes no more keys, and asks for no more memory.
+    for (let i = 0; i < 100; i++) f.add(key(`later-${i}`))
+    expect(stages).toBe(2)
+    expect(f.count).toBe(1_024)
+  })
+})
+
+describe('FilterBudget at its edge', () => {
+  it('should give a filter exactly the bytes left, and refuse one byte more', () => {
+    const budget = new FilterBudget(2 * 1_024)
+    expect(budget.take(2 * 1_024 + 1)).toBe(false)
+    expect(budget.used).toBe(0)
+    expect(budget.take(2 * 1_024)).toBe(true)
+    expect(budget.used).toBe(2 * 1_024)
+    expect(budget.take(1)).toBe(false)
+  })
+})
+
+describe('a partition whose filter is gone', () => {
+  /** `handle`, counting the keys its iterations yielded. */
+  const counting = (handle: StorageHandle) => {
+    const seen = { iterations: 0, keys: 0 }
+    const counted = overriding(handle, {
+      iterate: (range) =>
+        (async function* () {
+          seen.iterations++
+          for await (const entry of handle.iterate(range)) {
+            seen.keys++
+            yield entry
+          }
+        })(),
+    })
+    return { counted, seen }
+  }
+
+  it('should read nothing when its filter did not fit the budget from the start', async () => {
+    const handle = await fresh()
+    await store.putMetas(handle, 3, metas(10), 1)
+    const { counted, seen } = counting(handle)
+    const ids = new PartitionMsgIds(3, new FilterBudget(0))
+    expect(ids.filtered).toBe(false)
+    await ids.step(counted)
+    await ids.step(counted)
+    expect(seen).toEqual({ iterations: 0, keys: 0 })
+  })
+
+  it('should stop its scan at the key whose stage did not fit, reading no further', async () => {
+    const handle = await fresh()
+    await store.putMetas(handle, 3, metas(2_000), 1)
+    const { counted, seen } = counting(handle)
+    // Room for the first stage (1,024 keys), not for the second.
+    const ids = new PartitionMsgIds(3, new FilterBudget(4 * 1_024))
+    await ids.step(counted)
+    expect(ids.filtered).toBe(false)
+    expect(seen).toEqual({ iterations: 1, keys: 1_025 })
+    await ids.step(counted)
+    expect(seen).toEqual({ iterations: 1, keys: 1_025 })
   })
 })
 
