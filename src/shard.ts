@@ -15,6 +15,7 @@ import type { Clock } from './clock.js'
 import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Timeout, isTransient, type FailureCause } from './errors.js'
 import { sequenceKey } from './keys.js'
 import { FilterBudget, type PartitionMsgIds } from './msgids.js'
+import { damagedEntry } from './store.js'
 import { getManySettled, overriding, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 import type { ShardAddress } from './layout.js'
 import type { SegmentOffset } from './meta.js'
@@ -1166,7 +1167,7 @@ export class ShardRuntime {
         try {
           decoded = value === undefined ? undefined : r.decode(r.context, value)
         } catch (e) {
-          this.#settlePoint(r, false, e)
+          this.#settlePoint(r, false, this.#corruptRead(record, damagedEntry(record.handle.path, e)))
           continue
         }
         this.#settlePoint(r, true, decoded)
@@ -1186,7 +1187,7 @@ export class ShardRuntime {
           outcomes[i] = value === undefined ? undefined : r.decode(r.context, value)
           ok[i] = true
         } catch (x) {
-          outcomes[i] = x
+          outcomes[i] = this.#corruptRead(record, damagedEntry(record.handle.path, x))
           ok[i] = false
         }
       } else if (!(e instanceof StorageFailure)) {
@@ -1307,7 +1308,12 @@ export class ShardRuntime {
     const work = this.#readOnce(
       async (handle) => {
         const [value] = await handle.getMany([r.key])
-        return value === undefined ? undefined : r.decode(r.context, value)
+        if (value === undefined) return undefined
+        try {
+          return r.decode(r.context, value)
+        } catch (e) {
+          throw damagedEntry(handle.path, e)
+        }
       },
       r.need,
       wait,

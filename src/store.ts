@@ -8,6 +8,7 @@
  * the same atomic write batch. Every write batch also stores the shard's next sequence number (see `sequenceKey`).
  */
 import { getManySettled, type StorageHandle, type WriteOp } from './engine.js'
+import { StorageFailure } from './errors.js'
 import {
   View,
   decodeIdEntry,
@@ -30,6 +31,28 @@ import type { MessageMeta, SegmentOffset } from './meta.js'
 import { readViewState, stampOps, type Stamp } from './views.js'
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The failure of an entry read from `path` that does not decode: this module writes every entry whole (msgIds
+ * checked UTF-8, values of fixed layout), so bytes that do not decode (a msgId that is not UTF-8, a value too short)
+ * are a damaged entry, reason `corruption`, never an answer made of them.
+ */
+export const damagedEntry = (path: string, cause: unknown): StorageFailure =>
+  new StorageFailure({
+    reason: 'corruption',
+    path,
+    cause,
+    message: `an entry stored in ${path} does not decode (${cause instanceof Error ? cause.message : String(cause)}): it is damaged`,
+  })
+
+/** `decode()` of bytes read from `handle`; a failure is {@link damagedEntry}. */
+const decoding = <T>(handle: { readonly path: string }, decode: () => T): T => {
+  try {
+    return decode()
+  } catch (e) {
+    throw damagedEntry(handle.path, e)
+  }
+}
 
 /** The sequence a handle's view reflects: the sequence of the last batch written before it was opened (0: none). */
 export const readSequence = async (handle: StorageHandle): Promise<number> => (await readViewState(handle)).seq
@@ -118,11 +141,11 @@ export const putMetas = async (
     }
     for (let j = 0; j < ided.length; j++) {
       const byId = found[j]
-      if (byId !== undefined) displace(decodeIdEntry(metas[ided[j]!]!.msgId, byId))
+      if (byId !== undefined) displace(decoding(handle, () => decodeIdEntry(metas[ided[j]!]!.msgId, byId)))
     }
     for (let j = 0; j < placed.length; j++) {
       const bySo = found[ided.length + j]
-      if (bySo !== undefined) displace(decodeSegmentOffsetEntry(soKeys[placed[j]!]!, bySo))
+      if (bySo !== undefined) displace(decoding(handle, () => decodeSegmentOffsetEntry(soKeys[placed[j]!]!, bySo)))
     }
   }
   // Deletes first, then puts: a put of the same key later in the batch wins, so a displaced entry that this batch
@@ -152,7 +175,7 @@ export const getByMsgId = async (
   msgId: string,
 ): Promise<MessageMeta | undefined> => {
   const [value] = await handle.getMany([idKey(partition, msgId)])
-  return value === undefined ? undefined : decodeIdEntry(msgId, value)
+  return value === undefined ? undefined : decoding(handle, () => decodeIdEntry(msgId, value))
 }
 
 /** The msgId stored at a segment offset, or `undefined`. One point lookup. */
@@ -162,7 +185,7 @@ export const getMsgIdBySegmentOffset = async (
   so: SegmentOffset,
 ): Promise<string | undefined> => {
   const [value] = await handle.getMany([segmentOffsetKey(partition, so)])
-  return value === undefined ? undefined : msgIdOfSegmentOffsetValue(value)
+  return value === undefined ? undefined : decoding(handle, () => msgIdOfSegmentOffsetValue(value))
 }
 
 /** The msgId in a by-segment-offset entry's value. */
@@ -185,7 +208,7 @@ export const getRangeByTime = async (
   return handle.withSnapshot(async (view) => {
     const [first, last] = await Promise.all([firstKey(view.iterate(range)), firstKey(view.iterate({ ...range, reverse: true }))])
     if (first === undefined) return undefined
-    return { first: segmentOffsetOfTimeKey(first), last: segmentOffsetOfTimeKey(last ?? first) }
+    return decoding(handle, () => ({ first: segmentOffsetOfTimeKey(first), last: segmentOffsetOfTimeKey(last ?? first) }))
   })
 }
 
@@ -207,7 +230,15 @@ export async function* scanByTime(
 ): AsyncGenerator<MessageMeta> {
   if (startTs > endTs || limit === 0) return
   const range = { gte: timeKey(partition, startTs), lte: timeKeyMax(partition, endTs), ...(limit === undefined ? {} : { limit }) }
-  for await (const { key, value } of handle.iterate(range)) yield decodeTimeEntry(key, value)
+  for await (const { key, value } of handle.iterate(range)) {
+    let m: MessageMeta
+    try {
+      m = decodeTimeEntry(key, value)
+    } catch (e) {
+      throw damagedEntry(handle.path, e)
+    }
+    yield m
+  }
 }
 
 /** How many metas one retention batch removes; each batch is atomic for the metas it holds. */
@@ -234,7 +265,7 @@ export const deleteBefore = async (
     const ops: WriteOp[] = []
     let last: Uint8Array | undefined
     for await (const { key, value } of handle.iterate({ gte: from, lt: timeKey(partition, before), limit: retentionChunk })) {
-      const m = decodeTimeEntry(key, value)
+      const m = decoding(handle, () => decodeTimeEntry(key, value))
       ops.push({ type: 'del', key }, { type: 'del', key: idKey(partition, m.msgId) }, { type: 'del', key: segmentOffsetKey(partition, m) })
       last = key
     }
@@ -251,7 +282,7 @@ export const deleteBefore = async (
 /** Every meta of a partition, from the by-id view (for tests and tools; reads the whole partition). */
 export async function* allMetasById(handle: StorageHandle, partition: number): AsyncGenerator<MessageMeta> {
   for await (const { key, value } of handle.iterate({ gte: rangeStart(View.byId, partition), lt: rangeEnd(View.byId, partition) })) {
-    yield decodeIdEntry(decoder.decode(key.subarray(5)), value)
+    yield decoding(handle, () => decodeIdEntry(decoder.decode(key.subarray(5)), value))
   }
 }
 
@@ -263,6 +294,6 @@ export async function* allMetas(
 ): AsyncGenerator<MessageMeta> {
   const v = View[view]
   for await (const { key, value } of handle.iterate({ gte: rangeStart(v, partition), lt: rangeEnd(v, partition) })) {
-    yield view === 'byTime' ? decodeTimeEntry(key, value) : decodeSegmentOffsetEntry(key, value)
+    yield decoding(handle, () => (view === 'byTime' ? decodeTimeEntry(key, value) : decodeSegmentOffsetEntry(key, value)))
   }
 }

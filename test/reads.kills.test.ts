@@ -7,7 +7,8 @@
  * turns of the read scheduler.
  */
 import { describe, expect, it } from 'vitest'
-import { FaultInjector, InvalidInput, ManualClock, openIndex, ShardUnavailable, Timeout, type MessageMeta } from '../src/index.js'
+import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
+import { segmentOffsetKey } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { shardStats, untilReaderCovers, waitFor } from './support/harness.js'
@@ -18,7 +19,7 @@ const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
   for await (const x of it) out.push(x)
   return out
 }
-const { add, harness } = cleanupAfterEach()
+const { add, harness, scratch } = cleanupAfterEach()
 
 describe('bounded staleness', () => {
   it('should serve a bounded read from a view exactly maxStalenessMs old, and not from one a millisecond older', async () => {
@@ -202,5 +203,36 @@ describe('lone point reads between two turns of the read scheduler', () => {
     expect(shardStats(h, 't', 1).served.memory).toBe(memory + done)
     // Between two turns: the read the turn sent, and 256 at once.
     expect(marks.slice(1).map((m, i) => m - marks[i]!)).toEqual([257, 257, 257, 257])
+  })
+})
+
+describe('a damaged entry (bytes that do not decode)', () => {
+  it('should fail the point read that meets it with StorageFailure corruption, at a reader or at the primary, and serve the rest', async () => {
+    const root = await scratch()
+    const first = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection })
+    await first.batchPut('t', 1, [meta(1), meta(2)])
+    const dir = first.locate('t', 1).dir
+    await first.close()
+    // m1's entry by place: its msgId bytes replaced by one that is not UTF-8.
+    const raw = await rocksEngine.open(dir, { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 << 20, maxWriteBufferNumber: 2, enableStatistics: false })
+    const key = segmentOffsetKey(1, { segmentId: 0, offset: 1 })
+    const [value] = await raw.getMany([key])
+    await raw.write([{ type: 'put', key, value: Buffer.concat([Buffer.from(value!).subarray(0, 12), Buffer.of(0xff)]) }])
+    await raw.close()
+
+    for (const readers of [0, 1]) {
+      const index = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: readers } })
+      add(() => index.close())
+      const events: string[] = []
+      index.subscribe((e) => events.push(e.type))
+      const failure = await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 1 }).catch((e: unknown) => e)
+      expect(failure).toBeInstanceOf(StorageFailure)
+      expect(failure).toMatchObject({ reason: 'corruption' })
+      expect((failure as StorageFailure).message).toContain('does not decode (The encoded data was not valid for encoding utf-8): it is damaged')
+      expect(events).toContain('corruption')
+      expect(await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 2 })).toBe('m2')
+      expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+      await index.close()
+    }
   })
 })

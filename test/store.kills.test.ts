@@ -1,9 +1,14 @@
 /**
  * The edges of src/store.ts that the model-based test does not pin down, found by mutation testing (TESTING.md,
  * "Mutation testing"), on a real RocksDB in a temp dir: the place bound that spares lookups, the byte count of a batch,
- * an empty batch, the last place of a partition, retention chunks, and the bounds of range queries.
+ * an empty batch, the last place of a partition, retention chunks, the bounds of range queries, what a write reads
+ * before it writes (nothing the msgIds and the place bound rule out; a MultiGet key that fails fails the write), and
+ * stored msgIds that are not UTF-8 (a damaged entry fails its read).
  */
 import { describe, expect, it } from 'vitest'
+import { getManySettled, overriding, type StorageHandle } from '../src/engine.js'
+import { StorageFailure } from '../src/errors.js'
+import { idKeyOf, segmentOffsetKey } from '../src/keys.js'
 import type { MessageMeta } from '../src/meta.js'
 import * as store from '../src/store.js'
 import { handlesPerTest } from './support/handles.js'
@@ -126,5 +131,83 @@ describe('deleteBefore', () => {
     // Nothing older left: no batch, no stamp drawn.
     expect(await store.deleteBefore(h, 1, n - 1, () => ++stamp)).toEqual({ deleted: 0 })
     expect(stamp).toBe(4)
+  })
+})
+
+describe('what putMetas reads before it writes', () => {
+  /** `h`, counting the keys of each MultiGet; `fail` makes the next MultiGet fail its last key. */
+  const counting = (h: StorageHandle) => {
+    const multiGets: number[] = []
+    const next = { fail: undefined as StorageFailure | undefined }
+    const counted = overriding(h, {
+      getMany: (keys) => {
+        multiGets.push(keys.length)
+        return h.getMany(keys)
+      },
+      getManySettled: async (keys) => {
+        multiGets.push(keys.length)
+        const settled = await getManySettled(h, keys)
+        const failure = next.fail
+        if (failure === undefined) return settled
+        next.fail = undefined
+        return { values: settled.values, errors: keys.map((_, i) => (i === keys.length - 1 ? failure : undefined)) }
+      },
+    })
+    return { counted, multiGets, next }
+  }
+
+  it('should read nothing for new msgIds at new places, when the msgIds and the place bound rule them out', async () => {
+    const h = await fresh()
+    const { counted, multiGets } = counting(h)
+    const never = { mayHold: () => false, add: () => {} }
+    await store.putMetas(counted, 1, [meta('a', 1, 1, 1), meta('b', 2, 1, 2)], 1, { placeBound: null, msgIds: never })
+    expect(multiGets).toEqual([])
+    // A msgId that may be held is looked up (and only it: the places are above the bound).
+    const onlyA = { mayHold: (key: Uint8Array) => Buffer.from(key).subarray(5).toString() === 'a', add: () => {} }
+    await store.putMetas(counted, 1, [meta('a', 3, 1, 3), meta('c', 4, 1, 4)], 2, { placeBound: { segmentId: 1, offset: 2 }, msgIds: onlyA })
+    expect(multiGets).toEqual([1])
+    expect(await collect(store.allMetasById(h, 1))).toEqual([meta('a', 3, 1, 3), meta('b', 2, 1, 2), meta('c', 4, 1, 4)])
+  })
+
+  it('should fail with the error of a key its MultiGet could not read, writing nothing', async () => {
+    const h = await fresh()
+    await store.putMetas(h, 1, [meta('a', 1, 1, 1)], 1)
+    const { counted, next } = counting(h)
+    const failure = new StorageFailure({ reason: 'corruption', path: 'test', message: 'a damaged block' })
+    next.fail = failure
+    await expect(store.putMetas(counted, 1, [meta('a', 2, 1, 2)], 2)).rejects.toBe(failure)
+    expect(await store.readSequence(h)).toBe(1)
+    expect(await collect(store.allMetasById(h, 1))).toEqual([meta('a', 1, 1, 1)])
+  })
+})
+
+describe('entries that do not decode (damaged)', () => {
+  it('should fail the read with StorageFailure corruption rather than answer a msgId with replacement characters', async () => {
+    const h = await fresh()
+    await store.putMetas(h, 1, [meta('a', 1, 1, 1)], 1)
+    const place = { segmentId: 1, offset: 1 }
+    const [value] = await h.getMany([segmentOffsetKey(1, place)])
+    const damaged = Buffer.concat([Buffer.from(value!).subarray(0, 12), Buffer.of(0xff)])
+    await h.write([{ type: 'put', key: segmentOffsetKey(1, place), value: damaged }])
+    const failure = await store.getMsgIdBySegmentOffset(h, 1, place).catch((e: unknown) => e)
+    expect(failure).toBeInstanceOf(StorageFailure)
+    expect(failure).toMatchObject({ reason: 'corruption', path: h.path })
+    expect((failure as StorageFailure).message).toBe(`an entry stored in ${h.path} does not decode (The encoded data was not valid for encoding utf-8): it is damaged`)
+    expect((failure as StorageFailure).cause).toBeInstanceOf(TypeError)
+    // The same place written again displaces the damaged entry: its msgId cannot be read, so the write fails first.
+    await expect(store.putMetas(h, 1, [meta('b', 2, 1, 1)], 2)).rejects.toMatchObject({ reason: 'corruption' })
+    await h.write([{ type: 'put', key: Buffer.concat([idKeyOf(1, 'a', 1).subarray(0, 5), Buffer.of(0xff)]), value: Buffer.from(value!) }])
+    await expect(collect(store.allMetasById(h, 1))).rejects.toMatchObject({ reason: 'corruption' })
+  })
+
+  it('should fail a by-id entry too short for a meta, and a by-time entry, with StorageFailure corruption', async () => {
+    const h = await fresh()
+    await store.putMetas(h, 1, [meta('a', 5, 1, 1)], 1)
+    await h.write([{ type: 'put', key: idKeyOf(1, 'a', 1), value: Buffer.alloc(3) }])
+    await expect(store.getByMsgId(h, 1, 'a')).rejects.toMatchObject({ reason: 'corruption' })
+    const [timeEntry] = await collect(h.iterate({ gte: Buffer.of(2), lt: Buffer.of(3) }))
+    await h.write([{ type: 'put', key: timeEntry!.key, value: Buffer.alloc(2) }])
+    await expect(collect(store.scanByTime(h, 1, 0, 10))).rejects.toMatchObject({ reason: 'corruption' })
+    await expect(store.deleteBefore(h, 1, 10, () => 2)).rejects.toMatchObject({ reason: 'corruption' })
   })
 })
