@@ -32,7 +32,7 @@ export const areas = {
   },
   store: {
     mutate: ['src/store.ts'],
-    suites: ['test/store.kills.test.ts', 'property-tests/store.model.test.ts', 'test/runtime.kills.test.ts'],
+    suites: ['test/store.kills.test.ts', 'property-tests/store.model.test.ts', 'test/msgids.test.ts', 'test/runtime.kills.test.ts'],
   },
   msgids: {
     mutate: ['src/msgids.ts'],
@@ -42,6 +42,7 @@ export const areas = {
     mutate: ['src/runtime.ts'],
     suites: [
       'test/runtime.kills.test.ts',
+      'test/shard.kills.test.ts',
       'test/supervision.test.ts',
       'test/integrity.test.ts',
       'test/bounds.test.ts',

@@ -6,7 +6,8 @@
  * which failures of an open give up at once (a corrupted MANIFEST: the primary's yes, a reader's no), a reader-mode
  * shard whose directory went away, the torn views an open discards (their reports, the limit of 8 in a row), stats
  * while a shard closes, which role creates the topic directory and with which RocksDB settings each role opens, a
- * primary's open refused for permission, and how an open that meets a missing file is retried.
+ * primary's open refused for permission, how an open that meets a missing file is retried, that a reader's events
+ * never make a primary that gave up recover, and that `inspect` and `subscribe` (and its unsubscribe) deliver.
  */
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -515,5 +516,52 @@ describe("an open that meets a file RocksDB's listing named but a flush deleted 
     await h.clock.advance(100)
     await write
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+})
+
+describe('what the supervisors announce', () => {
+  it("should keep a shard whose primary gave up failing writes at once, whatever its readers announce meanwhile", async () => {
+    h = await openHarness({ readers: { min: 1, max: 1 }, supervision: { primary: { intensity: { maxRestarts: 0, withinMs: 60_000 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
+    h.faults.failNext('open', 1_000, { role: 'primary' })
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
+    await expect(h.index.batchPut('t', 1, [meta(2)])).rejects.toBeInstanceOf(ShardUnavailable)
+    // The reader crashes and comes back: its events (failed, restarted, opened) do not make the primary recover.
+    const m = h.events.length
+    h.index.faults.crash('t', 1, 'readers')
+    await h.event((e) => e.type === 'restarted' && e.actor.startsWith('reader-'), m)
+    await h.clock.advance(60_000)
+    await h.event((e) => e.type === 'opened' && e.actor.startsWith('reader-'), m)
+    // (The real-time bound only turns a write that would wait for a primary forever into a clear failure.)
+    const outcome = await Promise.race([
+      h.index.batchPut('t', 1, [meta(3)]).catch((e: unknown) => e),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref()),
+    ])
+    expect(outcome).toBeInstanceOf(ShardUnavailable)
+  })
+
+  it('should pass every actor inspection event to the inspect option, and stop calling a listener once unsubscribed', async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    const root = join(h.root, 'another root')
+    await mkdir(root)
+    const inspected: string[] = []
+    const index = await openIndex({ root, clock: new ManualClock(1_000_000), readers: { min: 0 }, inspect: (e) => inspected.push(e.type) })
+    beside.push(index)
+    const heard: string[] = []
+    const unsubscribe = index.subscribe((e) => heard.push(`${e.type} ${e.actor}`))
+    await index.batchPut('t', 1, [meta(1)])
+    expect(inspected).toContain('@xstate.actor')
+    expect(inspected).toContain('@xstate.snapshot')
+    expect(heard).toContain('opened primary')
+    unsubscribe()
+    const before = heard.length
+    // Another shard is created and its primary opens: announced, to nobody.
+    const other = [...Array(64).keys()].find((p) => index.locate('t', p).id !== index.locate('t', 1).id)!
+    await index.batchPut('t', other, [meta(2)])
+    expect(index.stats().shards.length).toBe(2)
+    expect(heard.length).toBe(before)
   })
 })
