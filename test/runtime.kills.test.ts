@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { FaultInjector, ManualClock, openIndex, rocksEngine, ShardUnavailable, type Engine, type Index, type IndexOptions, type LifecycleEvent, type MessageMeta, type OpenOptions } from '../src/index.js'
 import { decodeKey, epochSlots, sequenceValue } from '../src/keys.js'
+import { ReaderWorkers } from '../src/reader-workers.js'
 import { viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
@@ -563,5 +564,16 @@ describe('what the supervisors announce', () => {
     await index.batchPut('t', other, [meta(2)])
     expect(index.stats().shards.length).toBe(2)
     expect(heard.length).toBe(before)
+  })
+})
+
+describe('reader placement off the main thread', () => {
+  it("should open only the readers in the workers: the primary's instance stays in the process", async () => {
+    const before = ReaderWorkers.opened
+    h = await openHarness({ readers: { min: 1, max: 1, placement: 'worker' } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
+    expect(shardStats(h, 't', 1).primary).toBe('ready')
+    expect(ReaderWorkers.opened - before).toBe(1)
   })
 })
