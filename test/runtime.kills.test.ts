@@ -18,7 +18,7 @@ import { ReaderWorkers } from '../src/reader-workers.js'
 import { viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
-import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
+import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
 let h: Harness | undefined
@@ -575,5 +575,29 @@ describe('reader placement off the main thread', () => {
     await waitFor(() => shardStats(h!, 't', 1).readers.serving === 1)
     expect(shardStats(h, 't', 1).primary).toBe('ready')
     expect(ReaderWorkers.opened - before).toBe(1)
+  })
+})
+
+describe('a reader retired under a scan', () => {
+  it('should let the scan finish on its view: the retirement waits for it, then closes the handle', async () => {
+    h = await openHarness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 5_000 }, maintenanceIntervalMs: 100 })
+    // More entries than an iterator reads ahead: the scan goes back to its handle after the retirement.
+    const all = Array.from({ length: 5_000 }, (_, i) => meta(i + 1))
+    const { token } = await h.index.batchPut('t', 1, all)
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    const [view] = shardStats(h, 't', 1).views
+    const served = shardStats(h, 't', 1).served.readers
+    const scan = h.index.scanByTime('t', 1, 0, 10_000)[Symbol.asyncIterator]()
+    expect((await scan.next()).value).toEqual(meta(1))
+    expect(shardStats(h, 't', 1).served.readers).toBe(served + 1)
+    const n = h.events.length
+    await h.clock.advance(5_000 - view!.ageMs)
+    // Retiring: it serves no new request, and its handle stays open for the scan.
+    await waitFor(() => shardStats(h!, 't', 1).readers.retiring === 1)
+    const rest: unknown[] = []
+    for (let r = await scan.next(); !r.done; r = await scan.next()) rest.push(r.value)
+    expect(rest).toEqual(all.slice(1))
+    await h.event((e) => e.type === 'retired' && e.actor === view!.reader, n)
+    await waitFor(() => shardStats(h!, 't', 1).views.every((v) => v.reader !== view!.reader))
   })
 })
