@@ -7,7 +7,9 @@
  * shard whose directory went away, the torn views an open discards (their reports, the limit of 8 in a row), stats
  * while a shard closes, which role creates the topic directory and with which RocksDB settings each role opens, a
  * primary's open refused for permission, how an open that meets a missing file is retried, that a reader's events
- * never make a primary that gave up recover, and that `inspect` and `subscribe` (and its unsubscribe) deliver.
+ * never make a primary that gave up recover, that `inspect` and `subscribe` (and its unsubscribe) deliver, where
+ * readers open with placement 'worker', a scan on a reader retired under it, and that a reader with a read in flight
+ * is never retired for idleness.
  */
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -599,5 +601,50 @@ describe('a reader retired under a scan', () => {
     expect(rest).toEqual(all.slice(1))
     await h.event((e) => e.type === 'retired' && e.actor === view!.reader, n)
     await waitFor(() => shardStats(h!, 't', 1).views.every((v) => v.reader !== view!.reader))
+  })
+})
+
+describe('idle retirement and reads in flight', () => {
+  it('should never retire for idleness a reader that has a read in flight, however long since its last use', async () => {
+    const gate = { held: false, waiting: [] as (() => void)[], on: [] as string[] }
+    const engine = overridingHandles({
+      reader: (handle, path) => ({
+        withSnapshot: async (fn) => {
+          if (gate.held) {
+            gate.on.push(path)
+            await new Promise<void>((resolve) => gate.waiting.push(resolve))
+          }
+          return handle.withSnapshot(fn)
+        },
+      }),
+    })
+    h = await openHarness({ readers: { min: 1, max: 2, growAt: 1, idleMs: 1_000, maxLifetimeMs: 1_000_000 }, maintenanceIntervalMs: 100, freshness: { recentWritesBytes: 0 } }, engine)
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    for (let round = 0; round < 50 && (shardStats(h, 't', 1).readers.serving ?? 0) < 2; round++) {
+      await Promise.all(Array.from({ length: 16 }, () => h!.index.getRangeByTime('t', 1, 0, 10_000)))
+    }
+    await waitFor(() => shardStats(h!, 't', 1).readers.serving === 2)
+    // Both readers serve; each is as fresh as the other needs for a bounded read.
+    const release = (): void => {
+      gate.held = false
+      for (const go of gate.waiting.splice(0)) go()
+    }
+    gate.held = true
+    try {
+      const held = h.index.getRangeByTime('t', 1, 0, 10_000, { consistency: 'bounded', maxStalenessMs: 3_600_000 })
+      await waitFor(() => gate.on.length === 1)
+      const n = h.events.length
+      // Long past idleMs: the idle reader goes (down to min), while the read is still held. Had the busy one been told
+      // to retire, its retirement would wait for that read, and nothing would be retired yet.
+      await h.clock.advance(5_000)
+      await waitFor(() => h!.events.slice(n).some((e) => e.type === 'retired'), 2_000)
+      expect(gate.waiting).toHaveLength(1)
+      release()
+      expect(await held).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 1 } })
+      expect(h.events.slice(n).filter((e) => e.type === 'retired')).toHaveLength(1)
+    } finally {
+      release()
+    }
   })
 })
