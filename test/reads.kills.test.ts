@@ -3,8 +3,8 @@
  * mutation testing (TESTING.md, "Mutation testing"), on real RocksDB with a ManualClock: a view exactly as old as a
  * staleness bound allows; a read whose signal aborted before it began (it must never reach RocksDB); a scan retried
  * after its reader broke, which its deadline no longer bounds; a writer-mode token ahead of the data; reads waiting
- * on a shard whose primary gave up, as its readers go one by one; and how many lone point reads go out between two
- * turns of the read scheduler.
+ * on a shard whose primary gave up, as its readers go one by one; how many lone point reads go out between two
+ * turns of the read scheduler; a turn of point reads that no one view serves whole; and a damaged entry.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -234,5 +234,25 @@ describe('a damaged entry (bytes that do not decode)', () => {
       expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
       await index.close()
     }
+  })
+})
+
+describe('a turn of point reads that no one view serves whole', () => {
+  it('should send each read a view serves to it, and let the others wait for a fresher view (reader mode)', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    const first = await w.index.batchPut('t', 1, [meta(1)])
+    const r = await openIndex({ root: w.root, mode: 'reader', clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 1, max: 1 } })
+    add(() => r.close())
+    expect(await r.getByMsgId('t', 1, 'm1', { after: first.token })).toEqual(meta(1))
+    const second = await w.index.batchPut('t', 1, [meta(2)])
+    // The first read goes out alone; the next two share a turn: one needs the view the reader has, one a newer one.
+    // (The real-time bound only turns a read that would wait forever into a clear failure.)
+    const reads = Promise.all([
+      r.getByMsgId('t', 1, 'm1', { after: first.token }),
+      r.getByMsgId('t', 1, 'm1', { after: first.token }),
+      r.getByMsgId('t', 1, 'm2', { after: second.token }),
+    ])
+    const outcome = await Promise.race([reads, new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref())])
+    expect(outcome).toEqual([meta(1), meta(1), meta(2)])
   })
 })
