@@ -4,12 +4,14 @@
  * staleness bound allows; a read whose signal aborted before it began (it must never reach RocksDB); a scan retried
  * after its reader broke, which its deadline no longer bounds; a writer-mode token ahead of the data; reads waiting
  * on a shard whose primary gave up, as its readers go one by one; how many lone point reads go out between two
- * turns of the read scheduler; a turn of point reads that no one view serves whole; and a damaged entry.
+ * turns of the read scheduler; a turn of point reads that no one view serves whole; a damaged entry; and a
+ * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
 import { segmentOffsetKey } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
+import { overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { shardStats, untilReaderCovers, waitFor } from './support/harness.js'
 
@@ -256,5 +258,50 @@ describe('a turn of point reads that no one view serves whole', () => {
     ])
     const outcome = await Promise.race([reads, new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref())])
     expect(outcome).toEqual([meta(1), meta(1), meta(2)])
+  })
+})
+
+describe('a MultiGet that fails', () => {
+  /** The primary's MultiGets fail while `mode.fail` says how; every read of a MultiGet is counted. */
+  const mode = { fail: undefined as (() => unknown) | undefined, calls: 0 }
+  const failing = overridingHandles({
+    primary: (handle) => ({
+      getManySettled: async (keys) => {
+        mode.calls++
+        const fail = mode.fail
+        if (fail !== undefined) throw fail()
+        return handle.getManySettled!(keys)
+      },
+    }),
+  })
+
+  it('should fail its reads with the error an engine of the user threw, not answer with it', async () => {
+    mode.fail = undefined
+    const h = await harness({ readers: { min: 0 } }, failing)
+    await h.index.batchPut('t', 1, [meta(1)])
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    const bug = new Error('a bug in a wrapping engine')
+    mode.fail = () => bug
+    await expect(h.index.getByMsgId('t', 1, 'm1')).rejects.toBe(bug)
+    mode.fail = undefined
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+
+  it('should fail its reads at once with a failure that retrying cannot cure, and after one retry with a transient one', async () => {
+    mode.fail = undefined
+    const h = await harness({ readers: { min: 0 } }, failing)
+    await h.index.batchPut('t', 1, [meta(1)])
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    const refused = new StorageFailure({ reason: 'permission', path: 'x', message: 'refused' })
+    mode.fail = () => refused
+    let calls = mode.calls
+    await expect(h.index.getByMsgId('t', 1, 'm1')).rejects.toBe(refused)
+    expect(mode.calls - calls).toBe(1)
+    const flaky = new StorageFailure({ reason: 'io', path: 'x', message: 'flaky' })
+    mode.fail = () => flaky
+    calls = mode.calls
+    await expect(h.index.getByMsgId('t', 1, 'm1')).rejects.toBe(flaky)
+    expect(mode.calls - calls).toBe(2)
+    mode.fail = undefined
   })
 })
