@@ -5,7 +5,8 @@
  * after its reader broke, which its deadline no longer bounds; a writer-mode token ahead of the data; reads waiting
  * on a shard whose primary gave up, as its readers go one by one; how many lone point reads go out between two
  * turns of the read scheduler; a turn of point reads that no one view serves whole; a damaged entry; and a
- * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice).
+ * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice); and a turn
+ * with primary-only reads among others.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -303,5 +304,23 @@ describe('a MultiGet that fails', () => {
     await expect(h.index.getByMsgId('t', 1, 'm1')).rejects.toBe(flaky)
     expect(mode.calls - calls).toBe(2)
     mode.fail = undefined
+  })
+})
+
+describe('a turn with primary-only reads among others', () => {
+  it('should send the primary-only reads to the primary and the others to a reader that serves them', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    const before = shardStats(h, 't', 1).served
+    // The first goes out alone; the other two share the next turn.
+    expect(
+      await Promise.all([
+        h.index.getByMsgId('t', 1, 'm1'),
+        h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }),
+        h.index.getByMsgId('t', 1, 'm1'),
+      ]),
+    ).toEqual([meta(1), meta(1), meta(1)])
+    expect(shardStats(h, 't', 1).served).toEqual({ ...before, primary: before.primary + 1, readers: before.readers + 2 })
   })
 })
