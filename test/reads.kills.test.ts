@@ -5,8 +5,8 @@
  * after its reader broke, which its deadline no longer bounds; a writer-mode token ahead of the data; reads waiting
  * on a shard whose primary gave up, as its readers go one by one; how many lone point reads go out between two
  * turns of the read scheduler; a turn of point reads that no one view serves whole; a damaged entry; and a
- * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice); and a turn
- * with primary-only reads among others.
+ * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice); a turn with
+ * primary-only reads among others; and the need a turn is served by (its strictest read's, not its first's).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -322,5 +322,24 @@ describe('a turn with primary-only reads among others', () => {
       ]),
     ).toEqual([meta(1), meta(1), meta(1)])
     expect(shardStats(h, 't', 1).served).toEqual({ ...before, primary: before.primary + 1, readers: before.readers + 2 })
+  })
+})
+
+describe('the need of a turn of point reads', () => {
+  it('should serve a turn by a view that satisfies its strictest read, not only its first', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    await h.index.batchPut('t', 1, [meta(2)])
+    // The reader's view holds m1, not m2. The first read goes out alone; the next two share a turn, the bounded one
+    // first (the reader serves it), the fresh one second (only the primary does).
+    const bounded = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
+    expect(
+      await Promise.all([
+        h.index.getByMsgId('t', 1, 'm1', bounded),
+        h.index.getByMsgId('t', 1, 'm1', bounded),
+        h.index.getByMsgId('t', 1, 'm2'),
+      ]),
+    ).toEqual([meta(1), meta(1), meta(2)])
   })
 })
