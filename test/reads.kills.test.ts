@@ -6,7 +6,8 @@
  * on a shard whose primary gave up, as its readers go one by one; how many lone point reads go out between two
  * turns of the read scheduler; a turn of point reads that no one view serves whole; a damaged entry; and a
  * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice); a turn with
- * primary-only reads among others; and the need a turn is served by (its strictest read's, not its first's).
+ * primary-only reads among others; and the need a turn is served by (its strictest read's, not its first's: sequence
+ * and staleness bound).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -341,5 +342,28 @@ describe('the need of a turn of point reads', () => {
         h.index.getByMsgId('t', 1, 'm2'),
       ]),
     ).toEqual([meta(1), meta(1), meta(2)])
+  })
+
+  it("should serve a turn by a view recent enough for its strictest staleness bound, not only its first's", async () => {
+    const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    await h.clock.advance(10)
+    const age = shardStats(h, 't', 1).views[0]!.ageMs
+    expect(age).toBeGreaterThanOrEqual(10)
+    const before = shardStats(h, 't', 1).served
+    // The first goes out alone; the next two share a turn: any view will do for the first, only one taken in the
+    // last 5 ms for the second (the reader's is older: the primary serves the turn).
+    const loose = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
+    const strict = { consistency: 'bounded', maxStalenessMs: 5 } as const
+    expect(await Promise.all([h.index.getByMsgId('t', 1, 'm1', loose), h.index.getByMsgId('t', 1, 'm1', loose), h.index.getByMsgId('t', 1, 'm1', strict)])).toEqual([
+      meta(1),
+      meta(1),
+      meta(1),
+    ])
+    // (If the first read shared the turn too, the primary served all three.)
+    const after = shardStats(h, 't', 1).served
+    expect(after.primary - before.primary).toBeGreaterThanOrEqual(2)
+    expect(after.primary - before.primary + after.readers - before.readers).toBe(3)
   })
 })
