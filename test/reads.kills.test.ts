@@ -4,13 +4,15 @@
  * staleness bound allows; a read whose signal aborted before it began (it must never reach RocksDB); a scan retried
  * after its reader broke, which its deadline no longer bounds; a writer-mode token ahead of the data; reads waiting
  * on a shard whose primary gave up, as its readers go one by one; how many lone point reads go out between two
- * turns of the read scheduler; a turn of point reads that no one view serves whole; a damaged entry; and a
+ * turns of the read scheduler; a turn of point reads that no one view serves whole; a damaged entry (also in a
+ * MultiGet where another key failed); and a
  * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice); a turn with
  * primary-only reads among others; and the need a turn is served by (its strictest read's, not its first's: sequence
  * and staleness bound).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
+import { getManySettled } from '../src/engine.js'
 import { segmentOffsetKey } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
@@ -240,6 +242,41 @@ describe('a damaged entry (bytes that do not decode)', () => {
       expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
       await index.close()
     }
+  })
+})
+
+describe('a damaged entry in a MultiGet where another key failed', () => {
+  it('should fail the damaged read with StorageFailure corruption too, never answer it', async () => {
+    const root = await scratch()
+    const first = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection })
+    await first.batchPut('t', 1, [meta(1), meta(2)])
+    const dir = first.locate('t', 1).dir
+    await first.close()
+    const raw = await rocksEngine.open(dir, { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 << 20, maxWriteBufferNumber: 2, enableStatistics: false })
+    const damagedKey = segmentOffsetKey(1, { segmentId: 0, offset: 1 })
+    const [value] = await raw.getMany([damagedKey])
+    await raw.write([{ type: 'put', key: damagedKey, value: Buffer.concat([Buffer.from(value!).subarray(0, 12), Buffer.of(0xff)]) }])
+    await raw.close()
+    // m2's entry by place fails in every MultiGet, as a corrupted block would.
+    const failedKey = Buffer.from(segmentOffsetKey(1, { segmentId: 0, offset: 2 }))
+    const engine = overridingHandles({
+      primary: (handle, path) => ({
+        getManySettled: async (keys) => {
+          const { values } = await getManySettled(handle, keys)
+          const errors = keys.map((k) => (failedKey.equals(k) ? new StorageFailure({ reason: 'corruption', path, message: 'a corrupted block' }) : undefined))
+          return errors.some((e) => e !== undefined) ? { values, errors } : { values }
+        },
+      }),
+    })
+    const index = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 0 }, engine })
+    add(() => index.close())
+    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    // The first read goes out alone; the other two share a MultiGet.
+    const outcomes = await Promise.all(
+      [2, 1, 2].map((offset) => index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset }).then((value) => ({ value }), (error: unknown) => ({ error }))),
+    )
+    for (const outcome of outcomes) expect(outcome).toMatchObject({ error: { _tag: 'StorageFailure', reason: 'corruption' } })
+    expect((outcomes[1] as { error: StorageFailure }).error.message).toContain('does not decode')
   })
 })
 
