@@ -18,6 +18,7 @@ import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { shardStats, untilReaderCovers, waitFor } from './support/harness.js'
+import { bindingOptions } from './support/readers.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n, segmentId: 0, offset: n, msgLen: 10 })
 const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
@@ -212,19 +213,30 @@ describe('lone point reads between two turns of the read scheduler', () => {
   })
 })
 
-describe('a damaged entry (bytes that do not decode)', () => {
-  it('should fail the point read that meets it with StorageFailure corruption, at a reader or at the primary, and serve the rest', async () => {
-    const root = await scratch()
-    const first = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection })
-    await first.batchPut('t', 1, [meta(1), meta(2)])
-    const dir = first.locate('t', 1).dir
-    await first.close()
-    // m1's entry by place: its msgId bytes replaced by one that is not UTF-8.
-    const raw = await rocksEngine.open(dir, { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 << 20, maxWriteBufferNumber: 2, enableStatistics: false })
+/**
+ * A root whose partition 1 of topic t holds m1 and m2, m1's entry by place damaged: its msgId bytes replaced by one
+ * byte that is not UTF-8 (written through a raw handle, the index closed).
+ */
+const damagedRoot = async (): Promise<string> => {
+  const root = await scratch()
+  const first = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection })
+  await first.batchPut('t', 1, [meta(1), meta(2)])
+  const dir = first.locate('t', 1).dir
+  await first.close()
+  const raw = await rocksEngine.open(dir, { ...bindingOptions, readOnly: false })
+  try {
     const key = segmentOffsetKey(1, { segmentId: 0, offset: 1 })
     const [value] = await raw.getMany([key])
     await raw.write([{ type: 'put', key, value: Buffer.concat([Buffer.from(value!).subarray(0, 12), Buffer.of(0xff)]) }])
+  } finally {
     await raw.close()
+  }
+  return root
+}
+
+describe('a damaged entry (bytes that do not decode)', () => {
+  it('should fail the point read that meets it with StorageFailure corruption, at a reader or at the primary, and serve the rest', async () => {
+    const root = await damagedRoot()
 
     for (const readers of [0, 1]) {
       const index = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: readers } })
@@ -247,16 +259,7 @@ describe('a damaged entry (bytes that do not decode)', () => {
 
 describe('a damaged entry in a MultiGet where another key failed', () => {
   it('should fail the damaged read with StorageFailure corruption too, never answer it', async () => {
-    const root = await scratch()
-    const first = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection })
-    await first.batchPut('t', 1, [meta(1), meta(2)])
-    const dir = first.locate('t', 1).dir
-    await first.close()
-    const raw = await rocksEngine.open(dir, { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 << 20, maxWriteBufferNumber: 2, enableStatistics: false })
-    const damagedKey = segmentOffsetKey(1, { segmentId: 0, offset: 1 })
-    const [value] = await raw.getMany([damagedKey])
-    await raw.write([{ type: 'put', key: damagedKey, value: Buffer.concat([Buffer.from(value!).subarray(0, 12), Buffer.of(0xff)]) }])
-    await raw.close()
+    const root = await damagedRoot()
     // m2's entry by place fails in every MultiGet, as a corrupted block would.
     const failedKey = Buffer.from(segmentOffsetKey(1, { segmentId: 0, offset: 2 }))
     const engine = overridingHandles({
