@@ -12,7 +12,9 @@
  *    written (uniform over every acknowledged one), measured for `--seconds` after `--warmup`: reads/s, metas/s,
  *    the share of read calls that went to readers (the rest went to the primary), misses (absent answers: must be
  *    0 for `fresh`), the reader opens per second (first opens and refreshes), the main thread's event-loop
- *    utilization, and the child's peak RSS (with its reader child processes' RSS, sampled together, on Linux).
+ *    utilization, the cores the process kept busy (in both windows; with the share of RocksDB's flushes and
+ *    compactions: on 2 cores the writer alone keeps nearly both busy, so reads can only take CPU from it), and the
+ *    child's peak RSS (with its reader child processes' RSS, sampled together, on Linux).
  *
  * With `--rounds N` every configuration runs N times, the rounds alternating (each round in a rotated order, so
  * that a machine busy with something else meanwhile weighs on every configuration alike), and the table shows the
@@ -20,7 +22,7 @@
  * and its FaultInjector's call counters); prints a table.
  */
 import { fork } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -43,6 +45,11 @@ interface Config {
   readonly callers: number
 }
 
+interface Cores {
+  readonly all: number
+  readonly background: number
+}
+
 interface Result extends Config {
   readonly writerAloneMetasPerS: number
   readonly readsPerS: number
@@ -53,6 +60,12 @@ interface Result extends Config {
   readonly memoryShare: number
   readonly misses: number
   readonly elu: number
+  /**
+   * Cores busy: the process's CPU time (user + system, every thread; not a `process` placement's reader children)
+   * per second, and of it RocksDB's background threads (flushes, compactions), writer alone and mixed.
+   */
+  readonly writerAloneCores: Cores
+  readonly mixedCores: Cores
   readonly peakRssMiB: number
   /** Read-only opens per second (a reader's first open or a refresh) during the mixed workload. */
   readonly readerOpensPerS: number
@@ -76,6 +89,25 @@ const childrenRss = (): number => {
   } catch {
     return 0
   }
+}
+
+/**
+ * CPU time of RocksDB's background threads of this process (its flushes and compactions: threads named `rocksdb:*`),
+ * seconds (Linux, whose clock ticks are 1/100 s; 0 where /proc has none).
+ */
+const rocksdbBackgroundSeconds = (): number => {
+  let ticks = 0
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+      if (!stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).startsWith('rocksdb:')) continue
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+    }
+  } catch {
+    return 0
+  }
+  return ticks / 100
 }
 
 /** This process's RSS with its children's, bytes. */
@@ -111,7 +143,8 @@ const runOne = async (config: Config): Promise<Result> => {
     /** Runs the loops until stopped; measures `seconds` after `warmup`: the writer's metas and `count()`. */
     const window = async (count: () => number) => {
       await new Promise((resolve) => setTimeout(resolve, ms(config.warmup)))
-      const [w0, c0, t0, elu0, o0] = [written, count(), performance.now(), performance.eventLoopUtilization(), engine.opened.reader]
+      const [w0, c0, t0, elu0, o0, cpu0] = [written, count(), performance.now(), performance.eventLoopUtilization(), engine.opened.reader, process.cpuUsage()]
+      const background0 = rocksdbBackgroundSeconds()
       const served0 = served()
       await new Promise((resolve) => setTimeout(resolve, ms(config.seconds)))
       const s = (performance.now() - t0) / 1_000
@@ -120,7 +153,9 @@ const runOne = async (config: Config): Promise<Result> => {
       const [primary, readers, memory] = [now.primary - served0.primary, now.readers - served0.readers, now.memory - served0.memory]
       const all = Math.max(1, primary + readers + memory)
       const opensPerS = (engine.opened.reader - o0) / s
-      return { metasPerS: (written - w0) / s, countPerS: (count() - c0) / s, elu, readerShare: (readers + memory) / all, memoryShare: memory / all, opensPerS }
+      const cpu = process.cpuUsage(cpu0)
+      const cores = { all: (cpu.user + cpu.system) / 1e6 / s, background: (rocksdbBackgroundSeconds() - background0) / s }
+      return { cores, metasPerS: (written - w0) / s, countPerS: (count() - c0) / s, elu, readerShare: (readers + memory) / all, memoryShare: memory / all, opensPerS }
     }
 
     // 1. The writer alone.
@@ -150,6 +185,8 @@ const runOne = async (config: Config): Promise<Result> => {
     return {
       ...config,
       writerAloneMetasPerS: soloWindow.metasPerS,
+      writerAloneCores: soloWindow.cores,
+      mixedCores: mixed.cores,
       readsPerS: mixed.countPerS,
       mixedMetasPerS: mixed.metasPerS,
       readerShare: mixed.readerShare,
@@ -216,17 +253,18 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
     return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
   }
   const span = (rs: Result[], f: (r: Result) => number) => (rs.length > 1 ? ` (${fmt(Math.min(...rs.map(f)))}-${fmt(Math.max(...rs.map(f)))})` : '')
+  const cores = (rs: Result[], f: (r: Result) => Cores) => `${med(rs, (r) => f(r).all).toFixed(2)} (${med(rs, (r) => f(r).background).toFixed(2)})`
   const primaryOnly = med(results[0]!, (r) => r.readsPerS)
   const lines = [
-    '| placement | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | peak RSS MiB |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| placement | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | cores busy, writer alone (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   configs.forEach((c, i) => {
     const rs = results[i]!
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
     lines.push(
-      `| ${label(c)} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+      `| ${label(c)} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
   return lines

@@ -344,8 +344,17 @@ class RocksHandle implements StorageHandle {
       throw storageFailure(this.path, e)
     }
     this.#iterators.add(it)
+    // Pulled by hand rather than with `for await`: a consumer that stops early (a range read wants one entry of each
+    // end) gets its answer without waiting for the iterator's native close, which `for await`'s return() awaits. The
+    // close still runs (`destroy` below); the handle's own close waits for it, and errors of that close go to the
+    // listener the stream's async iterator keeps.
+    const entries = it[Symbol.asyncIterator]()
     try {
-      for await (const { key, value } of it) yield { key, value: value ?? new Uint8Array(0) }
+      for (;;) {
+        const next = await entries.next()
+        if (next.done === true) break
+        yield { key: next.value.key, value: next.value.value ?? new Uint8Array(0) }
+      }
       if (this.#closing !== undefined) throw new Error('the handle was closed during the iteration')
     } catch (e) {
       if (this.#closing === undefined) throw storageFailure(this.path, e)
