@@ -532,7 +532,9 @@ const report = async (r: Results): Promise<string> => {
       '(ranges in parentheses). `fresh` is the default of writer mode (read-your-writes); `primary` reads only the primary ' +
       '(the original design\'s reads); `fresh, no memory of recent writes` is `freshness.recentWritesBytes: 0` (fresh reads a ' +
       'stale reader cannot serve go to the primary); `bounded` allows a view 1 s old. Where the reads were answered comes ' +
-      'from `stats().shards[i].served`.',
+      'from `stats().shards[i].served`. Cores busy: the child\'s CPU time (user + system, every thread; not the reader ' +
+      'child processes of placement `process`) per second of each window, with RocksDB\'s background threads (flushes and ' +
+      'compactions) in parentheses.',
     '',
     ...r.mixed,
     '',
