@@ -160,6 +160,7 @@ describe('closing ends suspended scans (item 8)', () => {
     expect(h.index.stats().totals.handles).toBe(0)
     const err = await failure(() => scan.next())
     expect(err).toBeInstanceOf(Closed)
+    expect((err as Closed).message).toBe(`shard ${h.shardId('t', 1)} is closed: the index closed while this scan waited for its consumer`)
     // Finished: later calls end it quietly.
     expect(await scan.next()).toEqual({ done: true, value: undefined })
   }, 20_000)

@@ -7,8 +7,11 @@
  * turns of the read scheduler; a turn of point reads that no one view serves whole; a damaged entry (also in a
  * MultiGet where another key failed); and a
  * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice); a turn with
- * primary-only reads among others; and the need a turn is served by (its strictest read's, not its first's: sequence
- * and staleness bound).
+ * primary-only reads among others; the need a turn is served by (its strictest read's, not its first's: sequence
+ * and staleness bound); the deadline of a read queued for a turn, and of reads deferred while the process runs its
+ * most MultiGets at once (each at its own, to the millisecond); what a Timeout says a read waited for; a scan whose
+ * iteration fails before its first entry (retried once, no restart of a sound handle); and the bound on reads
+ * waiting for a handle.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -27,6 +30,20 @@ const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
   return out
 }
 const { add, harness, scratch } = cleanupAfterEach()
+/** Settles `p` while moving `clock` 10 ms per millisecond of real time (real I/O keeps up): `{ value }` or `{ error }`. */
+const drive = async <T>(clock: ManualClock, p: Promise<T>): Promise<{ value?: T; error?: unknown }> => {
+  let done = false
+  const outcome = p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  )
+  void outcome.finally(() => (done = true))
+  while (!done) {
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    if (!done) await clock.advance(10)
+  }
+  return outcome
+}
 
 describe('bounded staleness', () => {
   it('should serve a bounded read from a view exactly maxStalenessMs old, and not from one a millisecond older', async () => {
@@ -241,15 +258,20 @@ describe('a damaged entry (bytes that do not decode)', () => {
     for (const readers of [0, 1]) {
       const index = await openIndex({ root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: readers } })
       add(() => index.close())
-      const events: string[] = []
-      index.subscribe((e) => events.push(e.type))
+      const events: { type: string; actor?: string }[] = []
+      index.subscribe((e) => events.push(e as { type: string; actor?: string }))
       // (m2 first: the shard opens, and the damaged read then goes out in a MultiGet at once, not after a wait.)
       expect(await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 2 })).toBe('m2')
+      // With a reader: once it serves, the damaged read goes to it.
+      if (readers > 0) await waitFor(() => index.stats().shards[0]?.views.length === 1)
       const failure = await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 1 }).catch((e: unknown) => e)
       expect(failure).toBeInstanceOf(StorageFailure)
       expect(failure).toMatchObject({ reason: 'corruption' })
       expect((failure as StorageFailure).message).toContain('does not decode (The encoded data was not valid for encoding utf-8): it is damaged')
-      expect(events).toContain('corruption')
+      // The event and the message name what the read went through: the primary, or the reader.
+      const actor = readers === 0 ? 'primary' : expect.stringMatching(/^reader-/)
+      expect(events.filter((e) => e.type === 'corruption')).toEqual([expect.objectContaining({ actor })])
+      expect((failure as StorageFailure).message).toMatch(readers === 0 ? /, read through primary: / : /, read through reader-/)
       expect(await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 2 })).toBe('m2')
       expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
       await index.close()
@@ -405,5 +427,180 @@ describe('the need of a turn of point reads', () => {
     const after = shardStats(h, 't', 1).served
     expect(after.primary - before.primary).toBeGreaterThanOrEqual(2)
     expect(after.primary - before.primary + after.readers - before.readers).toBe(3)
+  })
+})
+
+describe('a point read queued for a turn whose deadline passes before the turn', () => {
+  it('should fail with Timeout at its exact deadline, without reaching RocksDB, while a read with time left is served', async () => {
+    const h = await harness({ readers: { min: 0 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const reads = h.faults.calls.primaryReads
+    // The first goes out at once (a MultiGet runs): the other two wait for the next turn of the scheduler.
+    const first = h.index.getByMsgId('t', 1, 'm1')
+    const late = h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 1 })
+    const inTime = h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 2 })
+    const lateOutcome = late.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    )
+    // No timer is due within 1 ms: the clock stands exactly at the late read's deadline when the turn runs.
+    await h.clock.advance(1)
+    expect(await first).toEqual(meta(1))
+    expect(await inTime).toEqual(meta(1))
+    const outcome = await lateOutcome
+    expect(outcome).toMatchObject({ error: expect.any(Timeout) })
+    expect(outcome).toMatchObject({ error: { aborted: false } })
+    // One MultiGet for the first read, one for the read with time left: the late one never reached RocksDB.
+    expect(h.faults.calls.primaryReads - reads).toBe(2)
+  })
+})
+
+describe('point reads deferred while the process runs its most MultiGets at once', () => {
+  /** The primary's MultiGets wait, while `hold.on`, until `hold.release()`. */
+  const hold = { on: false, waiting: [] as (() => void)[], release(): void { for (const go of this.waiting.splice(0)) go() } }
+  const holding = overridingHandles({
+    primary: (handle) => ({
+      getManySettled: async (keys) => {
+        if (hold.on) await new Promise<void>((resolve) => hold.waiting.push(resolve))
+        return handle.getManySettled!(keys)
+      },
+    }),
+  })
+
+  it('should fail each deferred read at its own deadline, not before, and serve the rest once a MultiGet finishes', async () => {
+    hold.on = false
+    const h = await harness({ readers: { min: 0 } }, holding)
+    await h.index.batchPut('t', 1, [meta(1), meta(2)])
+    hold.on = true
+    // The first read goes out at once, the second in the next turn: they hold the process's two MultiGets, and the
+    // reads after them are deferred.
+    const held = [h.index.getByMsgId('t', 1, 'm1'), h.index.getByMsgId('t', 1, 'm2')]
+    await waitFor(() => hold.waiting.length === 2)
+    const outcomes: Record<string, unknown> = {}
+    const track = (name: string, p: Promise<unknown>) =>
+      void p.then(
+        (value) => (outcomes[name] = { value }),
+        (error: unknown) => (outcomes[name] = { error }),
+      )
+    track('at 10', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 10 }))
+    track('at 20', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 20 }))
+    track('at 60000', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 60_000 }))
+    await h.clock.advance(9)
+    expect(outcomes).toEqual({})
+    await h.clock.advance(1)
+    expect(outcomes).toEqual({ 'at 10': { error: expect.any(Timeout) } })
+    expect((outcomes['at 10'] as { error: Timeout }).error.message).toContain('a point-read MultiGet to finish')
+    await h.clock.advance(9)
+    expect(Object.keys(outcomes)).toEqual(['at 10'])
+    await h.clock.advance(1)
+    expect(Object.keys(outcomes).sort()).toEqual(['at 10', 'at 20'])
+    expect(outcomes['at 20']).toEqual({ error: expect.any(Timeout) })
+    hold.on = false
+    hold.release()
+    expect(await Promise.all(held)).toEqual([meta(1), meta(2)])
+    await waitFor(() => outcomes['at 60000'] !== undefined)
+    expect(outcomes['at 60000']).toEqual({ value: meta(1) })
+  })
+})
+
+describe('what a Timeout says a read waited for', () => {
+  it('should name the view a reader-mode read waited for, its staleness bound, and the newest view open (or none)', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    const { token } = await w.index.batchPut('t', 1, [meta(1)])
+    const seq = Number(token.slice(token.lastIndexOf('@') + 1))
+    const id = w.shardId('t', 1)
+    // No reader ever opens: none open.
+    const faults = new FaultInjector()
+    faults.failNext('open', 1_000, { role: 'reader' })
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection })
+    add(() => index.close())
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 100 }))).toMatchObject({
+      error: { _tag: 'Timeout', waitedFor: `a reader view of shard ${id} at sequence >= ${seq} (newest view: none open)` },
+    })
+    // A reader open at the token, whose refreshes then fail: a read after a newer token names that view.
+    faults.clear()
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 }))).toEqual({ value: meta(1) })
+    const { token: newer } = await w.index.batchPut('t', 1, [meta(2)])
+    const newerSeq = Number(newer.slice(newer.lastIndexOf('@') + 1))
+    faults.failNext('open', 1_000, { role: 'reader' })
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm2', { after: newer, timeoutMs: 100 }))).toMatchObject({
+      error: { waitedFor: `a reader view of shard ${id} at sequence >= ${newerSeq} (newest view: ${seq})` },
+    })
+    // A bounded read whose bound the open view is too old for: the time its view must be taken at or after.
+    await clock.advance(5_000)
+    const since = clock.now() - 1_000
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 1_000, timeoutMs: 100 }))).toMatchObject({
+      error: { waitedFor: `a reader view of shard ${id} at sequence >= 0 taken at or after ${since} (newest view: ${seq})` },
+    })
+  })
+
+  it("should name the primary a writer-mode read waited for, and a fresh read's view or the primary", async () => {
+    const h = await harness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 5_000, maxMs: 5_000, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const id = h.shardId('t', 1)
+    h.index.faults.crash('t', 1, 'primary')
+    expect(await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 100 }))).toMatchObject({
+      error: { _tag: 'Timeout', waitedFor: `the primary of shard ${id} to open` },
+    })
+    expect(await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 100 }))).toMatchObject({
+      error: { _tag: 'Timeout', waitedFor: expect.stringMatching(new RegExp(`^a reader view of shard ${id} at sequence >= [0-9]+ \\(newest view: none open\\), or the primary of shard ${id}$`)) },
+    })
+  })
+})
+
+describe('a scan whose iteration fails before its first entry', () => {
+  /** The primary's iterations fail with a transient failure while `flaky.failures > 0` (each failure counts down). */
+  const flaky = { failures: 0, iterations: 0 }
+  const failing = overridingHandles({
+    primary: (handle) => ({
+      iterate: (range) => {
+        flaky.iterations++
+        if (flaky.failures > 0) {
+          flaky.failures--
+          return (async function* () {
+            yield* []
+            throw new StorageFailure({ reason: 'io', path: handle.path, message: `flaky iteration ${flaky.iterations}` })
+          })()
+        }
+        return handle.iterate(range)
+      },
+    }),
+  })
+
+  it('should retry it once on a handle that is not broken (no restart), and fail with the second failure', async () => {
+    flaky.failures = 0
+    const h = await harness({ readers: { min: 0 } }, failing)
+    await h.index.batchPut('t', 1, [meta(1), meta(2)])
+    const stats = () => shardStats(h, 't', 1)
+    const before = { served: stats().served.primary, restarts: stats().restarts.primary, iterations: flaky.iterations }
+    flaky.failures = 1
+    expect(await collect(h.index.scanByTime('t', 1, 0, 10_000))).toEqual([meta(1), meta(2)])
+    expect(flaky.iterations - before.iterations).toBe(2)
+    // Each attempt is counted where it was served; the probe found the primary sound: nothing restarted.
+    expect(stats().served.primary - before.served).toBe(2)
+    expect(stats().restarts.primary).toBe(before.restarts)
+    expect(stats().queues.pendingReads).toBe(0)
+    flaky.failures = 2
+    const failure = await collect(h.index.scanByTime('t', 1, 0, 10_000)).catch((e: unknown) => e)
+    expect(failure).toMatchObject({ _tag: 'StorageFailure', reason: 'io', message: `flaky iteration ${before.iterations + 4}` })
+    expect(flaky.iterations - before.iterations).toBe(4)
+    expect(stats().queues.pendingReads).toBe(0)
+    flaky.failures = 0
+  })
+})
+
+describe('reads waiting for a handle, at queues.maxPendingReads', () => {
+  it('should refuse one more with Overloaded naming the shard and how many wait, and serve those that waited', async () => {
+    const h = await harness({ readers: { min: 0 }, queues: { maxPendingReads: 2 }, supervision: { primary: { backoff: { minMs: 5_000, maxMs: 5_000, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const id = h.shardId('t', 1)
+    h.index.faults.crash('t', 1, 'primary')
+    const waiting = [h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }), h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })]
+    await waitFor(() => shardStats(h, 't', 1).queues.pendingReads === 2)
+    const refused = await h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }).catch((e: unknown) => e)
+    expect(refused).toMatchObject({ _tag: 'Overloaded', shard: id, message: `shard ${id}: 2 reads already wait for a handle` })
+    // The primary reopens after its backoff: the two that waited are served.
+    expect(await drive(h.clock, Promise.all(waiting))).toEqual({ value: [meta(1), meta(1)] })
   })
 })
