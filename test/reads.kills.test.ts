@@ -10,8 +10,9 @@
  * primary-only reads among others; the need a turn is served by (its strictest read's, not its first's: sequence
  * and staleness bound); the deadline of a read queued for a turn, and of reads deferred while the process runs its
  * most MultiGets at once (each at its own, to the millisecond); what a Timeout says a read waited for; a scan whose
- * iteration fails before its first entry (retried once, no restart of a sound handle); and the bound on reads
- * waiting for a handle.
+ * iteration fails before its first entry (retried once, no restart of a sound handle); the bound on reads
+ * waiting for a handle; and the reader pool under held reads (the least-loaded reader serves, and one more reader
+ * is asked for exactly when the reads in flight reach `readers.growAt` per reader).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -602,5 +603,82 @@ describe('reads waiting for a handle, at queues.maxPendingReads', () => {
     expect(refused).toMatchObject({ _tag: 'Overloaded', shard: id, message: `shard ${id}: 2 reads already wait for a handle` })
     // The primary reopens after its backoff: the two that waited are served.
     expect(await drive(h.clock, Promise.all(waiting))).toEqual({ value: [meta(1), meta(1)] })
+  })
+})
+
+describe('the reader pool under held point reads', () => {
+  /** Readers' MultiGets wait while `held.on`, counted per reader handle, until `held.release()`. */
+  const held = {
+    on: false,
+    perHandle: new Map<object, number>(),
+    waiting: [] as (() => void)[],
+    release(): void {
+      this.on = false
+      for (const go of this.waiting.splice(0)) go()
+    },
+  }
+  const holding = overridingHandles({
+    reader: (handle) => ({
+      getManySettled: async (keys) => {
+        if (held.on) {
+          held.perHandle.set(handle, (held.perHandle.get(handle) ?? 0) + 1)
+          await new Promise<void>((resolve) => held.waiting.push(resolve))
+        }
+        return handle.getManySettled!(keys)
+      },
+    }),
+  })
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+  /**
+   * A reader-mode index on a root holding m1..m8 whose `readers.min` readers all serve (they open on the data, at
+   * the same view); from then on its readers' MultiGets are held.
+   */
+  const ready = async (readers: { min: number; max: number; growAt?: number }) => {
+    held.on = false
+    held.perHandle.clear()
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, Array.from({ length: 8 }, (_, i) => meta(i + 1)))
+    const faults = new FaultInjector(holding)
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { ...readers, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    add(() => index.close())
+    // (Run before the close: a held read would keep it waiting.)
+    add(async () => held.release())
+    expect(await index.getByMsgId('t', 1, 'm8')).toEqual(meta(8))
+    await waitFor(() => index.stats().shards[0]?.views.length === readers.min)
+    held.on = true
+    return { index, faults }
+  }
+
+  it('should send each read to the least-loaded reader that serves it', async () => {
+    const { index } = await ready({ min: 2, max: 2 })
+    const reads = [index.getByMsgId('t', 1, 'm1')]
+    await turn()
+    reads.push(index.getByMsgId('t', 1, 'm2'))
+    await waitFor(() => held.waiting.length === 2)
+    expect([...held.perHandle.values()]).toEqual([1, 1])
+    held.release()
+    expect(await Promise.all(reads)).toEqual([meta(1), meta(2)])
+  })
+
+  it('should ask for one more reader once the reads in flight reach growAt per reader, not before', async () => {
+    const { index } = await ready({ min: 2, max: 3, growAt: 2 })
+    /** Reader actors of the shard, whatever their state (a new one counts from the moment it is asked for). */
+    const actors = () => Object.values(index.stats().shards[0]!.readers).reduce((a, n) => a + n, 0)
+    expect(actors()).toBe(2)
+    // One read alone (1 in flight), then three in one turn: routed with 1 in flight and 2 more of its chunk, 3 over
+    // 2 readers, below growAt per reader; they go to the other reader (4 in flight).
+    const reads: Promise<unknown>[] = [index.getByMsgId('t', 1, 'm1')]
+    await waitFor(() => held.waiting.length === 1)
+    reads.push(index.getByMsgId('t', 1, 'm2'), index.getByMsgId('t', 1, 'm3'), index.getByMsgId('t', 1, 'm4'))
+    await waitFor(() => held.waiting.length === 2)
+    expect([...held.perHandle.values()]).toEqual([1, 1])
+    expect(actors()).toBe(2)
+    // The next read meets 4 in flight over 2 readers: growAt per reader, and a third reader is asked for at once.
+    reads.push(index.getByMsgId('t', 1, 'm5'))
+    await turn()
+    expect(actors()).toBe(3)
+    held.release()
+    expect(await Promise.all(reads)).toEqual([1, 2, 3, 4, 5].map(meta))
   })
 })
