@@ -35,7 +35,7 @@ export const readerPool = {
   min: 1,
   /** Most readers per shard. */
   max: 4,
-  /** Grow when reads in flight per serving reader exceed this. */
+  /** Grow when reads in flight per serving reader reach this. */
   growAt: 8,
   /** Retire a reader (above min) unused this long, ms. */
   idleMs: 30_000,

@@ -12,7 +12,8 @@
  * most MultiGets at once (each at its own, to the millisecond); what a Timeout says a read waited for; a scan whose
  * iteration fails before its first entry (retried once, no restart of a sound handle); the bound on reads
  * waiting for a handle; and the reader pool under held reads (the least-loaded reader serves, and one more reader
- * is asked for exactly when the reads in flight reach `readers.growAt` per reader).
+ * is asked for exactly when the reads in flight reach `readers.growAt` per reader); and which stale reader a read has
+ * refreshed (the lowest sequence, then the view opened first).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -680,5 +681,47 @@ describe('the reader pool under held point reads', () => {
     expect(actors()).toBe(3)
     held.release()
     expect(await Promise.all(reads)).toEqual([1, 2, 3, 4, 5].map(meta))
+  })
+})
+
+describe('which stale reader a read has refreshed', () => {
+  it('should refresh the reader with the oldest view: the lowest sequence, then the one opened first', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, [meta(1)])
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({ root: w.root, mode: 'reader', clock, inspect: recordInspection, readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    add(() => index.close())
+    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await waitFor(() => index.stats().shards[0]?.views.length === 2)
+    /** Each reader's view (sequence, opened at), by reader id. */
+    const views = () => Object.fromEntries(index.stats().shards[0]!.views.map((v) => [v.reader, { sequence: v.sequence, openedAt: clock.now() - v.ageMs }]))
+    const [first, second] = Object.keys(views()).sort()
+    const s1 = views()[first!]!.sequence
+    expect(views()[second!]).toEqual(views()[first!])
+    /** Runs `read`, and returns the reader whose view it had refreshed (the one whose view opened anew). */
+    const refreshedBy = async (read: () => Promise<unknown>): Promise<string[]> => {
+      const before = views()
+      await read()
+      const after = views()
+      return Object.keys(after).filter((reader) => after[reader]!.openedAt !== before[reader]!.openedAt)
+    }
+    /** A bounded read that neither view is recent enough for: one reader refreshes for it. */
+    const boundedRead = async (): Promise<void> => {
+      await clock.advance(20)
+      expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 5 }))).toEqual({ value: meta(1) })
+    }
+    // A write, and a read after it: the views tie (same sequence, opened together): the first reader refreshes.
+    const { token } = await w.index.batchPut('t', 1, [meta(2)])
+    const s2 = Number(token.slice(token.lastIndexOf('@') + 1))
+    await clock.advance(10)
+    expect(await refreshedBy(async () => expect(await drive(clock, index.getByMsgId('t', 1, 'm2', { after: token }))).toEqual({ value: meta(2) }))).toEqual([first])
+    expect([views()[first!]!.sequence, views()[second!]!.sequence]).toEqual([s2, s1])
+    // The second's view has the lower sequence: it refreshes, though it comes later in the pool.
+    expect(await refreshedBy(boundedRead)).toEqual([second])
+    expect([views()[first!]!.sequence, views()[second!]!.sequence]).toEqual([s2, s2])
+    // The same sequence: the view opened first refreshes: the first reader, then the second, then the first.
+    expect(await refreshedBy(boundedRead)).toEqual([first])
+    expect(await refreshedBy(boundedRead)).toEqual([second])
+    expect(await refreshedBy(boundedRead)).toEqual([first])
   })
 })
