@@ -13,7 +13,8 @@
  * iteration fails before its first entry (retried once, no restart of a sound handle); the bound on reads
  * waiting for a handle; and the reader pool under held reads (the least-loaded reader serves, and one more reader
  * is asked for exactly when the reads in flight reach `readers.growAt` per reader); and which stale reader a read has
- * refreshed (the lowest sequence, then the view opened first).
+ * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that
+ * refresh fails (another reader; the failed one cools down).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -723,5 +724,34 @@ describe('which stale reader a read has refreshed', () => {
     expect(await refreshedBy(boundedRead)).toEqual([first])
     expect(await refreshedBy(boundedRead)).toEqual([second])
     expect(await refreshedBy(boundedRead)).toEqual([first])
+  })
+})
+
+describe('a refresh that fails while a read waits for it', () => {
+  it('should let another reader refresh for the read, and not ask the failed one again while it cools down', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, [meta(1)])
+    const faults = new FaultInjector()
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection, readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    add(() => index.close())
+    const events: { type: string; actor?: string }[] = []
+    index.subscribe((e) => events.push(e as { type: string; actor?: string }))
+    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await waitFor(() => index.stats().shards[0]?.views.length === 2)
+    const readers = index.stats().shards[0]!.views.map((v) => v.reader)
+    const { token } = await w.index.batchPut('t', 1, [meta(2)])
+    const seq = Number(token.slice(token.lastIndexOf('@') + 1))
+    // One reader is asked to refresh and its open fails: the other refreshes instead.
+    faults.failNext('open', 1, { role: 'reader' })
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm2', { after: token }))).toEqual({ value: meta(2) })
+    const failed = events.filter((e) => e.type === 'refresh-failed').map((e) => e.actor)
+    expect(failed).toHaveLength(1)
+    const other = readers.find((r) => r !== failed[0])!
+    expect(readers).toContain(failed[0])
+    const views = Object.fromEntries(index.stats().shards[0]!.views.map((v) => [v.reader, v.sequence]))
+    expect(views[other]).toBeGreaterThanOrEqual(seq)
+    expect(views[failed[0]!]).toBeLessThan(seq)
+    expect(index.stats().shards[0]!.integrity.refreshFailures).toBe(1)
   })
 })
