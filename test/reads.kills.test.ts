@@ -599,12 +599,16 @@ describe('reads waiting for a handle, at queues.maxPendingReads', () => {
     await h.index.batchPut('t', 1, [meta(1)])
     const id = h.shardId('t', 1)
     h.index.faults.crash('t', 1, 'primary')
+    // Writes waiting for the primary too: they do not count against the reads' bound.
+    const writes = [h.index.batchPut('t', 1, [meta(2)]), h.index.batchPut('t', 1, [meta(3)])]
+    await waitFor(() => shardStats(h, 't', 1).queues.pendingWrites === 2)
     const waiting = [h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }), h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })]
     await waitFor(() => shardStats(h, 't', 1).queues.pendingReads === 2)
     const refused = await h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }).catch((e: unknown) => e)
     expect(refused).toMatchObject({ _tag: 'Overloaded', shard: id, message: `shard ${id}: 2 reads already wait for a handle` })
     // The primary reopens after its backoff: the two that waited are served.
     expect(await drive(h.clock, Promise.all(waiting))).toEqual({ value: [meta(1), meta(1)] })
+    expect((await Promise.all(writes)).length).toBe(2)
   })
 })
 
