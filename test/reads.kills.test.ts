@@ -14,7 +14,7 @@
  * waiting for a handle; and the reader pool under held reads (the least-loaded reader serves, and one more reader
  * is asked for exactly when the reads in flight reach `readers.growAt` per reader); and which stale reader a read has
  * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that
- * refresh fails (another reader; the failed one cools down).
+ * refresh fails (another reader; the failed one cools down); and a primary-only read, which asks no reader to refresh.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -757,5 +757,20 @@ describe('a refresh that fails while a read waits for it', () => {
     expect(views[other]).toBeGreaterThanOrEqual(seq)
     expect(views[failed[0]!]).toBeLessThan(seq)
     expect(index.stats().shards[0]!.integrity.refreshFailures).toBe(1)
+  })
+})
+
+describe('a primary-only read while the readers are stale', () => {
+  it('should ask no reader to refresh: only the primary serves it', async () => {
+    const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    await h.index.batchPut('t', 1, [meta(2)])
+    const opens = h.faults.opened.reader
+    expect(await h.index.getByMsgId('t', 1, 'm2', { consistency: 'primary' })).toEqual(meta(2))
+    expect(await h.index.getRangeByTime('t', 1, 0, 10_000, { consistency: 'primary' })).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } })
+    // A refresh asked for would show at once: the reader actor leaves `serving` when it receives REFRESH.
+    expect(shardStats(h, 't', 1).readers).toEqual({ serving: 1 })
+    expect(h.faults.opened.reader).toBe(opens)
   })
 })

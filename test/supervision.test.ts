@@ -418,7 +418,9 @@ describe('queues and close', () => {
     )
     // The clock does not move: the close neither waits for the backoff nor for closeTimeoutMs.
     await h.index.close()
-    expect(await waiting).toBeInstanceOf(Closed)
+    const failure = await waiting
+    expect(failure).toBeInstanceOf(Closed)
+    expect((failure as Closed).message).toBe(`shard ${h.shardId('t', 1)} is closed`)
   })
 
   it('should wait closeTimeoutMs for a write that never finishes, then release every handle, failing the write typed', async () => {
