@@ -14,7 +14,8 @@
  * waiting for a handle; and the reader pool under held reads (the least-loaded reader serves, and one more reader
  * is asked for exactly when the reads in flight reach `readers.growAt` per reader); and which stale reader a read has
  * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that
- * refresh fails (another reader; the failed one cools down); and a primary-only read, which asks no reader to refresh.
+ * refresh fails (another reader; the failed one cools down); a primary-only read, which asks no reader to refresh;
+ * and the ShardUnavailable of a primary that crashed past its restart intensity.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
@@ -772,5 +773,21 @@ describe('a primary-only read while the readers are stale', () => {
     // A refresh asked for would show at once: the reader actor leaves `serving` when it receives REFRESH.
     expect(shardStats(h, 't', 1).readers).toEqual({ serving: 1 })
     expect(h.faults.opened.reader).toBe(opens)
+  })
+})
+
+describe('a shard whose primary exhausted its restart intensity by crashes', () => {
+  it('should fail requests with ShardUnavailable naming the last failure, and how to recover the shard', async () => {
+    const h = await harness({ readers: { min: 0 }, supervision: { primary: { intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 10, maxMs: 10, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const id = h.shardId('t', 1)
+    // Within the intensity: one restart. The second crash is one too many.
+    expect(h.index.faults.crash('t', 1, 'primary')).toBe(1)
+    expect(await drive(h.clock, waitFor(() => shardStats(h, 't', 1).primary === 'ready'))).toEqual({ value: undefined })
+    expect(h.index.faults.crash('t', 1, 'primary')).toBe(1)
+    expect(await drive(h.clock, waitFor(() => shardStats(h, 't', 1).state === 'failed'))).toEqual({ value: undefined })
+    const failure = await h.index.batchPut('t', 1, [meta(2)]).catch((e: unknown) => e)
+    expect(failure).toMatchObject({ _tag: 'ShardUnavailable', shard: id })
+    expect((failure as Error).message).toBe(`shard ${id} is unavailable: its primary gave up after: injected crash of primary in ${id}. Recover it with index.recover(${JSON.stringify(id)}) once the cause is fixed`)
   })
 })
