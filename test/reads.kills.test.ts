@@ -550,6 +550,9 @@ describe('what a Timeout says a read waited for', () => {
     expect(await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 100 }))).toMatchObject({
       error: { _tag: 'Timeout', waitedFor: expect.stringMatching(new RegExp(`^a reader view of shard ${id} at sequence >= [0-9]+ \\(newest view: none open\\), or the primary of shard ${id}$`)) },
     })
+    expect(await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { timeoutMs: 100 }))).toMatchObject({
+      error: { _tag: 'Timeout', waitedFor: `the primary of shard ${id} to open` },
+    })
   })
 })
 
@@ -595,7 +598,7 @@ describe('a scan whose iteration fails before its first entry', () => {
 })
 
 describe('reads waiting for a handle, at queues.maxPendingReads', () => {
-  it('should refuse one more with Overloaded naming the shard and how many wait, and serve those that waited', async () => {
+  it('should refuse one more with Overloaded naming the shard and how many wait, free the place of one that timed out, and serve those that waited', async () => {
     const h = await harness({ readers: { min: 0 }, queues: { maxPendingReads: 2 }, supervision: { primary: { backoff: { minMs: 5_000, maxMs: 5_000, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
     const id = h.shardId('t', 1)
@@ -603,10 +606,17 @@ describe('reads waiting for a handle, at queues.maxPendingReads', () => {
     // Writes waiting for the primary too: they do not count against the reads' bound.
     const writes = [h.index.batchPut('t', 1, [meta(2)]), h.index.batchPut('t', 1, [meta(3)])]
     await waitFor(() => shardStats(h, 't', 1).queues.pendingWrites === 2)
-    const waiting = [h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }), h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })]
+    const primary = { consistency: 'primary' } as const
+    const brief = [1, 2].map(() => h.index.getByMsgId('t', 1, 'm1', { ...primary, timeoutMs: 50 }).catch((e: unknown) => e))
     await waitFor(() => shardStats(h, 't', 1).queues.pendingReads === 2)
-    const refused = await h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }).catch((e: unknown) => e)
+    const refused = await h.index.getByMsgId('t', 1, 'm1', primary).catch((e: unknown) => e)
     expect(refused).toMatchObject({ _tag: 'Overloaded', shard: id, message: `shard ${id}: 2 reads already wait for a handle` })
+    // Reads that timed out leave the queue: their places are free for others.
+    await h.clock.advance(50)
+    for (const outcome of await Promise.all(brief)) expect(outcome).toMatchObject({ _tag: 'Timeout' })
+    const waiting = [h.index.getByMsgId('t', 1, 'm1', primary), h.index.getByMsgId('t', 1, 'm1', primary)]
+    await waitFor(() => shardStats(h, 't', 1).queues.pendingReads === 2)
+    expect(await h.index.getByMsgId('t', 1, 'm1', primary).catch((e: unknown) => e)).toMatchObject({ _tag: 'Overloaded' })
     // The primary reopens after its backoff: the two that waited are served.
     expect(await drive(h.clock, Promise.all(waiting))).toEqual({ value: [meta(1), meta(1)] })
     expect((await Promise.all(writes)).length).toBe(2)
@@ -778,8 +788,10 @@ describe('a primary-only read while the readers are stale', () => {
 
 describe('a shard whose primary exhausted its restart intensity by crashes', () => {
   it('should fail requests with ShardUnavailable naming the last failure, and how to recover the shard', async () => {
-    const h = await harness({ readers: { min: 0 }, supervision: { primary: { intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 10, maxMs: 10, jitter: 0 } } } })
-    await h.index.batchPut('t', 1, [meta(1)])
+    // With a reader serving: reads go on, but a write has nothing to wait for.
+    const h = await harness({ readers: { min: 1, max: 1 }, supervision: { primary: { intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 10, maxMs: 10, jitter: 0 } } } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
     const id = h.shardId('t', 1)
     // Within the intensity: one restart. The second crash is one too many.
     expect(h.index.faults.crash('t', 1, 'primary')).toBe(1)
@@ -789,5 +801,7 @@ describe('a shard whose primary exhausted its restart intensity by crashes', () 
     const failure = await h.index.batchPut('t', 1, [meta(2)]).catch((e: unknown) => e)
     expect(failure).toMatchObject({ _tag: 'ShardUnavailable', shard: id })
     expect((failure as Error).message).toBe(`shard ${id} is unavailable: its primary gave up after: injected crash of primary in ${id}. Recover it with index.recover(${JSON.stringify(id)}) once the cause is fixed`)
+    expect((failure as { cause?: unknown }).cause).toMatchObject({ message: `injected crash of primary in ${id}` })
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
   })
 })
