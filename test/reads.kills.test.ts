@@ -15,7 +15,8 @@
  * is asked for exactly when the reads in flight reach `readers.growAt` per reader); and which stale reader a read has
  * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that
  * refresh fails (another reader; the failed one cools down); a primary-only read, which asks no reader to refresh;
- * and the ShardUnavailable of a primary that crashed past its restart intensity.
+ * the ShardUnavailable of a primary that crashed past its restart intensity, and of a reader-mode shard whose readers
+ * did; and a damaged entry met by a read that waited for a handle.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
@@ -818,5 +819,43 @@ describe('a shard whose primary exhausted its restart intensity by crashes', () 
     expect((failure as Error).message).toBe(`shard ${id} is unavailable: its primary gave up after: injected crash of primary in ${id}. Recover it with index.recover(${JSON.stringify(id)}) once the cause is fixed`)
     expect((failure as { cause?: unknown }).cause).toMatchObject({ message: `injected crash of primary in ${id}` })
     expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+})
+
+describe('a damaged entry met by a read that waited for a handle', () => {
+  it('should fail that read with StorageFailure corruption too (reader mode, the first read of a shard)', async () => {
+    const root = await damagedRoot()
+    const index = await openIndex({ root, mode: 'reader', clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 1 } })
+    add(() => index.close())
+    // The shard's first read: no reader is open yet, so it waits for one and reads alone when it opens.
+    const failure = await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 1 }).catch((e: unknown) => e)
+    expect(failure).toBeInstanceOf(StorageFailure)
+    expect(failure).toMatchObject({ reason: 'corruption' })
+    expect((failure as StorageFailure).message).toContain('it is damaged')
+    expect(await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 2 })).toBe('m2')
+  })
+})
+
+describe('a reader-mode shard whose readers exhausted their restart intensity', () => {
+  it('should fail the reads waiting with ShardUnavailable naming its readers and their last failure', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, [meta(1)])
+    const id = w.shardId('t', 1)
+    const faults = new FaultInjector()
+    faults.failNext('open', 1_000, { role: 'reader' })
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({
+      root: w.root,
+      mode: 'reader',
+      engine: faults,
+      clock,
+      inspect: recordInspection,
+      readers: { min: 1, max: 1 },
+      supervision: { readers: { intensity: { maxRestarts: 1, withinMs: 60_000 }, backoff: { minMs: 10, maxMs: 10, jitter: 0 } } },
+    })
+    add(() => index.close())
+    const outcome = await drive(clock, index.getByMsgId('t', 1, 'm1'))
+    expect(outcome).toMatchObject({ error: { _tag: 'ShardUnavailable', shard: id } })
+    expect((outcome.error as Error).message).toMatch(new RegExp(`^shard ${id} is unavailable: its readers gave up after: injected open failure`))
   })
 })
