@@ -1065,11 +1065,14 @@ export class ShardRuntime {
   /**
    * Writer mode: the least-loaded serving reader whose view the memory of recent writes completes (its view is at or
    * above the memory's floor): merged with that memory, it answers any point read but a primary-only one as the
-   * primary would. `undefined` when there is none, or no such memory.
+   * primary would. `undefined` when there is none, or no such memory, or while this index's primary does not hold
+   * the directory (it failed, backs off, or another instance took the lock): another instance may write then, and
+   * the memory no longer completes a view. (When the primary opens again, the memory starts over from what is on
+   * disk: see publishPrimary.)
    */
   #mergingReader(need: Need): LeaseRecord | undefined {
     const recent = this.recent
-    if (recent === undefined || need.primary) return undefined
+    if (recent === undefined || need.primary || this.primary === undefined || this.primary.faulted) return undefined
     let best: LeaseRecord | undefined
     for (const r of this.readers.values()) {
       if (!r.faulted && r.seq >= recent.floor && (best === undefined || r.inflight < best.inflight)) best = r

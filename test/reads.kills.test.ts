@@ -16,7 +16,8 @@
  * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that
  * refresh fails (another reader; the failed one cools down); a primary-only read, which asks no reader to refresh;
  * the ShardUnavailable of a primary that crashed past its restart intensity, and of a reader-mode shard whose readers
- * did; and a damaged entry met by a read that waited for a handle.
+ * did; a damaged entry met by a read that waited for a handle; and a writer-mode shard whose primary another index
+ * holds locked (its readers serve what they can, never merged with a memory of writes that is no longer complete).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
@@ -857,5 +858,25 @@ describe('a reader-mode shard whose readers exhausted their restart intensity', 
     const outcome = await drive(clock, index.getByMsgId('t', 1, 'm1'))
     expect(outcome).toMatchObject({ error: { _tag: 'ShardUnavailable', shard: id } })
     expect((outcome.error as Error).message).toMatch(new RegExp(`^shard ${id} is unavailable: its readers gave up after: injected open failure`))
+  })
+})
+
+describe('a writer-mode shard whose primary another index holds locked', () => {
+  it('should fail writes with the lock error at once, and serve reads its readers can serve, after a refresh if need be', async () => {
+    const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } } } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    // The primary crashes; while it backs off, another index of the root takes the directory's lock and writes.
+    h.index.faults.crash('t', 1, 'primary')
+    const other = await openIndex({ root: h.root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 0 } })
+    add(() => other.close())
+    await other.batchPut('t', 1, [meta(2)])
+    expect(await drive(h.clock, waitFor(() => shardStats(h, 't', 1).cause?.reason === 'locked'))).toEqual({ value: undefined })
+    await expect(h.index.batchPut('t', 1, [meta(3)])).rejects.toMatchObject({ reason: 'locked' })
+    await expect(h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })).rejects.toMatchObject({ reason: 'locked' })
+    // A bound no view meets: the reader refreshes for it (the lock refuses only what no reader can serve), and sees
+    // the other index's write.
+    await h.clock.advance(1_000)
+    expect(await drive(h.clock, h.index.getByMsgId('t', 1, 'm2', { consistency: 'bounded', maxStalenessMs: 5 }))).toEqual({ value: meta(2) })
   })
 })
