@@ -478,10 +478,14 @@ describe('point reads deferred while the process runs its most MultiGets at once
     const h = await harness({ readers: { min: 0 } }, holding)
     await h.index.batchPut('t', 1, [meta(1), meta(2)])
     hold.on = true
-    // The first read goes out at once, the second in the next turn: they hold the process's two MultiGets, and the
-    // reads after them are deferred.
-    const held = [h.index.getByMsgId('t', 1, 'm1'), h.index.getByMsgId('t', 1, 'm2')]
-    await waitFor(() => hold.waiting.length === 2)
+    // As many reads as the process runs MultiGets at once (half of libuv's pool), each a MultiGet of its own (the first
+    // goes out at once, each next one in the next turn): they are held, and the reads after them are deferred.
+    const most = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2))
+    const held: Promise<unknown>[] = []
+    for (let k = 1; k <= most; k++) {
+      held.push(h.index.getByMsgId('t', 1, k % 2 === 1 ? 'm1' : 'm2'))
+      await waitFor(() => hold.waiting.length === k)
+    }
     const outcomes: Record<string, unknown> = {}
     const track = (name: string, p: Promise<unknown>) =>
       void p.then(
@@ -503,7 +507,7 @@ describe('point reads deferred while the process runs its most MultiGets at once
     expect(outcomes['at 20']).toEqual({ error: expect.any(Timeout) })
     hold.on = false
     hold.release()
-    expect(await Promise.all(held)).toEqual([meta(1), meta(2)])
+    expect(await Promise.all(held)).toEqual(held.map((_, i) => meta(i % 2 === 0 ? 1 : 2)))
     await waitFor(() => outcomes['at 60000'] !== undefined)
     expect(outcomes['at 60000']).toEqual({ value: meta(1) })
   })
