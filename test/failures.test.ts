@@ -23,7 +23,7 @@ import {
 } from '../src/index.js'
 import { recordInspection } from './support/coverage.js'
 import { cleanupAfterEach } from './support/cleanups.js'
-import { shardStats } from './support/harness.js'
+import { drive, shardStats } from './support/harness.js'
 import { removeDir, tempDir } from './support/tmp.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -32,25 +32,6 @@ const readerIndex = async (root: string, faults = new FaultInjector(), clock = n
   const index = await openIndex({ root, mode: 'reader', engine: faults, clock, inspect: recordInspection })
   add(() => index.close())
   return index
-}
-/**
- * Settles `p` while moving `clock` in steps of `stepMs` (one step per millisecond of real time, so that real I/O
- * keeps up); returns the outcome and how far the clock moved.
- */
-const drive = async <T>(clock: ManualClock, p: Promise<T>, stepMs = 10): Promise<{ value?: T; error?: unknown; advancedMs: number }> => {
-  const start = clock.now()
-  let done = false
-  const outcome = p.then(
-    (value) => ({ value }),
-    (error: unknown) => ({ error }),
-  )
-  void outcome.finally(() => (done = true))
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 1))
-    if (done) break
-    await clock.advance(stepMs)
-  }
-  return { ...(await outcome), advancedMs: clock.now() - start }
 }
 
 /**

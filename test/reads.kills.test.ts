@@ -26,7 +26,8 @@ import { segmentOffsetKey } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
-import { shardStats, untilReaderCovers, waitFor } from './support/harness.js'
+import { drive as driving, shardStats, untilReaderCovers, waitFor } from './support/harness.js'
+import { settle } from '../src/clock.js'
 import { bindingOptions } from './support/readers.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -36,18 +37,9 @@ const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
   return out
 }
 const { add, harness, scratch } = cleanupAfterEach()
-/** Settles `p` while moving `clock` 10 ms per millisecond of real time (real I/O keeps up): `{ value }` or `{ error }`. */
+/** `p`'s outcome (`{ value }` or `{ error }`), settled while moving `clock` as real I/O goes (see the harness's `drive`). */
 const drive = async <T>(clock: ManualClock, p: Promise<T>): Promise<{ value?: T; error?: unknown }> => {
-  let done = false
-  const outcome = p.then(
-    (value) => ({ value }),
-    (error: unknown) => ({ error }),
-  )
-  void outcome.finally(() => (done = true))
-  while (!done) {
-    await new Promise((resolve) => setTimeout(resolve, 1))
-    if (!done) await clock.advance(10)
-  }
+  const { advancedMs: _, ...outcome } = await driving(clock, p)
   return outcome
 }
 
@@ -83,7 +75,7 @@ describe('a read whose signal aborted before it began', () => {
     const read = h.index.getRangeByTime('t', 1, 0, 10_000, { signal: AbortSignal.abort() })
     await expect(read).rejects.toBeInstanceOf(Timeout)
     await expect(read).rejects.toMatchObject({ aborted: true })
-    await new Promise((resolve) => setImmediate(resolve))
+    await settle()
     expect(h.faults.calls.primaryReads).toBe(reads)
     expect(await h.index.getRangeByTime('t', 1, 0, 10_000)).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 1 } })
     expect(h.faults.calls.primaryReads).toBeGreaterThan(reads)
@@ -658,7 +650,6 @@ describe('the reader pool under held point reads', () => {
       return holding.open(path, options)
     },
   }
-  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
   /**
    * A reader-mode index on a root holding m1..m8 whose `readers.min` readers all serve (they open on the data, at
@@ -683,7 +674,7 @@ describe('the reader pool under held point reads', () => {
   it('should send each read to the least-loaded reader that serves it', async () => {
     const { index } = await ready({ min: 2, max: 2 })
     const reads = [index.getByMsgId('t', 1, 'm1')]
-    await turn()
+    await settle()
     reads.push(index.getByMsgId('t', 1, 'm2'))
     await waitFor(() => held.waiting.length === 2)
     expect([...held.perHandle.values()]).toEqual([1, 1])
@@ -706,11 +697,11 @@ describe('the reader pool under held point reads', () => {
     expect(actors()).toBe(2)
     // The next read meets 4 in flight over 2 readers: growAt per reader, and a third reader is asked for at once.
     reads.push(index.getByMsgId('t', 1, 'm5'))
-    await turn()
+    await settle()
     expect(actors()).toBe(3)
     // While that reader opens (its open is held), more reads ask for no other.
     reads.push(index.getByMsgId('t', 1, 'm6'))
-    await turn()
+    await settle()
     expect(actors()).toBe(3)
     held.release()
     expect(await Promise.all(reads)).toEqual([1, 2, 3, 4, 5, 6].map(meta))

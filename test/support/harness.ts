@@ -77,6 +77,26 @@ export const waitFor = async (cond: () => boolean, limitMs = 10_000): Promise<vo
   }
 }
 
+/**
+ * Settles `p` while moving `clock` in steps of `stepMs` (one step per millisecond of real time, so that real I/O
+ * keeps up); returns the outcome and how far the clock moved.
+ */
+export const drive = async <T>(clock: ManualClock, p: Promise<T>, stepMs = 10): Promise<{ value?: T; error?: unknown; advancedMs: number }> => {
+  const start = clock.now()
+  let done = false
+  const outcome = p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  )
+  void outcome.finally(() => (done = true))
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    if (done) break
+    await clock.advance(stepMs)
+  }
+  return { ...(await outcome), advancedMs: clock.now() - start }
+}
+
 /** The stats of the shard holding (topic, partition); throws if it does not exist yet. */
 export const shardStats = (h: Harness, topic: string, partition: number) => {
   const s = h.index.stats().shards.find((x) => x.id === h.shardId(topic, partition))
