@@ -51,5 +51,12 @@ export default defineConfig({
     include: suites,
     setupFiles: ['test/support/stryker-setup.ts'],
     sequence: { sequencer: ListedOrder },
+    // The files of one run share a module graph: the mutated code loads once per run, not once per file (Stryker
+    // runs a mutant against the files of its covering tests, often a dozen; each import of the library costs about
+    // a second). Runs stay apart: vitest starts a new worker thread for every run, so each mutant's run loads the
+    // code afresh, and a mutant in code that runs when a module loads is switched on there. The setup file loads the
+    // mutated modules before any test, so that Stryker counts that code's mutants as static (every suite runs them),
+    // not as covered by whichever test happened to import the module first.
+    isolate: false,
   },
 })

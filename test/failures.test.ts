@@ -24,6 +24,7 @@ import {
 import { recordInspection } from './support/coverage.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { drive, shardStats } from './support/harness.js'
+import { mutantEnv } from './support/mutant-env.js'
 import { removeDir, tempDir } from './support/tmp.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -67,7 +68,7 @@ describe('failure classes: the first error, on the injected clock', () => {
       gid: 65534,
       encoding: 'utf8',
       timeout: 60_000,
-      env: { ...process.env, HOME: parent, TSX_TSCONFIG_PATH: join(import.meta.dirname, '..', 'tsconfig.json') },
+      env: { ...process.env, ...mutantEnv(), HOME: parent, TSX_TSCONFIG_PATH: join(import.meta.dirname, '..', 'tsconfig.json') },
     })
     expect(run.status, run.stderr).toBe(0)
     const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as {

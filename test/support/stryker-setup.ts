@@ -14,3 +14,10 @@ fc.configureGlobal({ ...fc.readConfigureGlobal(), seed: strykerSeed })
 // child process, run as the unprivileged user nobody, could not even load its sources from there. A work tree is
 // world-readable; so is the sandbox, from here on.
 if (basename(process.cwd()).startsWith('sandbox-')) chmodSync(process.cwd(), 0o755)
+
+// With vitest.stryker.config.ts's `isolate: false` the files of a run share their modules, and a module loads in the
+// first test that imports it: Stryker would count the mutants of its top-level code as covered by that test alone
+// (test/modules.kills.test.ts imports every mutated module inside a test) and run no other test against them. Loaded
+// here, before any test, that code's mutants are static: every suite of the area runs against each. A module that
+// throws while loading is left to modules.kills, whose import of it inside a test fails that test.
+await Promise.allSettled(process.env.ROCKVISOR_MUTATE_AREA === 'machines' ? [import('../../actors/index.js')] : [import('../../src/index.js'), import('../../actors/index.js')])
