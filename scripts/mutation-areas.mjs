@@ -42,6 +42,7 @@ export const areas = {
     mutate: ['src/runtime.ts'],
     suites: [
       'test/runtime.kills.test.ts',
+      'test/reads.kills.test.ts',
       'test/shard.kills.test.ts',
       'test/supervision.test.ts',
       'test/integrity.test.ts',

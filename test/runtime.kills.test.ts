@@ -8,14 +8,16 @@
  * while a shard closes, which role creates the topic directory and with which RocksDB settings each role opens, a
  * primary's open refused for permission, how an open that meets a missing file is retried, that a reader's events
  * never make a primary that gave up recover, that `inspect` and `subscribe` (and its unsubscribe) deliver, where
- * readers open with placement 'worker', a scan on a reader retired under it, and that a reader with a read in flight
- * is never retired for idleness.
+ * readers open with placement 'worker', a scan on a reader retired under it, that a reader with a read in flight
+ * is never retired for idleness, that a degraded reader-mode pool stays degraded through the events after it, and
+ * that the view a refresh opened for a reader that failed meanwhile is closed at once.
  */
+import { spawnSync } from 'node:child_process'
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { FaultInjector, ManualClock, openIndex, rocksEngine, ShardUnavailable, type Engine, type Index, type IndexOptions, type LifecycleEvent, type MessageMeta, type OpenOptions } from '../src/index.js'
-import { decodeKey, epochSlots, sequenceValue } from '../src/keys.js'
+import { decodeKey, epochSlots, sequenceKey, sequenceValue } from '../src/keys.js'
 import { ReaderWorkers } from '../src/reader-workers.js'
 import { viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
@@ -200,6 +202,28 @@ describe('a degraded reader-mode pool that recovers', () => {
     expect(stats(id)).toMatchObject({ pool: 'healthy', readers: { serving: 1 } })
     // No cause at all: not a `cause` key holding undefined.
     expect('cause' in stats(id)).toBe(false)
+  })
+
+  it('should stay degraded, failing reads with the cause, through the events that follow (a serving reader it retires)', async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    const { index: reader, events, stats } = await openBeside(h.root, {
+      mode: 'reader',
+      readers: { min: 2, max: 2 },
+      supervision: { readers: { intensity: { maxRestarts: 0, withinMs: 60_000 }, backoff: { minMs: 0, jitter: 0 } } },
+    })
+    const id = reader.locate('t', 1).id
+    expect(await reader.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    await waitFor(() => stats(id).readers.serving === 2)
+    // One reader's crash exhausts the intensity (0); the pool retires the other, which was serving: its retirement
+    // is announced after the degradation, and is no recovery.
+    expect(reader.faults.crash('t', 1, 'reader-1')).toBe(1)
+    await waitFor(() => events.some((e) => e.type === 'retired' && e.actor === 'reader-2'))
+    expect(events.map((e) => e.type).slice(-2)).toEqual(['degraded', 'retired'])
+    await waitFor(() => stats(id).views.length === 0)
+    expect(stats(id)).toMatchObject({ pool: 'degraded', cause: { reason: 'injected' } })
+    // Fails at once (the clock stands still), rather than waiting for a reader that will not come.
+    await expect(reader.getByMsgId('t', 1, 'm1', { timeoutMs: 60_000 })).rejects.toBeInstanceOf(ShardUnavailable)
   })
 })
 
@@ -482,6 +506,28 @@ describe('a RocksDB open refused for permission', () => {
   })
 })
 
+describe('a directory check refused for permission', () => {
+  /** `chattr` sets or clears the immutable attribute of `path`: true if it could (root, on a file system that has it). */
+  const immutable = (path: string, on: boolean): boolean => spawnSync('chattr', [on ? '+i' : '-i', path]).status === 0
+
+  // In this process, not as another user: root bypasses file modes, but not an immutable directory (EPERM). The
+  // child-process test in failures.test covers the same refusal by file modes, as the unprivileged user nobody.
+  it('should give up on the primary at once, with the cause, when the topic directory cannot be created', async (ctx) => {
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 100, jitter: 0 } } } })
+    if (!immutable(h.root, true)) return ctx.skip()
+    try {
+      const write = h.index.batchPut('t', 1, [meta(1)]).catch((e: unknown) => e)
+      // The clock stands still: a primary restarted under backoff would never get here (bounded wait).
+      await waitFor(() => h!.events.some((e) => e.type === 'failed' && e.actor === 'shard'), 5_000)
+      expect(await write).toMatchObject({ _tag: 'ShardUnavailable', cause: { reason: 'permission', path: join(h.root, 't') } })
+      expect(h.events.filter((e) => e.type === 'restarted')).toEqual([])
+      expect(shardStats(h, 't', 1)).toMatchObject({ state: 'failed', restarts: { primary: 0 }, cause: { reason: 'permission' } })
+    } finally {
+      immutable(h.root, false)
+    }
+  })
+})
+
 describe("an open that meets a file RocksDB's listing named but a flush deleted (reason missing)", () => {
   it("should open a reader again at once, up to 8 opens in a row, then fail it", async () => {
     h = await openHarness({ readers: { min: 1, max: 1, placement: 'in-process' }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
@@ -646,5 +692,47 @@ describe('idle retirement and reads in flight', () => {
     } finally {
       release()
     }
+  })
+})
+
+describe('a refresh its reader no longer waits for', () => {
+  it('should close the view the refresh opened for a reader that failed meanwhile, not leave it to the index close', async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    const first = await h.index.batchPut('t', 1, [meta(1)])
+    // Readers' handles whose view-state read (the MultiGet that begins with the sequence key) waits once armed.
+    const hold = { armed: false, entered: false, release: () => {} }
+    const engine = overridingHandles({
+      reader: (handle) => ({
+        getMany: async (keys) => {
+          if (hold.armed && keys[0] !== undefined && Buffer.from(keys[0]).equals(sequenceKey)) {
+            hold.armed = false
+            hold.entered = true
+            await new Promise<void>((resolve) => (hold.release = resolve))
+          }
+          return handle.getMany(keys)
+        },
+      }),
+    })
+    const { index: reader, events, stats } = await openBeside(
+      h.root,
+      { mode: 'reader', readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 0, jitter: 0 } } } },
+      engine,
+    )
+    const id = reader.locate('t', 1).id
+    expect(await reader.getByMsgId('t', 1, 'm1', { after: first.token })).toEqual(meta(1))
+    const second = await h.index.batchPut('t', 1, [meta(2)])
+    hold.armed = true
+    // The read needs a newer view: reader-1 refreshes, and the state read of its new view waits.
+    const read = reader.getByMsgId('t', 1, 'm2', { after: second.token })
+    await waitFor(() => hold.entered)
+    expect(reader.stats().totals.handles).toBe(2)
+    // reader-1 fails while its refresh opens (the refresh is abandoned), then the new view's state arrives.
+    expect(reader.faults.crash('t', 1, 'reader-1')).toBe(1)
+    hold.release()
+    expect(await read).toEqual(meta(2))
+    expect(events.some((e) => e.type === 'opened' && e.actor === 'reader-2')).toBe(true)
+    // Only reader-2's view is open: the abandoned refresh's view was closed, not left open until the index closes.
+    await waitFor(() => reader.stats().totals.handles === 1, 2_000)
+    expect(stats(id).views.map((v) => v.reader)).toEqual(['reader-2'])
   })
 })
