@@ -6,6 +6,7 @@
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Closed, InvalidInput, openIndex, ShardUnavailable, StorageFailure, type Index, type MessageMeta } from '../src/index.js'
+import { overridingHandles } from './support/engines.js'
 import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 import { listTree, removeDir, tempDir } from './support/tmp.js'
 
@@ -163,6 +164,45 @@ describe('closing ends suspended scans (item 8)', () => {
     expect((err as Closed).message).toBe(`shard ${h.shardId('t', 1)} is closed: the index closed while this scan waited for its consumer`)
     // Finished: later calls end it quietly.
     expect(await scan.next()).toEqual({ done: true, value: undefined })
+  }, 20_000)
+
+  it('should end at once a scan that was fetching its next entry when the close began, once that entry is handed over', async () => {
+    // Readers' iterations wait before their second entry while `gate.armed`.
+    const gate = { armed: false, entered: false, open: () => {} }
+    const engine = overridingHandles({
+      reader: (handle) => ({
+        iterate: (range) => ({
+          async *[Symbol.asyncIterator]() {
+            let n = 0
+            for await (const entry of handle.iterate(range)) {
+              if (n++ === 1 && gate.armed) {
+                gate.entered = true
+                await new Promise<void>((resolve) => (gate.open = resolve))
+              }
+              yield entry
+            }
+          },
+        }),
+      }),
+    })
+    h = await openHarness({ readers: { min: 1, max: 1 } }, engine)
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 200 }, (_, i) => meta(i)))
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    const scan = h.index.scanByTime('t', 1, 0, 10_000)[Symbol.asyncIterator]()
+    expect((await scan.next()).value).toEqual(meta(0))
+    gate.armed = true
+    const second = scan.next()
+    await waitFor(() => gate.entered)
+    // The scan is work in flight, not waiting for its consumer: the close waits for its entry, then ends it.
+    let closed = false
+    const closing = h.index.close().then(() => (closed = true))
+    gate.open()
+    expect((await second).value).toEqual(meta(1))
+    // The consumer does not come back: the close does not wait for it (the clock is never advanced).
+    await waitFor(() => closed, 5_000)
+    await closing
+    expect(h.faults.liveHandles).toBe(0)
+    expect(await failure(() => scan.next())).toBeInstanceOf(Closed)
   }, 20_000)
 
   it('should let a scan left suspended keep its view across a refresh, then end it at close', async () => {

@@ -23,6 +23,7 @@ import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
 import { getManySettled } from '../src/engine.js'
 import { segmentOffsetKey } from '../src/keys.js'
+import { parseToken } from '../src/tokens.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
@@ -368,6 +369,54 @@ describe('a MultiGet that fails', () => {
   })
 })
 
+describe('a point read retried after its MultiGet failed', () => {
+  it('should no longer be bound by its deadline while the retry waits for a handle (it started)', async () => {
+    // Readers' MultiGets and probes fail with a transient failure while `reader.broken`.
+    const reader = { broken: false }
+    const flaky = (path: string) => new StorageFailure({ reason: 'io', path, message: 'flaky' })
+    const engine = overridingHandles({
+      reader: (handle) => ({
+        getManySettled: async (keys) => {
+          if (reader.broken) throw flaky(handle.path)
+          return handle.getManySettled!(keys)
+        },
+        getMany: async (keys) => {
+          if (reader.broken) throw flaky(handle.path)
+          return handle.getMany(keys)
+        },
+      }),
+    })
+    const w = await harness({ readers: { min: 0 } })
+    const { token } = await w.index.batchPut('t', 1, [meta(1)])
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({
+      root: w.root,
+      mode: 'reader',
+      engine: new FaultInjector(engine),
+      clock,
+      inspect: recordInspection,
+      readers: { min: 1, max: 1 },
+      supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } },
+    })
+    add(() => index.close())
+    const events: string[] = []
+    index.subscribe((e) => events.push(`${e.type} ${e.actor}`))
+    expect(await index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    reader.broken = true
+    let settled = false
+    const read = index.getByMsgId('t', 1, 'm1', { timeoutMs: 50 }).finally(() => (settled = true))
+    // Its MultiGet fails, and the probe of the handle too: the reader is restarted after 100 ms, and the read,
+    // retried, waits for a handle.
+    await waitFor(() => events.includes('restarted reader-1'))
+    reader.broken = false
+    await clock.advance(60)
+    await settle()
+    expect(settled).toBe(false)
+    await clock.advance(40)
+    expect(await read).toEqual(meta(1))
+  })
+})
+
 describe('a turn with primary-only reads among others', () => {
   it('should send the primary-only reads to the primary and the others to a reader that serves them', async () => {
     const h = await harness({ readers: { min: 1, max: 1 } })
@@ -383,6 +432,35 @@ describe('a turn with primary-only reads among others', () => {
       ]),
     ).toEqual([meta(1), meta(1), meta(1)])
     expect(shardStats(h, 't', 1).served).toEqual({ ...before, primary: before.primary + 1, readers: before.readers + 2 })
+  })
+})
+
+describe('a turn of point reads that the memory of recent writes answers whole', () => {
+  it('should answer it from memory without a MultiGet, and send a turn it answers in part as one MultiGet of the rest', async () => {
+    // Readers' MultiGets, counted with their keys.
+    const calls: number[] = []
+    const counting = overridingHandles({
+      reader: (handle) => ({
+        getManySettled: (keys) => {
+          calls.push(keys.length)
+          return handle.getManySettled!(keys)
+        },
+      }),
+    })
+    const h = await harness({ readers: { min: 1, max: 1 } }, counting)
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    // m2 and m3 are newer than the reader's view: the memory of recent writes answers them.
+    await h.index.batchPut('t', 1, [meta(2), meta(3)])
+    const before = shardStats(h, 't', 1).served
+    calls.length = 0
+    // The first goes out alone, the next two share a turn: no MultiGet at all.
+    expect(await Promise.all([h.index.getByMsgId('t', 1, 'm2'), h.index.getByMsgId('t', 1, 'm3'), h.index.getByMsgId('t', 1, 'm2')])).toEqual([meta(2), meta(3), meta(2)])
+    expect(calls).toEqual([])
+    expect(shardStats(h, 't', 1).served).toEqual({ ...before, memory: before.memory + 3 })
+    // A turn the memory answers in part: the rest goes out in one MultiGet on the reader.
+    expect(await Promise.all([h.index.getByMsgId('t', 1, 'm3'), h.index.getByMsgId('t', 1, 'm1'), h.index.getByMsgId('t', 1, 'm2')])).toEqual([meta(3), meta(1), meta(2)])
+    expect(calls).toEqual([1])
   })
 })
 
@@ -404,6 +482,22 @@ describe('the need of a turn of point reads', () => {
     ).toEqual([meta(1), meta(1), meta(2)])
   })
 
+  it('should serve a turn by its strictest read also when a laxer read follows it (not by the last read either)', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    await h.index.batchPut('t', 1, [meta(2)])
+    // As above, with the fresh read between the two bounded ones: the turn's need is still the fresh read's.
+    const bounded = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
+    expect(
+      await Promise.all([
+        h.index.getByMsgId('t', 1, 'm1', bounded),
+        h.index.getByMsgId('t', 1, 'm2'),
+        h.index.getByMsgId('t', 1, 'm1', bounded),
+      ]),
+    ).toEqual([meta(1), meta(2), meta(1)])
+  })
+
   it("should serve a turn by a view recent enough for its strictest staleness bound, not only its first's", async () => {
     const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
@@ -422,6 +516,26 @@ describe('the need of a turn of point reads', () => {
       meta(1),
     ])
     // (If the first read shared the turn too, the primary served all three.)
+    const after = shardStats(h, 't', 1).served
+    expect(after.primary - before.primary).toBeGreaterThanOrEqual(2)
+    expect(after.primary - before.primary + after.readers - before.readers).toBe(3)
+  })
+
+  it('should keep the strictest staleness bound of a turn also when a looser read follows it', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    await h.clock.advance(10)
+    const before = shardStats(h, 't', 1).served
+    // The first goes out alone (the reader serves it); the strict read and a loose one after it share the next turn,
+    // which only the primary serves.
+    const loose = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
+    const strict = { consistency: 'bounded', maxStalenessMs: 5 } as const
+    expect(await Promise.all([h.index.getByMsgId('t', 1, 'm1', loose), h.index.getByMsgId('t', 1, 'm1', strict), h.index.getByMsgId('t', 1, 'm1', loose)])).toEqual([
+      meta(1),
+      meta(1),
+      meta(1),
+    ])
     const after = shardStats(h, 't', 1).served
     expect(after.primary - before.primary).toBeGreaterThanOrEqual(2)
     expect(after.primary - before.primary + after.readers - before.readers).toBe(3)
@@ -680,6 +794,33 @@ describe('the reader pool under held point reads', () => {
     expect([...held.perHandle.values()]).toEqual([1, 1])
     held.release()
     expect(await Promise.all(reads)).toEqual([meta(1), meta(2)])
+  })
+
+  it('should send a writer-mode read that the memory of recent writes completes to the least-loaded stale reader', async () => {
+    held.on = false
+    held.perHandle.clear()
+    const h = await harness({ readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } }, gated)
+    add(async () => held.release())
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 8 }, (_, i) => meta(i + 1)))
+    const covered = () => shardStats(h, 't', 1).views.filter((v) => v.sequence >= parseToken(token).sequence).length
+    for (let i = 0; i < 200 && covered() < 2; i++) {
+      await Promise.all([h.index.getRangeByTime('t', 1, 0, 1), h.index.getByMsgId('t', 1, 'm8')])
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    expect(covered()).toBe(2)
+    // A write the readers' views lack: fresh reads are served by a reader merged with the memory of that write.
+    await h.index.batchPut('t', 1, [meta(9)])
+    const before = shardStats(h, 't', 1).served
+    held.on = true
+    const reads = [h.index.getByMsgId('t', 1, 'm1')]
+    await waitFor(() => held.waiting.length === 1)
+    reads.push(h.index.getByMsgId('t', 1, 'm2'))
+    await waitFor(() => held.waiting.length === 2)
+    // Each reader has one: the second read went to the reader with none in flight.
+    expect([...held.perHandle.values()]).toEqual([1, 1])
+    held.release()
+    expect(await Promise.all(reads)).toEqual([meta(1), meta(2)])
+    expect(shardStats(h, 't', 1).served).toEqual({ ...before, readers: before.readers + 2 })
   })
 
   it('should ask for one more reader once the reads in flight reach growAt per reader, not before', async () => {
