@@ -1,7 +1,8 @@
 /**
  * The edges of the public surface (issue 8, items 6-9): reads never create anything, `recover` takes the shard id
- * its errors give, closing the index ends the scans their consumers left suspended, and misuse of the API is refused
- * with InvalidInput instead of being accepted silently. Real RocksDB in temp dirs, time from a ManualClock.
+ * its errors give, closing the index ends the scans their consumers left suspended (and those it finds fetching,
+ * once they hand their entry over), and misuse of the API is refused with InvalidInput instead of being accepted
+ * silently. Real RocksDB in temp dirs, time from a ManualClock.
  */
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'

@@ -16,8 +16,11 @@
  * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that
  * refresh fails (another reader; the failed one cools down); a primary-only read, which asks no reader to refresh;
  * the ShardUnavailable of a primary that crashed past its restart intensity, and of a reader-mode shard whose readers
- * did; a damaged entry met by a read that waited for a handle; and a writer-mode shard whose primary another index
- * holds locked (its readers serve what they can, never merged with a memory of writes that is no longer complete).
+ * did; a damaged entry met by a read that waited for a handle; a writer-mode shard whose primary another index
+ * holds locked (its readers serve what they can, never merged with a memory of writes that is no longer complete);
+ * a turn whose strictest read comes before a laxer one; which stale reader serves reads the memory of recent writes
+ * completes (the least loaded); a turn that memory answers whole (no MultiGet); and a point read retried after its
+ * MultiGet failed (it started: its deadline no longer bounds it).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'

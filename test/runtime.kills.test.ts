@@ -9,8 +9,9 @@
  * primary's open refused for permission, how an open that meets a missing file is retried, that a reader's events
  * never make a primary that gave up recover, that `inspect` and `subscribe` (and its unsubscribe) deliver, where
  * readers open with placement 'worker', a scan on a reader retired under it, that a reader with a read in flight
- * is never retired for idleness, that a degraded reader-mode pool stays degraded through the events after it, and
- * that the view a refresh opened for a reader that failed meanwhile is closed at once.
+ * is never retired for idleness, that a degraded reader-mode pool stays degraded through the events after it, that
+ * the view a refresh opened for a reader that failed meanwhile is closed at once, and that a directory check refused
+ * for permission gives up at once.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
