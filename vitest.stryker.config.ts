@@ -58,5 +58,12 @@ export default defineConfig({
     // mutated modules before any test, so that Stryker counts that code's mutants as static (every suite runs them),
     // not as covered by whichever test happened to import the module first.
     isolate: false,
+    // A mutant that makes a test hang (a primary that never opens, a read that waits for ever on the index's clock)
+    // fails that test here, not at Stryker's timeout of the whole run (1.5 times its covering tests' time plus
+    // 10 s, a minute for a mutant the whole runtime area covers), after which Stryker also starts a new runner.
+    // The slowest test takes 3 s alone and about twice that beside a mutation run; a test that now takes 15 s is
+    // as good as hung. (Tests that set their own timeout keep it.)
+    testTimeout: 15_000,
+    hookTimeout: 15_000,
   },
 })
