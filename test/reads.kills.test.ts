@@ -608,7 +608,11 @@ describe('point reads deferred while the process runs its most MultiGets at once
     expect(outcomes).toEqual({})
     await h.clock.advance(1)
     expect(outcomes).toEqual({ 'at 10': { error: expect.any(Timeout) } })
-    expect((outcomes['at 10'] as { error: Timeout }).error.message).toContain('a point-read MultiGet to finish')
+    const expired = (outcomes['at 10'] as { error: Timeout }).error
+    // Its deadline passed (no signal aborted it): said so, with what it waited for.
+    expect(expired).toMatchObject({ aborted: false, timeoutMs: 10 })
+    expect(expired.message).toBe(`request on shard ${h.shardId('t', 1)} waited 10 ms for ${expired.waitedFor}; it did not run`)
+    expect(expired.waitedFor).toContain('a point-read MultiGet to finish')
     await h.clock.advance(9)
     expect(Object.keys(outcomes)).toEqual(['at 10'])
     await h.clock.advance(1)
