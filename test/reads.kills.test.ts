@@ -266,7 +266,13 @@ describe('a damaged entry (bytes that do not decode)', () => {
       expect(await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 2 })).toBe('m2')
       // With a reader: once it serves, the damaged read goes to it.
       if (readers > 0) await waitFor(() => index.stats().shards[0]?.views.length === 1)
-      const failure = await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 1 }).catch((e: unknown) => e)
+      // Failed, not answered with the error as its value.
+      const outcome = await index.getMsgIdBySegmentOffset('t', 1, { segmentId: 0, offset: 1 }).then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      )
+      expect(outcome).not.toHaveProperty('value')
+      const failure = (outcome as { error: unknown }).error
       expect(failure).toBeInstanceOf(StorageFailure)
       expect(failure).toMatchObject({ reason: 'corruption' })
       expect((failure as StorageFailure).message).toContain('does not decode (The encoded data was not valid for encoding utf-8): it is damaged')
