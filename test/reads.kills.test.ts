@@ -26,7 +26,6 @@ import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
 import { getManySettled } from '../src/engine.js'
 import { segmentOffsetKey } from '../src/keys.js'
-import { parseToken } from '../src/tokens.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
@@ -815,12 +814,7 @@ describe('the reader pool under held point reads', () => {
     const h = await harness({ readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } }, gated)
     add(async () => held.release())
     const { token } = await h.index.batchPut('t', 1, Array.from({ length: 8 }, (_, i) => meta(i + 1)))
-    const covered = () => shardStats(h, 't', 1).views.filter((v) => v.sequence >= parseToken(token).sequence).length
-    for (let i = 0; i < 200 && covered() < 2; i++) {
-      await Promise.all([h.index.getRangeByTime('t', 1, 0, 1), h.index.getByMsgId('t', 1, 'm8')])
-      await new Promise((resolve) => setTimeout(resolve, 2))
-    }
-    expect(covered()).toBe(2)
+    await untilReaderCovers(h, 't', 1, token, 'm8', 2)
     // A write the readers' views lack: fresh reads are served by a reader merged with the memory of that write.
     await h.index.batchPut('t', 1, [meta(9)])
     const before = shardStats(h, 't', 1).served
