@@ -473,77 +473,34 @@ describe('a turn of point reads that the memory of recent writes answers whole',
 })
 
 describe('the need of a turn of point reads', () => {
-  it('should serve a turn by a view that satisfies its strictest read, not only its first', async () => {
+  // The first read of each test goes out alone; the next two share a turn, the strict read either last (a need
+  // taken from the turn's first read fails) or first (a need taken from its last read fails).
+  it.each(['last', 'first'] as const)('should serve a turn by a view that satisfies its strictest read, the strict read %s', async (strictAt) => {
     const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
     await untilReaderCovers(h, 't', 1, token, 'm1')
     await h.index.batchPut('t', 1, [meta(2)])
-    // The reader's view holds m1, not m2. The first read goes out alone; the next two share a turn, the bounded one
-    // first (the reader serves it), the fresh one second (only the primary does).
-    const bounded = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
-    expect(
-      await Promise.all([
-        h.index.getByMsgId('t', 1, 'm1', bounded),
-        h.index.getByMsgId('t', 1, 'm1', bounded),
-        h.index.getByMsgId('t', 1, 'm2'),
-      ]),
-    ).toEqual([meta(1), meta(1), meta(2)])
+    // The reader's view holds m1, not m2: it serves the bounded reads, only the primary serves the fresh one.
+    const bounded = () => h.index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 3_600_000 })
+    const fresh = () => h.index.getByMsgId('t', 1, 'm2')
+    const turn = strictAt === 'last' ? [bounded(), bounded(), fresh()] : [bounded(), fresh(), bounded()]
+    expect(await Promise.all(turn)).toEqual(strictAt === 'last' ? [meta(1), meta(1), meta(2)] : [meta(1), meta(2), meta(1)])
   })
 
-  it('should serve a turn by its strictest read also when a laxer read follows it (not by the last read either)', async () => {
-    const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
-    const { token } = await h.index.batchPut('t', 1, [meta(1)])
-    await untilReaderCovers(h, 't', 1, token, 'm1')
-    await h.index.batchPut('t', 1, [meta(2)])
-    // As above, with the fresh read between the two bounded ones: the turn's need is still the fresh read's.
-    const bounded = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
-    expect(
-      await Promise.all([
-        h.index.getByMsgId('t', 1, 'm1', bounded),
-        h.index.getByMsgId('t', 1, 'm2'),
-        h.index.getByMsgId('t', 1, 'm1', bounded),
-      ]),
-    ).toEqual([meta(1), meta(2), meta(1)])
-  })
-
-  it("should serve a turn by a view recent enough for its strictest staleness bound, not only its first's", async () => {
+  it.each(['last', 'first'] as const)('should serve a turn by a view recent enough for its strictest staleness bound, the strict read %s', async (strictAt) => {
     const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
     await untilReaderCovers(h, 't', 1, token, 'm1')
     await h.clock.advance(10)
-    const age = shardStats(h, 't', 1).views[0]!.ageMs
-    expect(age).toBeGreaterThanOrEqual(10)
+    expect(shardStats(h, 't', 1).views[0]!.ageMs).toBeGreaterThanOrEqual(10)
     const before = shardStats(h, 't', 1).served
-    // The first goes out alone; the next two share a turn: any view will do for the first, only one taken in the
-    // last 5 ms for the second (the reader's is older: the primary serves the turn).
-    const loose = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
-    const strict = { consistency: 'bounded', maxStalenessMs: 5 } as const
-    expect(await Promise.all([h.index.getByMsgId('t', 1, 'm1', loose), h.index.getByMsgId('t', 1, 'm1', loose), h.index.getByMsgId('t', 1, 'm1', strict)])).toEqual([
-      meta(1),
-      meta(1),
-      meta(1),
-    ])
+    // Any view will do for the loose reads, only one taken in the last 5 ms for the strict one (the reader's is
+    // older: the primary serves its turn).
+    const loose = () => h.index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 3_600_000 })
+    const strict = () => h.index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 5 })
+    const turn = strictAt === 'last' ? [loose(), loose(), strict()] : [loose(), strict(), loose()]
+    expect(await Promise.all(turn)).toEqual([meta(1), meta(1), meta(1)])
     // (If the first read shared the turn too, the primary served all three.)
-    const after = shardStats(h, 't', 1).served
-    expect(after.primary - before.primary).toBeGreaterThanOrEqual(2)
-    expect(after.primary - before.primary + after.readers - before.readers).toBe(3)
-  })
-
-  it('should keep the strictest staleness bound of a turn also when a looser read follows it', async () => {
-    const h = await harness({ readers: { min: 1, max: 1 }, freshness: { recentWritesBytes: 0 } })
-    const { token } = await h.index.batchPut('t', 1, [meta(1)])
-    await untilReaderCovers(h, 't', 1, token, 'm1')
-    await h.clock.advance(10)
-    const before = shardStats(h, 't', 1).served
-    // The first goes out alone (the reader serves it); the strict read and a loose one after it share the next turn,
-    // which only the primary serves.
-    const loose = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
-    const strict = { consistency: 'bounded', maxStalenessMs: 5 } as const
-    expect(await Promise.all([h.index.getByMsgId('t', 1, 'm1', loose), h.index.getByMsgId('t', 1, 'm1', strict), h.index.getByMsgId('t', 1, 'm1', loose)])).toEqual([
-      meta(1),
-      meta(1),
-      meta(1),
-    ])
     const after = shardStats(h, 't', 1).served
     expect(after.primary - before.primary).toBeGreaterThanOrEqual(2)
     expect(after.primary - before.primary + after.readers - before.readers).toBe(3)

@@ -180,16 +180,24 @@ describe('the supervisors on the index clock', () => {
 })
 
 describe('a degraded reader-mode pool that recovers', () => {
-  it('should fail reads with the cause while degraded, and after recover let a read wait for the new reader and drop the cause', async () => {
+  /**
+   * A writer-mode harness holding m1, and beside it a reader-mode index of `readers` readers under restart intensity
+   * 0 (the first reader crash degrades its pool) whose reader has served m1.
+   */
+  const degradable = async (readers: number) => {
     h = await openHarness({ readers: { min: 0 } })
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
-    const { index: reader, events, stats } = await openBeside(h.root, {
+    const beside = await openBeside(h.root, {
       mode: 'reader',
-      readers: { min: 1, max: 1 },
+      readers: { min: readers, max: readers },
       supervision: { readers: { intensity: { maxRestarts: 0, withinMs: 60_000 }, backoff: { minMs: 0, jitter: 0 } } },
     })
-    const id = reader.locate('t', 1).id
-    expect(await reader.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    expect(await beside.index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    return { ...beside, id: beside.index.locate('t', 1).id }
+  }
+
+  it('should fail reads with the cause while degraded, and after recover let a read wait for the new reader and drop the cause', async () => {
+    const { index: reader, events, stats, id } = await degradable(1)
     // Restart intensity 0: the first reader crash degrades the pool, and in reader mode nothing is left to read from.
     expect(reader.faults.crash('t', 1, 'readers')).toBe(1)
     await waitFor(() => events.some((e) => e.type === 'degraded'))
@@ -206,15 +214,7 @@ describe('a degraded reader-mode pool that recovers', () => {
   })
 
   it('should stay degraded, failing reads with the cause, through the events that follow (a serving reader it retires)', async () => {
-    h = await openHarness({ readers: { min: 0 } })
-    const { token } = await h.index.batchPut('t', 1, [meta(1)])
-    const { index: reader, events, stats } = await openBeside(h.root, {
-      mode: 'reader',
-      readers: { min: 2, max: 2 },
-      supervision: { readers: { intensity: { maxRestarts: 0, withinMs: 60_000 }, backoff: { minMs: 0, jitter: 0 } } },
-    })
-    const id = reader.locate('t', 1).id
-    expect(await reader.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    const { index: reader, events, stats, id } = await degradable(2)
     await waitFor(() => stats(id).readers.serving === 2)
     // One reader's crash exhausts the intensity (0); the pool retires the other, which was serving: its retirement
     // is announced after the degradation, and is no recovery.
