@@ -19,8 +19,9 @@
  * did; a damaged entry met by a read that waited for a handle; a writer-mode shard whose primary another index
  * holds locked (its readers serve what they can, never merged with a memory of writes that is no longer complete);
  * a turn whose strictest read comes before a laxer one; which stale reader serves reads the memory of recent writes
- * completes (the least loaded); a turn that memory answers whole (no MultiGet); and a point read retried after its
- * MultiGet failed (it started: its deadline no longer bounds it).
+ * completes (the least loaded); a turn that memory answers whole (no MultiGet); a point read retried after its
+ * MultiGet failed (it started: its deadline no longer bounds it; a reader whose probe fails too is failed with that
+ * cause); and one retried on a sound handle (counted once: that reader is no more loaded than the other afterwards).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
@@ -408,7 +409,11 @@ describe('a point read retried after its MultiGet failed', () => {
     })
     add(() => index.close())
     const events: string[] = []
-    index.subscribe((e) => events.push(`${e.type} ${e.actor}`))
+    const details: string[] = []
+    index.subscribe((e) => {
+      events.push(`${e.type} ${e.actor}`)
+      if (e.type === 'failed') details.push(`${e.actor}: ${e.detail}`)
+    })
     expect(await index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
     reader.broken = true
     let settled = false
@@ -416,6 +421,8 @@ describe('a point read retried after its MultiGet failed', () => {
     // Its MultiGet fails, and the probe of the handle too: the reader is restarted after 100 ms, and the read,
     // retried, waits for a handle.
     await waitFor(() => events.includes('restarted reader-1'))
+    // The reader failed with the MultiGet's failure, the cause its probe confirmed.
+    expect(details).toEqual([`reader-1: flaky`])
     reader.broken = false
     await clock.advance(60)
     await settle()
@@ -564,6 +571,8 @@ describe('point reads deferred while the process runs its most MultiGets at once
         (error: unknown) => (outcomes[name] = { error }),
       )
     track('at 10', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 10 }))
+    // The later deadlines are deferred in a later turn: the timer armed for the earliest deadline stays armed.
+    await settle()
     track('at 20', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 20 }))
     track('at 60000', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 60_000 }))
     await h.clock.advance(9)
@@ -711,6 +720,8 @@ describe('the reader pool under held point reads', () => {
     perHandle: new Map<object, number>(),
     waiting: [] as (() => void)[],
     opens: [] as (() => void)[],
+    /** How many of the next readers' MultiGets fail with a transient failure (the probe of the handle succeeds). */
+    failing: 0,
     release(): void {
       this.on = false
       for (const go of [...this.waiting.splice(0), ...this.opens.splice(0)]) go()
@@ -719,6 +730,10 @@ describe('the reader pool under held point reads', () => {
   const holding = overridingHandles({
     reader: (handle) => ({
       getManySettled: async (keys) => {
+        if (held.failing > 0) {
+          held.failing--
+          throw new StorageFailure({ reason: 'io', path: handle.path, message: 'flaky' })
+        }
         if (held.on) {
           held.perHandle.set(handle, (held.perHandle.get(handle) ?? 0) + 1)
           await new Promise<void>((resolve) => held.waiting.push(resolve))
@@ -740,6 +755,7 @@ describe('the reader pool under held point reads', () => {
    */
   const ready = async (readers: { min: number; max: number; growAt?: number }) => {
     held.on = false
+    held.failing = 0
     held.perHandle.clear()
     const w = await harness({ readers: { min: 0 } })
     await w.index.batchPut('t', 1, Array.from({ length: 8 }, (_, i) => meta(i + 1)))
@@ -763,6 +779,25 @@ describe('the reader pool under held point reads', () => {
     expect([...held.perHandle.values()]).toEqual([1, 1])
     held.release()
     expect(await Promise.all(reads)).toEqual([meta(1), meta(2)])
+  })
+
+  it('should count a point read retried on a sound handle once: that reader is as loaded as the other afterwards', async () => {
+    const { index } = await ready({ min: 2, max: 2 })
+    held.on = false
+    // A MultiGet fails once; the probe finds its handle sound: the read is retried, and served.
+    held.failing = 1
+    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    expect(held.failing).toBe(0)
+    expect(index.stats().shards[0]!.restarts.readers).toBe(0)
+    // Nothing in flight on either reader now: two reads in two turns go one to each.
+    held.on = true
+    const reads = [index.getByMsgId('t', 1, 'm2')]
+    await waitFor(() => held.waiting.length === 1)
+    reads.push(index.getByMsgId('t', 1, 'm3'))
+    await waitFor(() => held.waiting.length === 2)
+    expect([...held.perHandle.values()]).toEqual([1, 1])
+    held.release()
+    expect(await Promise.all(reads)).toEqual([meta(2), meta(3)])
   })
 
   it('should send a writer-mode read that the memory of recent writes completes to the least-loaded stale reader', async () => {
