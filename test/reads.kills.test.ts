@@ -21,7 +21,11 @@
  * a turn whose strictest read comes before a laxer one; which stale reader serves reads the memory of recent writes
  * completes (the least loaded); a turn that memory answers whole (no MultiGet); a point read retried after its
  * MultiGet failed (it started: its deadline no longer bounds it; a reader whose probe fails too is failed with that
- * cause); and one retried on a sound handle (counted once: that reader is no more loaded than the other afterwards).
+ * cause); and one retried on a sound handle (counted once: that reader is no more loaded than the other afterwards);
+ * a shard whose reads a turn's budget left waiting (served in the next turn, with no other read to start it); a
+ * read whose signal aborts while it waits (Timeout, aborted, at once; it never runs); requests waiting for a
+ * primary whose open meets another index's lock (they fail with it); and a writer-mode pool at min 0, which asks for
+ * its first reader once the reads in flight reach `growAt`.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
@@ -83,6 +87,38 @@ describe('a read whose signal aborted before it began', () => {
     expect(h.faults.calls.primaryReads).toBe(reads)
     expect(await h.index.getRangeByTime('t', 1, 0, 10_000)).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 1 } })
     expect(h.faults.calls.primaryReads).toBeGreaterThan(reads)
+  })
+})
+
+describe('a read whose signal aborts while it waits', () => {
+  it('should fail with Timeout (aborted) at once, and never reach RocksDB once the primary is back', async () => {
+    const h = await harness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    // The primary crashes and waits 1 s on the index's clock to reopen: the read waits for it.
+    h.index.faults.crash('t', 1, 'primary')
+    await settle()
+    const controller = new AbortController()
+    let outcome: { value?: unknown; error?: unknown } | undefined
+    void h.index.getRangeByTime('t', 1, 0, 10_000, { signal: controller.signal }).then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    )
+    await settle()
+    expect(outcome).toBeUndefined()
+    controller.abort()
+    await settle()
+    expect(outcome).toEqual({ error: expect.any(Timeout) })
+    expect(outcome!.error).toMatchObject({ aborted: true })
+    // The primary reopens: only the next read is served (counted as the one after it).
+    const range = { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 1 } }
+    const served = () => shardStats(h, 't', 1).served.primary
+    let before = served()
+    expect(await drive(h.clock, h.index.getRangeByTime('t', 1, 0, 10_000))).toEqual({ value: range })
+    const first = served() - before
+    before = served()
+    expect(await h.index.getRangeByTime('t', 1, 0, 10_000)).toEqual(range)
+    expect(first).toBe(served() - before)
+    expect(first).toBeGreaterThan(0)
   })
 })
 
@@ -229,6 +265,23 @@ describe('lone point reads between two turns of the read scheduler', () => {
     expect(shardStats(h, 't', 1).served.memory).toBe(memory + done)
     // Between two turns: the read the turn sent, and 256 at once.
     expect(marks.slice(1).map((m, i) => m - marks[i]!)).toEqual([257, 257, 257, 257])
+  })
+
+  it("should serve a shard whose reads a turn's budget left waiting in a next turn, with no other read to start it", async () => {
+    const h = await harness({ readers: { min: 0 } })
+    // Two partitions on two shards (the harness has 4).
+    const b = [2, 3, 4, 5, 6, 7, 8].find((p) => h.shardId('t', p) !== h.shardId('t', 1))!
+    await h.index.batchPut('t', 1, [meta(1)])
+    await h.index.batchPut('t', b, [meta(2)])
+    // Two reads in one turn: the second waits for a turn of the scheduler, which starts its count of lone reads over.
+    expect(await Promise.all([h.index.getByMsgId('t', 1, 'm1'), h.index.getByMsgId('t', 1, 'm1')])).toEqual([meta(1), meta(1)])
+    // In one turn: the first read of each shard goes out alone; the next 256 of the first shard wait, and then one of
+    // the other. The next turn sends the 256, its whole budget: the other shard's read waits for the turn after.
+    const reads: Promise<unknown>[] = []
+    for (let i = 0; i < 257; i++) reads.push(h.index.getByMsgId('t', 1, 'm1'))
+    reads.push(h.index.getByMsgId('t', b, 'm2'), h.index.getByMsgId('t', b, 'm2'))
+    const outcome = await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref())])
+    expect(outcome).toEqual([...Array.from({ length: 257 }, () => meta(1)), meta(2), meta(2)])
   })
 })
 
@@ -848,6 +901,21 @@ describe('the reader pool under held point reads', () => {
   })
 })
 
+describe('a writer-mode pool that starts with no reader', () => {
+  it('should ask for its first reader once the reads in flight reach growAt', async () => {
+    const h = await harness({ readers: { min: 0, max: 1, growAt: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    expect(shardStats(h, 't', 1).readers).toEqual({})
+    // Lone reads (one in flight at a time) stay below growAt: no reader is asked for.
+    for (let i = 0; i < 3; i++) expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await settle()
+    expect(shardStats(h, 't', 1).readers).toEqual({})
+    // Reads in one turn reach it: the first reader is asked for, opens, and serves.
+    expect(await Promise.all(Array.from({ length: 8 }, () => h.index.getByMsgId('t', 1, 'm1')))).toEqual(Array.from({ length: 8 }, () => meta(1)))
+    await waitFor(() => shardStats(h, 't', 1).views.length === 1, 2_000)
+  })
+})
+
 describe('which stale reader a read has refreshed', () => {
   it('should refresh the reader with the oldest view: the lowest sequence, then the one opened first', async () => {
     const w = await harness({ readers: { min: 0 } })
@@ -1003,10 +1071,25 @@ describe('a writer-mode shard whose primary another index holds locked', () => {
     await untilReaderCovers(h, 't', 1, token, 'm1')
     // The primary crashes; while it backs off, another index of the root takes the directory's lock and writes.
     h.index.faults.crash('t', 1, 'primary')
+    // Requests that wait for the primary meanwhile: a write, and a read only the primary serves.
+    const waiting: Record<string, unknown> = {}
+    const track = (name: string, p: Promise<unknown>) =>
+      void p.then(
+        (value) => (waiting[name] = { value }),
+        (error: unknown) => (waiting[name] = { error }),
+      )
+    await settle()
+    track('write', h.index.batchPut('t', 1, [meta(3)]))
+    track('primary read', h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }))
+    await settle()
+    expect(waiting).toEqual({})
     const other = await openIndex({ root: h.root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 0 } })
     add(() => other.close())
     await other.batchPut('t', 1, [meta(2)])
     expect(await drive(h.clock, waitFor(() => shardStats(h, 't', 1).cause?.reason === 'locked'))).toEqual({ value: undefined })
+    // Both fail with the lock error as the open meets it: no reader can serve either.
+    await waitFor(() => Object.keys(waiting).length === 2)
+    expect(waiting).toEqual({ write: { error: expect.objectContaining({ reason: 'locked' }) }, 'primary read': { error: expect.objectContaining({ reason: 'locked' }) } })
     await expect(h.index.batchPut('t', 1, [meta(3)])).rejects.toMatchObject({ reason: 'locked' })
     await expect(h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })).rejects.toMatchObject({ reason: 'locked' })
     // A bound no view meets: the reader refreshes for it (the lock refuses only what no reader can serve), and sees
