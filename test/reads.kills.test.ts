@@ -24,8 +24,9 @@
  * cause); and one retried on a sound handle (counted once: that reader is no more loaded than the other afterwards);
  * a shard whose reads a turn's budget left waiting (served in the next turn, with no other read to start it); a
  * read whose signal aborts while it waits (Timeout, aborted, at once; it never runs); requests waiting for a
- * primary whose open meets another index's lock (they fail with it); and a writer-mode pool at min 0, which asks for
- * its first reader once the reads in flight reach `growAt`.
+ * primary whose open meets another index's lock (they fail with it); a writer-mode pool at min 0, which asks for
+ * its first reader once the reads in flight reach `growAt`; and a shard another index wrote while this index's
+ * primary was down (its sequence goes on from the other's, and fresh reads see the other's writes).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
@@ -37,6 +38,7 @@ import { cleanupAfterEach } from './support/cleanups.js'
 import { drive as driving, shardStats, untilReaderCovers, waitFor } from './support/harness.js'
 import { settle } from '../src/clock.js'
 import { bindingOptions } from './support/readers.js'
+import { parseToken } from '../src/tokens.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n, segmentId: 0, offset: n, msgLen: 10 })
 const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
@@ -1061,6 +1063,28 @@ describe('a reader-mode shard whose readers exhausted their restart intensity', 
     const outcome = await drive(clock, index.getByMsgId('t', 1, 'm1'))
     expect(outcome).toMatchObject({ error: { _tag: 'ShardUnavailable', shard: id } })
     expect((outcome.error as Error).message).toMatch(new RegExp(`^shard ${id} is unavailable: its readers gave up after: injected open failure`))
+  })
+})
+
+describe("a shard another index wrote while this index's primary was down", () => {
+  it("should go on from the other index's sequence (tokens keep rising), and count its writes as read-your-writes", async () => {
+    const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } } } })
+    const first = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, first.token, 'm1')
+    // The primary crashes; while it backs off, another index of the root writes twice, and closes.
+    h.index.faults.crash('t', 1, 'primary')
+    await settle()
+    const other = await openIndex({ root: h.root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 0 } })
+    await other.batchPut('t', 1, [meta(2)])
+    const theirs = await other.batchPut('t', 1, [meta(3)])
+    await other.close()
+    expect(await drive(h.clock, waitFor(() => shardStats(h, 't', 1).primary === 'ready'))).toEqual({ value: undefined })
+    // A fresh read sees what the primary found on disk (the reader's view, older, no longer serves it alone).
+    expect(await h.index.getByMsgId('t', 1, 'm3')).toEqual(meta(3))
+    // This index's next write takes the sequence after the other's.
+    const mine = await h.index.batchPut('t', 1, [meta(4)])
+    expect(parseToken(mine.token).sequence).toBe(parseToken(theirs.token).sequence + 1)
+    expect(await h.index.getByMsgId('t', 1, 'm4', { after: mine.token })).toEqual(meta(4))
   })
 })
 
