@@ -26,12 +26,15 @@
  * read whose signal aborts while it waits (Timeout, aborted, at once; it never runs); requests waiting for a
  * primary whose open meets another index's lock (they fail with it); a writer-mode pool at min 0, which asks for
  * its first reader once the reads in flight reach `growAt`; and a shard another index wrote while this index's
- * primary was down (its sequence goes on from the other's, and fresh reads see the other's writes).
+ * primary was down (its sequence goes on from the other's, and fresh reads see the other's writes); a range read
+ * that fails with a transient failure (retried once, no restart; a failure retrying cannot cure fails at once); a
+ * reader-mode token ahead of the data (judged so by exactly three short views, `field: 'after'`); and a writer-mode
+ * read after this index's own token, which no number of short views makes ahead.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
 import { getManySettled } from '../src/engine.js'
-import { segmentOffsetKey } from '../src/keys.js'
+import { decodeSequence, segmentOffsetKey, sequenceKey, sequenceValue } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
@@ -174,6 +177,64 @@ describe('a token ahead of the data, in writer mode', () => {
     expect((err as InvalidInput).message).toBe(
       `after: the token asks for sequence 50 of shard ${h.shardId('t', 1)}, but its directory holds sequence 1: the token is not from this root, or its write was lost`,
     )
+  })
+})
+
+describe("a writer-mode read after this index's own token", () => {
+  it('should never judge that token ahead of the data, however many views fall short while the primary is down', async () => {
+    // While `lying`, readers' views say they hold one sequence less than they do: every view falls short.
+    const lying = { on: false }
+    const engine = overridingHandles({
+      reader: (handle) => ({
+        getMany: async (keys) => {
+          const values = await handle.getMany(keys)
+          const seq = values[0]
+          if (lying.on && seq !== undefined && Buffer.from(keys[0]!).equals(Buffer.from(sequenceKey))) values[0] = sequenceValue(decodeSequence(seq) - 1)
+          return values
+        },
+      }),
+    })
+    const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 }, supervision: { primary: { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 3, withinMs: 600_000 } } } }, engine)
+    const first = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, first.token, 'm1')
+    // A write the reader's view lacks; then the primary crashes, and waits a minute to reopen.
+    const { token } = await h.index.batchPut('t', 1, [meta(2)])
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
+    lying.on = true
+    const opens = h.faults.opened.reader
+    let outcome: { value?: unknown; error?: unknown } | undefined
+    void h.index.getRangeByTime('t', 1, 0, 10_000, { after: token, timeoutMs: 1_000 }).then(
+      (value) => (outcome = { value }),
+      (error: unknown) => (outcome = { error }),
+    )
+    // Views open one after another for it, each short: still it waits (this index acknowledged that sequence).
+    await waitFor(() => h.faults.opened.reader - opens >= 5)
+    expect(outcome).toBeUndefined()
+    // Until its deadline.
+    await h.clock.advance(1_000)
+    await waitFor(() => outcome !== undefined)
+    expect(outcome!.error).toBeInstanceOf(Timeout)
+    lying.on = false
+  })
+})
+
+describe('a token ahead of the data, in reader mode', () => {
+  it('should fail with InvalidInput (field after) once exactly three views opened for it fell short', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    const { token } = await w.index.batchPut('t', 1, [meta(1)])
+    const faults = new FaultInjector()
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 1, max: 1 } })
+    add(() => index.close())
+    expect(await index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    const opens = faults.opened.reader
+    const ahead = `${w.shardId('t', 1)}@${parseToken(token).sequence + 5}`
+    const err = await index.getByMsgId('t', 1, 'm1', { after: ahead }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(InvalidInput)
+    expect(err).toMatchObject({ field: 'after' })
+    // The view the read found, and three opened since, each short of the token: the third is the proof.
+    expect(faults.opened.reader - opens).toBe(3)
   })
 })
 
@@ -698,6 +759,47 @@ describe('what a Timeout says a read waited for', () => {
     expect(await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { timeoutMs: 100 }))).toMatchObject({
       error: { _tag: 'Timeout', waitedFor: `the primary of shard ${id} to open` },
     })
+  })
+})
+
+describe('a range read that fails with a transient failure', () => {
+  /** The primary's snapshots (a range read's two seeks) fail while `flaky.failures > 0` (each failure counts down). */
+  const flaky = { failures: 0, snapshots: 0, reason: 'io' as 'io' | 'permission' }
+  const failing = overridingHandles({
+    primary: (handle) => ({
+      withSnapshot: async (fn) => {
+        flaky.snapshots++
+        if (flaky.failures > 0) {
+          flaky.failures--
+          throw new StorageFailure({ reason: flaky.reason, path: handle.path, message: `flaky snapshot ${flaky.snapshots}` })
+        }
+        return handle.withSnapshot(fn)
+      },
+    }),
+  })
+
+  it('should retry it once on a handle that is not broken (no restart), and fail with the second failure', async () => {
+    Object.assign(flaky, { failures: 0, reason: 'io' })
+    const h = await harness({ readers: { min: 0 } }, failing)
+    await h.index.batchPut('t', 1, [meta(1), meta(2)])
+    const range = { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } }
+    const stats = () => shardStats(h, 't', 1)
+    const before = { served: stats().served.primary, restarts: stats().restarts.primary, snapshots: flaky.snapshots }
+    flaky.failures = 1
+    expect(await h.index.getRangeByTime('t', 1, 0, 10_000)).toEqual(range)
+    expect(flaky.snapshots - before.snapshots).toBe(2)
+    // Each attempt is counted where it was served; the probe found the primary sound: nothing restarted.
+    expect(stats().served.primary - before.served).toBe(2)
+    flaky.failures = 2
+    await expect(h.index.getRangeByTime('t', 1, 0, 10_000)).rejects.toMatchObject({ _tag: 'StorageFailure', reason: 'io', message: `flaky snapshot ${before.snapshots + 4}` })
+    expect(flaky.snapshots - before.snapshots).toBe(4)
+    expect(stats().restarts.primary).toBe(before.restarts)
+    expect(stats().queues.pendingReads).toBe(0)
+    // A failure retrying cannot cure fails the read at once.
+    Object.assign(flaky, { failures: 1, reason: 'permission' })
+    await expect(h.index.getRangeByTime('t', 1, 0, 10_000)).rejects.toMatchObject({ reason: 'permission', message: `flaky snapshot ${before.snapshots + 5}` })
+    expect(flaky.snapshots - before.snapshots).toBe(5)
+    expect(await h.index.getRangeByTime('t', 1, 0, 10_000)).toEqual(range)
   })
 })
 
