@@ -57,6 +57,7 @@ export const areas = {
     suites: [
       'test/shard.kills.test.ts',
       'test/reads.kills.test.ts',
+      'test/waiters.kills.test.ts',
       'test/freshness.test.ts',
       'test/coalescing.test.ts',
       'test/fairness.test.ts',

@@ -1192,12 +1192,20 @@ describe("a shard another index wrote while this index's primary was down", () =
 
 describe('a writer-mode shard whose primary another index holds locked', () => {
   it('should fail writes with the lock error at once, and serve reads its readers can serve, after a refresh if need be', async () => {
-    const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } } } })
+    const h = await harness({
+      readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 },
+      supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } }, readers: { backoff: { minMs: 5_000, maxMs: 5_000, jitter: 0 } } },
+    })
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
     await untilReaderCovers(h, 't', 1, token, 'm1')
+    // A write the reader's view lacks.
+    const fourth = await h.index.batchPut('t', 1, [meta(4)])
     // The primary crashes; while it backs off, another index of the root takes the directory's lock and writes.
     h.index.faults.crash('t', 1, 'primary')
-    // Requests that wait for the primary meanwhile: a write, and a read only the primary serves.
+    // Requests that wait for the primary meanwhile: a write, and a read only the primary serves. And a read after
+    // the write the reader lacks, which a refresh of the reader can serve: that refresh fails, and the reader waits
+    // 5 s before the next, so the read still waits when the lock is met.
+    h.index.faults.failNext('open', 1, { role: 'reader' })
     const waiting: Record<string, unknown> = {}
     const track = (name: string, p: Promise<unknown>) =>
       void p.then(
@@ -1207,15 +1215,19 @@ describe('a writer-mode shard whose primary another index holds locked', () => {
     await settle()
     track('write', h.index.batchPut('t', 1, [meta(3)]))
     track('primary read', h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }))
+    track('read after the token', h.index.getRangeByTime('t', 1, 0, 10_000, { after: fourth.token }))
     await settle()
     expect(waiting).toEqual({})
     const other = await openIndex({ root: h.root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 0 } })
     add(() => other.close())
     await other.batchPut('t', 1, [meta(2)])
     expect(await drive(h.clock, waitFor(() => shardStats(h, 't', 1).cause?.reason === 'locked'))).toEqual({ value: undefined })
-    // Both fail with the lock error as the open meets it: no reader can serve either.
+    // The write and the primary read fail with the lock error as the open meets it: no reader can serve either.
     await waitFor(() => Object.keys(waiting).length === 2)
     expect(waiting).toEqual({ write: { error: expect.objectContaining({ reason: 'locked' }) }, 'primary read': { error: expect.objectContaining({ reason: 'locked' }) } })
+    // The read a reader can serve waits on, and is served once the reader refreshes.
+    expect((await drive(h.clock, waitFor(() => waiting['read after the token'] !== undefined))).error).toBeUndefined()
+    expect(waiting['read after the token']).toEqual({ value: { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 4 } } })
     await expect(h.index.batchPut('t', 1, [meta(3)])).rejects.toMatchObject({ reason: 'locked' })
     await expect(h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })).rejects.toMatchObject({ reason: 'locked' })
     // A bound no view meets: the reader refreshes for it (the lock refuses only what no reader can serve), and sees
