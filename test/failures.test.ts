@@ -226,6 +226,7 @@ describe('bounded reads in flight', () => {
     for (const [i, value] of served) expect(value).toEqual(meta(i % 50))
     expect(refused).toHaveLength(450)
     for (const r of refused) expect(r.reason).toBeInstanceOf(Overloaded)
+    expect((refused[0]!.reason as Overloaded).message).toBe(`shard ${h.shardId('t', 1)}: 50 reads already in flight (queues.maxInflightReads)`)
     expect(peak).toBeLessThanOrEqual(50)
     expect(shardStats(h, 't', 1).queues.pendingReads).toBe(0)
   })

@@ -29,7 +29,8 @@
  * primary was down (its sequence goes on from the other's, and fresh reads see the other's writes); a range read
  * that fails with a transient failure (retried once, no restart; a failure retrying cannot cure fails at once); a
  * reader-mode token ahead of the data (judged so by exactly three short views, `field: 'after'`); and a writer-mode
- * read after this index's own token, which no number of short views makes ahead.
+ * read after this index's own token, which no number of short views makes ahead; and where a range read is counted
+ * in `stats().served`.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
@@ -113,7 +114,9 @@ describe('a read whose signal aborts while it waits', () => {
     controller.abort()
     await settle()
     expect(outcome).toEqual({ error: expect.any(Timeout) })
-    expect(outcome!.error).toMatchObject({ aborted: true })
+    const aborted = outcome!.error as Timeout
+    expect(aborted).toMatchObject({ aborted: true })
+    expect(aborted.message).toBe(`request on shard ${h.shardId('t', 1)} aborted by its signal while it waited for ${aborted.waitedFor}; it did not run`)
     // The primary reopens: only the next read is served (counted as the one after it).
     const range = { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 1 } }
     const served = () => shardStats(h, 't', 1).served.primary
@@ -800,6 +803,20 @@ describe('a range read that fails with a transient failure', () => {
     await expect(h.index.getRangeByTime('t', 1, 0, 10_000)).rejects.toMatchObject({ reason: 'permission', message: `flaky snapshot ${before.snapshots + 5}` })
     expect(flaky.snapshots - before.snapshots).toBe(5)
     expect(await h.index.getRangeByTime('t', 1, 0, 10_000)).toEqual(range)
+  })
+})
+
+describe('where a range read is counted', () => {
+  it("should count it in stats().served as the reader's or the primary's, whichever served it", async () => {
+    const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    const range = { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 1 } }
+    const before = shardStats(h, 't', 1).served
+    expect(await h.index.getRangeByTime('t', 1, 0, 10_000, { after: token, consistency: 'bounded', maxStalenessMs: 3_600_000 })).toEqual(range)
+    expect(shardStats(h, 't', 1).served).toEqual({ ...before, readers: before.readers + 1 })
+    expect(await h.index.getRangeByTime('t', 1, 0, 10_000, { consistency: 'primary' })).toEqual(range)
+    expect(shardStats(h, 't', 1).served).toEqual({ ...before, readers: before.readers + 1, primary: before.primary + 1 })
   })
 })
 

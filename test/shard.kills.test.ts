@@ -12,7 +12,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Overloaded, StorageFailure, Timeout, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
-import { openHarness, shardStats, waitFor, type Harness } from './support/harness.js'
+import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { parseToken } from '../src/tokens.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n, segmentId: 0, offset: n, msgLen: 10 })
 const metas = (from: number, n: number): MessageMeta[] => Array.from({ length: n }, (_, i) => meta(from + i))
@@ -74,6 +75,24 @@ describe('the time trigger', () => {
     await h.clock.advance(1_000)
     await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
     expect(flushes()).toMatchObject({ done: 1, running: false })
+  })
+  it("should keep the shard's sequence rising and its epochs without a gap through the batch it writes before flushing", async () => {
+    h = await openHarness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 }, maintenanceIntervalMs: 1_000, freshness: { flushIntervalMs: 1_000, flushEveryRecords: 30 } }, holdingFlushes)
+    gate.held = true
+    await h.index.batchPut('t', 1, metas(0, 10)) // 30 records: a flush begins, and waits
+    const beside = await h.index.batchPut('t', 1, metas(10, 1)) // beside it: a boundary batch, all that is unflushed once it ends
+    release()
+    await waitFor(() => flushes().done === 1)
+    // The time trigger writes a batch of the sequence and a solid epoch, then flushes; nothing is written beside
+    // that flush. The next write's sequence comes after both.
+    await h.clock.advance(1_000)
+    await waitFor(() => flushes().done === 2)
+    const after = await h.index.batchPut('t', 1, metas(11, 1))
+    expect(parseToken(after.token).sequence).toBe(parseToken(beside.token).sequence + 2)
+    // A reader's view of the shard now is whole (every epoch in its slot) and holds that write.
+    await untilReaderCovers(h, 't', 1, after.token, 'm11')
+    expect(shardStats(h, 't', 1).integrity.tornViews).toBe(0)
+    expect(await h.index.getByMsgId('t', 1, 'm11', { after: after.token, consistency: 'bounded', maxStalenessMs: 0 })).toEqual(meta(11))
   })
   it('should restart the primary whose flush fails', async () => {
     h = await openHarness({ readers: { min: 0 }, freshness: { flushEveryRecords: 30 } }, holdingFlushes)
