@@ -117,6 +117,11 @@ describe('writes beside a running flush', () => {
     const [at63] = await Promise.all([h.index.batchPut('t', 1, metas(20, 1), { timeoutMs: 1_000 }).catch((e: unknown) => e), h.clock.advance(1_000)])
     expect(at63).toBeInstanceOf(Timeout)
     expect(flushes()).toEqual({ done: 0, running: true, writesWaiting: 1 })
+    // The records beside the flush reached the trigger again, but one flush runs at a time: when it ends, it is the
+    // only one that ran.
+    release()
+    await waitFor(() => !flushes().running)
+    expect(flushes()).toEqual({ done: 1, running: false, writesWaiting: 0 })
   })
 
   it('should never apply a write that timed out waiting for the flush, once the flush ends', async () => {
