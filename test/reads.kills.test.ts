@@ -29,8 +29,8 @@
  * primary was down (its sequence goes on from the other's, and fresh reads see the other's writes); a range read
  * that fails with a transient failure (retried once, no restart; a failure retrying cannot cure fails at once); a
  * reader-mode token ahead of the data (judged so by exactly three short views, `field: 'after'`); and a writer-mode
- * read after this index's own token, which no number of short views makes ahead; and where a range read is counted
- * in `stats().served`.
+ * read after this index's own token, which no number of short views makes ahead, nor views opened before the read
+ * began waiting; and where a range read is counted in `stats().served`.
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
@@ -238,6 +238,41 @@ describe('a token ahead of the data, in reader mode', () => {
     expect(err).toMatchObject({ field: 'after' })
     // The view the read found, and three opened since, each short of the token: the third is the proof.
     expect(faults.opened.reader - opens).toBe(3)
+  })
+})
+
+describe('views opened before a read began waiting', () => {
+  it("should never count against its token: three such views, all short of it, do not make it ahead", async () => {
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, [meta(1)])
+    // Readers' opens wait, once RocksDB has opened them (their views fixed), while `held.on`.
+    const held = { on: false, waiting: [] as (() => void)[] }
+    const engine: Engine = {
+      open: async (path, options) => {
+        const handle = await rocksEngine.open(path, options)
+        if (options.readOnly && held.on) await new Promise<void>((resolve) => held.waiting.push(resolve))
+        return handle
+      },
+    }
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: new FaultInjector(engine), clock: new ManualClock(1_000_000), inspect: recordInspection, maxConcurrentOpens: 4, readers: { min: 3, max: 3 } })
+    add(() => index.close())
+    add(async () => {
+      held.on = false
+      for (const go of held.waiting.splice(0)) go()
+    })
+    held.on = true
+    // The shard starts: its three readers open on m1 and wait to be published.
+    const first = index.getByMsgId('t', 1, 'm1')
+    await waitFor(() => held.waiting.length === 3)
+    // Then m2 is written, and a read of it begins waiting: no view opened so far can hold it.
+    const { token } = await w.index.batchPut('t', 1, [meta(2)])
+    const second = index.getByMsgId('t', 1, 'm2', { after: token }).then((value) => ({ value }), (error: unknown) => ({ error }))
+    await settle()
+    held.on = false
+    for (const go of held.waiting.splice(0)) go()
+    // The three views are published, all short of the token, all opened before the read began: a refresh serves it.
+    expect(await first).toEqual(meta(1))
+    expect(await second).toEqual({ value: meta(2) })
   })
 })
 
