@@ -30,7 +30,8 @@
  * that fails with a transient failure (retried once, no restart; a failure retrying cannot cure fails at once); a
  * reader-mode token ahead of the data (judged so by exactly three short views, `field: 'after'`); and a writer-mode
  * read after this index's own token, which no number of short views makes ahead, nor views opened before the read
- * began waiting; and where a range read is counted in `stats().served`.
+ * began waiting; where a range read is counted in `stats().served`; and a failure of a reader's old view, swapped out
+ * by a refresh while a scan held it (the view that replaced it keeps serving).
  */
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
@@ -273,6 +274,57 @@ describe('views opened before a read began waiting', () => {
     // The three views are published, all short of the token, all opened before the read began: a refresh serves it.
     expect(await first).toEqual(meta(1))
     expect(await second).toEqual({ value: meta(2) })
+  })
+})
+
+describe("a failure of a reader's old view, swapped out by a refresh while a scan held it", () => {
+  it('should leave the view that replaced it serving', async () => {
+    // Per reader handle, in the order they open: its scans wait while `held`, and then fail, as its probes do,
+    // while `broken`.
+    const handles: { held: boolean; broken: boolean; go?: () => void }[] = []
+    const flaky = (path: string) => new StorageFailure({ reason: 'io', path, message: 'an old view that failed' })
+    const engine = overridingHandles({
+      reader: (handle) => {
+        const state: (typeof handles)[number] = { held: false, broken: false }
+        handles.push(state)
+        return {
+          iterate: (range) =>
+            (async function* () {
+              if (state.held) await new Promise<void>((resolve) => (state.go = resolve))
+              if (state.broken) throw flaky(handle.path)
+              yield* handle.iterate(range)
+            })(),
+          getMany: async (keys) => {
+            if (state.broken) throw flaky(handle.path)
+            return handle.getMany(keys)
+          },
+        }
+      },
+    })
+    const w = await harness({ readers: { min: 0 } })
+    const first = await w.index.batchPut('t', 1, [meta(1)])
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: new FaultInjector(engine), clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 1, max: 1 } })
+    add(() => index.close())
+    expect(await index.getByMsgId('t', 1, 'm1', { after: first.token })).toEqual(meta(1))
+    expect(handles).toHaveLength(1)
+    // A scan begins on that view, and waits there for its first entry.
+    handles[0]!.held = true
+    const scan = index.scanByTime('t', 1, 0, 10_000)[Symbol.asyncIterator]()
+    const firstEntry = scan.next()
+    await waitFor(() => handles[0]!.go !== undefined)
+    // A read of a newer write: the reader refreshes, and its new view serves.
+    const second = await w.index.batchPut('t', 1, [meta(2)])
+    expect(await index.getByMsgId('t', 1, 'm2', { after: second.token })).toEqual(meta(2))
+    expect(handles).toHaveLength(2)
+    // The old view fails under the scan before its first entry, and its probe too: the failure is reported on it.
+    handles[0]!.broken = true
+    handles[0]!.go!()
+    // The scan is retried on the new view; the new view keeps serving.
+    expect(await firstEntry).toEqual({ done: false, value: meta(1) })
+    await scan.return?.(undefined)
+    expect(index.stats().shards[0]!.views).toEqual([expect.objectContaining({ reader: 'reader-1', sequence: parseToken(second.token).sequence })])
+    expect(await index.getByMsgId('t', 1, 'm2', { after: second.token })).toEqual(meta(2))
+    expect(handles).toHaveLength(2)
   })
 })
 
