@@ -40,7 +40,7 @@ import { decodeSequence, segmentOffsetKey, sequenceKey, sequenceValue } from '..
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
-import { drive as driving, shardStats, untilReaderCovers, waitFor } from './support/harness.js'
+import { drive as driving, orStillWaiting, shardStats, tracker, untilReaderCovers, waitFor } from './support/harness.js'
 import { settle } from '../src/clock.js'
 import { bindingOptions } from './support/readers.js'
 import { parseToken } from '../src/tokens.js'
@@ -105,17 +105,14 @@ describe('a read whose signal aborts while it waits', () => {
     h.index.faults.crash('t', 1, 'primary')
     await settle()
     const controller = new AbortController()
-    let outcome: { value?: unknown; error?: unknown } | undefined
-    void h.index.getRangeByTime('t', 1, 0, 10_000, { signal: controller.signal }).then(
-      (value) => (outcome = { value }),
-      (error: unknown) => (outcome = { error }),
-    )
+    const { outcomes, track } = tracker()
+    track('read', h.index.getRangeByTime('t', 1, 0, 10_000, { signal: controller.signal }))
     await settle()
-    expect(outcome).toBeUndefined()
+    expect(outcomes.read).toBeUndefined()
     controller.abort()
     await settle()
-    expect(outcome).toEqual({ error: expect.any(Timeout) })
-    const aborted = outcome!.error as Timeout
+    expect(outcomes.read).toEqual({ error: expect.any(Timeout) })
+    const aborted = outcomes.read!.error as Timeout
     expect(aborted).toMatchObject({ aborted: true })
     expect(aborted.message).toBe(`request on shard ${h.shardId('t', 1)} aborted by its signal while it waited for ${aborted.waitedFor}; it did not run`)
     // The primary reopens: only the next read is served (counted as the one after it).
@@ -142,21 +139,18 @@ describe('a scan retried on another view', () => {
     expect(await collect(r.scanByTime('t', 1, 0, 10_000))).toEqual([meta(1), meta(2), meta(3)])
 
     expect(faults.breakHandles({ role: 'reader' })).toBe(1)
-    let outcome: { value?: MessageMeta[]; error?: unknown } | undefined
-    void collect(r.scanByTime('t', 1, 0, 10_000, { timeoutMs: 50 })).then(
-      (value) => (outcome = { value }),
-      (error: unknown) => (outcome = { error }),
-    )
+    const { outcomes, track } = tracker()
+    track('read', collect(r.scanByTime('t', 1, 0, 10_000, { timeoutMs: 50 })))
     // The scan began on the broken handle (its deadline lifted), failed there, and the handle failed its probe: the
     // reader restarts under backoff, and the scan's second attempt waits for it.
     const readers = () => r.stats().shards.find((s) => s.id === r.locate('t', 1).id)!.readers
     await waitFor(() => readers().serving === undefined)
     await clock.advance(60)
-    for (let i = 0; i < 2_000 && outcome === undefined; i++) {
+    for (let i = 0; i < 2_000 && outcomes.read === undefined; i++) {
       await new Promise((resolve) => setTimeout(resolve, 1))
       await clock.advance(10)
     }
-    expect(outcome).toEqual({ value: [meta(1), meta(2), meta(3)] })
+    expect(outcomes.read).toEqual({ value: [meta(1), meta(2), meta(3)] })
   })
 })
 
@@ -173,10 +167,7 @@ describe('a token ahead of the data, in writer mode', () => {
     const ahead = `${h.shardId('t', 1)}@50`
     // (A range read: a point read at a reader merged with the memory of recent writes is answered as the primary would.)
     // (The real-time bound only turns a read that would wait forever into a clear failure; it measures nothing.)
-    const err = await Promise.race([
-      h.index.getRangeByTime('t', 1, 0, 10_000, { after: ahead }).catch((e: unknown) => e),
-      new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref()),
-    ])
+    const err = await orStillWaiting(h.index.getRangeByTime('t', 1, 0, 10_000, { after: ahead }).catch((e: unknown) => e))
     expect(err).toBeInstanceOf(InvalidInput)
     expect((err as InvalidInput).message).toBe(
       `after: the token asks for sequence 50 of shard ${h.shardId('t', 1)}, but its directory holds sequence 1: the token is not from this root, or its write was lost`,
@@ -208,18 +199,15 @@ describe("a writer-mode read after this index's own token", () => {
     await h.event((e) => e.type === 'restarted' && e.actor === 'primary', n)
     lying.on = true
     const opens = h.faults.opened.reader
-    let outcome: { value?: unknown; error?: unknown } | undefined
-    void h.index.getRangeByTime('t', 1, 0, 10_000, { after: token, timeoutMs: 1_000 }).then(
-      (value) => (outcome = { value }),
-      (error: unknown) => (outcome = { error }),
-    )
+    const { outcomes, track } = tracker()
+    track('read', h.index.getRangeByTime('t', 1, 0, 10_000, { after: token, timeoutMs: 1_000 }))
     // Views open one after another for it, each short: still it waits (this index acknowledged that sequence).
     await waitFor(() => h.faults.opened.reader - opens >= 5)
-    expect(outcome).toBeUndefined()
+    expect(outcomes.read).toBeUndefined()
     // Until its deadline.
     await h.clock.advance(1_000)
-    await waitFor(() => outcome !== undefined)
-    expect(outcome!.error).toBeInstanceOf(Timeout)
+    await waitFor(() => outcomes.read !== undefined)
+    expect(outcomes.read!.error).toBeInstanceOf(Timeout)
     lying.on = false
   })
 })
@@ -348,18 +336,15 @@ describe('a shard whose primary gave up', () => {
     h.index.faults.crash('t', 1, 'primary')
     await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
     // The reader's view lacks m2, and its refresh fails: the read waits for a view that holds m2.
-    let outcome: { value?: unknown; error?: unknown } | undefined
-    void h.index.getByMsgId('t', 1, 'm2').then(
-      (value) => (outcome = { value }),
-      (error: unknown) => (outcome = { error }),
-    )
+    const { outcomes, track } = tracker()
+    track('read', h.index.getByMsgId('t', 1, 'm2'))
     await waitFor(() => h.events.slice(n).some((e) => e.type === 'refresh-failed'))
-    expect(outcome).toBeUndefined()
+    expect(outcomes.read).toBeUndefined()
     // Its last reader gives up: nothing can serve the read any more.
     h.index.faults.crash('t', 1, 'readers')
-    await waitFor(() => outcome !== undefined)
-    expect(outcome!.error).toBeInstanceOf(ShardUnavailable)
-    expect((outcome!.error as ShardUnavailable).message).toMatch(/^shard t\/\d+ is unavailable: its primary/)
+    await waitFor(() => outcomes.read !== undefined)
+    expect(outcomes.read!.error).toBeInstanceOf(ShardUnavailable)
+    expect((outcomes.read!.error as ShardUnavailable).message).toMatch(/^shard t\/\d+ is unavailable: its primary/)
   })
   it('should keep those reads waiting while a reader is left, and serve them once its refresh succeeds', async () => {
     const h = await harness({
@@ -375,23 +360,20 @@ describe('a shard whose primary gave up', () => {
     const n = h.events.length
     h.index.faults.crash('t', 1, 'primary')
     await h.event((e) => e.type === 'failed' && e.actor === 'shard', n)
-    let outcome: { value?: unknown; error?: unknown } | undefined
-    void h.index.getRangeByTime('t', 1, 0, 10_000).then(
-      (value) => (outcome = { value }),
-      (error: unknown) => (outcome = { error }),
-    )
+    const { outcomes, track } = tracker()
+    track('read', h.index.getRangeByTime('t', 1, 0, 10_000))
     await h.event((e) => e.type === 'refresh-failed', n)
     // One of the two readers goes: the other may still come to serve the read.
     const gone = shardStats(h, 't', 1).views[0]!.reader
     h.index.faults.crash('t', 1, gone as `reader-${number}`)
     await h.event((e) => e.type === 'restarted' && e.actor === gone, n)
-    expect(outcome).toBeUndefined()
+    expect(outcomes.read).toBeUndefined()
     h.faults.clear()
-    for (let i = 0; i < 2_000 && outcome === undefined; i++) {
+    for (let i = 0; i < 2_000 && outcomes.read === undefined; i++) {
       await new Promise((resolve) => setTimeout(resolve, 1))
       await h.clock.advance(100)
     }
-    expect(outcome).toEqual({ value: { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } } })
+    expect(outcomes.read).toEqual({ value: { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } } })
   })
 })
 
@@ -433,7 +415,7 @@ describe('lone point reads between two turns of the read scheduler', () => {
     const reads: Promise<unknown>[] = []
     for (let i = 0; i < 257; i++) reads.push(h.index.getByMsgId('t', 1, 'm1'))
     reads.push(h.index.getByMsgId('t', b, 'm2'), h.index.getByMsgId('t', b, 'm2'))
-    const outcome = await Promise.race([Promise.all(reads), new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref())])
+    const outcome = await orStillWaiting(Promise.all(reads))
     expect(outcome).toEqual([...Array.from({ length: 257 }, () => meta(1)), meta(2), meta(2)])
   })
 })
@@ -534,7 +516,7 @@ describe('a turn of point reads that no one view serves whole', () => {
       r.getByMsgId('t', 1, 'm1', { after: first.token }),
       r.getByMsgId('t', 1, 'm2', { after: second.token }),
     ])
-    const outcome = await Promise.race([reads, new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref())])
+    const outcome = await orStillWaiting(reads)
     expect(outcome).toEqual([meta(1), meta(1), meta(2)])
   })
 })
@@ -770,12 +752,7 @@ describe('point reads deferred while the process runs its most MultiGets at once
       held.push(h.index.getByMsgId('t', 1, k % 2 === 1 ? 'm1' : 'm2'))
       await waitFor(() => hold.waiting.length === k)
     }
-    const outcomes: Record<string, unknown> = {}
-    const track = (name: string, p: Promise<unknown>) =>
-      void p.then(
-        (value) => (outcomes[name] = { value }),
-        (error: unknown) => (outcomes[name] = { error }),
-      )
+    const { outcomes, track } = tracker()
     track('at 10', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 10 }))
     // The later deadlines are deferred in a later turn: the timer armed for the earliest deadline stays armed.
     await settle()
@@ -1310,12 +1287,7 @@ describe('a writer-mode shard whose primary another index holds locked', () => {
     // the write the reader lacks, which a refresh of the reader can serve: that refresh fails, and the reader waits
     // 5 s before the next, so the read still waits when the lock is met.
     h.index.faults.failNext('open', 1, { role: 'reader' })
-    const waiting: Record<string, unknown> = {}
-    const track = (name: string, p: Promise<unknown>) =>
-      void p.then(
-        (value) => (waiting[name] = { value }),
-        (error: unknown) => (waiting[name] = { error }),
-      )
+    const { outcomes: waiting, track } = tracker()
     await settle()
     track('write', h.index.batchPut('t', 1, [meta(3)]))
     track('primary read', h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }))

@@ -23,7 +23,7 @@ import { ReaderWorkers } from '../src/reader-workers.js'
 import { viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
-import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { openHarness, orStillWaiting, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
 let h: Harness | undefined
@@ -586,10 +586,7 @@ describe('what the supervisors announce', () => {
     await h.clock.advance(60_000)
     await h.event((e) => e.type === 'opened' && e.actor.startsWith('reader-'), m)
     // (The real-time bound only turns a write that would wait for a primary forever into a clear failure.)
-    const outcome = await Promise.race([
-      h.index.batchPut('t', 1, [meta(3)]).catch((e: unknown) => e),
-      new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref()),
-    ])
+    const outcome = await orStillWaiting(h.index.batchPut('t', 1, [meta(3)]).catch((e: unknown) => e))
     expect(outcome).toBeInstanceOf(ShardUnavailable)
   })
 

@@ -11,24 +11,10 @@ import { Closed, FaultInjector, ManualClock, openIndex, rocksEngine, ShardUnavai
 import { settle } from '../src/clock.js'
 import { recordInspection } from './support/coverage.js'
 import { cleanupAfterEach } from './support/cleanups.js'
-import { drive, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { drive, orStillWaiting, shardStats, tracker, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1_000 + n, segmentId: 0, offset: n, msgLen: 10 })
 const { add, harness } = cleanupAfterEach()
-
-/** Outcomes of requests by name, as they settle. */
-const tracker = () => {
-  const outcomes: Record<string, { value?: unknown; error?: unknown }> = {}
-  const track = (name: string, p: Promise<unknown>): void =>
-    void p.then(
-      (value) => (outcomes[name] = { value }),
-      (error: unknown) => (outcomes[name] = { error }),
-    )
-  return { outcomes, track }
-}
-
-/** `p`, or 'still waiting after 5 s' (a real-time bound that only turns a hang into a clear failure). */
-const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref())])
 
 /** Crashes the primary of partition 1 of topic t, and waits until its restart is scheduled. */
 const crashPrimary = async (h: Harness): Promise<void> => {
@@ -49,7 +35,7 @@ describe('closing the index while requests wait for a handle', () => {
     track('read', h.index.getByMsgId('t', 1, 'm1'))
     await settle()
     expect(outcomes).toEqual({})
-    expect(await bounded(h.index.close())).toBeUndefined()
+    expect(await orStillWaiting(h.index.close())).toBeUndefined()
     const closed = { error: expect.any(Closed) }
     expect(outcomes).toEqual({ write: closed, read: closed })
     expect((outcomes.write!.error as Closed).message).toBe(`shard ${h.shardId('t', 1)} is closed`)
@@ -66,7 +52,7 @@ describe('closing the index while requests wait for a handle', () => {
     track('write', h.index.batchPut('t', 1, [meta(2)]))
     await settle()
     expect(outcomes).toEqual({})
-    expect(await bounded(h.index.close())).toBeUndefined()
+    expect(await orStillWaiting(h.index.close())).toBeUndefined()
     expect(outcomes).toEqual({ write: { error: expect.any(Closed) } })
   })
 
@@ -96,7 +82,7 @@ describe('closing the index while requests wait for a handle', () => {
     expect(outcomes).toEqual({})
     expect(closed).toBe(false)
     for (const go of gate.waiting.splice(0)) go()
-    expect(await bounded(closing)).toBe(true)
+    expect(await orStillWaiting(closing)).toBe(true)
     expect(outcomes).toEqual({ write: { error: expect.any(Closed) } })
   })
 
@@ -114,7 +100,7 @@ describe('closing the index while requests wait for a handle', () => {
     track('read', index.getByMsgId('t', 1, 'm1', { after: ahead }))
     await settle()
     expect(outcomes).toEqual({})
-    expect(await bounded(index.close())).toBeUndefined()
+    expect(await orStillWaiting(index.close())).toBeUndefined()
     expect(outcomes).toEqual({ read: { error: expect.any(Closed) } })
   })
 })

@@ -68,6 +68,30 @@ export const openHarness = async (options: Partial<IndexOptions> = {}, engine?: 
   }
 }
 
+/** What a request came to once it settled: `{ value }` or `{ error }`. */
+export interface Outcome<T = unknown> {
+  readonly value?: T
+  readonly error?: unknown
+}
+
+/** Requests tracked by name: `outcomes[name]` is set as each settles (absent while it is pending). */
+export const tracker = (): { outcomes: Record<string, Outcome>; track(name: string, p: Promise<unknown>): void } => {
+  const outcomes: Record<string, Outcome> = {}
+  const track = (name: string, p: Promise<unknown>): void =>
+    void p.then(
+      (value) => (outcomes[name] = { value }),
+      (error: unknown) => (outcomes[name] = { error }),
+    )
+  return { outcomes, track }
+}
+
+/**
+ * `p`, or 'still waiting after 5 s': a real-time bound that only turns a request that would wait forever into a clear
+ * failure (the expected answer never is that string); it measures nothing.
+ */
+export const orStillWaiting = <T>(p: Promise<T>): Promise<T | string> =>
+  Promise.race([p, new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5_000).unref())])
+
 /** Polls a condition that real I/O will make true (fails if it never does); not a timing assertion. */
 export const waitFor = async (cond: () => boolean, limitMs = 10_000): Promise<void> => {
   const start = Date.now()
