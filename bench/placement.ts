@@ -1,6 +1,6 @@
 /**
  * Reader placement under a mixed workload:
- * `npx tsx bench/placement.ts [--seconds 8] [--warmup 2] [--callers 1000] [--rounds 1]`.
+ * `npx tsx bench/placement.ts [--seconds 8] [--warmup 2] [--callers 1000] [--rounds 1] [--profile]`.
  *
  * For each placement (`in-process`, `worker` with 1 thread, and for `fresh`, `process` with 1 child process) and each
  * read consistency (`fresh`, `bounded`, and `primary` in process as the original design's baseline), one child process
@@ -18,7 +18,8 @@
  *
  * With `--rounds N` every configuration runs N times, the rounds alternating (each round in a rotated order, so
  * that a machine busy with something else meanwhile weighs on every configuration alike), and the table shows the
- * median of each column with the range of reads/s and writer metas/s. Self-contained (it uses only the public API
+ * median of each column with the range of reads/s and writer metas/s. With `--profile` it instead samples the main
+ * thread during the mixed window (see {@link mainThreadBench}) and prints where its time goes. Self-contained (it uses only the public API
  * and its FaultInjector's call counters); prints a table.
  */
 import { fork } from 'node:child_process'
@@ -29,6 +30,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { FaultInjector, openIndex, type MessageMeta } from '../src/index.js'
+import { categories, startProfile, type Category } from './profile.js'
 
 type Placement = 'in-process' | 'worker' | 'process'
 type Consistency = 'fresh' | 'bounded' | 'primary'
@@ -43,6 +45,8 @@ interface Config {
   readonly seconds: number
   readonly warmup: number
   readonly callers: number
+  /** Sample the main thread during the mixed window (bench/profile.ts): {@link Result.mainThread}. */
+  readonly profile?: boolean
 }
 
 interface Cores {
@@ -69,6 +73,8 @@ interface Result extends Config {
   readonly peakRssMiB: number
   /** Read-only opens per second (a reader's first open or a refresh) during the mixed workload. */
   readonly readerOpensPerS: number
+  /** With `profile`: the main thread's time in the mixed window, by category (shares summing to 1). */
+  readonly mainThread?: Record<Category, number>
 }
 
 const prefill = 100_000
@@ -141,8 +147,9 @@ const runOne = async (config: Config): Promise<Result> => {
       }
     }
     /** Runs the loops until stopped; measures `seconds` after `warmup`: the writer's metas and `count()`. */
-    const window = async (count: () => number) => {
+    const window = async (count: () => number, profile = false) => {
       await new Promise((resolve) => setTimeout(resolve, ms(config.warmup)))
+      const stopProfile = profile ? await startProfile() : undefined
       const [w0, c0, t0, elu0, o0, cpu0] = [written, count(), performance.now(), performance.eventLoopUtilization(), engine.opened.reader, process.cpuUsage()]
       const background0 = rocksdbBackgroundSeconds()
       const served0 = served()
@@ -155,7 +162,17 @@ const runOne = async (config: Config): Promise<Result> => {
       const opensPerS = (engine.opened.reader - o0) / s
       const cpu = process.cpuUsage(cpu0)
       const cores = { all: (cpu.user + cpu.system) / 1e6 / s, background: (rocksdbBackgroundSeconds() - background0) / s }
-      return { cores, metasPerS: (written - w0) / s, countPerS: (count() - c0) / s, elu, readerShare: (readers + memory) / all, memoryShare: memory / all, opensPerS }
+      const mainThread = await stopProfile?.()
+      return {
+        ...(mainThread === undefined ? {} : { mainThread }),
+        cores,
+        metasPerS: (written - w0) / s,
+        countPerS: (count() - c0) / s,
+        elu,
+        readerShare: (readers + memory) / all,
+        memoryShare: memory / all,
+        opensPerS,
+      }
     }
 
     // 1. The writer alone.
@@ -179,7 +196,7 @@ const runOne = async (config: Config): Promise<Result> => {
       }
     }
     const loops = [writer(), ...Array.from({ length: config.callers }, caller)]
-    const mixed = await window(() => reads)
+    const mixed = await window(() => reads, config.profile === true)
     stop = true
     await Promise.all(loops)
     return {
@@ -195,6 +212,7 @@ const runOne = async (config: Config): Promise<Result> => {
       elu: mixed.elu,
       readerOpensPerS: mixed.opensPerS,
       peakRssMiB: Math.max(peakRss, rss()) / 2 ** 20,
+      ...(mixed.mainThread === undefined ? {} : { mainThread: mixed.mainThread }),
     }
   } finally {
     clearInterval(sampler)
@@ -270,6 +288,46 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
   return lines
 }
 
+/**
+ * `--profile`: where the main thread's time goes in the mixed window (bench/profile.ts), for `primary` and `fresh`
+ * reads in process and `fresh` reads in a worker thread; each configuration `rounds` times (alternating, in child
+ * processes as above), medians of each category's share. Sampling costs the process a little: these runs are apart
+ * from the measured ones.
+ */
+export const mainThreadBench = async (options: PlacementOptions, progress: (line: string) => void = () => {}): Promise<string[]> => {
+  const base = { seconds: options.seconds, warmup: options.warmup, callers: options.callers, profile: true }
+  const configs: Config[] = [
+    { placement: 'in-process', threads: 1, consistency: 'primary', ...base },
+    { placement: 'in-process', threads: 1, consistency: 'fresh', ...base },
+    { placement: 'worker', threads: 1, consistency: 'fresh', ...base },
+  ]
+  const rounds = Math.max(1, options.rounds)
+  const results: Result[][] = configs.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < configs.length; k++) {
+      const i = (k + round) % configs.length
+      progress(`main thread profile: round ${round + 1}/${rounds}, ${describe(configs[i]!)}`)
+      results[i]!.push(await inChild(configs[i]!))
+    }
+  }
+  const median = (values: number[]) => {
+    const v = values.sort((a, b) => a - b)
+    return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+  }
+  const lines = [
+    `| placement | consistency | reads/s | writer metas/s | main thread busy (ELU) | ${categories.join(' | ')} |`,
+    `|---|---|---:|---:|---:|${categories.map(() => '---:').join('|')}|`,
+  ]
+  configs.forEach((c, i) => {
+    const rs = results[i]!
+    const share = (cat: Category) => `${(100 * median(rs.map((r) => r.mainThread?.[cat] ?? 0))).toFixed(1)}%`
+    lines.push(
+      `| ${label(c)} | ${c.consistency} | ${fmt(median(rs.map((r) => r.readsPerS)))} | ${fmt(median(rs.map((r) => r.mixedMetasPerS)))} | ${median(rs.map((r) => r.elu)).toFixed(2)} | ${categories.map(share).join(' | ')} |`,
+    )
+  })
+  return lines
+}
+
 /** A configuration's placement as the table shows it: `in-process`, `worker x1`, `process x1`. */
 const label = (c: Config): string => (c.placement === 'in-process' ? c.placement : `${c.placement} x${c.threads}`)
 
@@ -286,6 +344,10 @@ const main = async (): Promise<void> => {
     return
   }
   const options = { seconds: arg('seconds', 8), warmup: arg('warmup', 2), callers: arg('callers', 1_000), rounds: arg('rounds', 1) }
+  if (process.argv.includes('--profile')) {
+    for (const line of await mainThreadBench(options, (l) => console.error(l))) console.log(line)
+    return
+  }
   console.log(
     `reader placement, mixed workload: 1 writer (batches of ${batchSize}) + ${options.callers} getByMsgId callers, ${options.seconds} s after ${options.warmup} s warm-up, ${prefill.toLocaleString('en-US')} metas prefilled, one partition; ${options.rounds} round(s), medians; node ${process.version}`,
   )

@@ -85,10 +85,12 @@ export const checkPartition = (partition: unknown): number => checkInteger('part
 export const checkSegmentOffset = (so: unknown, field = 'segmentOffset'): SegmentOffset => {
   if (typeof so !== 'object' || so === null) return fail(field, `must be an object, got ${describeValue(so)}`)
   const { segmentId, offset } = so as Record<string, unknown>
-  return {
-    segmentId: checkInteger(`${field}.segmentId`, segmentId, limits.maxU32),
-    offset: checkInteger(`${field}.offset`, offset),
+  // The checks of checkInteger, with the field's name made only for an error (this runs on every lookup).
+  if (!isNat(segmentId, limits.maxU32) || !isNat(offset, Number.MAX_SAFE_INTEGER)) {
+    checkInteger(`${field}.segmentId`, segmentId, limits.maxU32)
+    checkInteger(`${field}.offset`, offset)
   }
+  return { segmentId: segmentId as number, offset: offset as number }
 }
 
 /** Whether `v` is a safe integer in [0, max]. */

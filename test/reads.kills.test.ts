@@ -778,6 +778,58 @@ describe('point reads deferred while the process runs its most MultiGets at once
     await waitFor(() => outcomes['at 60000'] !== undefined)
     expect(outcomes['at 60000']).toEqual({ value: meta(1) })
   })
+
+  it('should stay armed for the reads deferred again after a MultiGet finished, fail them at their own deadline, and go once nothing is in flight', async () => {
+    hold.on = false
+    const h = await harness({ readers: { min: 0 } }, holding)
+    await h.index.batchPut('t', 1, [meta(1)])
+    const timersBefore = h.clock.pending
+    hold.on = true
+    const most = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2))
+    const held: Promise<unknown>[] = []
+    for (let k = 1; k <= most; k++) {
+      held.push(h.index.getByMsgId('t', 1, 'm1'))
+      await waitFor(() => hold.waiting.length === k)
+    }
+    // Deferred together: a read any view may serve (deadline 10 ms) and a primary-only one (50 ms). When one
+    // MultiGet finishes, they are routed apart (primary-only reads last): the first takes the free place, the
+    // primary-only one is deferred again, under the timer armed for the first one's deadline.
+    const { outcomes, track } = tracker()
+    track('fresh at 10', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 10 }))
+    track('primary at 50', h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 50, consistency: 'primary' }))
+    await settle()
+    hold.waiting.shift()!()
+    await waitFor(() => hold.waiting.length === most)
+    await h.clock.advance(10)
+    // The first read is out (held in its MultiGet, no longer bound by its deadline); the timer fired for nothing due.
+    expect(outcomes).toEqual({})
+    await h.clock.advance(39)
+    expect(outcomes).toEqual({})
+    await h.clock.advance(1)
+    expect(outcomes).toEqual({ 'primary at 50': { error: expect.any(Timeout) } })
+    hold.on = false
+    hold.release()
+    await Promise.all(held)
+    await waitFor(() => outcomes['fresh at 10'] !== undefined)
+    expect(outcomes['fresh at 10']).toEqual({ value: meta(1) })
+    expect(h.clock.pending).toBe(timersBefore)
+    // Again, with a read whose deadline is far off: served once the MultiGets finish, it leaves the timer armed for
+    // its deadline, which goes once nothing is in flight (it would keep the process alive for a minute).
+    hold.on = true
+    const again: Promise<unknown>[] = []
+    for (let k = 1; k <= most; k++) {
+      again.push(h.index.getByMsgId('t', 1, 'm1'))
+      await waitFor(() => hold.waiting.length === k)
+    }
+    const late = h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 60_000 })
+    await settle()
+    expect(h.clock.pending).toBe(timersBefore + 1)
+    hold.on = false
+    hold.release()
+    expect(await Promise.all([...again, late])).toEqual([...again, late].map(() => meta(1)))
+    await settle()
+    expect(h.clock.pending).toBe(timersBefore)
+  })
 })
 
 describe('what a Timeout says a read waited for', () => {
