@@ -3,7 +3,9 @@
  * inspector) of a window, its self time summed per category (see {@link Category}). Used by `bench/placement.ts
  * --profile` on the mixed workload.
  */
+import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
 
 /**
  * The kinds of main-thread work a profile is cut into:
@@ -41,7 +43,10 @@ const ofScript = (url: string): Category => {
   return 'rockvisor'
 }
 
-/** Each category's share of the profile's time (fractions summing to 1). */
+/**
+ * Each category's share of the profile's time (fractions summing to 1). Samples taken while the inspector itself ran
+ * (stopping the profile, under `node:inspector`'s `post`) are left out.
+ */
 export const breakdown = (profile: Profile): Record<Category, number> => {
   const parent = new Map<number, ProfileNode>()
   const byId = new Map<number, ProfileNode>()
@@ -49,7 +54,12 @@ export const breakdown = (profile: Profile): Record<Category, number> => {
     byId.set(n.id, n)
     for (const c of n.children ?? []) parent.set(c, n)
   }
-  const category = (node: ProfileNode): Category => {
+  const inspector = (node: ProfileNode): boolean => {
+    for (let p: ProfileNode | undefined = node; p !== undefined; p = parent.get(p.id)) if (p.callFrame.url === 'node:inspector') return true
+    return false
+  }
+  const category = (node: ProfileNode): Category | undefined => {
+    if (inspector(node)) return undefined
     const { functionName, url } = node.callFrame
     if (url !== '') return ofScript(url)
     if (functionName === '(idle)') return 'idle'
@@ -66,8 +76,9 @@ export const breakdown = (profile: Profile): Record<Category, number> => {
   for (let i = 0; i < profile.samples.length; i++) {
     const node = byId.get(profile.samples[i]!)
     const dt = profile.timeDeltas[i] ?? 0
-    if (node === undefined) continue
-    totals[category(node)] += dt
+    const kind = node === undefined ? undefined : category(node)
+    if (kind === undefined) continue
+    totals[kind] += dt
     all += dt
   }
   for (const c of categories) totals[c] = all === 0 ? 0 : totals[c] / all
@@ -84,6 +95,9 @@ export const startProfile = async (intervalUs = 500): Promise<() => Promise<Reco
   return async () => {
     try {
       const { profile } = await session.post('Profiler.stop')
+      // ROCKVISOR_PROFILE_DIR: also keep the profile itself (open it in Chrome's DevTools, Performance tab).
+      const dir = process.env.ROCKVISOR_PROFILE_DIR
+      if (dir !== undefined) await writeFile(join(dir, `main-thread-${process.pid}.cpuprofile`), JSON.stringify(profile))
       return breakdown(profile as unknown as Profile)
     } finally {
       session.disconnect()

@@ -14,7 +14,7 @@ import { lookups, makeDataset } from './data.js'
 import { fixed, int, median, ms, size, summarize, table, us } from './measure.js'
 import { mergeResults, openRawReaders, readIndex, readRawGet, readRawMultiGet, type PointKind, type ReadResult } from './read.js'
 import { files, putsPerBatch, refreshCost } from './refresh.js'
-import { placementBench } from './placement.js'
+import { mainThreadBench, placementBench } from './placement.js'
 import { rangeVsPoint, type RangeRow } from './range.js'
 import { visibility, type VisibilityRow } from './visibility.js'
 import { flushingOff, openRawPrimaries, openWarmIndex, settled, topic, waitUntil, writeIndex, writeRaw, type WriteResult } from './write.js'
@@ -263,9 +263,11 @@ const main = async (): Promise<string> => {
     // ---- 5. the mixed workload, per reader placement.
     const mixedOptions = { seconds: quick ? 2 : 6, warmup: quick ? 1 : 2, callers: 1_000, rounds: quick ? 1 : 2 }
     const mixed = await placementBench(mixedOptions, progress)
+    // Where the main thread's time goes in that workload (sampled, in runs of their own).
+    const mainThread = await mainThreadBench({ ...mixedOptions, rounds: 1 }, progress)
     load.end = os.loadavg()
 
-    return report({ ds, writes, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, ranges, mixed, mixedOptions, load })
+    return report({ ds, writes, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, ranges, mixed, mainThread, mixedOptions, load })
   } finally {
     await closeAll()
     await rm(root, { recursive: true, force: true })
@@ -288,6 +290,7 @@ type Results = {
   visible: readonly VisibilityRow[]
   ranges: readonly RangeRow[]
   mixed: readonly string[]
+  mainThread: readonly string[]
   mixedOptions: { seconds: number; warmup: number; callers: number; rounds: number }
   load: { start: number[]; end: number[] }
 }
@@ -537,6 +540,15 @@ const report = async (r: Results): Promise<string> => {
       'compactions) in parentheses.',
     '',
     ...r.mixed,
+    '',
+    'Where the main thread\'s time goes in the mixed window (`npx tsx bench/placement.ts --profile`): V8\'s sampling ' +
+      'profiler (every 500 µs) in runs of their own, one per configuration, each sample counted by the kind of code it ' +
+      'was in. `binding native`: the binding\'s native functions called from the main thread (a read or write batch ' +
+      'hands its keys to RocksDB there, reading each key\'s properties through N-API, before the work leaves for ' +
+      'libuv\'s pool); `binding JS`: its JavaScript; `rockvisor`: this package; `node`: Node\'s own code; `idle`: ' +
+      'waiting for I/O.',
+    '',
+    ...r.mainThread,
     '',
   )
   out(`Total bench time: ${fixed((performance.now() - t0) / 1000, 1)} s.`, '')
