@@ -74,6 +74,13 @@ interface Route {
   fresh: Need
 }
 
+/** A read routed to its shard: the partition, the shard, and what the read needs of a view. */
+interface RoutedRead {
+  readonly partition: number
+  readonly shard: ShardRuntime
+  readonly need: Need
+}
+
 /** Decodes the msgId of a by-segment-offset entry (a point read's decoder: it needs no context). */
 const msgIdOfSegmentOffset = (_: unknown, value: Uint8Array): string => store.msgIdOfSegmentOffsetValue(value)
 
@@ -414,10 +421,17 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
    * sequence is 0 (a shard's sequence before its first write). A directory that holds a damaged database is not
    * "nobody wrote it": the shard is routed, and refuses with the cause.
    */
-  const routeRead = async (topic: unknown, partition: unknown, o: ReadOptions | undefined) => {
+  const routeRead = (topic: unknown, partition: unknown, o: ReadOptions | undefined): RoutedRead | Promise<RoutedRead | undefined> => {
     const { topic: t, partition: p, shardNumber, address, existing } = locate(topic, partition)
     const need = needOf(address.id, existing?.ackSeq ?? 0, o)
-    if (existing === undefined && (await shardDirAbsent(address.dir))) {
+    // A shard this index has: routed now, so that a read issued before close() is admitted before the close begins.
+    if (existing !== undefined) return { partition: p, shard: existing, need }
+    return routeNew(t, p, shardNumber, address, need, o)
+  }
+
+  /** {@link routeRead} of a shard this index has not created: created only if its directory holds a database. */
+  const routeNew = async (t: string, p: number, shardNumber: number, address: ShardAddress, need: Need, o: ReadOptions | undefined): Promise<RoutedRead | undefined> => {
+    if (await shardDirAbsent(address.dir)) {
       if (need.seq === 0) return undefined
       // A token says its write is in this shard's database, and there is none: waiting would not make one appear.
       if (opts.mode === 'writer') {
@@ -433,7 +447,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         message: `no database in ${address.dir}, but the read waits for sequence ${need.seq} of shard ${address.id}: the token is not from the root ${opts.root}, or the shard directory was removed`,
       })
     }
-    return { partition: p, shard: existing ?? runtime.shard(t, shardNumber), need }
+    // Made now, unless the index began closing meanwhile (runtime.shard refuses with Closed then).
+    return { partition: p, shard: runtime.shard(t, shardNumber), need }
   }
 
   /**
@@ -501,19 +516,24 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const route = routeOpen(topic, partition)
         const key = idKeyOf(route.partition, id, bytes)
         const shard = route.shard
-        if (shard === undefined) return routeRead(topic, partition, options).then((r) => r && r.shard.pointRead(key, decodeIdEntry, id, r.need, deadline))
+        if (shard === undefined) return Promise.resolve(routeRead(topic, partition, options)).then((r) => r && r.shard.pointRead(key, decodeIdEntry, id, r.need, deadline))
         return shard.pointRead(key, decodeIdEntry, id, pointNeed(route, shard, options), deadline)
       } catch (e) {
         return Promise.reject(e)
       }
     },
-    getRangeByTime: (topic, partition, startTs, endTs, options) =>
-      attempt(async () => {
+    getRangeByTime: (topic, partition, startTs, endTs, options) => {
+      try {
         const [s, e] = checkTimeRange(startTs, endTs)
         const deadline = deadlineOf(options)
-        const r = await routeRead(topic, partition, options)
-        return r && r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need, deadline)
-      }),
+        const run = (r: RoutedRead) => r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need, deadline)
+        // A shard this index has is read at once (admitted before a close() that follows in the same turn).
+        const routed = routeRead(topic, partition, options)
+        return routed instanceof Promise ? routed.then((r) => r && run(r)) : run(routed)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    },
     getMsgIdBySegmentOffset: (topic, partition, so, options) => {
       try {
         const checked = checkSegmentOffset(so)
@@ -522,7 +542,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const key = segmentOffsetKey(route.partition, checked)
         const shard = route.shard
         if (shard === undefined) {
-          return routeRead(topic, partition, options).then((r) => r && r.shard.pointRead(key, msgIdOfSegmentOffset, undefined, r.need, deadline))
+          return Promise.resolve(routeRead(topic, partition, options)).then((r) => r && r.shard.pointRead(key, msgIdOfSegmentOffset, undefined, r.need, deadline))
         }
         return shard.pointRead(key, msgIdOfSegmentOffset, undefined, pointNeed(route, shard, options), deadline)
       } catch (e) {
@@ -538,7 +558,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       deadlineOf(options)
       return (async function* () {
         const deadline = deadlineOf(options)
-        const r = await routeRead(t, p, options)
+        const routed = routeRead(t, p, options)
+        const r = routed instanceof Promise ? await routed : routed
         if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadline)
       })()
     },

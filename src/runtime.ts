@@ -9,7 +9,7 @@ import { primaryMachine } from '../actors/primary.js'
 import { readerMachine } from '../actors/reader.js'
 import { rootSupervisorMachine } from '../actors/root-supervisor.js'
 import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-supervisor.js'
-import { StorageFailure, type FailureCause } from './errors.js'
+import { Closed, StorageFailure, type FailureCause } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
 import { placingReaders, type OpenOptions } from './engine.js'
@@ -78,6 +78,15 @@ export interface IndexStats {
   readonly totals: { readonly primaries: number; readonly readers: number; readonly handles: number }
 }
 
+/** An error as a warning names it: `Name: message`, or its string form (which may throw: then a placeholder). */
+const describeError = (error: unknown): string => {
+  try {
+    return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  } catch {
+    return 'an error that cannot be printed'
+  }
+}
+
 /** A crash to inject on a live shard: its primary, a given reader, or every reader. */
 export type CrashTarget = 'primary' | 'readers' | `reader-${number}`
 
@@ -131,7 +140,7 @@ export class Runtime {
         }),
       },
     })
-    this.root = createActor(machine, { clock: opts.clock, ...(inspect ? { inspect } : {}) })
+    this.root = createActor(machine, { clock: opts.clock, ...(inspect ? { inspect: this.#guardedInspect(inspect) } : {}) })
     this.root.start()
     this.#schedule()
   }
@@ -141,6 +150,9 @@ export class Runtime {
     const address = shardAddress(this.#opts.root, topic, shard)
     const existing = this.shards.get(address.id)
     if (existing !== undefined) return existing
+    // Once the index closes, no shard is made: its supervisor would open handles nobody closes, and a request waiting
+    // on it would wait for a primary or a view that never comes (a read routed just before close() began, say).
+    if (this.#closing !== undefined) throw new Closed({ message: `the index at ${this.#opts.root} is closed` })
     const runtime = new ShardRuntime(
       address,
       this.table,
@@ -165,7 +177,7 @@ export class Runtime {
         shardId: address.id,
         mode: this.#opts.mode,
         policy: this.#opts.policy,
-        env: { now: () => this.#opts.clock.now(), random: this.#opts.random },
+        env: { now: () => this.#opts.clock.now(), random: this.#random },
       },
     })
     return runtime
@@ -229,6 +241,55 @@ export class Runtime {
     }
   }
 
+  /**
+   * The user's `inspect`, called from inside XState: should it throw, the error would surface in the actor that was
+   * transitioning and stop the supervision tree. Its errors are reported once (console.warn) and go no further.
+   */
+  #guardedInspect(inspect: (e: InspectionEvent) => void): (e: InspectionEvent) => void {
+    let reported = false
+    return (e) => {
+      try {
+        inspect(e)
+      } catch (error) {
+        if (reported) return
+        reported = true
+        this.#warn(`the inspect option of ${this.#opts.root} threw on an inspection event (${e.type}): ${describeError(error)}. The actors go on; later errors of inspect are not reported.`)
+      }
+    }
+  }
+
+  #randomReported = false
+
+  /**
+   * The jitter source the supervisors use: the user's `random`, or `Math.random` for a draw that throws or falls
+   * outside [0, 1) (reported once): a supervisor computing a backoff must not fail, nor wait a NaN delay.
+   */
+  readonly #random = (): number => {
+    let r: unknown
+    let what: () => string
+    try {
+      r = this.#opts.random()
+      what = () => `returned ${typeof r === 'number' ? String(r) : typeof r}`
+    } catch (error) {
+      what = () => `threw ${describeError(error)}`
+    }
+    if (typeof r === 'number' && r >= 0 && r < 1) return r
+    if (!this.#randomReported) {
+      this.#randomReported = true
+      this.#warn(`the random option of ${this.#opts.root} ${what()}, not a number in [0, 1): Math.random is used for that draw (and for any later bad draw; not reported again).`)
+    }
+    return Math.random()
+  }
+
+  /** A warning of this index (console.warn, prefixed). Never throws. */
+  #warn(message: string): void {
+    try {
+      console.warn(`rockvisor: ${message}`)
+    } catch {
+      // nothing more to do
+    }
+  }
+
   /** Listeners reported for throwing already: each is reported once, however often it throws. */
   readonly #reported = new WeakSet<object>()
 
@@ -237,7 +298,7 @@ export class Runtime {
     if (this.#reported.has(listener)) return
     this.#reported.add(listener)
     try {
-      const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+      const what = describeError(error)
       console.warn(
         `rockvisor: a lifecycle listener of ${this.#opts.root} threw on the '${event.type}' event of ${event.shard} (${event.actor}): ${what}. The event reached the other listeners; later errors of this listener are not reported.`,
         error,

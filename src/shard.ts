@@ -406,7 +406,11 @@ export class ShardRuntime {
     this.recent?.reset(this.seq)
     const waiters = this.#waiters
     this.#waiters = []
-    for (const w of waiters) w.resolve(record)
+    // A read waiting with a token beyond what the directory holds now would be answered as if it were met.
+    for (const w of waiters) {
+      if (w.kind === 'read' && w.need.seq > this.seq) w.reject(this.#tokenAhead(w.need, this.seq))
+      else w.resolve(record)
+    }
   }
 
   withdrawPrimary(lease: string): void {
@@ -440,14 +444,7 @@ export class ShardRuntime {
     })
     this.#waiters = this.#waiters.filter((w) => !ready.includes(w) && !ahead.includes(w))
     for (const w of ready) w.resolve(record)
-    for (const w of ahead) {
-      w.reject(
-        new InvalidInput({
-          field: 'after',
-          message: `after: the token asks for sequence ${w.need.seq} of shard ${this.address.id}, but its directory holds sequence ${record.seq}: the token is not from this root, or its write was lost`,
-        }),
-      )
-    }
+    for (const w of ahead) w.reject(this.#tokenAhead(w.need, record.seq))
     this.#pruneRecent()
     this.#refreshForWaiters()
   }
@@ -737,6 +734,24 @@ export class ShardRuntime {
     })
   }
 
+  /** The error of a read whose token asks for sequence `need.seq` of a directory that holds sequence `held`. */
+  #tokenAhead(need: Need, held: number): InvalidInput {
+    return new InvalidInput({
+      field: 'after',
+      message: `after: the token asks for sequence ${need.seq} of shard ${this.address.id}, but its directory holds sequence ${held}: the token is not from this root, or its write was lost`,
+    })
+  }
+
+  /**
+   * Writer mode, while this index's primary holds the directory (no other process can write it then): a read whose
+   * token is beyond the shard's sequence names a write the directory never had, and nothing would ever satisfy it.
+   * Throws its InvalidInput. (While no primary holds it, another process may have written: the read waits for the
+   * primary, which learns the sequence on disk, and is judged then: see publishPrimary.)
+   */
+  #assertNotAhead(need: Need): void {
+    if (need.seq > this.seq && this.mode === 'writer' && this.primary !== undefined && !this.primary.faulted) throw this.#tokenAhead(need, this.seq)
+  }
+
   /** Admits one more read, or refuses it with Overloaded when `maxInflightReads` are running or waiting. */
   #admitRead(): void {
     this.#assertOpen()
@@ -860,6 +875,10 @@ export class ShardRuntime {
    * handle's actor and `fn` retried once elsewhere.
    */
   async read<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need, deadline?: Deadline): Promise<T> {
+    this.#assertNotAhead(need)
+    // A signal aborted before the read began stops it before it runs, as it does a point read (a handle that serves
+    // it now would otherwise start it before its deadline is looked at).
+    if (deadline?.signal?.aborted === true) throw this.#timeout(deadline, this.#describeNeed(need), true)
     this.#admitRead()
     const wait = new Wait(this.#describeNeed(need))
     try {
@@ -910,9 +929,11 @@ export class ShardRuntime {
    * Everything else is as for `read`: `Overloaded` at once beyond `maxInflightReads`; the deadline bounds the wait
    * until the read's MultiGet starts (a read that timed out never runs); a key on a corrupted block fails alone
    * (counted, the other keys are answered); a chunk that failed otherwise makes the shard probe its handle (only a
-   * broken handle is faulted) and its reads are retried once. Throws (Overloaded, Closed) synchronously.
+   * broken handle is faulted) and its reads are retried once. Throws (Overloaded, Closed, InvalidInput for a token
+   * beyond the shard's sequence) synchronously.
    */
   pointRead<C, T>(key: Uint8Array, decode: (context: C, value: Uint8Array) => T, context: C, need: Need, deadline: Deadline): Promise<T | undefined> {
+    this.#assertNotAhead(need)
     this.#admitRead()
     return new Promise<T | undefined>((resolve, reject) => {
       const read: PointRead = {
@@ -1358,6 +1379,8 @@ export class ShardRuntime {
    * ends or the consumer stops. A failure before the first entry is retried once elsewhere; later failures are thrown.
    */
   async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<T>, need: Need, deadline?: Deadline): AsyncGenerator<T> {
+    this.#assertNotAhead(need)
+    if (deadline?.signal?.aborted === true) throw this.#timeout(deadline, this.#describeNeed(need), true)
     this.#admitRead()
     const wait = new Wait(this.#describeNeed(need))
     try {

@@ -6,9 +6,9 @@
  */
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { Closed, InvalidInput, openIndex, ShardUnavailable, StorageFailure, type Index, type MessageMeta } from '../src/index.js'
+import { Closed, InvalidInput, openIndex, ShardUnavailable, StorageFailure, Timeout, type Index, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
-import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { drive, openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 import { listTree, removeDir, tempDir } from './support/tmp.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -105,6 +105,115 @@ describe('reads never create anything (item 6)', () => {
     } finally {
       await removeDir(parent)
     }
+  })
+})
+
+describe('requests issued just before close()', () => {
+  it('should fail with Closed a read of a shard not made yet whose directory the close overtook, making nothing', async () => {
+    // Written by an earlier index: this one has not made the shard, so the read first looks at its directory.
+    const parent = await tempDir()
+    const root = join(parent, 'root')
+    const first = await openIndex({ root, shards: 4, readers: { min: 0 } })
+    await first.batchPut('orders', 1, [meta(1)])
+    await first.close()
+    try {
+      const index = await openIndex({ root, readers: { min: 0 } })
+      const reads = [
+        index.getByMsgId('orders', 1, 'm1'),
+        index.getMsgIdBySegmentOffset('orders', 1, { segmentId: 0, offset: 1 }),
+        index.getRangeByTime('orders', 1, 0, 10_000),
+      ]
+      const scan = index.scanByTime('orders', 1, 0, 10_000)[Symbol.asyncIterator]()
+      const next = scan.next()
+      await index.close()
+      for (const outcome of await Promise.allSettled([...reads, next])) {
+        expect(outcome).toMatchObject({ status: 'rejected', reason: expect.any(Closed) })
+      }
+      // No shard was made after the close: nothing opened, nothing waits.
+      expect(index.stats().shards).toEqual([])
+    } finally {
+      await removeDir(parent)
+    }
+  })
+
+  it('should run the range reads and scans of an open shard issued in the same turn as close(), as its point reads', async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    await h.index.batchPut('orders', 1, [meta(1), meta(2)])
+    const point = h.index.getByMsgId('orders', 1, 'm2')
+    const range = h.index.getRangeByTime('orders', 1, 0, 10_000)
+    const scan = h.index.scanByTime('orders', 1, 0, 10_000)[Symbol.asyncIterator]()
+    const first = scan.next()
+    const closing = h.index.close()
+    expect(await point).toEqual(meta(2))
+    expect(await range).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } })
+    expect(await first).toEqual({ done: false, value: meta(1) })
+    await closing
+  })
+})
+
+describe('a token beyond what a writer-mode shard holds', () => {
+  it('should be refused with InvalidInput (field after) by every read, while its primary holds the directory', async () => {
+    h = await openHarness({ readers: { min: 1 } })
+    const { token } = await h.index.batchPut('orders', 1, [meta(1)])
+    const id = h.shardId('orders', 1)
+    const seq = Number(token.slice(token.lastIndexOf('@') + 1))
+    // Its own token is met; one sequence more is a write the directory never had.
+    expect(await h.index.getByMsgId('orders', 1, 'm1', { after: token })).toEqual(meta(1))
+    const ahead = `${id}@${seq + 1}`
+    const calls: [string, () => Promise<unknown>][] = [
+      ['getByMsgId', () => h!.index.getByMsgId('orders', 1, 'm1', { after: ahead })],
+      ['getMsgIdBySegmentOffset', () => h!.index.getMsgIdBySegmentOffset('orders', 1, { segmentId: 0, offset: 1 }, { after: ahead })],
+      ['getRangeByTime', () => h!.index.getRangeByTime('orders', 1, 0, 10_000, { after: ahead })],
+      ['scanByTime', () => collect(h!.index.scanByTime('orders', 1, 0, 10_000, { after: ahead }))],
+    ]
+    for (const [name, call] of calls) {
+      const err = await failure(call)
+      expect(err, name).toBeInstanceOf(InvalidInput)
+      expect(err, name).toMatchObject({
+        field: 'after',
+        message: `after: the token asks for sequence ${seq + 1} of shard ${id}, but its directory holds sequence ${seq}: the token is not from this root, or its write was lost`,
+      })
+    }
+  })
+
+  it('should be refused once a primary that was down publishes, for reads that waited for it', async () => {
+    h = await openHarness({ readers: { min: 0 } })
+    const { token } = await h.index.batchPut('orders', 1, [meta(1)])
+    const seq = Number(token.slice(token.lastIndexOf('@') + 1))
+    const ahead = `${h.shardId('orders', 1)}@${seq + 1}`
+    // The primary crashes: the read waits for its restart, then meets a directory that holds only `seq`.
+    const n = h.events.length
+    h.index.faults.crash('orders', 1, 'primary')
+    const outcome = await drive(h.clock, h.index.getByMsgId('orders', 1, 'm1', { after: ahead }))
+    expect(outcome.error).toMatchObject({ _tag: 'InvalidInput', field: 'after' })
+    // It was judged when the restarted primary published, not before.
+    expect(h.events.slice(n).some((e) => e.type === 'restarted' && e.actor === 'primary')).toBe(true)
+    // Its own token is still met.
+    expect(await h.index.getByMsgId('orders', 1, 'm1', { after: token })).toEqual(meta(1))
+  })
+})
+
+describe('a signal aborted before a request', () => {
+  it('should stop every read with Timeout (aborted) before it runs, also when a handle could serve it at once', async () => {
+    // A reader whose view holds the write: a read it serves starts at once.
+    h = await openHarness({ readers: { min: 1 } })
+    const { token } = await h.index.batchPut('orders', 1, [meta(1)])
+    await untilReaderCovers(h, 'orders', 1, token, 'm1')
+    const signal = AbortSignal.abort()
+    const reads = { ...h.faults.calls }
+    const calls: [string, () => Promise<unknown>][] = [
+      ['getByMsgId', () => h!.index.getByMsgId('orders', 1, 'm1', { signal })],
+      ['getMsgIdBySegmentOffset', () => h!.index.getMsgIdBySegmentOffset('orders', 1, { segmentId: 0, offset: 1 }, { signal })],
+      ['getRangeByTime', () => h!.index.getRangeByTime('orders', 1, 0, 10_000, { signal })],
+      ['scanByTime', () => collect(h!.index.scanByTime('orders', 1, 0, 10_000, { signal }))],
+    ]
+    for (const [name, call] of calls) {
+      const err = await failure(call)
+      expect(err, name).toBeInstanceOf(Timeout)
+      expect(err, name).toMatchObject({ aborted: true })
+    }
+    // None of them reached RocksDB.
+    expect(h.faults.calls).toEqual(reads)
   })
 })
 
@@ -362,5 +471,59 @@ describe('misuse is refused (item 9)', () => {
     expect(texts.some((t) => t.includes('listener bug') && !t.includes('async') && t.includes("'created'"))).toBe(true)
     expect(texts.some((t) => t.includes('async listener bug') && t.includes("'created'"))).toBe(true)
     expect(shardStats(h, 't', 1)).toMatchObject({ state: 'running', restarts: { primary: 0 } })
+  })
+
+  it('should report an inspect option that throws once and keep the actors going: writes, reads, a restart, close', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const parent = await tempDir()
+    let calls = 0
+    try {
+      // It throws from its very first call (the root's creation, inside openIndex).
+      const index = await openIndex({
+        root: join(parent, 'root'),
+        shards: 4,
+        inspect: () => {
+          calls++
+          throw new Error('inspect bug')
+        },
+      })
+      try {
+        await index.batchPut('t', 1, [meta(1)])
+        expect(await index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })).toEqual(meta(1))
+        // A crashed primary is restarted (its supervisor's transitions all went through the throwing inspect).
+        index.faults.crash('t', 1, 'primary')
+        await waitFor(() => index.stats().shards[0]?.restarts.primary === 1 && index.stats().shards[0]?.primary === 'ready')
+        expect(await index.getByMsgId('t', 1, 'm1', { consistency: 'primary' })).toEqual(meta(1))
+      } finally {
+        await index.close()
+      }
+      expect(calls).toBeGreaterThan(10)
+      const texts = warn.mock.calls.map((args) => args.map(String).join(' '))
+      expect(texts.filter((t) => t.includes('inspect bug'))).toHaveLength(1)
+      expect(texts[0]).toContain('the inspect option of')
+    } finally {
+      await removeDir(parent)
+    }
+  })
+
+  it.each([
+    ['throws', () => { throw new Error('random bug') }, 'threw Error: random bug'],
+    ['returns NaN', () => Number.NaN, 'returned NaN'],
+    ['returns 1', () => 1, 'returned 1'],
+  ])('should back off with Math.random when the random option %s, and report it once', async (_, random, said) => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    h = await openHarness({ random: random as () => number, readers: { min: 0 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    // Two crashes: two backoffs, each drawing a jitter.
+    for (let k = 1; k <= 2; k++) {
+      const n = h.events.length
+      h.index.faults.crash('t', 1, 'primary')
+      const outcome = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }))
+      expect(outcome.value).toEqual(meta(1))
+      expect(h.events.slice(n).some((e) => e.type === 'restarted' && e.actor === 'primary')).toBe(true)
+    }
+    const texts = warn.mock.calls.map((args) => args.map(String).join(' '))
+    expect(texts).toHaveLength(1)
+    expect(texts[0]).toContain(`the random option of ${h.root} ${said}, not a number in [0, 1)`)
   })
 })
