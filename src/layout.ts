@@ -346,15 +346,27 @@ export type ShardDirState = 'new' | 'existing' | 'absent'
 const rocksdbFile = /(?:\.(?:sst|ldb|log|blob|dbtmp)$)|^(?:MANIFEST-|OPTIONS-)|^(?:IDENTITY|SESSION_ID|archive)$/
 
 /**
+ * What RocksDB writes while it creates a database, before the `CURRENT` file that completes the creation: the
+ * `IDENTITY` file, the first MANIFEST (`MANIFEST-000001`, which records no file yet) and the temporaries it renames
+ * into place (`*.dbtmp`). A directory holding nothing else of RocksDB's is a creation that was cut off (a process
+ * killed while its first write to the shard opened it): no write was ever acknowledged in it, and creating the
+ * database again writes over those files. Anything else (a table file, a WAL, an OPTIONS file, which RocksDB writes
+ * only once the database is created, another MANIFEST) means the database existed.
+ */
+const creationFile = /^(?:IDENTITY|MANIFEST-000001|[0-9]+\.dbtmp)$/
+
+/**
  * Looks at a shard's RocksDB directory before anything opens it, so that an open never creates a database over a
  * damaged one (RocksDB, allowed to create, writes a fresh `CURRENT` over a directory that lost its own and then
  * deletes every table file as obsolete). Returns:
  *
  * - `'existing'`: the directory has a `CURRENT` file; open it with `createIfMissing: false`.
  * - `'new'` (writer mode): there was no directory (it is created now, with its parents), or it holds no RocksDB
- *   file (empty, or only `LOCK`, the info logs `LOG`/`LOG.old.*` a failed open leaves, or files RocksDB ignores);
- *   only then may the caller open with `createIfMissing: true`.
- * - `'absent'` (reader mode): no directory, or one holding no RocksDB file: there is nothing to read.
+ *   file (empty, or only `LOCK`, the info logs `LOG`/`LOG.old.*` a failed open leaves, or files RocksDB ignores),
+ *   or only what a creation cut off before its `CURRENT` leaves (`IDENTITY`, `MANIFEST-000001`, `*.dbtmp`: no
+ *   write was ever acknowledged there); only then may the caller open with `createIfMissing: true`.
+ * - `'absent'` (reader mode): no directory, or one holding no RocksDB file or only a cut-off creation: there is
+ *   nothing to read.
  *
  * A directory holding RocksDB files (`*.sst`, `*.log`, `MANIFEST-*`, `OPTIONS-*`, `IDENTITY`, ...) but no `CURRENT`
  * is a `corruption` StorageFailure (path: the directory) naming what is there and what is missing, and pointing at
@@ -377,7 +389,8 @@ export const prepareShardDir = async (dir: string, mode: 'writer' | 'reader'): P
     const names = entries.map((e) => e.name)
     if (names.includes('CURRENT')) return 'existing'
     const found = names.filter((n) => rocksdbFile.test(n)).sort()
-    if (found.length === 0) return mode === 'writer' ? 'new' : 'absent'
+    // No database, or the start of one whose creation was cut off (see creationFile): created (again) by the writer.
+    if (found.every((n) => creationFile.test(n))) return mode === 'writer' ? 'new' : 'absent'
     const manifests = found.filter((n) => /^MANIFEST-\d+$/.test(n)).sort((a, b) => Number(a.slice(9)) - Number(b.slice(9)))
     const newest = manifests[manifests.length - 1]
     const restore =

@@ -373,6 +373,47 @@ describe('prepareShardDir', () => {
     expect(await prepareShardDir(dir, 'writer')).toBe('new')
   })
 
+  /** What a creation of a database cut off before its CURRENT leaves (a writer killed as its first write opened the shard). */
+  const cutOffCreation = async (dir: string, extra: Record<string, string> = {}): Promise<void> => {
+    await mkdir(dir, { recursive: true })
+    const files: Record<string, string> = { LOCK: '', LOG: 'info\n', IDENTITY: 'b3f1c0de-0000-4000-8000-000000000001\n', 'MANIFEST-000001': 'partial', '000001.dbtmp': 'MANIFEST-000001\n', ...extra }
+    for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content)
+  }
+
+  it("should answer 'new' (writer) and 'absent' (reader) for a creation cut off before its CURRENT, which the writer then creates over", async () => {
+    const dir = join(parent, 'shard')
+    await cutOffCreation(dir)
+    const before = await listTree(dir)
+    expect(await prepareShardDir(dir, 'reader')).toBe('absent')
+    expect(await listTree(dir)).toEqual(before)
+    expect(await prepareShardDir(dir, 'writer')).toBe('new')
+    const handle = await rocksEngine.open(dir, { ...primaryRocksdb, readOnly: false, createIfMissing: true })
+    try {
+      await handle.write([{ type: 'put', key: Buffer.from('k'), value: Buffer.from('v') }])
+      expect((await handle.getMany([Buffer.from('k')])).map((v) => v && Buffer.from(v).toString())).toEqual(['v'])
+    } finally {
+      await handle.close()
+    }
+    expect(await prepareShardDir(dir, 'writer')).toBe('existing')
+  })
+
+  it.each([
+    ['an OPTIONS file', { 'OPTIONS-000007': 'x' }],
+    ['a WAL', { '000004.log': 'x' }],
+    ['a table file', { '000009.sst': 'x' }],
+    ['a later MANIFEST', { 'MANIFEST-000005': 'x' }],
+  ])('should refuse as a damaged database what a cut-off creation never leaves: %s without CURRENT', async (_, extra) => {
+    const dir = join(parent, 'shard')
+    await cutOffCreation(dir, extra)
+    const before = await listTree(dir)
+    for (const mode of ['writer', 'reader'] as const) {
+      const err = await rejection(prepareShardDir(dir, mode))
+      expect(err).toMatchObject({ _tag: 'StorageFailure', reason: 'corruption', path: dir })
+      expect((err as StorageFailure).message).toContain(Object.keys(extra)[0]!)
+    }
+    expect(await listTree(dir)).toEqual(before)
+  })
+
   it('should refuse a database whose CURRENT is gone, in both modes, touching no file', async () => {
     const dir = join(parent, 'shard')
     await makeShard(dir)
