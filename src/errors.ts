@@ -100,7 +100,7 @@ export const storageFailure = (path: string, cause: unknown): StorageFailure => 
   const text = describe(cause)
   const reason: StorageFailureReason = /LOCK|lock hold|No locks available|Resource temporarily unavailable/.test(text)
     ? 'locked'
-    : /Corruption|checksum mismatch|corrupt/i.test(text)
+    : /Corruption|checksum mismatch|corrupt|CURRENT file does not end with newline|CURRENT file corrupted/i.test(text)
       ? 'corruption'
       : /No space left|ENOSPC|Disk quota exceeded|EDQUOT/i.test(text)
         ? 'no-space'

@@ -356,6 +356,12 @@ export class Runtime {
         if (e instanceof StorageFailure && (e.reason === 'permission' || e.reason === 'locked' || (role === 'primary' && e.reason === 'corruption'))) {
           throw fatal(e, shardId)
         }
+        // The primary's open of a directory with a CURRENT file (checked above) that meets a missing file: CURRENT
+        // names a MANIFEST that is gone, or the MANIFEST a table file that is gone. Only this primary writes the
+        // directory, so nothing else deletes its files: the directory is damaged, and reopening will not cure it.
+        if (role === 'primary' && state === 'existing' && e instanceof StorageFailure && e.reason === 'missing') {
+          throw fatal(damaged(e, address.dir), shardId)
+        }
         // A reader's open of a directory that holds a database (checked above) that meets a missing file raced the
         // primary's deletion of a WAL or table file it had listed (after a flush or a compaction): the next open
         // lists the files anew. Tried again at once, like a torn view.
@@ -379,7 +385,9 @@ export class Runtime {
       if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     } catch (e) {
       await this.table.release(record.lease, { force: true })
-      throw e
+      // The primary met damage reading its view's state (its sequence and epochs, the first keys any open reads):
+      // the files are damaged, and reopening will not cure them.
+      throw role === 'primary' && e instanceof StorageFailure && e.reason === 'corruption' ? fatal(e, shardId) : e
     }
     if (!whole) {
       // A torn view is never served: it is closed and the open tried again (a few times, then the open fails).
@@ -563,6 +571,15 @@ const causeOf = (error: unknown, dir: string): FailureCause | undefined =>
     : error === undefined
       ? undefined
       : { reason: 'io', path: dir, message: error instanceof Error ? error.message : String(error) }
+
+/** A `missing` failure of a primary's open of an existing database, as the damage it is (reason `corruption`). */
+const damaged = (e: StorageFailure, dir: string): StorageFailure =>
+  new StorageFailure({
+    reason: 'corruption',
+    path: e.path,
+    cause: e,
+    message: `the database in ${dir} names a file that is gone (${e.message}): the directory is damaged; see the README, "Repairing a damaged shard" (rockvisor never repairs a shard on its own)`,
+  })
 
 /** The same failure, marked as one that restarting cannot cure (the shard gives up at once). */
 const fatal = (e: StorageFailure, shard: string): StorageFailure =>
