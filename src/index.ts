@@ -20,7 +20,7 @@ import { Closed, InvalidInput, StorageFailure } from './errors.js'
 import type { FaultOp, FaultTarget } from './faults.js'
 import { decodeIdEntry, idKeyOf, segmentOffsetKey } from './keys.js'
 import { PartitionMsgIds } from './msgids.js'
-import { checkShards, openRoot, prepareShardDir, shardAddress, shardOf, topicOfDirName, type ShardAddress } from './layout.js'
+import { checkShards, checkTopicShards, openRoot, prepareShardDir, shardAddress, shardOf, topicOfDirName, type ShardAddress } from './layout.js'
 import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkTextBytes, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
 import { resolveOptions, type IndexOptions } from './options.js'
 import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
@@ -419,7 +419,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
    * for a token is routed (the writer, another process, may still create the shard). In writer mode this index is
    * the root's only writer, so a token of such a shard names a write the root never had: `InvalidInput`, unless its
    * sequence is 0 (a shard's sequence before its first write). A directory that holds a damaged database is not
-   * "nobody wrote it": the shard is routed, and refuses with the cause.
+   * "nobody wrote it": the shard is routed, and refuses with the cause. A topic created under another shard count
+   * than the root's manifest says (see checkTopicShards) is a `corruption` StorageFailure.
    */
   const routeRead = (topic: unknown, partition: unknown, o: ReadOptions | undefined): RoutedRead | Promise<RoutedRead | undefined> => {
     const { topic: t, partition: p, shardNumber, address, existing } = locate(topic, partition)
@@ -429,8 +430,17 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     return routeNew(t, p, shardNumber, address, need, o)
   }
 
+  /** Topics whose record of the shard count (see checkTopicShards) agreed with the root's, or that have none. */
+  const countChecked = new Set<string>()
+
   /** {@link routeRead} of a shard this index has not created: created only if its directory holds a database. */
   const routeNew = async (t: string, p: number, shardNumber: number, address: ShardAddress, need: Need, o: ReadOptions | undefined): Promise<RoutedRead | undefined> => {
+    // A shard count the topic was not created under would route this read to another shard than the one holding it:
+    // an empty answer would be a lie (a shard that opens checks it too).
+    if (!countChecked.has(t)) {
+      await checkTopicShards(opts.root, t, shards)
+      countChecked.add(t)
+    }
     if (await shardDirAbsent(address.dir)) {
       if (need.seq === 0) return undefined
       // A token says its write is in this shard's database, and there is none: waiting would not make one appear.

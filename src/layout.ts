@@ -89,6 +89,47 @@ export interface TopicDirOptions {
    * (reader mode): create nothing, only check what exists.
    */
   readonly create?: boolean
+  /**
+   * The root's shard count (its manifest's). A topic directory created now records it in its `SHARDS` file; one
+   * that has a `SHARDS` file must agree with it (see {@link checkTopicShards}). Undefined: neither.
+   */
+  readonly shards?: number
+}
+
+/** The file of a topic directory that records the root's shard count when the topic was created. */
+const shardsFile = (dir: string): string => join(dir, 'SHARDS')
+
+/**
+ * Checks that a topic directory was created under the root's shard count `shards`: its `SHARDS` file, when it has
+ * one (topics created before rockvisor wrote it have none, and are not checked), must hold that count. A manifest
+ * edited or replaced with another valid count passes every check of the root's directories when the count is
+ * larger, yet routes stored partitions to other shards (their reads would answer empty, their writes go elsewhere);
+ * the topic's own record tells. A disagreement is a `corruption` StorageFailure (path: the `SHARDS` file) naming
+ * both counts and how to rebuild the manifest; an unreadable `SHARDS` file is `corruption` too.
+ */
+export const checkTopicShards = (root: string, topic: string, shards: number): Promise<void> => checkShardsFile(root, topicDirName(topic), shards)
+
+/** {@link checkTopicShards} of the topic directory named `dir` under the root. */
+const checkShardsFile = async (root: string, dir: string, shards: number): Promise<void> => {
+  const file = shardsFile(join(root, dir))
+  let text: string | undefined
+  try {
+    text = await readIfExists(file)
+  } catch (e) {
+    // A topic directory that is not a directory (or not there) has no record: the checks of its shards say the rest.
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return
+    throw storageFailure(file, e)
+  }
+  if (text === undefined) return
+  const recorded = /^[1-9][0-9]{0,4}\n?$/.test(text) ? Number(text) : Number.NaN
+  if (recorded === shards) return
+  throw new StorageFailure({
+    reason: 'corruption',
+    path: file,
+    message: Number.isNaN(recorded)
+      ? `the file ${file}, which records the shard count its topic was created under, is unreadable (${JSON.stringify(text.slice(0, 40))}); write the root's shard count into it followed by a newline`
+      : `the topic directory ${join(root, dir)} was created under ${recorded} shards (${file}), but the manifest ${manifestFile(root)} says ${shards}: routing with ${shards} shards would send its stored partitions to the wrong shards. If the manifest was edited or replaced, ${rebuildHint(root, true)}`,
+  })
 }
 
 /**
@@ -109,6 +150,9 @@ export const ensureTopicDir = async (root: string, topic: string, options: Topic
     let owner = await readIfExists(marker)
     if (owner === undefined) {
       if (!create) return
+      // The shard count first: a topic directory with its TOPIC file always has it (concurrent creators of one
+      // root write the same count; exactly one file is made).
+      if (options.shards !== undefined) await createOnce(shardsFile(dir), `${options.shards}\n`)
       await createOnce(marker, topic)
       owner = await readFile(marker, 'utf8')
     }
@@ -122,6 +166,7 @@ export const ensureTopicDir = async (root: string, topic: string, options: Topic
   } catch (e) {
     throw storageFailure(dir, e)
   }
+  if (options.shards !== undefined) await checkTopicShards(root, topic, options.shards)
 }
 
 /** The root's manifest, `rockvisor.json`. */
@@ -282,10 +327,12 @@ const checkAgainstDisk = (root: string, shards: number, topics: readonly Scanned
  * `defaultShards` for a new root. Returns the shard count in force.
  *
  * Never guesses: a root that holds topic directories but no manifest, a manifest whose shard count is below a shard
- * directory's number (or an `index/` entry that is no shard directory), and an unreadable manifest are each a
+ * directory's number (or an `index/` entry that is no shard directory) or differs from the count a topic recorded
+ * at its creation (its `SHARDS` file, see {@link checkTopicShards}), and an unreadable manifest are each a
  * `corruption` StorageFailure saying what was found and how to rebuild the manifest ({@link rebuildManifest});
  * nothing is written then. A `shards` that disagrees with a valid manifest is InvalidInput. Reads the root's
- * directory listing (two levels below each topic directory) on every open; opens no database.
+ * directory listing (two levels below each topic directory) and each topic's `SHARDS` file on every open; opens no
+ * database.
  */
 export const openRoot = async (root: string, shards: number | undefined, defaultShards: number, create = true): Promise<number> => {
   let manifest = await readManifest(root)
@@ -325,7 +372,10 @@ export const openRoot = async (root: string, shards: number | undefined, default
       }
     }
   }
-  checkAgainstDisk(root, manifest.shards, (await scanRoot(root)) ?? [])
+  const scanned = (await scanRoot(root)) ?? []
+  checkAgainstDisk(root, manifest.shards, scanned)
+  // The count each topic recorded at its creation: a manifest edited to a larger count passes the check above.
+  for (const t of scanned) await checkShardsFile(root, t.dir, manifest.shards)
   if (shards !== undefined && shards !== manifest.shards) {
     throw new InvalidInput({
       field: 'shards',
@@ -333,6 +383,24 @@ export const openRoot = async (root: string, shards: number | undefined, default
     })
   }
   return manifest.shards
+}
+
+/**
+ * Checks that every partition a shard holds (`partitions`, as {@link partitionsIn} lists them) is routed to that
+ * shard by the root's shard count. A manifest edited or replaced to a larger count passes the check of directory
+ * numbers (every directory is below the count) yet routes stored partitions elsewhere: their reads would answer
+ * empty and their writes go to another directory. Such a shard is a `corruption` StorageFailure (path: the
+ * manifest) naming the partitions and where the count sends them, with how to rebuild the manifest.
+ */
+export const checkRouting = (root: string, address: ShardAddress, shards: number, partitions: readonly number[]): void => {
+  const misrouted = partitions.filter((p) => shardOf(p, shards) !== address.shard)
+  if (misrouted.length === 0) return
+  const file = manifestFile(root)
+  throw new StorageFailure({
+    reason: 'corruption',
+    path: file,
+    message: `the manifest ${file} says ${shards} shards, but the shard directory ${address.dir} holds partition(s) that ${shards} shards route to other shards (${some(misrouted.map((p) => `partition ${p} to shard ${shardOf(p, shards)}`))}): reads of them would answer empty and writes go to the wrong directory. If the manifest was edited or replaced, ${rebuildHint(root, true)}`,
+  })
 }
 
 /** What {@link prepareShardDir} found: see there. */
@@ -413,8 +481,10 @@ export const prepareShardDir = async (dir: string, mode: 'writer' | 'reader'): P
 /** Options of {@link rebuildManifest}. */
 export interface RebuildManifestOptions {
   /**
-   * The shard count to write. Default: inferred, 1 + the highest shard directory number. Refused when below that,
-   * or when it would route a stored partition to another shard than the one holding it.
+   * The shard count to write. Default: the count the topics recorded when they were created (their `SHARDS`
+   * files), else inferred, 1 + the highest shard directory number. Refused when it disagrees with the topics'
+   * record, when below the highest directory number + 1, or when it would route a stored partition to another
+   * shard than the one holding it.
    */
   readonly shards?: number
   /** Replace a valid manifest (default false: a valid manifest is never overwritten). */
@@ -448,7 +518,7 @@ export interface RebuiltManifest {
 }
 
 /** The partitions a shard holds metas of: one seek per partition in the by-id view. */
-const partitionsIn = async (handle: StorageHandle): Promise<number[]> => {
+export const partitionsIn = async (handle: StorageHandle): Promise<number[]> => {
   const out: number[] = []
   const end = Uint8Array.of(View.byId + 1)
   for (let from: Uint8Array = rangeStart(View.byId, 0); ; ) {
@@ -519,6 +589,26 @@ export const rebuildManifest = async (root: string, options: RebuildManifestOpti
     found.push({ dir: t.dir, topic: t.topic, shards })
   }
   const highest = Math.max(-1, ...scanned.flatMap((t) => t.shards))
+  // The counts the topics recorded when they were created (see checkTopicShards): the count, when they agree.
+  const recorded = new Map<number, string[]>()
+  for (const t of scanned) {
+    const text = await readIfExists(shardsFile(join(root, t.dir))).catch(() => undefined)
+    const n = text !== undefined && /^[1-9][0-9]{0,4}\n?$/.test(text) ? Number(text) : undefined
+    if (n !== undefined) recorded.set(n, [...(recorded.get(n) ?? []), t.dir])
+  }
+  if (recorded.size > 1) {
+    throw new InvalidInput({
+      field: 'shards',
+      message: `shards: the topics of ${root} were created under different shard counts (${[...recorded].map(([n, dirs]) => `${n}: ${some(dirs, 3)}`).join('; ')}, in their SHARDS files): they do not come from one root`,
+    })
+  }
+  const [recordedCount] = [...recorded.keys()]
+  if (wanted !== undefined && recordedCount !== undefined && wanted !== recordedCount) {
+    throw new InvalidInput({
+      field: 'shards',
+      message: `shards: the topics of ${root} were created under ${recordedCount} shards (their SHARDS files: ${some(recorded.get(recordedCount)!, 3)}), not ${wanted}`,
+    })
+  }
   const stored = found.flatMap((t) => t.shards.flatMap((s) => s.partitions.map((p) => ({ dir: t.dir, shard: s.shard, p, hash: murmur.v3(String(p), 0) }))))
   const misrouted = (n: number) => stored.find((x) => x.hash % n !== x.shard)
   const consistent = (): string => {
@@ -527,7 +617,7 @@ export const rebuildManifest = async (root: string, options: RebuildManifestOpti
     return counts.length === 0 ? 'no count up to 65536 fits every stored partition' : `counts that fit every stored partition: ${counts.join(', ')}${counts.length === 8 ? ', ...' : ''}`
   }
 
-  if (wanted === undefined && highest < 0) {
+  if (wanted === undefined && highest < 0 && recordedCount === undefined) {
     throw new InvalidInput({
       field: 'shards',
       message: `shards: cannot infer the shard count of ${root}: it holds ${scanned.length === 0 ? 'no topic directory' : describeFound(scanned)}; pass the count it was created with (rebuildManifest(root, { shards }) or --shards N)`,
@@ -540,7 +630,7 @@ export const rebuildManifest = async (root: string, options: RebuildManifestOpti
       message: `shards: the root ${root} holds shard directories up to ${highest} (${example}), so it was created with at least ${highest + 1} shards, not ${wanted}`,
     })
   }
-  const shards = wanted ?? highest + 1
+  const shards = wanted ?? recordedCount ?? highest + 1
   const wrong = misrouted(shards)
   if (wrong !== undefined) {
     const why = `with ${shards} shards partition ${wrong.p} would be routed to shard ${wrong.hash % shards}, but it is stored in ${wrong.dir}/index/${wrong.shard}`

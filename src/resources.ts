@@ -163,10 +163,13 @@ export class HandleTable {
 
   /**
    * Releases everything (forced: in-flight requests will fail), after the opens still running have settled (their
-   * actors are stopped by then, so each releases its own handle). Call it once the actors are stopped.
+   * actors are stopped by then, so each releases its own handle), or once `giveUp` resolves: an open that outlasts
+   * it is released when it completes (see acquire), not waited for. Call it once the actors are stopped.
    */
-  async releaseAll(): Promise<void> {
-    while (this.#acquiring.size > 0) await Promise.all([...this.#acquiring])
+  async releaseAll(giveUp: Promise<unknown> = new Promise(() => {})): Promise<void> {
+    let gaveUp = false
+    void giveUp.then(() => (gaveUp = true))
+    while (this.#acquiring.size > 0 && !gaveUp) await Promise.race([Promise.all([...this.#acquiring]), giveUp])
     await Promise.all([...this.#held.keys()].map((l) => this.release(l, { force: true })))
   }
 }

@@ -105,6 +105,8 @@ export class Runtime {
   readonly #limit: <A>(open: () => Promise<A>) => Promise<A>
   #timer: unknown
   #closing: Promise<void> | undefined
+  /** Opens still checking their directories (see #openLease). */
+  readonly #preparing = new Set<Promise<void>>()
 
   constructor(
     opts: ResolvedOptions,
@@ -321,11 +323,24 @@ export class Runtime {
     // The directories are checked before RocksDB sees them: a database is created only in a directory that holds
     // none, and a damaged one (RocksDB files without CURRENT) or another topic's is refused, never repaired.
     let state: 'new' | 'existing' | 'absent'
+    const abandoned = (): void => {
+      if (signal.aborted) throw new Error('open abandoned: its actor stopped')
+    }
+    // Tracked until RocksDB is asked to open: a close waits for these checks (they may create the topic's and the
+    // shard's directories), and each stops at its next step once the actor stopped, so nothing is created after.
+    let prepared = (): void => {}
+    const preparing = new Promise<void>((resolve) => (prepared = resolve))
+    this.#preparing.add(preparing)
     try {
-      await ensureTopicDir(this.#opts.root, address.topic, { create: role === 'primary' })
+      abandoned()
+      await ensureTopicDir(this.#opts.root, address.topic, { create: role === 'primary', shards: this.shardCount })
+      abandoned()
       state = await prepareShardDir(address.dir, role === 'primary' ? 'writer' : 'reader')
     } catch (e) {
       throw e instanceof StorageFailure && (e.reason === 'corruption' || e.reason === 'permission') ? fatal(e, shardId) : e
+    } finally {
+      prepared()
+      this.#preparing.delete(preparing)
     }
     if (state === 'absent') {
       throw new StorageFailure({ reason: 'missing', path: address.dir, shard: shardId, message: `no database in ${address.dir} yet: its writer has not created it` })
@@ -548,9 +563,12 @@ export class Runtime {
       this.root.send({ type: 'CLOSE' })
       await Promise.race([done, timeout])
       unsubscribe()
-      // Stopping the tree aborts any open still running; releaseAll waits for those to settle and release.
+      // Stopping the tree aborts any open still running; releaseAll waits for those to settle and release, until the
+      // close's deadline: an open that outlasts it is released when it completes. The directory checks an open
+      // makes before RocksDB sees the directory stop at their next step (they create directories): waited for.
       this.root.stop()
-      await this.table.releaseAll()
+      await Promise.allSettled([...this.#preparing])
+      await this.table.releaseAll(timeout)
       for (const shard of this.shards.values()) shard.handlesReleased()
       // Every handle is closed: the reader worker threads or child processes end (nothing may open there any more).
       await this.readerWorkers?.close()

@@ -116,13 +116,22 @@ describe('the root manifest', () => {
   })
 
   it('should accept a manifest with more shards than directories exist (they are created lazily)', async () => {
-    // Only the count differs from the directories: 4 directories of 16 shards is normal, so nothing is refused.
-    await writeFile(manifest, '{"format":1,"shards":16}\n')
-    const index = await openIndex({ root, mode: 'reader' })
+    // A 16-shard root with one shard directory is normal: nothing is refused.
+    const root16 = await tempDir()
     try {
-      expect(index.shards).toBe(16)
+      const writer = await openIndex({ root: root16, shards: 16, readers: { min: 0 } })
+      await writer.batchPut('t', 5, [meta('t', 5, 0)])
+      await writer.close()
+      expect((await readdir(join(root16, 't', 'index'))).length).toBe(1)
+      const index = await openIndex({ root: root16, mode: 'reader' })
+      try {
+        expect(index.shards).toBe(16)
+        expect(await index.getByMsgId('t', 5, 't-5-0')).toEqual(meta('t', 5, 0))
+      } finally {
+        await index.close()
+      }
     } finally {
-      await index.close()
+      await removeDir(root16)
     }
   })
 
@@ -171,6 +180,47 @@ describe('the root manifest', () => {
     await expectEveryMeta(root, 4)
   })
 
+  it('should refuse a manifest edited to a larger count, which every directory number fits, by what the topics recorded', async () => {
+    // 4 shards, directories 0..3: a manifest saying 8 passes the check of directory numbers, and would route some
+    // stored partitions to other shards (their reads answering empty, their writes going elsewhere).
+    expect(written.some(([, p]) => shardOf(p, 8) !== shardOf(p, 4))).toBe(true)
+    await writeFile(manifest, '{"format":1,"shards":8}\n')
+    const before = await listTree(root)
+    for (const mode of ['writer', 'reader'] as const) {
+      const err = await rejection(openIndex({ root, mode }))
+      expect(err).toMatchObject({ _tag: 'StorageFailure', reason: 'corruption', path: join(root, 'orders', 'SHARDS') })
+      expect((err as StorageFailure).message).toContain(`was created under 4 shards (${join(root, 'orders', 'SHARDS')}), but the manifest ${manifest} says 8`)
+      expect((err as StorageFailure).message).toContain('rebuild-manifest')
+    }
+    expect(await listTree(root)).toEqual(before)
+    // The rebuild takes the count the topics recorded.
+    expect(await rebuildManifest(root, { force: true })).toMatchObject({ shards: 4, previous: 8 })
+    await expectEveryMeta(root, 4)
+  })
+
+  it('should refuse a topic that appeared after the index opened under another count, on its first read or write', async () => {
+    // Open indexes keep the count they opened with: a topic another process made under another count (its manifest
+    // edited meanwhile) is refused when this index first routes to it, not answered as empty or written elsewhere.
+    const writer = await openIndex({ root, readers: { min: 0 } })
+    const reader = await openIndex({ root, mode: 'reader' })
+    try {
+      const late = join(root, 'late')
+      await mkdir(join(late, 'index'), { recursive: true })
+      await writeFile(join(late, 'SHARDS'), '8\n')
+      await writeFile(join(late, 'TOPIC'), 'late')
+      const before = await listTree(root)
+      const read = await rejection(reader.getByMsgId('late', 1, 'm'))
+      expect(read).toMatchObject({ _tag: 'StorageFailure', reason: 'corruption', path: join(late, 'SHARDS') })
+      expect((read as StorageFailure).message).toContain(`was created under 8 shards (${join(late, 'SHARDS')}), but the manifest ${manifest} says 4`)
+      const write = await rejection(writer.batchPut('late', 1, [meta('late', 1, 0)]))
+      expect(write).toMatchObject({ _tag: 'ShardUnavailable', cause: { reason: 'corruption', path: join(late, 'SHARDS') } })
+      expect(await listTree(root)).toEqual(before)
+    } finally {
+      await reader.close()
+      await writer.close()
+    }
+  })
+
   it('should replace an edited manifest only when forced', async () => {
     await writeFile(manifest, '{"format":1,"shards":2}\n')
     const err = await rejection(rebuildManifest(root))
@@ -189,8 +239,31 @@ describe('the root manifest', () => {
     await expectEveryMeta(root, 4)
   })
 
+  /** Removes the topics' records of the shard count (a root made before rockvisor wrote them): the count is inferred. */
+  const forgetRecords = async (at: string): Promise<void> => {
+    for (const dir of await readdir(at)) await unlink(join(at, dir, 'SHARDS')).catch(() => undefined)
+  }
+
+  it('should refuse a shard count that disagrees with what the topics recorded at their creation, writing nothing', async () => {
+    await unlink(manifest)
+    const before = await listTree(root)
+    expect(before).toContain('orders/SHARDS 2')
+    for (const shards of [3, 8]) {
+      const err = await rejection(rebuildManifest(root, { shards }))
+      expect(err).toMatchObject({ _tag: 'InvalidInput', field: 'shards' })
+      expect((err as InvalidInput).message).toContain(`the topics of ${root} were created under 4 shards (their SHARDS files: orders, x), not ${shards}`)
+    }
+    // Two topics that recorded different counts do not come from one root.
+    await writeFile(join(root, 'x', 'SHARDS'), '8\n')
+    const mixed = await rejection(rebuildManifest(root))
+    expect((mixed as InvalidInput).message).toContain('were created under different shard counts (4: orders; 8: x')
+    await writeFile(join(root, 'x', 'SHARDS'), '4\n')
+    expect(await listTree(root)).toEqual(before)
+  })
+
   it('should refuse a shard count below the directories, or one that misroutes a stored partition, writing nothing', async () => {
     await unlink(manifest)
+    await forgetRecords(root)
     const before = await listTree(root)
     const low = await rejection(rebuildManifest(root, { shards: 3 }))
     expect(low).toBeInstanceOf(InvalidInput)
@@ -216,6 +289,11 @@ describe('the root manifest', () => {
       await index.batchPut('t', p5, [meta('t', p5, 0)])
       await index.close()
       await unlink(join(root16, 'rockvisor.json'))
+      // The topic's record says 16: the count is taken from it.
+      expect(await rebuildManifest(root16)).toMatchObject({ shards: 16, previous: 'none' })
+      await unlink(join(root16, 'rockvisor.json'))
+      // Without it (a root made before the record), the count is inferred from the directories, and refused.
+      await forgetRecords(root16)
       const before = await listTree(root16)
 
       const err = await rejection(rebuildManifest(root16))
