@@ -568,7 +568,11 @@ export class Runtime {
       // makes before RocksDB sees the directory stop at their next step (they create directories): waited for.
       this.root.stop()
       await Promise.allSettled([...this.#preparing])
-      await this.table.releaseAll(timeout)
+      // RocksDB's closes of the handles held get closeTimeoutMs of their own (a close outlasting it goes on alone).
+      let closesTimer: unknown
+      const closesTimeout = () => new Promise<void>((resolve) => (closesTimer = this.#opts.clock.setTimeout(resolve, this.#opts.closeTimeoutMs)))
+      await this.table.releaseAll(timeout, closesTimeout)
+      this.#opts.clock.clearTimeout(closesTimer)
       for (const shard of this.shards.values()) shard.handlesReleased()
       // Every handle is closed: the reader worker threads or child processes end (nothing may open there any more).
       await this.readerWorkers?.close()

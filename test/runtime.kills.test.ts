@@ -485,6 +485,8 @@ describe('the RocksDB settings of an open', () => {
     )
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
     expect(await h.index.getByMsgId('t', 1, 'm1', { after: token })).toEqual(meta(1))
+    // The pool's reader opens once the primary has (the read above may be served before it does).
+    await waitFor(() => opens.some((o) => o.readOnly))
     const primary = opens.filter((o) => !o.readOnly)
     const readers = opens.filter((o) => o.readOnly)
     expect(primary.length).toBeGreaterThan(0)

@@ -502,4 +502,86 @@ describe('queues and close', () => {
     expect(h.index.stats().totals).toEqual({ primaries: 0, readers: 0, handles: 0 })
     expect(h.events.some((e) => e.type === 'opened' && e.actor.startsWith('reader-'))).toBe(false)
   })
+
+  it('should end close() at twice closeTimeoutMs while RocksDB still closes a handle, and let that close finish alone', async () => {
+    // The primary's handle closes only when the test lets it.
+    const held: (() => void)[] = []
+    let holding = false
+    const letGo = () => {
+      holding = false
+      held.splice(0).forEach((go) => go())
+    }
+    const engine = overridingHandles({
+      primary: (handle) => ({
+        close: async () => {
+          if (holding) await new Promise<void>((go) => held.push(go))
+          return handle.close()
+        },
+      }),
+    })
+    h = await openHarness({ readers: { min: 0 }, closeTimeoutMs: 500 }, engine)
+    try {
+      await h.index.batchPut('t', 1, [meta(1)])
+      holding = true
+      let closed = false
+      const closing = h.index.close().then(() => (closed = true))
+      await waitFor(() => held.length === 1)
+      // closeTimeoutMs for the actors' ordered shutdown, then as long again for RocksDB's closes.
+      await h.clock.advance(999)
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
+      expect(closed).toBe(false)
+      await h.clock.advance(1)
+      await closing
+      expect(h.faults.liveHandles).toBe(1)
+      letGo()
+      await waitFor(() => h!.faults.liveHandles === 0)
+    } finally {
+      letGo()
+    }
+  })
+
+  it('should end close() at closeTimeoutMs while an open outlasts it, and release that handle once the open completes', async () => {
+    // The primary's open (in RocksDB) waits until the test lets it go.
+    const held: (() => void)[] = []
+    let holding = true
+    const releaseOpens = () => {
+      holding = false
+      held.splice(0).forEach((go) => go())
+    }
+    const engine: Engine = {
+      open: async (path, options) => {
+        const handle = await rocksEngine.open(path, options)
+        if (!options.readOnly && holding) await new Promise<void>((go) => held.push(go))
+        return handle
+      },
+    }
+    h = await openHarness({ readers: { min: 0 }, closeTimeoutMs: 500 }, engine)
+    try {
+      const write = h.index.batchPut('t', 1, [meta(1)]).then(
+        () => 'acknowledged',
+        (e: unknown) => e,
+      )
+      await waitFor(() => held.length === 1)
+      let closed = false
+      const closing = h.index.close().then(() => (closed = true))
+      await h.clock.advance(499)
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
+      expect(closed).toBe(false)
+      // The deadline: close() ends, though the open still runs (a stuck disk would hold it for ever).
+      await h.clock.advance(1)
+      await closing
+      expect(await write).toBeInstanceOf(Closed)
+      // The open completes: its handle (RocksDB's lock included) is released at once, nobody's.
+      releaseOpens()
+      await waitFor(() => h!.faults.liveHandles === 0)
+      const again = await openIndex({ root: h.root, readers: { min: 0 } })
+      try {
+        expect(await again.batchPut('t', 1, [meta(1)])).toMatchObject({ bytes: expect.any(Number) })
+      } finally {
+        await again.close()
+      }
+    } finally {
+      releaseOpens()
+    }
+  })
 })
