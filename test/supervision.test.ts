@@ -15,6 +15,28 @@ afterEach(async () => {
 })
 
 
+/**
+ * A gate the test holds calls at: `pass()` waits while the gate is held (each waiting call is let go by `open()`,
+ * which also stops holding); `waiting` counts the calls held now.
+ */
+const gate = (held = true) => {
+  const waiters: (() => void)[] = []
+  let holding = held
+  return {
+    get waiting(): number {
+      return waiters.length
+    },
+    hold(): void {
+      holding = true
+    },
+    open(): void {
+      holding = false
+      waiters.splice(0).forEach((go) => go())
+    },
+    pass: (): Promise<void> => (holding ? new Promise<void>((go) => waiters.push(go)) : Promise.resolve()),
+  }
+}
+
 describe('primary supervision', () => {
   it('should reopen a crashed primary after its backoff, holding writes until then', async () => {
     h = await openHarness({ supervision: { primary: { backoff: { minMs: 500, maxMs: 5_000, jitter: 0 } } } })
@@ -425,29 +447,24 @@ describe('queues and close', () => {
 
   it('should wait closeTimeoutMs for a write that never finishes, then release every handle, failing the write typed', async () => {
     // The primary's writes wait for the test once it holds them (before reaching RocksDB).
-    const held: (() => void)[] = []
-    let holding = false
+    const writes = gate(false)
     const engine = overridingHandles({
       primary: (handle) => ({
         write: async (ops) => {
-          if (holding) await new Promise<void>((go) => held.push(go))
+          await writes.pass()
           return handle.write(ops)
         },
       }),
     })
     h = await openHarness({ readers: { min: 1 }, closeTimeoutMs: 2_000 }, engine)
     await h.index.batchPut('t', 1, [meta(1)])
-    holding = true
+    writes.hold()
     const stuck = h.index.batchPut('t', 1, [meta(2)]).then(
       () => 'acknowledged',
       (e: unknown) => e,
     )
-    const letGo = () => {
-      holding = false
-      held.splice(0).forEach((go) => go())
-    }
     try {
-      await waitFor(() => held.length === 1)
+      await waitFor(() => writes.waiting === 1)
       let closed = false
       const closing = h.index.close().then(() => (closed = true))
       // Accepted work is waited for, up to closeTimeoutMs by the index's clock: nothing closes before.
@@ -460,42 +477,37 @@ describe('queues and close', () => {
       expect(h.faults.liveHandles).toBe(0)
       expect(h.index.stats().totals).toEqual({ primaries: 0, readers: 0, handles: 0 })
       // The write, let go at last, meets a released handle: a typed failure, never an acknowledgement.
-      letGo()
+      writes.open()
       expect(await stuck).toBeInstanceOf(StorageFailure)
     } finally {
-      letGo()
+      writes.open()
     }
   })
 
   it('should close while a reader is still opening, and release the handle that open brings afterwards', async () => {
-    // Reader opens wait until `releaseOpens` (then run for real): the close finds the reader in `opening`.
-    const held: (() => void)[] = []
-    let holding = true
-    const releaseOpens = () => {
-      holding = false
-      held.splice(0).forEach((go) => go())
-    }
+    // Reader opens wait until the gate opens (then run for real): the close finds the reader in `opening`.
+    const opens = gate()
     const engine: Engine = {
       open: async (path, options) => {
-        if (options.readOnly && holding) await new Promise<void>((go) => held.push(go))
+        if (options.readOnly) await opens.pass()
         return rocksEngine.open(path, options)
       },
     }
     h = await openHarness({ readers: { min: 1 } }, engine)
     try {
       await h.index.batchPut('t', 1, [meta(1)])
-      await waitFor(() => held.length === 1)
+      await waitFor(() => opens.waiting === 1)
       expect(shardStats(h, 't', 1).readers).toEqual({ opening: 1 })
       const closing = h.index.close()
       // The shard closes without waiting for the reader's open (its actor is gone)...
       await waitFor(() => h!.events.some((e) => e.type === 'closed' && e.actor === 'shard'))
       expect(h.faults.opened.reader).toBe(0)
       // ...and the handle the open brings once it finishes is released, so close ends with nothing open.
-      releaseOpens()
+      opens.open()
       await closing
     } finally {
       // Whatever failed above, the held open must finish for the index to close.
-      releaseOpens()
+      opens.open()
     }
     expect(h.faults.opened.reader).toBe(1)
     expect(h.faults.liveHandles).toBe(0)
@@ -505,16 +517,11 @@ describe('queues and close', () => {
 
   it('should end close() at twice closeTimeoutMs while RocksDB still closes a handle, and let that close finish alone', async () => {
     // The primary's handle closes only when the test lets it.
-    const held: (() => void)[] = []
-    let holding = false
-    const letGo = () => {
-      holding = false
-      held.splice(0).forEach((go) => go())
-    }
+    const closes = gate(false)
     const engine = overridingHandles({
       primary: (handle) => ({
         close: async () => {
-          if (holding) await new Promise<void>((go) => held.push(go))
+          await closes.pass()
           return handle.close()
         },
       }),
@@ -522,10 +529,10 @@ describe('queues and close', () => {
     h = await openHarness({ readers: { min: 0 }, closeTimeoutMs: 500 }, engine)
     try {
       await h.index.batchPut('t', 1, [meta(1)])
-      holding = true
+      closes.hold()
       let closed = false
       const closing = h.index.close().then(() => (closed = true))
-      await waitFor(() => held.length === 1)
+      await waitFor(() => closes.waiting === 1)
       // closeTimeoutMs for the actors' ordered shutdown, then as long again for RocksDB's closes.
       await h.clock.advance(999)
       for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
@@ -533,25 +540,20 @@ describe('queues and close', () => {
       await h.clock.advance(1)
       await closing
       expect(h.faults.liveHandles).toBe(1)
-      letGo()
+      closes.open()
       await waitFor(() => h!.faults.liveHandles === 0)
     } finally {
-      letGo()
+      closes.open()
     }
   })
 
   it('should end close() at closeTimeoutMs while an open outlasts it, and release that handle once the open completes', async () => {
     // The primary's open (in RocksDB) waits until the test lets it go.
-    const held: (() => void)[] = []
-    let holding = true
-    const releaseOpens = () => {
-      holding = false
-      held.splice(0).forEach((go) => go())
-    }
+    const opens = gate()
     const engine: Engine = {
       open: async (path, options) => {
         const handle = await rocksEngine.open(path, options)
-        if (!options.readOnly && holding) await new Promise<void>((go) => held.push(go))
+        if (!options.readOnly) await opens.pass()
         return handle
       },
     }
@@ -561,7 +563,7 @@ describe('queues and close', () => {
         () => 'acknowledged',
         (e: unknown) => e,
       )
-      await waitFor(() => held.length === 1)
+      await waitFor(() => opens.waiting === 1)
       let closed = false
       const closing = h.index.close().then(() => (closed = true))
       await h.clock.advance(499)
@@ -572,7 +574,7 @@ describe('queues and close', () => {
       await closing
       expect(await write).toBeInstanceOf(Closed)
       // The open completes: its handle (RocksDB's lock included) is released at once, nobody's.
-      releaseOpens()
+      opens.open()
       await waitFor(() => h!.faults.liveHandles === 0)
       const again = await openIndex({ root: h.root, readers: { min: 0 } })
       try {
@@ -581,7 +583,7 @@ describe('queues and close', () => {
         await again.close()
       }
     } finally {
-      releaseOpens()
+      opens.open()
     }
   })
 })
