@@ -34,6 +34,11 @@ export class Timeout extends Data.TaggedError('Timeout')<{
   readonly waitedFor: string
   readonly timeoutMs: number
   readonly aborted: boolean
+  /**
+   * Why what it waited for did not come, when the shard knows: the last failed open of its primary (or, for a read
+   * waiting for a view, of a reader) since one last succeeded.
+   */
+  readonly cause?: FailureCause
 }> {}
 
 /** Why a shard stopped serving: the failure that made it give up, as reported by the storage engine. */
@@ -116,6 +121,23 @@ export const storageFailure = (path: string, cause: unknown): StorageFailure => 
       ? `the directory ${path} is locked by another read-write instance (another process, or another index in this one): ${text}`
       : `storage failure (${reason}) in ${path}: ${text}`
   return new StorageFailure({ message, reason, path, cause })
+}
+
+/**
+ * What a shard reports as the cause of a failure (giving up, a Timeout), from the error an open or a child failed
+ * with: an error that is not a StorageFailure (from an engine of the user's, say) is reason `io` in the shard's
+ * directory `dir`.
+ */
+export function causeOf(error: unknown, dir: string): FailureCause | undefined {
+  if (error instanceof StorageFailure) return { reason: error.reason, path: error.path, message: error.message }
+  if (error === undefined) return undefined
+  let message: string
+  try {
+    message = error instanceof Error ? error.message : String(error)
+  } catch {
+    message = 'an error that cannot be printed'
+  }
+  return { reason: 'io', path: dir, message }
 }
 
 /**

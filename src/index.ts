@@ -21,7 +21,7 @@ import type { FaultOp, FaultTarget } from './faults.js'
 import { decodeIdEntry, idKeyOf, segmentOffsetKey } from './keys.js'
 import { PartitionMsgIds } from './msgids.js'
 import { checkShards, checkTopicShards, openRoot, prepareShardDir, shardAddress, shardOf, topicOfDirName, type ShardAddress } from './layout.js'
-import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkTextBytes, checkTimeRange, checkTopic, limits, type MessageMeta, type SegmentOffset } from './meta.js'
+import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkTextBytes, checkTimeRange, checkTopic, limits, reading, type MessageMeta, type SegmentOffset } from './meta.js'
 import { resolveOptions, type IndexOptions } from './options.js'
 import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
 import * as store from './store.js'
@@ -355,24 +355,39 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     }
   }
 
+  /** The options each kind of call takes (any other key is InvalidInput). */
+  const requestKeys = {
+    write: ['timeoutMs', 'signal'],
+    read: ['after', 'consistency', 'maxStalenessMs', 'timeoutMs', 'signal'],
+    scan: ['after', 'consistency', 'maxStalenessMs', 'limit', 'timeoutMs', 'signal'],
+  } as const satisfies Record<string, readonly string[]>
+
   // Deadlines and needs are immutable: the default ones are shared by the requests made in the same millisecond (and,
   // for a need, of the same shard sequence), rather than made anew for each.
   let defaultDeadline: Deadline = { at: Number.NaN, timeoutMs: opts.requestTimeoutMs, signal: undefined }
   let boundedNeed: Need = { seq: 0, since: Number.NaN }
 
   /** A request's deadline, from its options (checked here, before any I/O). */
-  const deadlineOf = (o: RequestOptions | undefined): Deadline => {
+  const deadlineOf = (o: RequestOptions | undefined, kind: keyof typeof requestKeys = 'read'): Deadline => {
     if (o === undefined) {
       const at = opts.clock.now() + opts.requestTimeoutMs
       if (defaultDeadline.at !== at) defaultDeadline = { at, timeoutMs: opts.requestTimeoutMs, signal: undefined }
       return defaultDeadline
     }
-    if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
-    const timeoutMs = o?.timeoutMs === undefined ? opts.requestTimeoutMs : checkInteger('timeoutMs', o.timeoutMs, 86_400_000)
-    if (timeoutMs < 1) throw new InvalidInput({ field: 'timeoutMs', message: 'timeoutMs: must be at least 1' })
-    const signal = o?.signal
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidInput({ field: 'signal', message: 'signal: must be an AbortSignal' })
-    return { at: opts.clock.now() + timeoutMs, timeoutMs, signal }
+    if (typeof o !== 'object' || o === null) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
+    return reading('options', () => {
+      // An option this call does not take (a typo such as `timeOutMs`, a read's option given to a write) is refused,
+      // not ignored.
+      const allowed: readonly string[] = requestKeys[kind]
+      for (const key of Object.keys(o)) {
+        if (!allowed.includes(key)) throw new InvalidInput({ field: key, message: `${key}: not an option of this call, which takes ${allowed.join(', ')}` })
+      }
+      const timeoutMs = o.timeoutMs === undefined ? opts.requestTimeoutMs : checkInteger('timeoutMs', o.timeoutMs, 86_400_000)
+      if (timeoutMs < 1) throw new InvalidInput({ field: 'timeoutMs', message: 'timeoutMs: must be at least 1' })
+      const signal = o.signal
+      if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidInput({ field: 'signal', message: 'signal: must be an AbortSignal' })
+      return { at: opts.clock.now() + timeoutMs, timeoutMs, signal }
+    })
   }
 
   /** What a read of shard `shardId` needs of its handle, from its options (checked here, before any I/O). */
@@ -384,9 +399,10 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       if (boundedNeed.since !== since) boundedNeed = { seq: 0, since }
       return boundedNeed
     }
-    if (o !== undefined && (typeof o !== 'object' || o === null)) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
-    const token = o?.after === undefined ? 0 : parseToken(o.after, shardId).sequence
-    const consistency = o?.consistency ?? (opts.mode === 'reader' ? (o?.after !== undefined ? 'after' : 'bounded') : 'fresh')
+    if (typeof o !== 'object' || o === null) throw new InvalidInput({ field: 'options', message: 'options: must be an object' })
+    const { after, consistency: asked, maxStalenessMs } = reading('options', () => ({ after: o.after, consistency: o.consistency, maxStalenessMs: o.maxStalenessMs }))
+    const token = after === undefined ? 0 : parseToken(after, shardId).sequence
+    const consistency = asked ?? (opts.mode === 'reader' ? (after !== undefined ? 'after' : 'bounded') : 'fresh')
     switch (consistency) {
       case 'after':
         return { seq: token }
@@ -394,7 +410,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         writerOnly("consistency 'fresh' (read-your-writes; in reader mode pass a token as `after`)")
         return { seq: Math.max(token, ackSeq) }
       case 'bounded': {
-        const bound = checkInteger('maxStalenessMs', o?.maxStalenessMs ?? opts.freshness.maxStalenessMs)
+        const bound = checkInteger('maxStalenessMs', maxStalenessMs ?? opts.freshness.maxStalenessMs)
         return { seq: token, since: opts.clock.now() - bound }
       }
       case 'primary':
@@ -493,7 +509,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       attempt(async () => {
         writerOnly('batchPut')
         const batch = checkBatch(metas)
-        const deadline = deadlineOf(options)
+        const deadline = deadlineOf(options, 'write')
         if (batch.length === 0) {
           // Nothing to write, nothing to open: the token is the shard's current sequence.
           const { address, existing } = locate(topic, partition)
@@ -561,13 +577,14 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     },
     scanByTime: (topic, partition, startTs, endTs, options) => {
       const [s, e] = checkTimeRange(startTs, endTs)
-      const limit = options?.limit === undefined ? undefined : checkInteger('limit', options.limit)
       // Every argument is checked now; the shard is routed (and opened if need be) at the first iteration.
+      deadlineOf(options, 'scan')
+      const asked = options === undefined ? undefined : reading('options', () => options.limit)
+      const limit = asked === undefined ? undefined : checkInteger('limit', asked)
       const { topic: t, partition: p, address } = locate(topic, partition)
       needOf(address.id, 0, options)
-      deadlineOf(options)
       return (async function* () {
-        const deadline = deadlineOf(options)
+        const deadline = deadlineOf(options, 'scan')
         const routed = routeRead(t, p, options)
         const r = routed instanceof Promise ? await routed : routed
         if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadline)
@@ -577,7 +594,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       attempt(async () => {
         writerOnly('deleteBefore')
         const ts = checkInteger('before', before)
-        const deadline = deadlineOf(options)
+        const deadline = deadlineOf(options, 'write')
         const { partition: p, shard } = route(topic, partition)
         // Counted chunk by chunk: a retry after a failure resumes where the first attempt stopped, and the metas that
         // attempt removed were removed all the same. Each deleted meta is 3 tombstones for the flush triggers.

@@ -47,6 +47,26 @@ const fail = (field: string, message: string): never => {
   throw new InvalidInput({ field, message: `${field}: ${message}` })
 }
 
+/**
+ * Runs `read`, which reads caller-supplied values: a getter or a Proxy that throws while it is read becomes
+ * InvalidInput naming `field` (with the error's text), not an untyped error. InvalidInput passes through.
+ */
+export const reading = <T>(field: string | (() => string), read: () => T): T => {
+  try {
+    return read()
+  } catch (e) {
+    if (e instanceof InvalidInput) throw e
+    const name = typeof field === 'string' ? field : field()
+    let what: string
+    try {
+      what = e instanceof Error ? `${e.name}: ${e.message}` : String(e)
+    } catch {
+      what = 'an error that cannot be printed'
+    }
+    return fail(name, `reading it threw (${what}): pass plain data`)
+  }
+}
+
 /** Checks a safe integer >= 0 and <= max. */
 export const checkInteger = (field: string, value: unknown, max: number = Number.MAX_SAFE_INTEGER): number => {
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
@@ -84,7 +104,7 @@ export const checkPartition = (partition: unknown): number => checkInteger('part
 /** Checks a segment offset, returning a fresh plain object. */
 export const checkSegmentOffset = (so: unknown, field = 'segmentOffset'): SegmentOffset => {
   if (typeof so !== 'object' || so === null) return fail(field, `must be an object, got ${describeValue(so)}`)
-  const { segmentId, offset } = so as Record<string, unknown>
+  const { segmentId, offset } = reading(field, () => ({ segmentId: (so as Record<string, unknown>).segmentId, offset: (so as Record<string, unknown>).offset }))
   // The checks of checkInteger, with the field's name made only for an error (this runs on every lookup).
   if (!isNat(segmentId, limits.maxU32) || !isNat(offset, Number.MAX_SAFE_INTEGER)) {
     checkInteger(`${field}.segmentId`, segmentId, limits.maxU32)
@@ -124,17 +144,25 @@ const checkMetaAt = (meta: unknown, at: string | number): MessageMeta => {
 }
 
 /** Checks one meta, returning a fresh plain object with exactly the five fields. */
-export const checkMeta = (meta: unknown, field = 'meta'): MessageMeta => checkMetaAt(meta, field)
+export const checkMeta = (meta: unknown, field = 'meta'): MessageMeta => reading(field, () => checkMetaAt(meta, field))
 
 /**
  * Checks a batch: an array of 0..100,000 metas in which no msgId and no (segmentId, offset) appears twice
  * (a batch that names one message twice is ambiguous, so it is refused whole).
  */
 export const checkBatch = (metas: unknown): MessageMeta[] => {
-  if (!Array.isArray(metas)) return fail('metas', `must be an array, got ${describeValue(metas)}`)
-  if (metas.length > limits.batchMetas) return fail('metas', `must hold at most ${limits.batchMetas} metas, got ${metas.length}`)
-  const checked: MessageMeta[] = new Array(metas.length)
-  for (let i = 0; i < metas.length; i++) checked[i] = checkMetaAt(metas[i], i)
+  let at = -1
+  const checked = reading(
+    () => (at < 0 ? 'metas' : `metas[${at}]`),
+    () => {
+      if (!Array.isArray(metas)) return fail('metas', `must be an array, got ${describeValue(metas)}`)
+      const n: number = metas.length
+      if (n > limits.batchMetas) return fail('metas', `must hold at most ${limits.batchMetas} metas, got ${n}`)
+      const out: MessageMeta[] = new Array(n)
+      for (at = 0; at < n; at++) out[at] = checkMetaAt(metas[at], at)
+      return out
+    },
+  )
   const ids = new Set<string>()
   // Places by segment: a batch usually spans few segments.
   const places = new Map<number, Set<number>>()

@@ -9,7 +9,7 @@ import { primaryMachine } from '../actors/primary.js'
 import { readerMachine } from '../actors/reader.js'
 import { rootSupervisorMachine } from '../actors/root-supervisor.js'
 import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-supervisor.js'
-import { Closed, StorageFailure, type FailureCause } from './errors.js'
+import { Closed, StorageFailure, causeOf } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
 import { placingReaders, type OpenOptions } from './engine.js'
@@ -425,7 +425,7 @@ export class Runtime {
           const shard = this.shards.get(input.shardId)
           shard?.primaryOpening()
           return this.#openLease('primary', input.shardId, undefined, signal).catch((e: unknown) => {
-            shard?.primaryOpenFailed()
+            shard?.primaryOpenFailed(e)
             throw e
           })
         }),
@@ -444,7 +444,12 @@ export class Runtime {
   #reader() {
     return readerMachine.provide({
       actors: {
-        openReader: fromPromise(({ input, signal }) => this.#openLease('reader', input.shardId, input.readerId, signal)),
+        openReader: fromPromise(({ input, signal }) =>
+          this.#openLease('reader', input.shardId, input.readerId, signal).catch((e: unknown) => {
+            this.shards.get(input.shardId)?.readerOpenFailed(e)
+            throw e
+          }),
+        ),
         refreshReader: fromPromise(({ input, signal }) => this.#openLease('reader', input.shardId, input.readerId, signal)),
         closeHandle: fromPromise(({ input }) => this.table.release(input.lease, { force: input.force === true })),
       },
@@ -582,17 +587,6 @@ export class Runtime {
     return this.#closing
   }
 }
-
-/**
- * What a shard reports as the cause of giving up, from the error its child failed with: an error that is not a
- * StorageFailure (from an engine of the user's, say) is reason `io` in the shard's directory `dir`.
- */
-const causeOf = (error: unknown, dir: string): FailureCause | undefined =>
-  error instanceof StorageFailure
-    ? { reason: error.reason, path: error.path, message: error.message }
-    : error === undefined
-      ? undefined
-      : { reason: 'io', path: dir, message: error instanceof Error ? error.message : String(error) }
 
 /** A `missing` failure of a primary's open of an existing database, as the damage it is (reason `corruption`). */
 const damaged = (e: StorageFailure, dir: string): StorageFailure =>

@@ -384,6 +384,7 @@ export class ShardRuntime {
   /** The primary's handle is ready. Writes continue from the sequence stored on disk. */
   publishPrimary(record: LeaseRecord): void {
     this.primary = record
+    this.#openFailure = undefined
     this.#primaryOpening = false
     this.exhausted = false
     this.locked = undefined
@@ -429,6 +430,7 @@ export class ShardRuntime {
 
   publishReader(readerId: string, record: LeaseRecord): void {
     this.readers.set(readerId, record)
+    if (this.#openFailure?.role === 'reader') this.#openFailure = undefined
     this.refreshing.delete(readerId)
     this.#scaleRequested = false
     // Reads waiting for a view this fresh go now; the others ask for another refresh.
@@ -500,6 +502,7 @@ export class ShardRuntime {
   /** A reader's refresh failed: its old view keeps serving; no refresh is asked of it until it has cooled down. */
   refreshFailed(readerId: string, error: unknown): void {
     this.refreshing.delete(readerId)
+    this.readerOpenFailed(error)
     this.cooling.add(readerId)
     this.integrity.refreshFailures++
     this.report({ type: 'refresh-failed', shard: this.address.id, actor: readerId, detail: error instanceof Error ? error.message : String(error) })
@@ -539,10 +542,25 @@ export class ShardRuntime {
   }
 
   /** The primary's open failed: once the shard is stopped, what waited for it fails with Closed. */
-  primaryOpenFailed(): void {
+  primaryOpenFailed(error?: unknown): void {
     this.#primaryOpening = false
+    // (An open abandoned because its actor stopped is no failure of the directory.)
+    if (error instanceof StorageFailure) this.#openFailure = { role: 'primary', cause: { reason: error.reason, path: error.path, message: error.message } }
     if (this.closed) this.abandon()
   }
+
+  /** A reader's open or refresh failed: remembered for the Timeouts of requests waiting for a view (see #timeout). */
+  readerOpenFailed(error: unknown): void {
+    if (error instanceof StorageFailure && this.#openFailure?.role !== 'primary') {
+      this.#openFailure = { role: 'reader', cause: { reason: error.reason, path: error.path, message: error.message } }
+    }
+  }
+
+  /**
+   * The last failed open of the primary or of a reader since one last succeeded: what a request that times out
+   * waiting for a handle is told (see #timeout).
+   */
+  #openFailure: { readonly role: 'primary' | 'reader'; readonly cause: FailureCause } | undefined
 
   /** A primary's open is running (from {@link primaryOpening} to its publication or failure). */
   #primaryOpening = false
@@ -723,14 +741,17 @@ export class ShardRuntime {
 
   /** The Timeout of a request that waited for `waitingFor` until its deadline passed or its signal aborted. */
   #timeout(deadline: Deadline, waitingFor: string, aborted: boolean): Timeout {
+    const failed = this.#openFailure
+    const why = failed === undefined ? '' : ` (the last open of its ${failed.role === 'primary' ? 'primary' : 'readers'} failed: ${failed.cause.message})`
     return new Timeout({
       shard: this.address.id,
       waitedFor: waitingFor,
       timeoutMs: deadline.timeoutMs,
       aborted,
+      ...(failed === undefined ? {} : { cause: failed.cause }),
       message: aborted
-        ? `request on shard ${this.address.id} aborted by its signal while it waited for ${waitingFor}; it did not run`
-        : `request on shard ${this.address.id} waited ${deadline.timeoutMs} ms for ${waitingFor}; it did not run`,
+        ? `request on shard ${this.address.id} aborted by its signal while it waited for ${waitingFor}${why}; it did not run`
+        : `request on shard ${this.address.id} waited ${deadline.timeoutMs} ms for ${waitingFor}${why}; it did not run`,
     })
   }
 

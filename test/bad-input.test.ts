@@ -71,7 +71,58 @@ describe('bad input', () => {
     ['a malformed token, on a topic never used', (i) => i.getByMsgId('never-used', 1, 'x', { after: 'garbage' })],
     ['an unknown consistency, on a topic never used', (i) => i.getRangeByTime('never-used', 2, 0, 1, { consistency: 'eventual' as never })],
     ['a negative staleness bound, on a topic never used', async (i) => i.scanByTime('never-used', 3, 0, 1, { consistency: 'bounded', maxStalenessMs: -1 })],
+    // Options a call does not take are refused, not ignored (a typo would otherwise silently change nothing).
+    ['a read option with a typo', (i) => i.getByMsgId('t', 1, 'm1', { timeOutMs: 5 } as never)],
+    ['a read consistency with a typo', (i) => i.getRangeByTime('t', 1, 0, 5, { consistancy: 'primary' } as never)],
+    ['a read option given to a write', (i) => i.batchPut('t', 1, [{ ...good, msgId: 'opt' }], { consistency: 'primary' } as never)],
+    ['a token given to a retention', (i) => i.deleteBefore('t', 1, 0, { after: 't/1@1' } as never)],
+    ['a scan option given to a point read', (i) => i.getMsgIdBySegmentOffset('t', 1, { segmentId: 2, offset: 3 }, { limit: 1 } as never)],
   ]
+
+  /** An object whose `key` getter throws. */
+  const throwing = <T extends object>(plain: T, key: string): T =>
+    Object.defineProperty({ ...plain }, key, {
+      enumerable: true,
+      get() {
+        throw new Error(`getter of ${key}`)
+      },
+    })
+  const hostile: [string, string, (i: Index) => Promise<unknown>][] = [
+    ['a meta whose getter throws', 'metas[1]', (i) => i.batchPut('t', 1, [{ ...good, msgId: 'h1' }, throwing(good, 'offset')])],
+    [
+      'a batch whose length throws (a Proxy)',
+      'metas',
+      (i) =>
+        i.batchPut(
+          't',
+          1,
+          new Proxy([good], {
+            get(target, key, receiver) {
+              if (key === 'length') throw new Error('length trap')
+              return Reflect.get(target, key, receiver) as unknown
+            },
+          }),
+        ),
+    ],
+    ['a segment offset whose getter throws', 'segmentOffset', (i) => i.getMsgIdBySegmentOffset('t', 1, throwing({ segmentId: 2, offset: 3 }, 'segmentId'))],
+    ['read options whose getter throws', 'options', (i) => i.getByMsgId('t', 1, 'm1', throwing({}, 'timeoutMs'))],
+    ['scan options whose getter throws', 'options', async (i) => i.scanByTime('t', 1, 0, 5, throwing({}, 'limit'))],
+    ['write options whose getter throws', 'options', (i) => i.batchPut('t', 1, [{ ...good, msgId: 'h2' }], throwing({}, 'signal'))],
+  ]
+
+  it.each(hostile)('should refuse %s with InvalidInput naming %s, writing nothing', async (_name, field, call) => {
+    const before = await listTree(parent)
+    const err = await Promise.resolve()
+      .then(() => call(index))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(err).toBeInstanceOf(InvalidInput)
+    expect(err).toMatchObject({ field })
+    expect((err as InvalidInput).message).toContain('reading it threw (Error: ')
+    expect(await listTree(parent)).toEqual(before)
+  })
 
   it.each(badCalls)('should reject %s with InvalidInput and change nothing on disk', async (_name, call) => {
     const before = await listTree(parent)

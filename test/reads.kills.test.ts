@@ -844,12 +844,16 @@ describe('what a Timeout says a read waited for', () => {
     const clock = new ManualClock(1_000_000)
     const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection })
     add(() => index.close())
-    expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 100 }))).toMatchObject({
-      error: { _tag: 'Timeout', waitedFor: `a reader view of shard ${id} at sequence >= ${seq} (newest view: none open)` },
+    const none = await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 100 }))
+    expect(none).toMatchObject({
+      error: { _tag: 'Timeout', waitedFor: `a reader view of shard ${id} at sequence >= ${seq} (newest view: none open)`, cause: { reason: 'injected' } },
     })
+    // Why no view came: the readers' last failed open, in the message too.
+    expect((none.error as Timeout).message).toMatch(/ \(the last open of its readers failed: .*injected.*\); it did not run$/)
     // A reader open at the token, whose refreshes then fail: a read after a newer token names that view.
     faults.clear()
     expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 }))).toEqual({ value: meta(1) })
+
     const { token: newer } = await w.index.batchPut('t', 1, [meta(2)])
     const newerSeq = Number(newer.slice(newer.lastIndexOf('@') + 1))
     faults.failNext('open', 1_000, { role: 'reader' })
@@ -864,14 +868,33 @@ describe('what a Timeout says a read waited for', () => {
     })
   })
 
+  it('should say why the primary did not come: its last failed open, until an open succeeds', async () => {
+    const h = await harness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } } } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    h.faults.failNext('open', 1_000, { role: 'primary' })
+    h.index.faults.crash('t', 1, 'primary')
+    // The restart after 1 s fails: a write that waited 1.5 s is told so.
+    const failed = await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { timeoutMs: 1_500 }))
+    expect(failed.error).toMatchObject({ _tag: 'Timeout', cause: { reason: 'injected', path: expect.stringContaining(h.shardId('t', 1).split('/')[0]!) } })
+    expect((failed.error as Timeout).message).toMatch(/ \(the last open of its primary failed: .*\); it did not run$/)
+    // An open succeeds: what waits after the next crash is told nothing of the old failure.
+    h.faults.clear()
+    expect(await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { timeoutMs: 3_600_000 }))).toMatchObject({ value: { bytes: expect.any(Number) } })
+    h.index.faults.crash('t', 1, 'primary')
+    const quiet = await drive(h.clock, h.index.batchPut('t', 1, [meta(3)], { timeoutMs: 100 }))
+    expect(quiet.error).toMatchObject({ _tag: 'Timeout' })
+    expect((quiet.error as Timeout).cause).toBeUndefined()
+  })
+
   it("should name the primary a writer-mode read waited for, and a fresh read's view or the primary", async () => {
     const h = await harness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 5_000, maxMs: 5_000, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
     const id = h.shardId('t', 1)
     h.index.faults.crash('t', 1, 'primary')
-    expect(await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 100 }))).toMatchObject({
-      error: { _tag: 'Timeout', waitedFor: `the primary of shard ${id} to open` },
-    })
+    const down = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 100 }))
+    expect(down).toMatchObject({ error: { _tag: 'Timeout', waitedFor: `the primary of shard ${id} to open` } })
+    // A crash is no failed open: nothing to tell.
+    expect((down.error as Timeout).cause).toBeUndefined()
     expect(await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 100 }))).toMatchObject({
       error: { _tag: 'Timeout', waitedFor: expect.stringMatching(new RegExp(`^a reader view of shard ${id} at sequence >= [0-9]+ \\(newest view: none open\\), or the primary of shard ${id}$`)) },
     })
