@@ -7,8 +7,8 @@
  * Most runs call the program in this process (`run(argv, io)`, the same function the binary calls); a few spawn the
  * real binary to check what a shell sees (exit code, stderr).
  */
-import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { execFile, spawnSync } from 'node:child_process'
+import { existsSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -146,6 +146,10 @@ describe('usage errors', () => {
     ['get', 'orders', '1', 'm-1', '--segment', '0', '--offset', '5'],
     ['get', 'orders', '1', '--segment', '0'],
     ['range', 'orders', '1', 'yesterday', 'now'],
+    // Forms Date.parse takes that are no ISO 8601 date (`-5` would be May 2001).
+    ['range', 'orders', '1', '-5', 'now'],
+    ['range', 'orders', '1', '0', 'Nov 26 2026'],
+    ['rebuild-manifest', '--root', 'r', '--shards', 'four'],
     ['scan', 'orders', '1', '0'],
     ['scan', 'orders', '1', '0', 'now', '--limit', '-1'],
     ['put', 'orders', '-1'],
@@ -191,6 +195,13 @@ describe('usage errors', () => {
     const version = await spawnCli('--version')
     expect(version.code).toBe(0)
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+  })
+
+  it('the binary itself: output it cannot write (a full disk) exits 1 with one line, no stack trace', async (ctx) => {
+    if (!existsSync('/dev/full')) return ctx.skip()
+    const child = spawnSync(process.execPath, ['--import', 'tsx', bin, 'machines', '--format', 'json'], { stdio: ['ignore', openSync('/dev/full', 'w'), 'pipe'], encoding: 'utf8' })
+    expect(child.status).toBe(1)
+    expect(child.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^error: cannot write the output: ENOSPC$/)])
   })
 })
 
@@ -258,6 +269,12 @@ describe('commands on a root', () => {
       first: { segmentId: 0, offset: 100 },
       last: { segmentId: 0, offset: 300 },
     })
+    // The same range as ISO 8601 dates.
+    const iso = (ms: number) => new Date(ms).toISOString()
+    expect(JSON.parse((await cli(['range', 'orders', '3', iso(meta(1).timestamp), iso(meta(3).timestamp), '--root', root, '--json'])).out)).toEqual({
+      first: { segmentId: 0, offset: 100 },
+      last: { segmentId: 0, offset: 300 },
+    })
     const scan = await cli(['scan', 'orders', '3', '0', 'now', '--limit', '3', '--root', root, '--json'])
     expect(scan.out.trim().split('\n').map((l) => JSON.parse(l))).toEqual([0, 1, 2].map(meta))
     const inspect = await cli(['inspect', '--root', root, '--port', '0', '--for', '300'])
@@ -290,6 +307,24 @@ describe('commands on a root', () => {
     const notJson = await cli(['put', 'orders', '5', '--root', root], `${JSON.stringify(meta(7))}\nnot json\n`)
     expect(notJson.code).toBe(1)
     expect(notJson.err).toMatch(/^InvalidInput: stdin line 2: not JSON/)
+  })
+
+  it('put names the stdin line of a bad meta, says how to create a missing root, and creates nothing for input refused at once', async () => {
+    const root = join(parent, 'new')
+    const missing = await cli(['put', 'orders', '5', '--root', root], `${JSON.stringify(meta(1))}\n`)
+    expect(missing.err.trim()).toMatch(/^StorageFailure: no rockvisor root at .*: put writes to an existing root; pass --create \(and --shards N\) to create one$/)
+    // Refused from its first line: --create creates nothing (the root is made at the first batch to write).
+    const refused = await cli(['put', 'orders', '5', '--root', root, '--create', '--shards', '2'], `${JSON.stringify({ ...meta(1), offset: -1 })}\n`)
+    expect(refused.code).toBe(1)
+    expect(refused.err.trim()).toMatch(/^InvalidInput: stdin line 1\.offset: must be in \[0, /)
+    expect(existsSync(root)).toBe(false)
+    // A bad meta on line 4 of a batch: named by its line; the line before it in the batch is not written.
+    const lines = [meta(1), meta(2), '', { ...meta(3), msgLen: 'big' }].map((m) => (m === '' ? '' : JSON.stringify(m))).join('\n')
+    const bad = await cli(['put', 'orders', '5', '--root', root, '--create', '--shards', '2', '--batch', '10'], `${lines}\n`)
+    expect(bad.err.trim()).toMatch(/^InvalidInput: stdin line 4\.msgLen: must be a safe integer/)
+    // A msgId twice in one batch: the line of its second mention.
+    const twice = await cli(['put', 'orders', '5', '--root', root, '--create', '--shards', '2'], `${JSON.stringify(meta(1))}\n${JSON.stringify({ ...meta(1), offset: 999 })}\n`)
+    expect(twice.err.trim()).toBe('InvalidInput: stdin line 2: duplicate msgId "m-1" in one batch')
   })
 })
 

@@ -385,13 +385,16 @@ describe('the CLI', () => {
     await expectEveryMeta(root, 4)
   })
 
-  it('should refuse a malformed --shards with InvalidInput and a missing --root with the usage', async () => {
+  it('should refuse a malformed --shards and a missing --root as usage errors (exit 2), as every malformed number', async () => {
     const root = join(parent, 'root')
     await seedRoot(root)
     await unlink(join(root, 'rockvisor.json'))
-    const bad = await rockvisor('rebuild-manifest', '--root', root, '--shards', 'four')
-    expect(bad.code).toBe(1)
-    expect(bad.stderr).toContain('InvalidInput: shards')
+    for (const shards of ['four', '-1', '1.5', '0', '65537']) {
+      const bad = await rockvisor('rebuild-manifest', '--root', root, '--shards', shards)
+      expect(bad.code, shards).toBe(2)
+      expect(bad.stderr, shards).toContain("option '--shards <n>' argument")
+      expect(bad.stderr, shards).toContain('expected an integer in [1, 65536]')
+    }
     const usage = await rockvisor('rebuild-manifest')
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain('usage: rockvisor')

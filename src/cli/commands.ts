@@ -4,7 +4,8 @@
  * for scripts.
  */
 import { createInterface } from 'node:readline'
-import { InvalidInput, openIndex, type Index, type MessageMeta, type ReadOptions } from '../index.js'
+import { InvalidInput, StorageFailure, openIndex, type Index, type MessageMeta, type ReadOptions } from '../index.js'
+import { checkMeta } from '../meta.js'
 import { bytes, metaLines, num, ranges, shardName, table, time } from './format.js'
 import type { Io } from './io.js'
 import { topicsOnDisk } from './root-info.js'
@@ -154,39 +155,66 @@ export interface PutFlags {
 
 /**
  * Writes the metas on stdin, one JSON object a line (`{"msgId","timestamp","segmentId","offset","msgLen"}`), in
- * batches of `batch`. Blank lines are skipped. A line that is not JSON stops the run (InvalidInput naming the
- * line); the batches before it were written.
+ * batches of `batch`. Blank lines are skipped. Each line is checked as it is read: a line that is not JSON or not a
+ * meta stops the run (InvalidInput naming the line; a msgId or place named twice in one batch names the line of its
+ * second mention); the batches before it were written. Without `create` the root must exist (checked before stdin
+ * is read); with it, the root is created at the first batch to write, so input refused from its first line creates
+ * nothing.
  */
 export const putCommand = async (topic: string, partition: number, flags: PutFlags, io: Io): Promise<number> => {
   // Without --create the root must exist: a reader-mode open checks that, creating nothing.
-  if (!flags.create) await (await openIndex({ root: flags.root, mode: 'reader' })).close()
-  const index = await openIndex({ root: flags.root, ...(flags.shards === undefined ? {} : { shards: flags.shards }) })
+  if (!flags.create) {
+    try {
+      await (await openIndex({ root: flags.root, mode: 'reader' })).close()
+    } catch (e) {
+      // (The reader-mode open says a reader-mode index needs a root a writer created: put needs --create instead.)
+      if (e instanceof StorageFailure && e.reason === 'missing' && e.message.startsWith('no rockvisor root at ')) {
+        throw new StorageFailure({ reason: 'missing', path: e.path, message: `no rockvisor root at ${flags.root}: put writes to an existing root; pass --create (and --shards N) to create one`, cause: e })
+      }
+      throw e
+    }
+  }
+  let index: Index | undefined
   let written = 0
   let batches = 0
   let bytesWritten = 0
   let token: string | undefined
   try {
     let batch: MessageMeta[] = []
+    /** The stdin line of each meta of `batch`. */
+    let lines: number[] = []
     const flush = async () => {
       if (batch.length === 0) return
-      const r = await index.batchPut(topic, partition, batch)
+      index ??= await openIndex({ root: flags.root, ...(flags.shards === undefined ? {} : { shards: flags.shards }) })
+      let r: Awaited<ReturnType<Index['batchPut']>>
+      try {
+        r = await index.batchPut(topic, partition, batch)
+      } catch (e) {
+        // The batch's own checks name a meta by its place in the batch: name its line instead.
+        const at = e instanceof InvalidInput ? /^metas\[([0-9]+)\]/.exec(e.field) : null
+        if (at === null) throw e
+        const line = lines[Number(at[1])]!
+        throw new InvalidInput({ field: `stdin line ${line}`, message: `stdin line ${line}: ${e instanceof InvalidInput ? e.message.replace(/^metas\[[0-9]+\][^:]*: /, '') : ''}` })
+      }
       written += batch.length
       batches++
       bytesWritten += r.bytes
       token = r.token
       batch = []
+      lines = []
     }
     let line = 0
     for await (const text of createInterface({ input: io.stdin, crlfDelay: Infinity })) {
       line++
       if (text.trim() === '') continue
-      let meta: unknown
+      let parsed: unknown
       try {
-        meta = JSON.parse(text)
+        parsed = JSON.parse(text)
       } catch (e) {
         throw new InvalidInput({ field: `stdin line ${line}`, message: `stdin line ${line}: not JSON (${(e as Error).message}); ${num(written)} metas were written before it` })
       }
-      batch.push(meta as MessageMeta)
+      batch.push(checkMeta(parsed, `stdin line ${line}`))
+      lines.push(line)
       if (batch.length >= flags.batch) await flush()
     }
     await flush()
@@ -196,7 +224,7 @@ export const putCommand = async (topic: string, partition: number, flags: PutFla
     }
     throw e
   } finally {
-    await index.close()
+    await index?.close()
   }
   if (flags.json) json(io, { written, batches, bytes: bytesWritten, token: token ?? null })
   else io.out(`wrote ${num(written)} meta${written === 1 ? '' : 's'} to partition ${partition} of ${topic} in ${num(batches)} batch${batches === 1 ? '' : 'es'} (${bytes(bytesWritten)})${token ? `; last write token ${token}` : ''}\n`)

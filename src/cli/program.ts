@@ -26,11 +26,17 @@ const integer =
     return n
   }
 
-/** A time: milliseconds since the epoch, an ISO 8601 date (`2025-11-26T07:30:00Z`), or `now`. */
+/** An ISO 8601 date, with or without a time of day (to the second, or a fraction), and its offset or `Z`. */
+const isoDate = /^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?$/
+
+/**
+ * A time: milliseconds since the epoch, an ISO 8601 date (`2025-11-26T07:30:00Z`), or `now`. Nothing else: the
+ * looser forms `Date.parse` also takes (`-5` is May 2001 to it) would read a typo as some date.
+ */
 const timeArg = (text: string): number => {
   if (text === 'now') return Date.now()
   if (/^[0-9]+$/.test(text)) return integer(0)(text)
-  const ms = Date.parse(text)
+  const ms = isoDate.test(text) ? Date.parse(text) : Number.NaN
   if (Number.isNaN(ms) || ms < 0) throw new InvalidArgumentError('expected milliseconds since 1970, an ISO 8601 date or "now".')
   return ms
 }
@@ -198,12 +204,10 @@ export const buildProgram = (io: Io, setCode: (code: number) => void): Command =
     .summary('rewrite a lost or damaged rockvisor.json')
     .description("rewrite a lost, garbled or edited rockvisor.json from the root's shard directories and print what was found (stop every process using the root first)")
     .requiredOption('--root <dir>', 'storage root directory')
-    .option('--shards <n>', 'the shard count the root was created with (default: inferred from the shard directories)')
+    .addOption(new Option('--shards <n>', "the shard count the root was created with (default: the topics' record, else inferred from the shard directories)").argParser(integer(1, 65_536)))
     .option('--force', 'replace a valid manifest')
-    .action(async (o: { root: string; shards?: string; force?: boolean }) => {
-      // A well-formed number is passed as a number; anything else as is, for rebuildManifest's InvalidInput.
-      const shards = o.shards === undefined ? undefined : /^[0-9]+$/.test(o.shards) ? Number(o.shards) : o.shards
-      const result = await rebuildManifest(o.root, { ...(shards === undefined ? {} : { shards: shards as number }), force: o.force === true })
+    .action(async (o: { root: string; shards?: number; force?: boolean }) => {
+      const result = await rebuildManifest(o.root, { ...(o.shards === undefined ? {} : { shards: o.shards }), force: o.force === true })
       const topics = result.found.map((t) => ({
         dir: t.dir,
         ...(t.topic === undefined ? {} : { topic: t.topic }),
