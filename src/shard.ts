@@ -777,7 +777,10 @@ export class ShardRuntime {
   #admitRead(): void {
     this.#assertOpen()
     if (this.pendingReads >= this.limits.maxInflightReads) {
-      throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${this.pendingReads} reads already in flight (queues.maxInflightReads)` })
+      // A scan waiting for its consumer keeps its place (and its view) until it ends: say so when some do.
+      const parked = this.#parked.size
+      const scans = parked === 0 ? '' : `; ${parked} of them scans waiting for their consumer, which hold their place until they end (finish them or call return())`
+      throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${this.pendingReads} reads already in flight (queues.maxInflightReads)${scans}` })
     }
     this.pendingReads++
     this.inflight++

@@ -230,6 +230,25 @@ describe('bounded reads in flight', () => {
     expect(peak).toBeLessThanOrEqual(50)
     expect(shardStats(h, 't', 1).queues.pendingReads).toBe(0)
   })
+
+  it('should count scans waiting for their consumer until they end, and say so when they fill the bound', async () => {
+    const h = await harness({ readers: { min: 0 }, queues: { maxInflightReads: 2 } })
+    await h.index.batchPut('t', 1, [meta(1), meta(2)])
+    // Two scans, each handed its first entry and left waiting for its consumer.
+    const scans = [0, 1].map(() => h.index.scanByTime('t', 1, 0, 10_000)[Symbol.asyncIterator]())
+    for (const scan of scans) expect(await scan.next()).toEqual({ done: false, value: meta(1) })
+    expect(shardStats(h, 't', 1).queues).toMatchObject({ pendingReads: 2, inflight: 0 })
+    const refused = await h.index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(Overloaded)
+    expect((refused as Overloaded).message).toBe(
+      `shard ${h.shardId('t', 1)}: 2 reads already in flight (queues.maxInflightReads); 2 of them scans waiting for their consumer, which hold their place until they end (finish them or call return())`,
+    )
+    // One scan ends (its consumer stops): its place is free.
+    await scans[0]!.return!()
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await scans[1]!.return!()
+    expect(shardStats(h, 't', 1).queues.pendingReads).toBe(0)
+  })
 })
 
 describe('causes', () => {
