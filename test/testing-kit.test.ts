@@ -11,6 +11,17 @@ import { model, withTempIndex, type TempIndex } from '../src/testing/index.js'
 const meta = (msgId: string, timestamp: number, segmentId: number, offset: number) => ({ msgId, timestamp, segmentId, offset, msgLen: 1 })
 
 describe('withTempIndex', () => {
+  it('should refuse options or a suite of the wrong kind with InvalidInput, before making anything', async () => {
+    for (const [options, suite, field] of [
+      [null, async () => 1, 'options'],
+      [undefined, async () => 1, 'options'],
+      [{}, 'not a function', 'suite'],
+    ] as const) {
+      const err = await withTempIndex(options as never, suite as never).catch((e: unknown) => e)
+      expect(err).toMatchObject({ _tag: 'InvalidInput', field })
+    }
+  })
+
   it('should close every index and remove the root when the suite passes', async () => {
     let seen: TempIndex | undefined
     const value = await withTempIndex({ shards: 1 }, async (index, ctx) => {

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import type { LifecycleEvent } from '../../actors/events.js'
 import { ManualClock } from '../clock.js'
 import { FaultInjector } from '../faults.js'
-import { openIndex, type Index } from '../index.js'
+import { InvalidInput, openIndex, type Index } from '../index.js'
 import type { IndexOptions } from '../options.js'
 
 /** Options of {@link withTempIndex}: an index's options, without `root` (the helper makes one). */
@@ -87,6 +87,9 @@ const withinWallTime = <T>(p: Promise<T>, what: string): Promise<T> => {
  * Each call has its own root, clock and injector: calls may run concurrently.
  */
 export const withTempIndex = async <T>(options: TempIndexOptions, suite: (index: Index, ctx: TempIndex) => Promise<T>): Promise<T> => {
+  // Checked before anything is made: a misuse is InvalidInput, as openIndex's own.
+  if (typeof options !== 'object' || options === null) throw new InvalidInput({ field: 'options', message: `options: withTempIndex takes an options object (possibly {}), got ${options === null ? 'null' : typeof options}` })
+  if (typeof suite !== 'function') throw new InvalidInput({ field: 'suite', message: `suite: withTempIndex takes a function (index, ctx) => Promise, got ${typeof suite}` })
   const { startAt, waitFor = (p) => p, ...indexOptions } = options
   const root = await mkdtemp(join(tmpdir(), 'rockvisor-kit-'))
   const clock = indexOptions.clock ?? new ManualClock(startAt ?? 0)
