@@ -163,16 +163,15 @@ export class HandleTable {
 
   /**
    * Releases everything (forced: in-flight requests will fail), after the opens still running have settled (their
-   * actors are stopped by then, so each releases its own handle), or once `giveUp` resolves: an open that outlasts
-   * it is released when it completes (see acquire), not waited for. Resolves once every handle held is closed, or
-   * once `closesGiveUp()` (called when the closes begin) resolves: a close that outlasts it goes on unawaited. Call
-   * it once the actors are stopped.
+   * actors are stopped by then, so each releases its own handle), and resolves once every handle is closed; or
+   * once `giveUp` resolves: an open that outlasts it is released when it completes (see acquire), and a close that
+   * outlasts it goes on, neither awaited. Call it once the actors are stopped.
    */
-  async releaseAll(giveUp: Promise<unknown> = new Promise(() => {}), closesGiveUp: () => Promise<unknown> = () => new Promise(() => {})): Promise<void> {
+  async releaseAll(giveUp: Promise<unknown> = new Promise(() => {})): Promise<void> {
     let gaveUp = false
     void giveUp.then(() => (gaveUp = true))
     while (this.#acquiring.size > 0 && !gaveUp) await Promise.race([Promise.all([...this.#acquiring]), giveUp])
     const closes = Promise.all([...this.#held.keys()].map((l) => this.release(l, { force: true })))
-    await Promise.race([closes, closesGiveUp()])
+    await Promise.race([closes, giveUp])
   }
 }

@@ -568,16 +568,16 @@ export class Runtime {
       this.root.send({ type: 'CLOSE' })
       await Promise.race([done, timeout])
       unsubscribe()
-      // Stopping the tree aborts any open still running; releaseAll waits for those to settle and release, until the
-      // close's deadline: an open that outlasts it is released when it completes. The directory checks an open
-      // makes before RocksDB sees the directory stop at their next step (they create directories): waited for.
+      // Stopping the tree aborts any open still running. The directory checks an open makes before RocksDB sees the
+      // directory stop at their next step (they create directories): waited for. Then the opens still in RocksDB
+      // settle and every handle is closed, within closeTimeoutMs of their own: an open or a close that outlasts it
+      // (a stuck disk) finishes on its own, its handle released when its open completes.
       this.root.stop()
       await Promise.allSettled([...this.#preparing])
-      // RocksDB's closes of the handles held get closeTimeoutMs of their own (a close outlasting it goes on alone).
-      let closesTimer: unknown
-      const closesTimeout = () => new Promise<void>((resolve) => (closesTimer = this.#opts.clock.setTimeout(resolve, this.#opts.closeTimeoutMs)))
-      await this.table.releaseAll(timeout, closesTimeout)
-      this.#opts.clock.clearTimeout(closesTimer)
+      let releaseTimer: unknown
+      const releaseTimeout = new Promise<void>((resolve) => (releaseTimer = this.#opts.clock.setTimeout(resolve, this.#opts.closeTimeoutMs)))
+      await this.table.releaseAll(releaseTimeout)
+      this.#opts.clock.clearTimeout(releaseTimer)
       for (const shard of this.shards.values()) shard.handlesReleased()
       // Every handle is closed: the reader worker threads or child processes end (nothing may open there any more).
       await this.readerWorkers?.close()
