@@ -35,8 +35,8 @@ export class Timeout extends Data.TaggedError('Timeout')<{
   readonly timeoutMs: number
   readonly aborted: boolean
   /**
-   * Why what it waited for did not come, when the shard knows: the last failed open of its primary (or, for a read
-   * waiting for a view, of a reader) since one last succeeded.
+   * Why what it waited for did not come, when the shard knows: for a wait for the primary or a reader view (not one
+   * its own signal stopped), the last failed open of the primary, or of a reader, since one last succeeded.
    */
   readonly cause?: FailureCause
 }> {}

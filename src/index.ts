@@ -446,15 +446,16 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
     return routeNew(t, p, shardNumber, address, need, o)
   }
 
-  /** Topics whose record of the shard count (see checkTopicShards) agreed with the root's, or that have none. */
+  /** Topics whose record of the shard count (see checkTopicShards) agreed with the root's. */
   const countChecked = new Set<string>()
 
   /** {@link routeRead} of a shard this index has not created: created only if its directory holds a database. */
   const routeNew = async (t: string, p: number, shardNumber: number, address: ShardAddress, need: Need, o: ReadOptions | undefined): Promise<RoutedRead | undefined> => {
     // A shard count the topic was not created under would route this read to another shard than the one holding it:
     // an empty answer would be a lie (a shard that opens checks it too).
-    if (!countChecked.has(t)) {
-      await checkTopicShards(opts.root, t, shards)
+    if (!countChecked.has(t) && (await checkTopicShards(opts.root, t, shards))) {
+      // Only a record that agreed is remembered (a topic without one yet may be created later), in a bounded set.
+      if (countChecked.size >= maxCachedRoutes) countChecked.clear()
       countChecked.add(t)
     }
     if (await shardDirAbsent(address.dir)) {

@@ -105,24 +105,25 @@ const shardsFile = (dir: string): string => join(dir, 'SHARDS')
  * edited or replaced with another valid count passes every check of the root's directories when the count is
  * larger, yet routes stored partitions to other shards (their reads would answer empty, their writes go elsewhere);
  * the topic's own record tells. A disagreement is a `corruption` StorageFailure (path: the `SHARDS` file) naming
- * both counts and how to rebuild the manifest; an unreadable `SHARDS` file is `corruption` too.
+ * both counts and how to rebuild the manifest; an unreadable `SHARDS` file is `corruption` too. Resolves true when
+ * the topic has a record (which agreed), false when it has none (yet).
  */
-export const checkTopicShards = (root: string, topic: string, shards: number): Promise<void> => checkShardsFile(root, topicDirName(topic), shards)
+export const checkTopicShards = (root: string, topic: string, shards: number): Promise<boolean> => checkShardsFile(root, topicDirName(topic), shards)
 
-/** {@link checkTopicShards} of the topic directory named `dir` under the root. */
-const checkShardsFile = async (root: string, dir: string, shards: number): Promise<void> => {
+/** {@link checkTopicShards} of the topic directory named `dir` under the root: true if it has a record (that agreed). */
+const checkShardsFile = async (root: string, dir: string, shards: number): Promise<boolean> => {
   const file = shardsFile(join(root, dir))
   let text: string | undefined
   try {
     text = await readIfExists(file)
   } catch (e) {
     // A topic directory that is not a directory (or not there) has no record: the checks of its shards say the rest.
-    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return false
     throw storageFailure(file, e)
   }
-  if (text === undefined) return
+  if (text === undefined) return false
   const recorded = /^[1-9][0-9]{0,4}\n?$/.test(text) ? Number(text) : Number.NaN
-  if (recorded === shards) return
+  if (recorded === shards) return true
   throw new StorageFailure({
     reason: 'corruption',
     path: file,

@@ -357,7 +357,13 @@ export class Runtime {
     const via = workers && { open: (path: string, o: OpenOptions) => workers.open(path, o, (failure) => placed && this.shards.get(shardId)?.fault(placed, failure)) }
     const record = await this.table
       .acquire(
-        () => limit(() => placingReaders(via, () => this.faults.open(address.dir, { readOnly: role === 'reader', createIfMissing, ...settings }))),
+        () =>
+          limit(() => {
+            // An open that waited for its turn (maxConcurrentOpens) while the actor stopped must not reach RocksDB: a
+            // close that stopped waiting for it would otherwise see a database created (and locked) after it ended.
+            abandoned()
+            return placingReaders(via, () => this.faults.open(address.dir, { readOnly: role === 'reader', createIfMissing, ...settings }))
+          }),
         { role, shardId, ...(readerId === undefined ? {} : { readerId }), now: this.#opts.clock.now() },
         signal,
       )
@@ -569,13 +575,13 @@ export class Runtime {
       await Promise.race([done, timeout])
       unsubscribe()
       // Stopping the tree aborts any open still running. The directory checks an open makes before RocksDB sees the
-      // directory stop at their next step (they create directories): waited for. Then the opens still in RocksDB
-      // settle and every handle is closed, within closeTimeoutMs of their own: an open or a close that outlasts it
-      // (a stuck disk) finishes on its own, its handle released when its open completes.
+      // directory stop at their next step (they create directories), and an open waiting for its turn never starts:
+      // waited for. Then the opens still in RocksDB settle and every handle is closed. All of it within closeTimeoutMs
+      // of its own: what outlasts it (a stuck disk) finishes on its own, a handle released when its open completes.
       this.root.stop()
-      await Promise.allSettled([...this.#preparing])
       let releaseTimer: unknown
       const releaseTimeout = new Promise<void>((resolve) => (releaseTimer = this.#opts.clock.setTimeout(resolve, this.#opts.closeTimeoutMs)))
+      await Promise.race([Promise.allSettled([...this.#preparing]), releaseTimeout])
       await this.table.releaseAll(releaseTimeout)
       this.#opts.clock.clearTimeout(releaseTimer)
       for (const shard of this.shards.values()) shard.handlesReleased()

@@ -131,6 +131,12 @@ interface Waiter {
   shortViews: number
 }
 
+/** A failed open a shard remembers (see ShardRuntime's Timeouts): whose, and why. */
+interface OpenFailure {
+  readonly role: 'primary' | 'reader'
+  readonly cause: FailureCause
+}
+
 /** A point read waiting to go out in a MultiGet (see `ShardRuntime.pointRead`). */
 interface PointRead {
   readonly key: Uint8Array
@@ -560,7 +566,7 @@ export class ShardRuntime {
    * The last failed open of the primary or of a reader since one last succeeded: what a request that times out
    * waiting for a handle is told (see #timeout).
    */
-  #openFailure: { readonly role: 'primary' | 'reader'; readonly cause: FailureCause } | undefined
+  #openFailure: OpenFailure | undefined
 
   /** A primary's open is running (from {@link primaryOpening} to its publication or failure). */
   #primaryOpening = false
@@ -741,7 +747,7 @@ export class ShardRuntime {
 
   /** The Timeout of a request that waited for `waitingFor` until its deadline passed or its signal aborted. */
   #timeout(deadline: Deadline, waitingFor: string, aborted: boolean): Timeout {
-    const failed = this.#openFailure
+    const failed = aborted ? undefined : this.#failureOf(waitingFor)
     const why = failed === undefined ? '' : ` (the last open of its ${failed.role === 'primary' ? 'primary' : 'readers'} failed: ${failed.cause.message})`
     return new Timeout({
       shard: this.address.id,
@@ -771,6 +777,18 @@ export class ShardRuntime {
    */
   #assertNotAhead(need: Need): void {
     if (need.seq > this.seq && this.mode === 'writer' && this.primary !== undefined && !this.primary.faulted) throw this.#tokenAhead(need, this.seq)
+  }
+
+  /**
+   * The last failed open that explains a wait for `waitingFor`: the primary's for a wait that names the primary (to
+   * open, or to serve a read), a reader's for one that names a reader view; none for a wait for anything else (a
+   * turn in the write queue, a MultiGet to finish, a flush), which no open failure explains.
+   */
+  #failureOf(waitingFor: string): OpenFailure | undefined {
+    const failed = this.#openFailure
+    if (failed === undefined) return undefined
+    const waited = failed.role === 'primary' ? `the primary of shard ${this.address.id}` : `a reader view of shard ${this.address.id}`
+    return waitingFor.includes(waited) ? failed : undefined
   }
 
   /** Admits one more read, or refuses it with Overloaded when `maxInflightReads` are running or waiting. */

@@ -850,6 +850,10 @@ describe('what a Timeout says a read waited for', () => {
     })
     // Why no view came: the readers' last failed open, in the message too.
     expect((none.error as Timeout).message).toMatch(/ \(the last open of its readers failed: .*injected.*\); it did not run$/)
+    // A read its own signal stopped was not kept waiting by that failure: no cause.
+    const stopped = await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, signal: AbortSignal.abort() }))
+    expect(stopped.error).toMatchObject({ _tag: 'Timeout', aborted: true })
+    expect((stopped.error as Timeout).cause).toBeUndefined()
     // A reader open at the token, whose refreshes then fail: a read after a newer token names that view.
     faults.clear()
     expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 }))).toEqual({ value: meta(1) })
@@ -884,6 +888,37 @@ describe('what a Timeout says a read waited for', () => {
     const quiet = await drive(h.clock, h.index.batchPut('t', 1, [meta(3)], { timeoutMs: 100 }))
     expect(quiet.error).toMatchObject({ _tag: 'Timeout' })
     expect((quiet.error as Timeout).cause).toBeUndefined()
+  })
+
+  it("should not blame a reader's failed open for a write that waited for its turn in the write queue", async () => {
+    // The primary's writes wait, once held, until let go.
+    const held: (() => void)[] = []
+    let holding = false
+    const engine = overridingHandles({
+      primary: (handle) => ({
+        write: async (ops) => {
+          if (holding) await new Promise<void>((go) => held.push(go))
+          return handle.write(ops)
+        },
+      }),
+    })
+    const h = await harness({ readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } } } }, engine)
+    // The pool's first reader fails to open (and waits a minute to try again): a reader's failure is on record.
+    h.faults.failNext('open', 1, { role: 'reader' })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await waitFor(() => h.events.some((e) => e.type === 'failed' && e.actor.startsWith('reader-')))
+    holding = true
+    const first = h.index.batchPut('t', 1, [meta(2)])
+    await waitFor(() => held.length === 1)
+    try {
+      const queued = await drive(h.clock, h.index.batchPut('t', 1, [meta(3)], { timeoutMs: 100 }))
+      expect(queued.error).toMatchObject({ _tag: 'Timeout', waitedFor: expect.stringMatching(/^its turn in the write queue/) })
+      expect((queued.error as Timeout).cause).toBeUndefined()
+    } finally {
+      holding = false
+      held.splice(0).forEach((go) => go())
+    }
+    await first
   })
 
   it("should name the primary a writer-mode read waited for, and a fresh read's view or the primary", async () => {

@@ -2,6 +2,8 @@
  * Supervision on real RocksDB with a ManualClock: restarts, backoff, intensity, escalation, isolation, recovery,
  * the elastic pool, bounded queues and graceful close.
  */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Closed, Overloaded, ShardUnavailable, StorageFailure, openIndex, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
@@ -544,6 +546,51 @@ describe('queues and close', () => {
       await waitFor(() => h!.faults.liveHandles === 0)
     } finally {
       closes.open()
+    }
+  })
+
+  it('should never start an open that waited for its turn once close() stopped its actor, so nothing is created after', async () => {
+    // One native open at a time in the process: shard A's primary open holds the turn (in RocksDB, until let go),
+    // shard B's waits for it.
+    const opens = gate()
+    const started: string[] = []
+    const engine: Engine = {
+      open: async (path, options) => {
+        started.push(path)
+        const handle = await rocksEngine.open(path, options)
+        if (!options.readOnly) await opens.pass()
+        return handle
+      },
+    }
+    h = await openHarness({ readers: { min: 0 }, closeTimeoutMs: 500, maxConcurrentOpens: 1 }, engine)
+    try {
+      void h.index.batchPut('t', 1, [meta(1)]).catch((e: unknown) => e)
+      await waitFor(() => opens.waiting === 1)
+      const other = [...Array(64).keys()].find((p) => h!.shardId('t', p) !== h!.shardId('t', 1))!
+      void h.index.batchPut('t', other, [meta(2)]).catch((e: unknown) => e)
+      const b = h.index.locate('t', other).dir
+      // B's checks of its directories are done: it waits for the turn.
+      await waitFor(() => existsSync(b))
+      const closing = h.index.close()
+      await h.clock.advance(500)
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
+      await h.clock.advance(500)
+      await closing
+      // A's open completes (released as nobody's); B's never reaches RocksDB: no database appears in B.
+      opens.open()
+      await waitFor(() => h!.faults.liveHandles === 0)
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
+      expect(started).toEqual([h.index.locate('t', 1).dir])
+      expect(existsSync(join(b, 'CURRENT'))).toBe(false)
+      // So nothing holds B's lock: a new index writes there.
+      const again = await openIndex({ root: h.root, readers: { min: 0 } })
+      try {
+        expect(await again.batchPut('t', other, [meta(3)])).toMatchObject({ bytes: expect.any(Number) })
+      } finally {
+        await again.close()
+      }
+    } finally {
+      opens.open()
     }
   })
 
