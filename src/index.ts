@@ -415,7 +415,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       }
       case 'primary':
         writerOnly("consistency 'primary'")
-        return { seq: 0, primary: true }
+        // The primary holds every acknowledged write; a token still counts: one beyond the shard's sequence is refused.
+        return { seq: token, primary: true }
       default:
         throw new InvalidInput({ field: 'consistency', message: `consistency: must be fresh, bounded or primary, got ${String(consistency)}` })
     }

@@ -165,6 +165,11 @@ export const ensureTopicDir = async (root: string, topic: string, options: Topic
       })
     }
   } catch (e) {
+    // A file where the topic's directory (or its index/) belongs: the root is damaged, retrying will not cure it.
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOTDIR' || code === 'EEXIST') {
+      throw new StorageFailure({ reason: 'corruption', path: dir, message: `the topic directory ${dir}, or its index/, is not a directory: move the file out of the root`, cause: e })
+    }
     throw storageFailure(dir, e)
   }
   if (options.shards !== undefined) await checkTopicShards(root, topic, options.shards)

@@ -13,7 +13,7 @@ import { systemClock, type Clock } from './clock.js'
 import * as defaults from './defaults.js'
 import { rocksEngine, type Engine } from './engine.js'
 import { InvalidInput } from './errors.js'
-import { limits } from './meta.js'
+import { limits, reading } from './meta.js'
 
 /** A partial child spec: omitted fields keep their defaults. */
 export interface ChildSpecOptions {
@@ -471,8 +471,42 @@ const spec = (base: ChildSpec, o: ChildSpecOptions | undefined, field: string): 
  * Decodes and checks every option, applies the defaults, and checks the options against each other. Synchronous;
  * throws InvalidInput naming the first bad option (its path) and the bad value. Touches nothing.
  */
+/** The option groups (objects of options), by path: each must be a plain object (see {@link checkGroups}). */
+const groupPaths: readonly (readonly string[])[] = [
+  [],
+  ['freshness'],
+  ['readers'],
+  ['writes'],
+  ['queues'],
+  ['rocksdb'],
+  ['rocksdb', 'primary'],
+  ['rocksdb', 'reader'],
+  ['supervision'],
+  ...(['primary', 'readers'] as const).flatMap((child) => [['supervision', child], ['supervision', child, 'intensity'], ['supervision', child, 'backoff']]),
+]
+
+/**
+ * Refuses an option group that is an object but not a plain one (a Map, a Date, a RegExp, a class instance): the
+ * schema reads only its own properties, so such a group would be accepted and ignored (`readers: new Map([['min',
+ * 9]])` setting nothing).
+ */
+const checkGroups = (input: unknown): void => {
+  for (const path of groupPaths) {
+    const v = valueAt(input, path)
+    if (typeof v !== 'object' || v === null) continue
+    const proto: unknown = Object.getPrototypeOf(v)
+    if (proto === Object.prototype || proto === null) continue
+    const kind = Array.isArray(v) ? 'an array' : `a ${(v as { constructor?: { name?: string } }).constructor?.name ?? 'non-plain object'}`
+    throw invalid(path.length === 0 ? 'options' : path.join('.'), `must be a plain object ({ ... }), got ${kind}`)
+  }
+}
+
 export const resolveOptions = (input: IndexOptions): ResolvedOptions => {
-  const decoded = decode(input)
+  // Options whose reading throws (a getter, a Proxy) are InvalidInput too.
+  const decoded = reading('options', () => {
+    checkGroups(input)
+    return decode(input)
+  })
   if (Result.isFailure(decoded)) throw toInvalidInput(input, decoded.failure.issue)
   const o = decoded.success
 

@@ -384,9 +384,19 @@ export class Runtime {
           throw fatal(damaged(e, address.dir), shardId)
         }
         // A reader's open of a directory that holds a database (checked above) that meets a missing file raced the
-        // primary's deletion of a WAL or table file it had listed (after a flush or a compaction): the next open
-        // lists the files anew. Tried again at once, like a torn view.
-        if (role === 'reader' && e instanceof StorageFailure && e.reason === 'missing' && attempt + 1 < tornViewsPerOpen && !signal.aborted) return undefined
+        // primary's deletion of a file it had listed (a WAL or table file after a flush or a compaction, the old
+        // MANIFEST after CURRENT moved on): the next open lists the files anew. Tried again at once, like a torn
+        // view. A file missing on every one of those opens is no race: the directory is damaged, and restarting the
+        // reader under backoff would only make its requests wait for nothing. So is a CURRENT without its newline
+        // (RocksDB replaces CURRENT by a rename: no reader ever sees it half written). Other corruption met by a
+        // reader's open may be a MANIFEST a live primary is rewriting: the reader is restarted under backoff.
+        if (role === 'reader' && e instanceof StorageFailure && !signal.aborted) {
+          const current = e.reason === 'corruption' && /CURRENT file/.test(e.message)
+          if (e.reason === 'missing' || current) {
+            if (attempt + 1 < tornViewsPerOpen) return undefined
+            throw fatal(current ? e : damaged(e, address.dir), shardId)
+          }
+        }
         throw e
       })
     if (record === undefined) return this.#openLease(role, shardId, readerId, signal, attempt + 1)
@@ -406,9 +416,9 @@ export class Runtime {
       if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     } catch (e) {
       await this.table.release(record.lease, { force: true })
-      // The primary met damage reading its view's state (its sequence and epochs, the first keys any open reads):
-      // the files are damaged, and reopening will not cure them.
-      throw role === 'primary' && e instanceof StorageFailure && e.reason === 'corruption' ? fatal(e, shardId) : e
+      // The open met damage reading its view's state (its sequence and epochs, the first keys any open reads, in table
+      // files that never change once written): the files are damaged, and reopening will not cure them.
+      throw e instanceof StorageFailure && e.reason === 'corruption' ? fatal(e, shardId) : e
     }
     if (!whole) {
       // A torn view is never served: it is closed and the open tried again (a few times, then the open fails).

@@ -162,6 +162,9 @@ describe('a token beyond what a writer-mode shard holds', () => {
     const ahead = `${id}@${seq + 1}`
     const calls: [string, () => Promise<unknown>][] = [
       ['getByMsgId', () => h!.index.getByMsgId('orders', 1, 'm1', { after: ahead })],
+      ['getByMsgId, primary', () => h!.index.getByMsgId('orders', 1, 'm1', { after: ahead, consistency: 'primary' })],
+      ['getByMsgId, bounded', () => h!.index.getByMsgId('orders', 1, 'm1', { after: ahead, consistency: 'bounded' })],
+      ['getRangeByTime, primary', () => h!.index.getRangeByTime('orders', 1, 0, 10_000, { after: ahead, consistency: 'primary' })],
       ['getMsgIdBySegmentOffset', () => h!.index.getMsgIdBySegmentOffset('orders', 1, { segmentId: 0, offset: 1 }, { after: ahead })],
       ['getRangeByTime', () => h!.index.getRangeByTime('orders', 1, 0, 10_000, { after: ahead })],
       ['scanByTime', () => collect(h!.index.scanByTime('orders', 1, 0, 10_000, { after: ahead }))],

@@ -322,9 +322,15 @@ describe('commands on a root', () => {
     const lines = [meta(1), meta(2), '', { ...meta(3), msgLen: 'big' }].map((m) => (m === '' ? '' : JSON.stringify(m))).join('\n')
     const bad = await cli(['put', 'orders', '5', '--root', root, '--create', '--shards', '2', '--batch', '10'], `${lines}\n`)
     expect(bad.err.trim()).toMatch(/^InvalidInput: stdin line 4\.msgLen: must be a safe integer/)
-    // A msgId twice in one batch: the line of its second mention.
+    // A msgId twice in one batch: the line of its second mention, and still nothing created.
     const twice = await cli(['put', 'orders', '5', '--root', root, '--create', '--shards', '2'], `${JSON.stringify(meta(1))}\n${JSON.stringify({ ...meta(1), offset: 999 })}\n`)
     expect(twice.err.trim()).toBe('InvalidInput: stdin line 2: duplicate msgId "m-1" in one batch')
+    expect(existsSync(root)).toBe(false)
+    // A --shards that disagrees with an existing root is refused before stdin is read, even an empty one.
+    expect((await cli(['put', 'orders', '5', '--root', root, '--create', '--shards', '2'], `${JSON.stringify(meta(1))}\n`)).code).toBe(0)
+    const other = await cli(['put', 'orders', '5', '--root', root, '--shards', '8'], '')
+    expect(other.code).toBe(1)
+    expect(other.err).toMatch(/^InvalidInput: shards: the root .* was created with 2 shards, not 8/)
   })
 })
 

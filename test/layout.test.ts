@@ -588,6 +588,21 @@ describe('ensureTopicDir', () => {
   })
   afterEach(async () => removeDir(root))
 
+  // (Without `create`, a topic directory with no TOPIC file is no topic yet: nothing to refuse there.)
+  it.each([
+    ['the topic directory', (dir: string) => writeFile(dir, 'x'), [true, false]],
+    ['its index/', async (dir: string) => (await mkdir(dir), writeFile(join(dir, 'index'), 'x')), [true]],
+  ])('should refuse as corruption a file where %s belongs, changing nothing', async (_, make, creates) => {
+    const dir = join(root, topicDirName('orders'))
+    await make(dir)
+    const before = await listTree(root)
+    for (const create of creates) {
+      const err = await rejection(ensureTopicDir(root, 'orders', { create }))
+      expect(err).toMatchObject({ _tag: 'StorageFailure', reason: 'corruption', path: dir })
+    }
+    expect(await listTree(root)).toEqual(before)
+  })
+
   it('should create the topic directory, index/ and TOPIC by default (the two-argument call)', async () => {
     await ensureTopicDir(root, 'Orders')
     const dir = topicDirName('Orders')

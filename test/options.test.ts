@@ -75,6 +75,32 @@ describe('options', () => {
     expect(existsSync(root)).toBe(false)
   })
 
+  // Groups that are objects but not plain ones: the schema reads only own properties, so they were accepted and
+  // ignored. And options whose reading throws. (In this process only: they do not survive JSON.)
+  it.each([
+    ["readers: new Map([['min', 99]])", (root: string) => ({ root, readers: new Map([['min', 99]]) }), 'readers', 'readers: must be a plain object ({ ... }), got a Map'],
+    ['queues: /x/', (root: string) => ({ root, queues: /x/ }), 'queues', 'queues: must be a plain object ({ ... }), got a RegExp'],
+    ['supervision.primary.backoff: a Date', (root: string) => ({ root, supervision: { primary: { backoff: new Date() } } }), 'supervision.primary.backoff', 'supervision.primary.backoff: must be a plain object ({ ... }), got a Date'],
+    [
+      'options whose getter throws',
+      (root: string) =>
+        Object.defineProperty({ root }, 'readers', {
+          enumerable: true,
+          get() {
+            throw new Error('getter')
+          },
+        }),
+      'options',
+      'options: reading it threw (Error: getter): pass plain data',
+    ],
+  ] as const)('should reject %s with InvalidInput, creating nothing', async (_label, options, field, message) => {
+    const root = join(parent, 'never')
+    const err = await openIndex(options(root) as unknown as IndexOptions).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(InvalidInput)
+    expect(err).toMatchObject({ field, message })
+    expect(existsSync(root)).toBe(false)
+  })
+
   it('should neither crash nor hang a process given them, and write through the edges of the RocksDB ranges', async () => {
     const dir = join(parent, 'process')
     const cases = [...measured.map(([, options]) => options), lowest, highest]

@@ -5,7 +5,7 @@
  */
 import { createInterface } from 'node:readline'
 import { InvalidInput, StorageFailure, openIndex, type Index, type MessageMeta, type ReadOptions } from '../index.js'
-import { checkMeta } from '../meta.js'
+import { checkBatch, checkMeta } from '../meta.js'
 import { bytes, metaLines, num, ranges, shardName, table, time } from './format.js'
 import type { Io } from './io.js'
 import { topicsOnDisk } from './root-info.js'
@@ -162,16 +162,16 @@ export interface PutFlags {
  * nothing.
  */
 export const putCommand = async (topic: string, partition: number, flags: PutFlags, io: Io): Promise<number> => {
-  // Without --create the root must exist: a reader-mode open checks that, creating nothing.
-  if (!flags.create) {
-    try {
-      await (await openIndex({ root: flags.root, mode: 'reader' })).close()
-    } catch (e) {
-      // (The reader-mode open says a reader-mode index needs a root a writer created: put needs --create instead.)
-      if (e instanceof StorageFailure && e.reason === 'missing' && e.message.startsWith('no rockvisor root at ')) {
-        throw new StorageFailure({ reason: 'missing', path: e.path, message: `no rockvisor root at ${flags.root}: put writes to an existing root; pass --create (and --shards N) to create one`, cause: e })
-      }
-      throw e
+  // Before stdin is read, a reader-mode open (which creates nothing) checks the root: that it exists unless --create,
+  // and that --shards agrees with it.
+  try {
+    await (await openIndex({ root: flags.root, mode: 'reader', ...(flags.shards === undefined ? {} : { shards: flags.shards }) })).close()
+  } catch (e) {
+    const missing = e instanceof StorageFailure && e.reason === 'missing' && e.message.startsWith('no rockvisor root at ')
+    if (!missing) throw e
+    // (The reader-mode open says a reader-mode index needs a root a writer created: put needs --create instead.)
+    if (!flags.create) {
+      throw new StorageFailure({ reason: 'missing', path: e.path, message: `no rockvisor root at ${flags.root}: put writes to an existing root; pass --create (and --shards N) to create one`, cause: e })
     }
   }
   let index: Index | undefined
@@ -185,9 +185,11 @@ export const putCommand = async (topic: string, partition: number, flags: PutFla
     let lines: number[] = []
     const flush = async () => {
       if (batch.length === 0) return
-      index ??= await openIndex({ root: flags.root, ...(flags.shards === undefined ? {} : { shards: flags.shards }) })
       let r: Awaited<ReturnType<Index['batchPut']>>
       try {
+        // The batch's own checks (a msgId or place named twice) before the root is opened, or created.
+        checkBatch(batch)
+        index ??= await openIndex({ root: flags.root, ...(flags.shards === undefined ? {} : { shards: flags.shards }) })
         r = await index.batchPut(topic, partition, batch)
       } catch (e) {
         // The batch's own checks name a meta by its place in the batch: name its line instead.
