@@ -597,6 +597,9 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         writerOnly('deleteBefore')
         const ts = checkInteger('before', before)
         const deadline = deadlineOf(options, 'write')
+        // A shard nobody wrote holds nothing to delete: answered without creating its directories (as a read).
+        const { address, existing } = locate(topic, partition)
+        if (existing === undefined && (await shardDirAbsent(address.dir))) return { deleted: 0, token: makeToken(address.id, 0) }
         const { partition: p, shard } = route(topic, partition)
         // Counted chunk by chunk: a retry after a failure resumes where the first attempt stopped, and the metas that
         // attempt removed were removed all the same. Each deleted meta is 3 tombstones for the flush triggers.

@@ -67,6 +67,14 @@ describe('reads never create anything (item 6)', () => {
     expect(await h.index.getByMsgId('orders', 1, 'm1')).toEqual(meta(1))
   })
 
+  it('should answer a retention of a shard nobody wrote with nothing deleted, creating nothing', async () => {
+    h = await openHarness()
+    const before = await listTree(h.root)
+    expect(await h.index.deleteBefore('never', 1, Number.MAX_SAFE_INTEGER)).toEqual({ deleted: 0, token: `${h.shardId('never', 1)}@0` })
+    expect(await listTree(h.root)).toEqual(before)
+    expect(h.index.stats().shards).toEqual([])
+  })
+
   it('should refuse a token of a write this root never had, naming it, and create nothing', async () => {
     h = await openHarness()
     const before = await listTree(h.root)
