@@ -943,7 +943,7 @@ export class ShardRuntime {
       } catch (e) {
         if (!(e instanceof StorageFailure)) throw e
         if (e.reason === 'corruption') throw this.#corruptRead(record, e)
-        if (attempt >= 1 || this.closed || !isTransient(e)) throw e
+        if (attempt >= 1 || this.closed || !isTransient(e)) throw this.#closedUnder(e)
         // One failed read is not a dead handle: only a handle that fails a probe too is restarted.
         if (await this.#broken(record)) this.fault(record, e)
       } finally {
@@ -1263,7 +1263,7 @@ export class ShardRuntime {
         outcomes[i] = this.#corruptRead(record, e)
         ok[i] = false
       } else if (r.attempt >= 1 || this.closed || !isTransient(e)) {
-        outcomes[i] = e
+        outcomes[i] = this.#closedUnder(e)
         ok[i] = false
       } else {
         ;(retry ??= []).push(r)
@@ -1450,7 +1450,7 @@ export class ShardRuntime {
         } catch (e) {
           if (!(e instanceof StorageFailure)) throw e
           if (e.reason === 'corruption') throw this.#corruptRead(record, e)
-          if (yielded || attempt >= 1 || this.closed || !isTransient(e)) throw e
+          if (yielded || attempt >= 1 || this.closed || !isTransient(e)) throw this.#closedUnder(e)
           if (await this.#broken(record)) this.fault(record, e)
         } finally {
           hold.release()
@@ -1497,6 +1497,16 @@ export class ShardRuntime {
   #unpark(hold: StreamHold): void {
     this.#parked.delete(hold)
     this.inflight++
+  }
+
+  /**
+   * The failure of a read that ran while the index closed: a transient failure then is the close releasing the
+   * read's handle under it (it outlasted closeTimeoutMs), so it is Closed, naming what the handle said; any other
+   * failure is itself.
+   */
+  #closedUnder(e: StorageFailure): StorageFailure | Closed {
+    if (!this.closed || !isTransient(e)) return e
+    return new Closed({ message: `shard ${this.address.id} is closed: the index closed while this read ran, and released its handle (${e.message})` })
   }
 
   /** What a stream ended by the close throws when its consumer asks for the next entry. */

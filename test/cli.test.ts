@@ -149,6 +149,7 @@ describe('usage errors', () => {
     // Forms Date.parse takes that are no ISO 8601 date (`-5` would be May 2001).
     ['range', 'orders', '1', '-5', 'now'],
     ['range', 'orders', '1', '0', 'Nov 26 2026'],
+    ['range', 'orders', '1', '0', '9007199254740993'],
     ['rebuild-manifest', '--root', 'r', '--shards', 'four'],
     ['scan', 'orders', '1', '0'],
     ['scan', 'orders', '1', '0', 'now', '--limit', '-1'],

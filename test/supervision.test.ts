@@ -549,6 +549,41 @@ describe('queues and close', () => {
     }
   })
 
+  it('should fail with Closed a read that outlasted the close and found its handle released, not with an I/O error', async () => {
+    // The primary's MultiGets wait, once held, until let go (before reaching RocksDB).
+    const reads = gate(false)
+    const engine = overridingHandles({
+      primary: (handle) => ({
+        getManySettled: async (keys) => {
+          await reads.pass()
+          return handle.getManySettled!(keys)
+        },
+      }),
+    })
+    h = await openHarness({ readers: { min: 0 }, closeTimeoutMs: 500 }, engine)
+    await h.index.batchPut('t', 1, [meta(1)])
+    reads.hold()
+    const read = h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }).then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    )
+    try {
+      await waitFor(() => reads.waiting === 1)
+      const closing = h.index.close()
+      // The read runs: close waits for it, then releases its handle anyway.
+      await h.clock.advance(500)
+      for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
+      await h.clock.advance(500)
+      await closing
+      reads.open()
+      const outcome = await read
+      expect(outcome).toMatchObject({ error: { _tag: 'Closed' } })
+      expect((outcome as { error: Closed }).error.message).toMatch(/^shard .* is closed: the index closed while this read ran, and released its handle \(/)
+    } finally {
+      reads.open()
+    }
+  })
+
   it('should never start an open that waited for its turn once close() stopped its actor, so nothing is created after', async () => {
     // One native open at a time in the process: shard A's primary open holds the turn (in RocksDB, until let go),
     // shard B's waits for it.

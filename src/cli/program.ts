@@ -20,9 +20,10 @@ import { packageInfo } from './package-info.js'
 const integer =
   (min: number, max = Number.MAX_SAFE_INTEGER) =>
   (text: string): number => {
-    if (!/^-?[0-9]+$/.test(text.trim())) throw new InvalidArgumentError(`expected an integer${max === Number.MAX_SAFE_INTEGER ? ` >= ${min}` : ` in [${min}, ${max}]`}.`)
+    const expected = `expected an integer in [${min}, ${max === Number.MAX_SAFE_INTEGER ? '2^53 - 1' : max}].`
+    if (!/^-?[0-9]+$/.test(text.trim())) throw new InvalidArgumentError(expected)
     const n = Number(text)
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer${max === Number.MAX_SAFE_INTEGER ? ` >= ${min}` : ` in [${min}, ${max}]`}.`)
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(expected)
     return n
   }
 
