@@ -53,8 +53,8 @@ const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
 }
 const { add, harness, scratch } = cleanupAfterEach()
 /** `p`'s outcome (`{ value }` or `{ error }`), settled while moving `clock` as real I/O goes (see the harness's `drive`). */
-const drive = async <T>(clock: ManualClock, p: Promise<T>): Promise<{ value?: T; error?: unknown }> => {
-  const { advancedMs: _, ...outcome } = await driving(clock, p)
+const drive = async <T>(clock: ManualClock, p: Promise<T>, stepMs?: number): Promise<{ value?: T; error?: unknown }> => {
+  const { advancedMs: _, ...outcome } = await driving(clock, p, stepMs)
   return outcome
 }
 
@@ -888,6 +888,53 @@ describe('what a Timeout says a read waited for', () => {
     const quiet = await drive(h.clock, h.index.batchPut('t', 1, [meta(3)], { timeoutMs: 100 }))
     expect(quiet.error).toMatchObject({ _tag: 'Timeout' })
     expect((quiet.error as Timeout).cause).toBeUndefined()
+  })
+
+  it("should keep the primary's failed open for a wait for the primary when a reader's open fails after it", async () => {
+    const slow = { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } }
+    // The reader's MultiGets wait, while held, until let go.
+    const held: (() => void)[] = []
+    let holding = false
+    const engine = overridingHandles({
+      reader: (handle) => ({
+        getManySettled: async (keys) => {
+          if (holding) await new Promise<void>((go) => held.push(go))
+          return handle.getManySettled!(keys)
+        },
+      }),
+    })
+    const h = await harness({ readers: { min: 1, max: 1 }, supervision: { primary: slow, readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } }, engine)
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    // The primary crashes, and its reopen a minute later fails: on record.
+    h.faults.failNext('open', 1_000, { role: 'primary' })
+    h.index.faults.crash('t', 1, 'primary')
+    const first = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 61_000 }), 100)
+    expect((first.error as Timeout).message).toContain('(the last open of its primary failed: ')
+    // A read the reader serves, deferred for a MultiGet while the process runs its most: its Timeout is not the
+    // primary's doing.
+    holding = true
+    const most = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2))
+    const loose = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
+    const taking: Promise<unknown>[] = []
+    for (let k = 1; k <= most; k++) {
+      taking.push(h.index.getByMsgId('t', 1, 'm1', loose))
+      await waitFor(() => held.length === k)
+    }
+    const deferred = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { ...loose, timeoutMs: 100 }))
+    expect(deferred.error).toMatchObject({ _tag: 'Timeout', waitedFor: expect.stringContaining('MultiGet to finish') })
+    expect((deferred.error as Timeout).cause).toBeUndefined()
+    holding = false
+    held.splice(0).forEach((go) => go())
+    await Promise.all(taking)
+    // Then a reader crashes and its reopen fails too: a later wait for the primary still names the primary's failure.
+    h.faults.failNext('open', 1_000, { role: 'reader' })
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'readers')
+    await drive(h.clock, h.event((e) => e.type === 'failed' && e.actor.startsWith('reader-') && e.detail?.includes('injected') === true, n))
+    const second = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 500 }))
+    expect(second.error).toMatchObject({ _tag: 'Timeout', waitedFor: `the primary of shard ${h.shardId('t', 1)} to open`, cause: { reason: 'injected' } })
+    expect((second.error as Timeout).message).toContain('(the last open of its primary failed: ')
   })
 
   it("should not blame a reader's failed open for a write that waited for its turn in the write queue", async () => {
