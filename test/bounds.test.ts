@@ -136,6 +136,7 @@ describe('requests issued just before close()', () => {
       await index.close()
       for (const outcome of await Promise.allSettled([...reads, next])) {
         expect(outcome).toMatchObject({ status: 'rejected', reason: expect.any(Closed) })
+        expect((outcome as PromiseRejectedResult).reason.message).toBe(`the index at ${root} is closed`)
       }
       // No shard was made after the close: nothing opened, nothing waits.
       expect(index.stats().shards).toEqual([])
@@ -521,6 +522,8 @@ describe('misuse is refused (item 9)', () => {
     ['throws', () => { throw new Error('random bug') }, 'threw Error: random bug'],
     ['returns NaN', () => Number.NaN, 'returned NaN'],
     ['returns 1', () => 1, 'returned 1'],
+    ['returns a negative number', () => -0.5, 'returned -0.5'],
+    ['returns a string', () => 'half', 'returned string'],
   ])('should back off with Math.random when the random option %s, and report it once', async (_, random, said) => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
     h = await openHarness({ random: random as () => number, readers: { min: 0 } })
@@ -536,5 +539,14 @@ describe('misuse is refused (item 9)', () => {
     const texts = warn.mock.calls.map((args) => args.map(String).join(' '))
     expect(texts).toHaveLength(1)
     expect(texts[0]).toContain(`the random option of ${h.root} ${said}, not a number in [0, 1)`)
+  })
+
+  it('should take a random option that returns 0 as it is (the bottom of [0, 1)), reporting nothing', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    h = await openHarness({ random: () => 0, readers: { min: 0 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    h.index.faults.crash('t', 1, 'primary')
+    expect((await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary' }))).value).toEqual(meta(1))
+    expect(warn).not.toHaveBeenCalled()
   })
 })
