@@ -131,13 +131,19 @@ export const storageFailure = (path: string, cause: unknown): StorageFailure => 
 export function causeOf(error: unknown, dir: string): FailureCause | undefined {
   if (error instanceof StorageFailure) return { reason: error.reason, path: error.path, message: error.message }
   if (error === undefined) return undefined
-  let message: string
+  return { reason: 'io', path: dir, message: describeError(error, false) }
+}
+
+/**
+ * A caller's or an engine's error as a message names it: `Name: message` (or only its message, `withName` false) for
+ * an Error, else its string form. Never throws: an error whose text cannot be made is a placeholder.
+ */
+export const describeError = (error: unknown, withName = true): string => {
   try {
-    message = error instanceof Error ? error.message : String(error)
+    return error instanceof Error ? (withName ? `${error.name}: ${error.message}` : error.message) : String(error)
   } catch {
-    message = 'an error that cannot be printed'
+    return 'an error that cannot be printed'
   }
-  return { reason: 'io', path: dir, message }
 }
 
 /**

@@ -2,7 +2,7 @@
  * The data model of the index and the validation every public entry point runs before it touches the disk.
  * Validation either returns the checked value or throws {@link InvalidInput}; it never partially accepts a batch.
  */
-import { InvalidInput } from './errors.js'
+import { InvalidInput, describeError } from './errors.js'
 
 /** Where a message sits in the log: its segment and its byte offset within the segment. */
 export interface SegmentOffset {
@@ -56,14 +56,7 @@ export const reading = <T>(field: string | (() => string), read: () => T): T => 
     return read()
   } catch (e) {
     if (e instanceof InvalidInput) throw e
-    const name = typeof field === 'string' ? field : field()
-    let what: string
-    try {
-      what = e instanceof Error ? `${e.name}: ${e.message}` : String(e)
-    } catch {
-      what = 'an error that cannot be printed'
-    }
-    return fail(name, `reading it threw (${what}): pass plain data`)
+    return fail(typeof field === 'string' ? field : field(), `reading it threw (${describeError(e)}): pass plain data`)
   }
 }
 

@@ -9,7 +9,7 @@ import { primaryMachine } from '../actors/primary.js'
 import { readerMachine } from '../actors/reader.js'
 import { rootSupervisorMachine } from '../actors/root-supervisor.js'
 import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-supervisor.js'
-import { Closed, StorageFailure, causeOf } from './errors.js'
+import { Closed, StorageFailure, causeOf, describeError } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
 import { placingReaders, type OpenOptions } from './engine.js'
@@ -76,15 +76,6 @@ export interface ShardStats {
 export interface IndexStats {
   readonly shards: readonly ShardStats[]
   readonly totals: { readonly primaries: number; readonly readers: number; readonly handles: number }
-}
-
-/** An error as a warning names it: `Name: message`, or its string form (which may throw: then a placeholder). */
-const describeError = (error: unknown): string => {
-  try {
-    return error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-  } catch {
-    return 'an error that cannot be printed'
-  }
 }
 
 /** A crash to inject on a live shard: its primary, a given reader, or every reader. */
