@@ -40,7 +40,7 @@ import { decodeSequence, segmentOffsetKey, sequenceKey, sequenceValue } from '..
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
-import { drive as driving, orStillWaiting, shardStats, tracker, untilReaderCovers, waitFor } from './support/harness.js'
+import { drive as driving, gate, orStillWaiting, shardStats, tracker, untilReaderCovers, waitFor } from './support/harness.js'
 import { settle } from '../src/clock.js'
 import { bindingOptions } from './support/readers.js'
 import { parseToken } from '../src/tokens.js'
@@ -893,12 +893,11 @@ describe('what a Timeout says a read waited for', () => {
   it("should keep the primary's failed open for a wait for the primary when a reader's open fails after it", async () => {
     const slow = { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } }
     // The reader's MultiGets wait, while held, until let go.
-    const held: (() => void)[] = []
-    let holding = false
+    const multiGets = gate(false)
     const engine = overridingHandles({
       reader: (handle) => ({
         getManySettled: async (keys) => {
-          if (holding) await new Promise<void>((go) => held.push(go))
+          await multiGets.pass()
           return handle.getManySettled!(keys)
         },
       }),
@@ -913,19 +912,18 @@ describe('what a Timeout says a read waited for', () => {
     expect((first.error as Timeout).message).toContain('(the last open of its primary failed: ')
     // A read the reader serves, deferred for a MultiGet while the process runs its most: its Timeout is not the
     // primary's doing.
-    holding = true
+    multiGets.hold()
     const most = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2))
     const loose = { consistency: 'bounded', maxStalenessMs: 3_600_000 } as const
     const taking: Promise<unknown>[] = []
     for (let k = 1; k <= most; k++) {
       taking.push(h.index.getByMsgId('t', 1, 'm1', loose))
-      await waitFor(() => held.length === k)
+      await waitFor(() => multiGets.waiting === k)
     }
     const deferred = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { ...loose, timeoutMs: 100 }))
     expect(deferred.error).toMatchObject({ _tag: 'Timeout', waitedFor: expect.stringContaining('MultiGet to finish') })
     expect((deferred.error as Timeout).cause).toBeUndefined()
-    holding = false
-    held.splice(0).forEach((go) => go())
+    multiGets.open()
     await Promise.all(taking)
     // Then a reader crashes and its reopen fails too: a later wait for the primary still names the primary's failure.
     h.faults.failNext('open', 1_000, { role: 'reader' })
@@ -939,12 +937,11 @@ describe('what a Timeout says a read waited for', () => {
 
   it("should not blame a reader's failed open for a write that waited for its turn in the write queue", async () => {
     // The primary's writes wait, once held, until let go.
-    const held: (() => void)[] = []
-    let holding = false
+    const writes = gate(false)
     const engine = overridingHandles({
       primary: (handle) => ({
         write: async (ops) => {
-          if (holding) await new Promise<void>((go) => held.push(go))
+          await writes.pass()
           return handle.write(ops)
         },
       }),
@@ -954,16 +951,15 @@ describe('what a Timeout says a read waited for', () => {
     h.faults.failNext('open', 1, { role: 'reader' })
     await h.index.batchPut('t', 1, [meta(1)])
     await waitFor(() => h.events.some((e) => e.type === 'failed' && e.actor.startsWith('reader-')))
-    holding = true
+    writes.hold()
     const first = h.index.batchPut('t', 1, [meta(2)])
-    await waitFor(() => held.length === 1)
+    await waitFor(() => writes.waiting === 1)
     try {
       const queued = await drive(h.clock, h.index.batchPut('t', 1, [meta(3)], { timeoutMs: 100 }))
       expect(queued.error).toMatchObject({ _tag: 'Timeout', waitedFor: expect.stringMatching(/^its turn in the write queue/) })
       expect((queued.error as Timeout).cause).toBeUndefined()
     } finally {
-      holding = false
-      held.splice(0).forEach((go) => go())
+      writes.open()
     }
     await first
   })

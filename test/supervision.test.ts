@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Closed, Overloaded, ShardUnavailable, StorageFailure, openIndex, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
-import { openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { gate, openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
 let h: Harness | undefined
@@ -16,28 +16,6 @@ afterEach(async () => {
   h = undefined
 })
 
-
-/**
- * A gate the test holds calls at: `pass()` waits while the gate is held (each waiting call is let go by `open()`,
- * which also stops holding); `waiting` counts the calls held now.
- */
-const gate = (held = true) => {
-  const waiters: (() => void)[] = []
-  let holding = held
-  return {
-    get waiting(): number {
-      return waiters.length
-    },
-    hold(): void {
-      holding = true
-    },
-    open(): void {
-      holding = false
-      waiters.splice(0).forEach((go) => go())
-    },
-    pass: (): Promise<void> => (holding ? new Promise<void>((go) => waiters.push(go)) : Promise.resolve()),
-  }
-}
 
 describe('primary supervision', () => {
   it('should reopen a crashed primary after its backoff, holding writes until then', async () => {

@@ -161,3 +161,25 @@ export const harnessPerTest = (): ((...args: Parameters<typeof openHarness>) => 
     return h
   }
 }
+
+/**
+ * A gate the test holds calls at: `pass()` waits while the gate is held (each waiting call is let go by `open()`,
+ * which also stops holding); `waiting` counts the calls held now.
+ */
+export const gate = (held = true) => {
+  const waiters: (() => void)[] = []
+  let holding = held
+  return {
+    get waiting(): number {
+      return waiters.length
+    },
+    hold(): void {
+      holding = true
+    },
+    open(): void {
+      holding = false
+      waiters.splice(0).forEach((go) => go())
+    },
+    pass: (): Promise<void> => (holding ? new Promise<void>((go) => waiters.push(go)) : Promise.resolve()),
+  }
+}
