@@ -908,7 +908,8 @@ describe('what a Timeout says a read waited for', () => {
     // The primary crashes, and its reopen a minute later fails: on record.
     h.faults.failNext('open', 1_000, { role: 'primary' })
     h.index.faults.crash('t', 1, 'primary')
-    const first = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 61_000 }), 100)
+    // (It waits 90 s: the reopen fails at 60 s after the crash's release, the next one is 60 s later.)
+    const first = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 90_000 }), 100)
     expect((first.error as Timeout).message).toContain('(the last open of its primary failed: ')
     // A read the reader serves, deferred for a MultiGet while the process runs its most: its Timeout is not the
     // primary's doing.
@@ -1408,8 +1409,11 @@ describe("a shard another index wrote while this index's primary was down", () =
     const first = await h.index.batchPut('t', 1, [meta(1)])
     await untilReaderCovers(h, 't', 1, first.token, 'm1')
     // The primary crashes; while it backs off, another index of the root writes twice, and closes.
+    // The crash releases the primary's handle (and RocksDB's lock) in the background: wait until it is gone, or the
+    // other index meets the lock.
+    const live = h.faults.liveHandles
     h.index.faults.crash('t', 1, 'primary')
-    await settle()
+    await waitFor(() => h.faults.liveHandles === live - 1)
     const other = await openIndex({ root: h.root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 0 } })
     await other.batchPut('t', 1, [meta(2)])
     const theirs = await other.batchPut('t', 1, [meta(3)])
@@ -1435,6 +1439,7 @@ describe('a writer-mode shard whose primary another index holds locked', () => {
     // A write the reader's view lacks.
     const fourth = await h.index.batchPut('t', 1, [meta(4)])
     // The primary crashes; while it backs off, another index of the root takes the directory's lock and writes.
+    const live = h.faults.liveHandles
     h.index.faults.crash('t', 1, 'primary')
     // Requests that wait for the primary meanwhile: a write, and a read only the primary serves. And a read after
     // the write the reader lacks, which a refresh of the reader can serve: that refresh fails, and the reader waits
@@ -1447,6 +1452,7 @@ describe('a writer-mode shard whose primary another index holds locked', () => {
     track('read after the token', h.index.getRangeByTime('t', 1, 0, 10_000, { after: fourth.token }))
     await settle()
     expect(waiting).toEqual({})
+    await waitFor(() => h.faults.liveHandles === live - 1)
     const other = await openIndex({ root: h.root, clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 0 } })
     add(() => other.close())
     await other.batchPut('t', 1, [meta(2)])

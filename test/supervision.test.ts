@@ -553,6 +553,8 @@ describe('queues and close', () => {
       for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
       await h.clock.advance(500)
       await closing
+      // (Its release runs in the background: the read goes on once the handle is closed.)
+      await waitFor(() => h!.faults.liveHandles === 0)
       reads.open()
       const outcome = await read
       expect(outcome).toMatchObject({ error: { _tag: 'Closed' } })
@@ -590,8 +592,10 @@ describe('queues and close', () => {
       await h.clock.advance(500)
       await closing
       // A's open completes (released as nobody's); B's never reaches RocksDB: no database appears in B.
+      // (The open counts once RocksDB answers; only then is the wait for its release meaningful.)
+      const opened = h.faults.opened.primary
       opens.open()
-      await waitFor(() => h!.faults.liveHandles === 0)
+      await waitFor(() => h!.faults.opened.primary === opened + 1 && h!.faults.liveHandles === 0)
       for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve))
       expect(started).toEqual([h.index.locate('t', 1).dir])
       expect(existsSync(join(b, 'CURRENT'))).toBe(false)
@@ -636,8 +640,10 @@ describe('queues and close', () => {
       await closing
       expect(await write).toBeInstanceOf(Closed)
       // The open completes: its handle (RocksDB's lock included) is released at once, nobody's.
+      // (The open counts once RocksDB answers; only then is the wait for its release meaningful.)
+      const opened = h.faults.opened.primary
       opens.open()
-      await waitFor(() => h!.faults.liveHandles === 0)
+      await waitFor(() => h!.faults.opened.primary === opened + 1 && h!.faults.liveHandles === 0)
       const again = await openIndex({ root: h.root, readers: { min: 0 } })
       try {
         expect(await again.batchPut('t', 1, [meta(1)])).toMatchObject({ bytes: expect.any(Number) })
