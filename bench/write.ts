@@ -42,14 +42,22 @@ export const settled = (index: Index, shards: number): boolean => {
 export const flushingOff = { freshness: { flushEveryRecords: 262_144, flushIntervalMs: 3_600_000 }, rocksdb: { primary: { writeBufferSize: 1024 * 1024 * 1024 } } }
 
 /**
- * Opens an index (`shards`, and `options`) under `root` and brings up every shard the data set uses (a retention
- * pass that deletes nothing, per partition: a read never creates a shard), then waits until primaries and readers
- * are ready, so that the timed part measures writes, not opens.
+ * Opens an index (`shards`, and `options`) under `root` and brings up every shard the data set uses, then waits
+ * until primaries and readers are ready, so that the timed part measures writes, not opens. Only a write creates a
+ * shard (a read or a retention pass of a shard nobody wrote creates nothing): one meta is written to a partition of
+ * each shard that the data set does not use, so the data set's partitions start empty (no msgId and no place known).
  */
 export const openWarmIndex = async (root: string, ds: Dataset, shards: number, options: Partial<IndexOptions> = {}): Promise<Index> => {
   const index = await openIndex({ ...options, root, shards })
   try {
-    await Promise.all(ds.partitions.map((p) => index.deleteBefore(topic, p, 0)))
+    const used = new Set(ds.partitions)
+    await Promise.all(
+      [...new Set(ds.partitions.map((p) => shardOf(p, shards)))].map(async (shard) => {
+        let p = 0
+        while (used.has(p) || shardOf(p, shards) !== shard) p++
+        await index.batchPut(topic, p, [{ msgId: 'warm-up', timestamp: 0, segmentId: 0, offset: 0, msgLen: 1 }])
+      }),
+    )
     await waitUntil('every shard to run', () => settled(index, new Set(ds.partitions.map((p) => shardOf(p, shards))).size))
     return index
   } catch (e) {
