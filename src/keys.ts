@@ -38,6 +38,17 @@ export const epochKey = (epoch: number): Uint8Array => epochKeys[epoch % epochSl
 /** Every flush-epoch key, slot 0 first. */
 export const allEpochKeys: readonly Uint8Array[] = epochKeys
 
+/**
+ * The key holding the shard's identity (see {@link identityValue}): outside every view's range. A shard's primary
+ * writes it at its first open, and every open checks it, so a shard directory holding another shard's database
+ * (directories swapped, moved or restored to the wrong place, or a manifest whose shard count changed) is refused
+ * instead of answering for the wrong partitions.
+ */
+export const identityKey: Uint8Array = Uint8Array.of(0x00, 0x69, 0x64)
+
+/** The identity of shard `id` (`<topic dir>/<shard>`) of a root of `shards` shards: `<id> of <shards>`, UTF-8. */
+export const identityValue = (id: string, shards: number): Buffer => Buffer.from(`${id} of ${shards}`, 'utf8')
+
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 const putU32 = (b: Buffer, at: number, v: number): number => b.writeUInt32BE(v, at)
@@ -175,8 +186,10 @@ export const decodeKey = (
   | { view: 'byTime'; partition: number; timestamp: number; segmentId: number; offset: number }
   | { view: 'bySegmentOffset'; partition: number; segmentId: number; offset: number }
   | { view: 'sequence' }
-  | { view: 'epoch'; slot: number } => {
+  | { view: 'epoch'; slot: number }
+  | { view: 'identity' } => {
   if (key.length === sequenceKey.length && key.every((b, i) => b === sequenceKey[i])) return { view: 'sequence' }
+  if (key.length === identityKey.length && key.every((b, i) => b === identityKey[i])) return { view: 'identity' }
   if (key.length === 4 && key[0] === 0x00 && key[1] === 0x65 && key[2] === 0x70 && key[3]! < epochSlots) return { view: 'epoch', slot: key[3]! }
   const partition = getU32(key, 1)
   switch (key[0]) {

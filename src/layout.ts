@@ -134,6 +134,20 @@ const checkShardsFile = async (root: string, dir: string, shards: number): Promi
 }
 
 /**
+ * Records `shards` in the `SHARDS` file of a topic directory that has none (a topic created before rockvisor wrote
+ * it), so that later opens of the root check the count (see {@link checkTopicShards}). Only for a count a shard of
+ * the topic has confirmed (its identity entry, written under that count). A file that exists is left as it is.
+ */
+export const adoptTopicShards = async (root: string, topic: string, shards: number): Promise<void> => {
+  const file = shardsFile(join(root, topicDirName(topic)))
+  try {
+    if ((await readIfExists(file)) === undefined) await createOnce(file, `${shards}\n`)
+  } catch (e) {
+    throw storageFailure(file, e)
+  }
+}
+
+/**
  * Checks that the topic directory belongs to this topic: its `TOPIC` file must hold the topic verbatim, else it
  * throws {@link StorageFailure} with reason `corruption` (two topics whose names hash alike, or a tampered root).
  * With `create` (the default) it first creates the directory, `index/` and the `TOPIC` file if needed (concurrent

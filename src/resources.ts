@@ -30,6 +30,11 @@ export interface LeaseRecord {
   lastUsedAt: number
   /** A failure on it was reported to its actor already (reported once, not once per request). */
   faulted: boolean
+  /**
+   * For a primary that found no identity entry in its shard (a new shard, or one written before identities existed):
+   * the entry its next write batch adds (see `identityKey` in src/keys.ts); undefined once written, and for readers.
+   */
+  identityPending: Uint8Array | undefined
 }
 
 interface Held {
@@ -128,6 +133,7 @@ export class HandleTable {
       inflight: 0,
       lastUsedAt: info.now,
       faulted: false,
+      identityPending: undefined,
     }
     this.#held.set(lease, { record, scope, releasing: undefined, drained: undefined })
     if (signal?.aborted) {

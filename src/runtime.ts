@@ -11,7 +11,8 @@ import { rootSupervisorMachine } from '../actors/root-supervisor.js'
 import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-supervisor.js'
 import { Closed, StorageFailure, causeOf, describeError } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
-import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
+import { adoptTopicShards, ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
+import { identityValue } from './keys.js'
 import { placingReaders, type OpenOptions } from './engine.js'
 import type { ResolvedOptions } from './options.js'
 import { ReaderWorkers } from './reader-workers.js'
@@ -98,6 +99,8 @@ export class Runtime {
   #closing: Promise<void> | undefined
   /** Opens still checking their directories (see #openLease). */
   readonly #preparing = new Set<Promise<void>>()
+  /** Topics whose shard count this index recorded or found recorded (see adoptTopicShards). */
+  readonly #adopted = new Set<string>()
 
   constructor(
     opts: ResolvedOptions,
@@ -404,6 +407,21 @@ export class Runtime {
         // (With the check off, a test-only switch, the torn view is still counted, and served.)
         this.shards.get(shardId)?.tornView(readerId ?? 'reader', whole ? `${what}: served, the view check is off` : `${what}: discarded, reopening`)
       }
+      // The shard's identity: a view of another shard's database (directories swapped, moved or restored to the
+      // wrong place, or a manifest whose shard count changed) would answer for the wrong partitions. (A torn view
+      // may lack the entry, never hold another.) A primary that finds none adds it with its next write batch.
+      const identity = identityValue(address.id, this.shardCount)
+      if (view.identity !== undefined && !identity.equals(view.identity)) throw misplaced(address, shardId, view.identity, identity)
+      if (view.identity === undefined && role === 'primary') record.identityPending = identity
+      // A topic created before topics recorded their shard count: its shard confirmed the count, which is recorded
+      // now, so that opens of the root check it before routing anything.
+      // (Best effort: a failure leaves the topic as it was, and the next open of one of its shards tries again.)
+      if (view.identity !== undefined && role === 'primary' && !signal.aborted && !this.#adopted.has(address.topic)) {
+        await adoptTopicShards(this.#opts.root, address.topic, this.shardCount).then(
+          () => void this.#adopted.add(address.topic),
+          () => undefined,
+        )
+      }
       if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     } catch (e) {
       await this.table.release(record.lease, { force: true })
@@ -603,6 +621,23 @@ const damaged = (e: StorageFailure, dir: string): StorageFailure =>
     cause: e,
     message: `the database in ${dir} names a file that is gone (${e.message}): the directory is damaged; see the README, "Repairing a damaged shard" (rockvisor never repairs a shard on its own)`,
   })
+
+/**
+ * The failure of an open whose shard directory holds another shard's database (its identity entry, `found`, is not
+ * `wanted`): reason `corruption`, path the directory. Nothing in it is changed; the message says how to put it right.
+ */
+const misplaced = (address: ShardAddress, shard: string, found: Uint8Array, wanted: Uint8Array): StorageFailure => {
+  const text = (b: Uint8Array): string => JSON.stringify(Buffer.from(b).toString('utf8').slice(0, 120))
+  return new StorageFailure({
+    reason: 'corruption',
+    path: address.dir,
+    shard,
+    message:
+      `the directory ${address.dir} holds the database of shard ${text(found)}, not of shard ${text(wanted)} (its identity entry): ` +
+      `shard directories were swapped, moved or restored to the wrong place, or the manifest's shard count changed since it was written. ` +
+      `No read was answered from it and nothing in it was changed: put each shard directory back where its identity says, or restore the manifest's shard count`,
+  })
+}
 
 /** The same failure, marked as one that restarting cannot cure (the shard gives up at once). */
 const fatal = (e: StorageFailure, shard: string): StorageFailure =>

@@ -13,7 +13,7 @@ import type { LifecycleEvent } from '../actors/events.js'
 import type { ShardCommand } from '../actors/shard-supervisor.js'
 import type { Clock } from './clock.js'
 import { Closed, InvalidInput, Overloaded, ShardUnavailable, StorageFailure, Timeout, isTransient, type FailureCause } from './errors.js'
-import { sequenceKey } from './keys.js'
+import { identityKey, sequenceKey } from './keys.js'
 import { FilterBudget, type PartitionMsgIds } from './msgids.js'
 import { damagedEntry } from './store.js'
 import { getManySettled, overriding, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
@@ -664,26 +664,29 @@ export class ShardRuntime {
     return this.#bounded(deadline, wait, settled)
   }
 
-  /** Per primary record: its handle, recording each batch it writes into {@link recent} (see #recording). */
+  /** Per primary record: its handle as writes see it (see #recording). */
   readonly #recordingHandles = new WeakMap<LeaseRecord, StorageHandle>()
 
   /**
    * The primary's handle as a write sees it: each batch it applies is recorded, at the sequence just handed to it,
-   * into the memory of recent writes before the write returns (so before it is acknowledged). Without that memory,
+   * into the memory of recent writes before the write returns (so before it is acknowledged); and the first batch
+   * after an open that found no identity entry in the shard carries that entry (`identityPending`). Without either,
    * the handle itself.
    */
   #recording(record: LeaseRecord): StorageHandle {
     const recent = this.recent
-    if (recent === undefined) return record.handle
+    if (recent === undefined && record.identityPending === undefined) return record.handle
     let wrapped = this.#recordingHandles.get(record)
     if (wrapped === undefined) {
       const inner = record.handle
       wrapped = overriding(inner, {
         write: async (ops: readonly WriteOp[]) => {
-          await inner.write(ops)
+          const identity = record.identityPending
+          await inner.write(identity === undefined ? ops : [...ops, { type: 'put', key: identityKey, value: identity }])
+          if (identity !== undefined) record.identityPending = undefined
           // Writes are serialized per shard and each batch takes its stamp just before it is written: this.seq is
           // this batch's sequence.
-          recent.record(ops, this.seq)
+          recent?.record(ops, this.seq)
         },
       })
       this.#recordingHandles.set(record, wrapped)

@@ -27,7 +27,7 @@
  * served.
  */
 import type { StorageHandle, WriteOp } from './engine.js'
-import { allEpochKeys, decodeSequence, epochKey, epochSlots, sequenceKey, sequenceValue } from './keys.js'
+import { allEpochKeys, decodeSequence, epochKey, epochSlots, identityKey, sequenceKey, sequenceValue } from './keys.js'
 
 /**
  * The switch that turns the view check off, for the test that shows the check is what catches torn views (a stress
@@ -57,14 +57,16 @@ export interface ViewState {
   readonly epoch: number
   /** Epochs of `[max(1, epoch - epochSlots + 1), epoch]` missing from their slots: non-empty means a torn view. */
   readonly missing: readonly number[]
+  /** The shard's identity entry (see `identityKey`), or undefined for a shard that has none (yet). */
+  readonly identity: Uint8Array | undefined
 }
 
-/** Reads the sequence and the epoch slots in one MultiGet and checks that the view is whole. */
+/** Reads the sequence, the epoch slots and the identity in one MultiGet and checks that the view is whole. */
 export const readViewState = async (handle: StorageHandle): Promise<ViewState> => {
-  const [seqValue, ...slots] = await handle.getMany([sequenceKey, ...allEpochKeys])
+  const [seqValue, identity, ...slots] = await handle.getMany([sequenceKey, identityKey, ...allEpochKeys])
   const held = slots.map((v) => (v === undefined ? 0 : decodeSequence(v)))
   const epoch = Math.max(0, ...held)
   const missing: number[] = []
   for (let e = Math.max(1, epoch - epochSlots + 1); e <= epoch; e++) if (held[e % epochSlots] !== e) missing.push(e)
-  return { seq: decodeSequence(seqValue), epoch, missing }
+  return { seq: decodeSequence(seqValue), epoch, missing, identity }
 }

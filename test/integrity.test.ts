@@ -4,12 +4,14 @@
  * retention reports everything it removed; a short view is no proof that a token is foreign. Real RocksDB in temp
  * dirs; torn and stale views are built from the real files of a real primary (test/support/views.ts).
  */
-import { open, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, ManualClock, ShardUnavailable, StorageFailure, defaults, isRockvisorError, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta, type StorageHandle } from '../src/index.js'
 import { getByMsgId, putMetas } from '../src/store.js'
 import { readViewState, viewCheck } from '../src/views.js'
+import { identityKey } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { shardStats, untilReaderCovers, waitFor } from './support/harness.js'
@@ -379,6 +381,81 @@ describe('damaged directories', () => {
     // A read-only open writes nothing but RocksDB's info log.
     expect((await listTree(dir)).filter((x) => !x.startsWith('LOG'))).toEqual(before.filter((x) => !x.startsWith('LOG')))
     expect(await index.getByMsgId('t', 3, 'm100')).toEqual(meta(100))
+  })
+
+  it('should refuse two shard directories that were swapped, by their identities, in both modes, instead of answering for the wrong partitions', async () => {
+    const { root, dir } = await writtenRoot()
+    const index0 = await openIndex({ root, readers: { min: 0 } })
+    const other = index0.locate('t', 3)
+    const mine = index0.locate('t', 1)
+    await index0.close()
+    const swap = async () => {
+      await rename(dir, `${dir}.swap`)
+      await rename(other.dir, dir)
+      await rename(`${dir}.swap`, other.dir)
+    }
+    await swap()
+    const before = await listTree(root)
+    for (const mode of ['reader', 'writer'] as const) {
+      const index = await openIndex({ root, mode, engine: new FaultInjector(), clock: new ManualClock(1_000_000), inspect: recordInspection })
+      try {
+        // Each read meets the other shard's database: refused at once, with the cause, never answered (m1 is not in
+        // the database its directory now holds: the read would answer that it does not exist).
+        for (const [p, msgId, at, found] of [[1, 'm1', mine, other], [3, 'm100', other, mine]] as const) {
+          const err = await index.getByMsgId('t', p, msgId).catch((e: unknown) => e)
+          expect(err).toBeInstanceOf(ShardUnavailable)
+          expect(err).toMatchObject({ shard: at.id, cause: { reason: 'corruption', path: at.dir } })
+          expect((err as Error).message).toContain(`holds the database of shard "${found.id} of 2", not of shard "${at.id} of 2" (its identity entry)`)
+          const s = index.stats().shards.find((x) => x.id === at.id)!
+          if (mode === 'writer') expect(s.state).toBe('failed')
+          expect(s.restarts).toEqual({ primary: 0, readers: 0 })
+        }
+        if (mode === 'writer') expect(await index.batchPut('t', 1, [meta(50)]).catch((e: unknown) => e)).toBeInstanceOf(ShardUnavailable)
+      } finally {
+        await index.close()
+      }
+      // Reader mode changed nothing but RocksDB's info logs.
+      const logs = (list: string[]) => list.filter((x) => !/\/LOG/.test(x))
+      if (mode === 'reader') expect(logs(await listTree(root))).toEqual(logs(before))
+    }
+    // Put back, the shards answer every meta: nothing was lost.
+    await swap()
+    const index = await openIndex({ root, readers: { min: 0 } })
+    add(() => index.close())
+    for (let i = 0; i < 20; i++) expect(await index.getByMsgId('t', 1, `m${i}`)).toEqual(meta(i))
+    expect(await index.getByMsgId('t', 3, 'm100')).toEqual(meta(100))
+  })
+
+  it('should add its identity to a shard written before identities existed, at its next write, and record the count of a topic that had no record', async () => {
+    const { root, dir, shard } = await writtenRoot()
+    // As a shard and a topic of an older version: no identity entry, no SHARDS file.
+    const raw = await rocksEngine.open(dir, { ...defaults.primaryRocksdb, readOnly: false })
+    await raw.write([{ type: 'del', key: identityKey }])
+    expect((await readViewState(raw)).identity).toBeUndefined()
+    await raw.close()
+    const shardsFile = join(dir, '..', '..', 'SHARDS')
+    await rm(shardsFile)
+    // A reader-mode index serves it as it is, and writes nothing.
+    const reader = await openIndex({ root, mode: 'reader', clock: new ManualClock(1_000_000) })
+    expect(await reader.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await reader.close()
+    // A writer's next batch adds the identity.
+    const writer = await openIndex({ root, readers: { min: 0 } })
+    await writer.batchPut('t', 1, [meta(60)])
+    expect(await writer.getByMsgId('t', 1, 'm60')).toEqual(meta(60))
+    await writer.close()
+    const check = await rocksEngine.open(dir, { ...defaults.readerRocksdb, readOnly: true })
+    expect(Buffer.from((await readViewState(check)).identity!).toString()).toBe(`${shard} of 2`)
+    await check.close()
+    // The count was not recorded on that open (no identity confirmed it); the next open of the shard, which finds
+    // its identity, records it: opens of the root check it from then on.
+    expect(existsSync(shardsFile)).toBe(false)
+    const again = await openIndex({ root, readers: { min: 0 } })
+    expect(await again.getByMsgId('t', 1, 'm60')).toEqual(meta(60))
+    await again.close()
+    expect(await readFile(shardsFile, 'utf8')).toBe('2\n')
+    await writeFile(join(root, 'rockvisor.json'), '{"format":1,"shards":8}\n')
+    await expect(openIndex({ root })).rejects.toMatchObject({ _tag: 'StorageFailure', reason: 'corruption', path: shardsFile })
   })
 
   it("should refuse, in reader mode, a topic directory whose TOPIC file names another topic", async () => {

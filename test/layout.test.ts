@@ -198,6 +198,38 @@ describe('the root manifest', () => {
     await expectEveryMeta(root, 4)
   })
 
+  it("should refuse, by its shards' identities, a manifest edited to a larger count for topics that have no record of their count", async () => {
+    // Topics made before rockvisor recorded their count (no SHARDS file) pass every check of the root's directories
+    // under a larger count; their shards' own identity entries ("<topic dir>/<shard> of <count>") still tell.
+    for (const dir of await readdir(root)) await unlink(join(root, dir, 'SHARDS')).catch(() => undefined)
+    await writeFile(manifest, '{"format":1,"shards":8}\n')
+    const before = await listTree(root)
+    // The partitions that 8 shards route to a directory that exists: its shard was made under 4 shards, so it is
+    // refused (a read of the others, routed to directories 4..7 that do not exist, cannot tell).
+    const routed = written.filter(([, p]) => shardOf(p, 8) < 4)
+    expect(routed.length).toBeGreaterThan(0)
+    for (const mode of ['reader', 'writer'] as const) {
+      const index = await openIndex({ root, mode, readers: { min: mode === 'writer' ? 0 : 1 } })
+      try {
+        for (const [topic, p] of routed) {
+          const { dir, id } = index.locate(topic, p)
+          const err = await rejection(index.getByMsgId(topic, p, `${topic}-${p}-0`))
+          expect(err).toMatchObject({ _tag: 'ShardUnavailable', cause: { reason: 'corruption', path: dir } })
+          expect((err as Error).message).toContain(`holds the database of shard "${id} of 4", not of shard "${id} of 8"`)
+        }
+      } finally {
+        await index.close()
+      }
+      // Reader mode changed nothing but RocksDB's info logs. (A writer's open of a shard recovers its write-ahead log
+      // into a table file, as every open does, before the identity can be read.)
+      const logs = (list: string[]) => list.filter((x) => !/\/LOG/.test(x))
+      if (mode === 'reader') expect(logs(await listTree(root))).toEqual(logs(before))
+    }
+    // With the count put back, every meta answers.
+    await writeFile(manifest, '{"format":1,"shards":4}\n')
+    await expectEveryMeta(root, 4)
+  })
+
   it('should refuse a topic that appeared after the index opened under another count, on its first read or write', async () => {
     // Open indexes keep the count they opened with: a topic another process made under another count (its manifest
     // edited meanwhile) is refused when this index first routes to it, not answered as empty or written elsewhere.
