@@ -12,6 +12,8 @@ import {
   decodeSequence,
   epochKey,
   epochSlots,
+  identityKey,
+  identityValue,
   idKey,
   idKeyOf,
   placeOfSegmentOffsetKey,
@@ -68,6 +70,17 @@ describe('decodeKey given malformed keys', () => {
     for (const h of ['00657040', '00657100', '00667000', '01657000', '00737371', '00736571ff', '00657005ff', '007365']) {
       expect(() => decodeKey(bytes(h)), h).toThrow()
     }
+  })
+})
+
+describe('the identity key', () => {
+  it("should be 00 'i' 'd', decode as the identity, and hold '<shard id> of <count>' in UTF-8", () => {
+    expect(hex(identityKey)).toBe('006964')
+    expect(decodeKey(identityKey)).toEqual({ view: 'identity' })
+    for (const h of ['006965', '016964', '00696400', '0069']) expect(() => decodeKey(bytes(h)), h).toThrow()
+    expect(Buffer.from(identityValue('t~c3~a9/3', 16)).toString('utf8')).toBe('t~c3~a9/3 of 16')
+    // Outside every view's range: a retention's range deletion never reaches it.
+    for (const view of [View.byId, View.byTime, View.bySegmentOffset]) expect(Buffer.compare(identityKey, rangeStart(view, 0))).toBe(-1)
   })
 })
 
