@@ -90,16 +90,26 @@ export interface Deadline {
 }
 
 /**
- * One request's waiting: what it waits for now (for the Timeout's message), how to take it out of a queue, and
- * whether it started (a request that started its I/O is no longer bound by its deadline) or expired (it never will).
+ * What a queued request waits for: the text a Timeout gives it (`waitedFor`, and its message), and the handles whose
+ * opens it waits on, so that the Timeout can name the failed open that explains the wait (none for a turn in the
+ * write queue, a flush, a MultiGet to finish: no open failure explains those).
+ */
+interface Waiting {
+  readonly text: string
+  readonly opens: readonly ('primary' | 'reader')[]
+}
+
+/**
+ * One request's waiting: what it waits for now (for the Timeout), how to take it out of a queue, and whether it
+ * started (a request that started its I/O is no longer bound by its deadline) or expired (it never will).
  */
 class Wait {
-  waitingFor: string
+  waitingFor: Waiting
   cancel: (() => void) | undefined
   expired: Timeout | undefined
   started = false
   onStart: (() => void) | undefined
-  constructor(waitingFor: string) {
+  constructor(waitingFor: Waiting) {
     this.waitingFor = waitingFor
   }
 
@@ -597,7 +607,7 @@ export class ShardRuntime {
     if (this.pendingWrites >= this.limits.maxPendingWrites) {
       return Promise.reject(new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${this.pendingWrites} writes already pending` }))
     }
-    const wait = new Wait(`its turn in the write queue of shard ${this.address.id} (${this.pendingWrites} writes ahead)`)
+    const wait = new Wait({ text: `its turn in the write queue of shard ${this.address.id} (${this.pendingWrites} writes ahead)`, opens: [] })
     this.pendingWrites++
     writesWaiting++
     this.inflight++
@@ -606,11 +616,11 @@ export class ShardRuntime {
         // While a flush runs, the batches beside it and the memtable it switches out may share a memtable: once
         // they hold twice the triggers, wait for the flush to end (see #startFlush).
         if (this.#flushing !== undefined && this.#overflowing(records)) {
-          if (!wait.started) wait.waitingFor = `the flush of shard ${this.address.id}'s primary to end`
+          if (!wait.started) wait.waitingFor = { text: `the flush of shard ${this.address.id}'s primary to end`, opens: [] }
           await this.#untilRoomBesideFlush(records)
         }
         if (wait.expired !== undefined) throw wait.expired
-        if (!wait.started) wait.waitingFor = `the primary of shard ${this.address.id} to open`
+        if (!wait.started) wait.waitingFor = this.#waitingForPrimary()
         const record = await this.#primaryFor('write', { seq: 0, primary: true }, wait)
         if (!wait.started) wait.admit()
         record.inflight++
@@ -748,9 +758,10 @@ export class ShardRuntime {
     })
   }
 
-  /** The Timeout of a request that waited for `waitingFor` until its deadline passed or its signal aborted. */
-  #timeout(deadline: Deadline, waitingFor: string, aborted: boolean): Timeout {
-    const failed = aborted ? undefined : this.#failureOf(waitingFor)
+  /** The Timeout of a request that waited for `waiting` until its deadline passed or its signal aborted. */
+  #timeout(deadline: Deadline, waiting: Waiting, aborted: boolean): Timeout {
+    const waitingFor = waiting.text
+    const failed = aborted ? undefined : this.#failureOf(waiting)
     const why = failed === undefined ? '' : ` (the last open of its ${failed.role === 'primary' ? 'primary' : 'readers'} failed: ${failed.cause.message})`
     return new Timeout({
       shard: this.address.id,
@@ -783,16 +794,14 @@ export class ShardRuntime {
   }
 
   /**
-   * The last failed open that explains a wait for `waitingFor`: the primary's for a wait that names the primary (to
-   * open, or to serve a read), a reader's for one that names a reader view; none for a wait for anything else (a
-   * turn in the write queue, a MultiGet to finish, a flush), which no open failure explains.
+   * The last failed open that explains `waiting`: the primary's for a wait on the primary (to open, or to serve a
+   * read), a reader's for a wait on a reader view; none for a wait on no open.
    */
-  #failureOf(waitingFor: string): OpenFailure | undefined {
+  #failureOf(waiting: Waiting): OpenFailure | undefined {
     const failed = this.#openFailure
-    if (failed === undefined) return undefined
-    const waited = failed.role === 'primary' ? `the primary of shard ${this.address.id}` : `a reader view of shard ${this.address.id}`
-    return waitingFor.includes(waited) ? failed : undefined
+    return failed !== undefined && waiting.opens.includes(failed.role) ? failed : undefined
   }
+
 
   /** Admits one more read, or refuses it with Overloaded when `maxInflightReads` are running or waiting. */
   #admitRead(): void {
@@ -1340,7 +1349,7 @@ export class ShardRuntime {
         kept.push(r)
         if (!r.started && r.deadline.at < next) next = r.deadline.at
       } else {
-        this.#settlePoint(r, false, this.#timeout(r.deadline, `a point-read MultiGet to finish (at most ${maxMultiGetsOut} run at once in this process)`, false))
+        this.#settlePoint(r, false, this.#timeout(r.deadline, { text: `a point-read MultiGet to finish (at most ${maxMultiGetsOut} run at once in this process)`, opens: [] }, false))
       }
     }
     this.#deferred = kept
@@ -1411,12 +1420,17 @@ export class ShardRuntime {
   }
 
   /** What a read that needs `need` waits for, in words (for a Timeout). */
-  #describeNeed(need: Need): string {
+  #describeNeed(need: Need): Waiting {
     const id = this.address.id
-    if (need.primary) return `the primary of shard ${id} to open`
+    if (need.primary) return this.#waitingForPrimary()
     const newest = Math.max(-1, ...[...this.readers.values()].map((r) => r.seq))
     const view = `a reader view of shard ${id} at sequence >= ${need.seq}${need.since === undefined ? '' : ` taken at or after ${need.since}`} (newest view: ${newest < 0 ? 'none open' : newest})`
-    return this.mode === 'reader' ? view : `${view}, or the primary of shard ${id}`
+    return this.mode === 'reader' ? { text: view, opens: ['reader'] } : { text: `${view}, or the primary of shard ${id}`, opens: ['reader', 'primary'] }
+  }
+
+  /** A wait for the primary to open (a write's, or a read only the primary serves). */
+  #waitingForPrimary(): Waiting {
+    return { text: `the primary of shard ${this.address.id} to open`, opens: ['primary'] }
   }
 
   /**
@@ -1617,7 +1631,7 @@ export class ShardRuntime {
     if (kind === 'read' && queued >= this.limits.maxPendingReads) {
       throw new Overloaded({ shard: this.address.id, message: `shard ${this.address.id}: ${queued} reads already wait for a handle` })
     }
-    if (wait !== undefined && !wait.started) wait.waitingFor = kind === 'write' ? `the primary of shard ${this.address.id} to open` : this.#describeNeed(need)
+    if (wait !== undefined && !wait.started) wait.waitingFor = kind === 'write' ? this.#waitingForPrimary() : this.#describeNeed(need)
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         kind,
