@@ -9,6 +9,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync, openSync } from 'node:fs'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -17,6 +18,9 @@ import type { AnyStateMachine, AnyStateNode } from 'xstate'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { primaryMachine, readerMachine, rootSupervisorMachine, shardSupervisorMachine } from '../actors/index.js'
 import { run } from '../src/cli/program.js'
+import { partitionsCovering } from '../src/cli/demo.js'
+import { probeShards } from '../src/cli/inspect.js'
+import { InspectorHub } from '../src/inspector/hub.js'
 import type { Io } from '../src/cli/io.js'
 import { openIndex, type MessageMeta } from '../src/index.js'
 import { listTree, removeDir, tempDir } from './support/tmp.js'
@@ -335,6 +339,41 @@ describe('commands on a root', () => {
   })
 })
 
+describe('rockvisor inspect', () => {
+  let parent: string
+  beforeEach(async () => {
+    parent = await tempDir()
+  })
+  afterEach(async () => removeDir(parent))
+
+  it('probes past a directory that is no shard of the root, and through a root that went away, saying so on the page', async () => {
+    const root = join(parent, 'root')
+    const writer = await openIndex({ root, shards: 4, readers: { min: 0 } })
+    await writer.batchPut('orders', 1, [{ msgId: 'm', timestamp: 1, segmentId: 0, offset: 0, msgLen: 1 }])
+    await writer.close()
+    const hub = new InspectorHub()
+    const index = await openIndex({ root, mode: 'reader', inspect: hub.inspect })
+    try {
+      hub.attach(index)
+      await probeShards(index, hub, 'probing')
+      expect(index.stats().shards.map((s) => s.id)).toEqual([index.locate('orders', 1).id])
+      // Appeared after the open (which refuses it): a topic directory with a shard directory numbered past the
+      // root's count, to which no partition routes (finding "its" partition would never end).
+      await mkdir(join(root, 'zz', 'index', '6'), { recursive: true })
+      await writeFile(join(root, 'zz', 'TOPIC'), 'zz')
+      await probeShards(index, hub, 'probing')
+      expect(hub.activity).toBe('probing')
+      expect(index.stats().shards).toHaveLength(1)
+      await rm(root, { recursive: true, force: true })
+      await probeShards(index, hub, 'probing')
+      expect(hub.activity).toMatch(/^cannot list the root .*: ENOENT/)
+    } finally {
+      await index.close()
+      hub.close()
+    }
+  })
+})
+
 describe('rockvisor demo', () => {
   let parent: string
   beforeEach(async () => {
@@ -366,6 +405,73 @@ describe('rockvisor demo', () => {
     expect(Number(restarts![1]) + Number(restarts![2])).toBeGreaterThan(0)
     expect(out).toMatch(/^ {2}wrong answers +0$/m)
     expect(out).not.toMatch(/untyped/)
+  })
+
+  it("refuses a directory it did not make that holds anything (a real root's data, other files), changing nothing", async () => {
+    // A real root, with a meta in a partition the demo would write and cut by retention.
+    const real = join(parent, 'real')
+    const index = await openIndex({ root: real, shards: 4, readers: { min: 0 } })
+    const mine: MessageMeta = { msgId: 'mine', timestamp: 1_000, segmentId: 7, offset: 0, msgLen: 10 }
+    await index.batchPut('orders', 0, [mine])
+    await index.close()
+    const project = join(parent, 'project')
+    await mkdir(project)
+    await writeFile(join(project, 'README'), 'hi')
+    for (const root of [real, project]) {
+      const before = await listTree(root)
+      const { code, out, err } = await cli(['demo', '--root', root, '--metas', '200', '--reads', '10', '--topics', '1'])
+      expect(code).toBe(1)
+      expect(out).toBe('')
+      expect(err).toMatch(new RegExp(`^error: the demo does not run in ${root}: it holds .*, and no rockvisor-demo file`))
+      expect(err.trim().split('\n')).toHaveLength(1)
+      expect(await listTree(root)).toEqual(before)
+    }
+    const again = await openIndex({ root: real, mode: 'reader' })
+    expect(await again.getByMsgId('orders', 0, 'mine')).toEqual(mine)
+    await again.close()
+  })
+
+  it('runs again on its own root, after what the last run wrote, and quotes the paths it prints', async () => {
+    const root = join(parent, "de mo's")
+    const first = await cli(['demo', '--root', root, '--metas', '200', '--reads', '100', '--topics', '1', '--partitions', '1', '--shards', '1'])
+    expect(first.code, first.out).toBe(0)
+    expect(first.out).toContain(`rm -rf '${parent}/de mo'\\''s'`)
+    expect(first.out).toContain(`--root '${parent}/de mo'\\''s'`)
+    // The marker records where the next run's timestamps begin: after this run's last meta. (A run that began earlier
+    // would find the last run's metas in its time windows, and report them as wrong answers.)
+    const marker = join(root, 'rockvisor-demo')
+    const { next } = JSON.parse(await readFile(marker, 'utf8')) as { next: number }
+    // (Meta 100: the first ones were removed by the run's retention.)
+    const start = (JSON.parse((await cli(['get', 'orders', '0', 'orders-0-100', '--root', root, '--json'])).out) as MessageMeta).timestamp - 100 * 10
+    expect(next).toBe(start + 200 * 10)
+    // Put an hour ahead (as after a long run): the next run starts there.
+    const later = Date.now() + 3_600_000
+    await writeFile(marker, JSON.stringify({ demo: 1, next: later }))
+    const second = await cli(['demo', '--root', root, '--metas', '50', '--reads', '600', '--topics', '1', '--partitions', '1'])
+    expect(second.code, second.out).toBe(0)
+    expect(second.out).toContain('an existing root')
+    expect(second.out).toMatch(/^ {2}wrong answers +0$/m)
+    const got = JSON.parse((await cli(['get', 'orders', '0', 'orders-0-20', '--root', root, '--json'])).out) as MessageMeta
+    expect(got.timestamp).toBe(later + 20 * 10)
+    expect(JSON.parse(await readFile(marker, 'utf8'))).toEqual({ demo: 1, next: later + 50 * 10 })
+  })
+
+  it('ends, failing, when no write succeeds (every shard locked by another writer), recovering each shard at most 3 times', async () => {
+    const root = join(parent, 'locked')
+    expect((await cli(['demo', '--root', root, '--metas', '100', '--reads', '10', '--topics', '1'])).code).toBe(0)
+    // Another index of this process holds every shard the demo writes.
+    const other = await openIndex({ root, readers: { min: 0 } })
+    try {
+      for (const p of partitionsCovering(4, 8)) await other.batchPut('orders', p, [{ msgId: `o${p}`, timestamp: 1, segmentId: 99, offset: p, msgLen: 1 }])
+      const { code, out } = await cli(['demo', '--root', root, '--metas', '100', '--reads', '10', '--topics', '1'])
+      expect(code, out).toBe(1)
+      expect(out).toMatch(/^ {2}failed +no meta was written: see the failed requests$/m)
+      expect(out).toMatch(/^ {2}metas written +0 /m)
+      const recoveries = /(\d+) shards recovered after giving up/.exec(out)
+      expect(recoveries === null || Number(recoveries[1]) <= 3 * 4, out).toBe(true)
+    } finally {
+      await other.close()
+    }
   })
 
   it('keeps an existing root of another shard count working: its own count is used', async () => {

@@ -7,7 +7,7 @@
  * tag), and where the data is.
  */
 import { existsSync } from 'node:fs'
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { isRockvisorError, openIndex, shardOf, type Index, type LifecycleEvent, type MessageMeta, type ShardStats } from '../index.js'
 import { InspectorHub } from '../inspector/hub.js'
@@ -48,6 +48,58 @@ export const partitionsCovering = (shards: number, wanted: number): number[] => 
   }
   return out
 }
+
+/**
+ * The file that makes a directory a demo root: written when the demo takes a new or empty directory, and required of
+ * a directory the demo runs in again. It holds `{"demo":1,"next":T}`: the first timestamp the next run may write, so
+ * that its metas come after every earlier run's (whose checks of time ranges would otherwise count them).
+ */
+export const demoMarker = 'rockvisor-demo'
+
+/**
+ * Where the demo may run: a directory that does not exist or is empty (or holds only an empty root's manifest), or
+ * one an earlier demo made. Resolves the earliest timestamp the run may write (0 for a new root). Any other directory
+ * is refused: the demo writes synthetic metas and removes old ones (retention), and would delete a real root's data.
+ */
+export const demoRoot = async (root: string): Promise<{ fresh: boolean; notBefore: number }> => {
+  let entries: string[]
+  try {
+    if (!(await stat(root)).isDirectory()) throw new Error(`the demo's root ${root} is not a directory: pass another --root`)
+    entries = await readdir(root)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { fresh: true, notBefore: 0 }
+    throw e
+  }
+  if (entries.includes(demoMarker)) {
+    const text = await readFile(join(root, demoMarker), 'utf8').catch(() => '')
+    let next = 0
+    try {
+      const parsed = JSON.parse(text) as { next?: unknown }
+      if (typeof parsed.next === 'number' && Number.isSafeInteger(parsed.next) && parsed.next >= 0) next = parsed.next
+    } catch {
+      // A marker that does not parse: the run starts at the current time, as for a new root.
+    }
+    return { fresh: false, notBefore: next }
+  }
+  const others = entries.filter((name) => name !== 'rockvisor.json')
+  if (others.length === 0) return { fresh: true, notBefore: 0 }
+  const some = others.slice(0, 3).join(', ') + (others.length > 3 ? `, ... (${others.length} entries)` : '')
+  throw new Error(
+    `the demo does not run in ${root}: it holds ${some}, and no ${demoMarker} file. The demo writes synthetic metas and removes old ones ` +
+      `(retention), so it runs only in a new or empty directory, or in one an earlier demo made; pass another --root ` +
+      `(a demo root made by an older version has no ${demoMarker} file: if that is what it is, remove it and run the demo again)`,
+  )
+}
+
+/** Records in the demo root's marker the first timestamp the next run may write. Atomic (written, then renamed). */
+const markDemoRoot = async (root: string, next: number): Promise<void> => {
+  const file = join(root, demoMarker)
+  await writeFile(`${file}.tmp`, `${JSON.stringify({ demo: 1, next })}\n`)
+  await rename(`${file}.tmp`, file)
+}
+
+/** `path` as a shell word: as it is when it is plain, else in single quotes. */
+export const shellWord = (path: string): string => (/^[A-Za-z0-9_./:@%+=,-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`)
 
 /** The i-th meta of a partition: 10 ms apart, 1,000 per segment, 128 bytes each. */
 const metaOf = (topic: string, p: number, i: number, base: number): MessageMeta => ({
@@ -111,6 +163,7 @@ const tableHead = ['shard', 'state', 'primary', 'readers', 'restarts p / r', 'qu
 
 export const demoCommand = async (flags: DemoFlags, io: Io): Promise<number> => {
   const root = flags.root
+  const { notBefore } = await demoRoot(root)
   const hub = flags.inspect ? new InspectorHub() : undefined
   const isNew = !existsSync(join(root, 'rockvisor.json'))
   const index = await openIndex({
@@ -131,7 +184,7 @@ export const demoCommand = async (flags: DemoFlags, io: Io): Promise<number> => 
         throw e.code === 'EADDRINUSE' ? new Error(`port ${flags.port} is in use: pass --port N (0 picks a free one)`) : e
       })
     }
-    return await run(index, flags, io, isNew, () => stopping, hub, server, interrupted)
+    return await run(index, flags, io, isNew, notBefore, () => stopping, hub, server, interrupted)
   } finally {
     await index.close()
     await server?.close()
@@ -144,6 +197,7 @@ const run = async (
   flags: DemoFlags,
   io: Io,
   isNew: boolean,
+  notBefore: number,
   stopping: () => boolean,
   hub: InspectorHub | undefined,
   server: InspectorServer | undefined,
@@ -153,9 +207,11 @@ const run = async (
   const shards = index.shards
   const topics = topicNames.slice(0, flags.topics)
   const partitions = partitionsCovering(shards, flags.partitions)
-  const base = Date.now() - 3_600_000
   const perPartition = Math.max(1, Math.ceil(flags.metas / (topics.length * partitions.length)))
   const total = perPartition * topics.length * partitions.length
+  // An hour ago, or after every meta an earlier run on this root wrote, recorded before anything is written.
+  const base = Math.max(Date.now() - 3_600_000, notBefore)
+  await markDemoRoot(index.root, base + perPartition * 10)
   const c: Counters = {
     written: 0,
     batches: 0,
@@ -200,13 +256,30 @@ const run = async (
     if (c.wrongExamples.length < 5) c.wrongExamples.push(what)
   }
 
+  const recovered = new Map<string, number>()
+  const maxRecoveries = 3
   const unsubscribe = index.subscribe((e: LifecycleEvent) => {
     c.events.set(e.type, (c.events.get(e.type) ?? 0) + 1)
-    // A shard that gave up (restart intensity exhausted) is recovered, and counted.
+    // A shard that gave up (restart intensity exhausted, or a failure restarting cannot cure) is recovered, and
+    // counted; up to 3 times per shard (one that gives up again at once, a root locked by another writer say, would
+    // otherwise be recovered in a loop).
     if (e.type === 'degraded' || (e.type === 'failed' && e.actor === 'shard')) {
+      const what = e.type === 'degraded' ? 'its readers' : 'it'
+      const n = (recovered.get(e.shard) ?? 0) + 1
+      recovered.set(e.shard, n)
+      if (n > maxRecoveries) {
+        if (n === maxRecoveries + 1) display.log(`  ${e.shard}: ${what} gave up again after ${maxRecoveries} recoveries; left as it is`)
+        return
+      }
       c.recoveries++
-      setTimeout(() => index.recover(), 200).unref()
-      display.log(`  ${e.shard}: ${e.type === 'degraded' ? 'readers' : 'primary'} exhausted the restart intensity; recovering`)
+      setTimeout(() => {
+        try {
+          index.recover(e.shard)
+        } catch {
+          // The index closed meanwhile.
+        }
+      }, 200).unref()
+      display.log(`  ${e.shard}: ${what} gave up (${e.type === 'degraded' ? 'restart intensity exhausted' : 'see the failed requests'}); recovering`)
     }
   })
 
@@ -339,7 +412,8 @@ const run = async (
   display.phase('read', flags.reads, 'reads')
   clearInterval(progress)
   const readProgress = setInterval(() => display.update(Math.min(flags.reads, readsOf(c) - readsBefore), extra()), 100)
-  await Promise.all(readerLoops(() => readsOf(c) - readsBefore >= flags.reads))
+  // (Readers ask only for acknowledged metas: with none, there is nothing to read.)
+  await Promise.all(readerLoops(() => acked.size === 0 || readsOf(c) - readsBefore >= flags.reads))
   const readMs = performance.now() - t1
   clearInterval(readProgress)
   if (chaosTimer !== undefined) clearInterval(chaosTimer)
@@ -399,6 +473,9 @@ const run = async (
     ['data', `${rootPath} (${bytes(size)})`],
   ]
   if (stopping()) summary.unshift(['stopped', 'interrupted: the numbers below cover what ran'])
+  // A run that wrote nothing showed nothing: it fails (its failed requests say why).
+  const nothing = c.written === 0 && !stopping()
+  if (nothing) summary.unshift(['failed', 'no meta was written: see the failed requests'])
   out('')
   for (const l of lines) out(l)
   out('')
@@ -410,10 +487,11 @@ const run = async (
   const p = partitions[Math.min(1, partitions.length - 1)]!
   out('')
   out('Look at the data (reader mode: these commands change nothing; `rockvisor` alone once it is installed):')
-  out(`  npx rockvisor stats --root ${index.root}`)
-  out(`  npx rockvisor get ${t} ${p} ${metaOf(t, p, Math.floor(perPartition / 2), base).msgId} --root ${index.root}`)
-  out(`  npx rockvisor inspect --root ${index.root}`)
-  out(`Remove it: rm -rf ${index.root}`)
+  const at = shellWord(index.root)
+  out(`  npx rockvisor stats --root ${at}`)
+  out(`  npx rockvisor get ${t} ${p} ${metaOf(t, p, Math.min(Math.floor(perPartition / 2), Math.max(0, (acked.get(key(t, p)) ?? 1) - 1)), base).msgId} --root ${at}`)
+  out(`  npx rockvisor inspect --root ${at}`)
+  out(`Remove it: rm -rf ${shellWord(rootPath)}`)
 
   if (server !== undefined && !stopping()) {
     setActivity('done; idle')
@@ -421,5 +499,5 @@ const run = async (
     out(`The inspector keeps running at ${server.url}: press Ctrl-C to close the index and exit.`)
     await interrupted
   }
-  return c.wrong > 0 || untyped > 0 ? 1 : 0
+  return c.wrong > 0 || untyped > 0 || nothing ? 1 : 0
 }
