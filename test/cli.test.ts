@@ -10,6 +10,7 @@
 import { execFile, spawnSync } from 'node:child_process'
 import { existsSync, openSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -454,6 +455,22 @@ describe('rockvisor demo', () => {
     const got = JSON.parse((await cli(['get', 'orders', '0', 'orders-0-20', '--root', root, '--json'])).out) as MessageMeta
     expect(got.timestamp).toBe(later + 20 * 10)
     expect(JSON.parse(await readFile(marker, 'utf8'))).toEqual({ demo: 1, next: later + 50 * 10 })
+  })
+
+  it('with --inspect on a port in use, fails with one line before creating anything', async () => {
+    const busy = createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (busy.address() as AddressInfo).port
+      const root = join(parent, 'never')
+      const { code, out, err } = await cli(['demo', '--root', root, '--inspect', '--port', String(port), '--metas', '10'])
+      expect(code).toBe(1)
+      expect(out).toBe('')
+      expect(err).toBe(`error: port ${port} is in use: pass --port N (0 picks a free one)\n`)
+      expect(existsSync(root)).toBe(false)
+    } finally {
+      await new Promise((resolve) => busy.close(resolve))
+    }
   })
 
   it('ends, failing, when no write succeeds (every shard locked by another writer), recovering each shard at most 3 times', async () => {

@@ -165,28 +165,33 @@ export const demoCommand = async (flags: DemoFlags, io: Io): Promise<number> => 
   const root = flags.root
   const { notBefore } = await demoRoot(root)
   const hub = flags.inspect ? new InspectorHub() : undefined
-  const isNew = !existsSync(join(root, 'rockvisor.json'))
-  const index = await openIndex({
-    root,
-    ...(flags.shards !== undefined ? { shards: flags.shards } : isNew ? { shards: demoShards } : {}),
-    readers: { min: 2, max: 4 },
-    ...(hub === undefined ? {} : { inspect: hub.inspect }),
-  })
+  // The inspector's port first: a port in use fails the demo before it creates anything.
   let server: InspectorServer | undefined
-  let stopping = false
-  const interrupted = io.interrupted().then(() => {
-    stopping = true
-  })
+  if (hub !== undefined) {
+    server = await startInspectorServer({ hub, port: flags.port }).catch((e: NodeJS.ErrnoException) => {
+      hub.close()
+      throw e.code === 'EADDRINUSE' ? new Error(`port ${flags.port} is in use: pass --port N (0 picks a free one)`) : e
+    })
+  }
   try {
-    if (hub !== undefined) {
-      hub.attach(index)
-      server = await startInspectorServer({ hub, port: flags.port }).catch((e: NodeJS.ErrnoException) => {
-        throw e.code === 'EADDRINUSE' ? new Error(`port ${flags.port} is in use: pass --port N (0 picks a free one)`) : e
-      })
+    const isNew = !existsSync(join(root, 'rockvisor.json'))
+    const index = await openIndex({
+      root,
+      ...(flags.shards !== undefined ? { shards: flags.shards } : isNew ? { shards: demoShards } : {}),
+      readers: { min: 2, max: 4 },
+      ...(hub === undefined ? {} : { inspect: hub.inspect }),
+    })
+    let stopping = false
+    const interrupted = io.interrupted().then(() => {
+      stopping = true
+    })
+    try {
+      hub?.attach(index)
+      return await run(index, flags, io, isNew, notBefore, () => stopping, hub, server, interrupted)
+    } finally {
+      await index.close()
     }
-    return await run(index, flags, io, isNew, notBefore, () => stopping, hub, server, interrupted)
   } finally {
-    await index.close()
     await server?.close()
     hub?.close()
   }

@@ -63,7 +63,12 @@ export const startInspectorServer = async ({ hub, port = 0 }: InspectorServerOpt
     const address = server.address() as AddressInfo
     if (!loopbackHost(req.headers.host, address.port)) return send(res, 403, 'text/plain', 'forbidden: the inspector answers only on 127.0.0.1\n')
     if (req.method !== 'GET') return send(res, 405, 'text/plain', 'method not allowed\n')
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname
+    let path: string
+    try {
+      path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname
+    } catch {
+      return send(res, 400, 'text/plain', 'bad request target\n')
+    }
     const asset = staticFiles[path]
     if (asset !== undefined) return send(res, 200, asset.type, await readFile(new URL(asset.file, staticDir)))
     if (path === '/api/machines') return send(res, 200, 'application/json', machinesPayload())
