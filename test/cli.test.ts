@@ -143,6 +143,7 @@ describe('usage errors', () => {
     ['demo', '--metas', 'abc'],
     ['demo', '--metas', '1.5'],
     ['demo', '--port', '70000'],
+    ['demo', '--shards', '257'],
     ['demo', 'extra'],
     ['stats', '--json', 'extra'],
     ['get', 'orders'],
