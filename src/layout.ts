@@ -18,7 +18,7 @@ import murmur from 'murmurhash'
 import { readerRocksdb } from './defaults.js'
 import { rocksEngine, type StorageHandle } from './engine.js'
 import { InvalidInput, StorageFailure, storageFailure } from './errors.js'
-import { View, rangeStart } from './keys.js'
+import { View, identityKey, rangeStart } from './keys.js'
 import { checkInteger, limits, utf8 } from './meta.js'
 
 /** Longest directory name produced; longer encodings are replaced by a hash (see {@link topicDirName}). */
@@ -134,28 +134,16 @@ const checkShardsFile = async (root: string, dir: string, shards: number): Promi
 }
 
 /**
- * Records `shards` in the `SHARDS` file of a topic directory that has none (a topic created before rockvisor wrote
- * it), so that later opens of the root check the count (see {@link checkTopicShards}). Only for a count a shard of
- * the topic has confirmed (its identity entry, written under that count). A file that exists is left as it is.
- */
-export const adoptTopicShards = async (root: string, topic: string, shards: number): Promise<void> => {
-  const file = shardsFile(join(root, topicDirName(topic)))
-  try {
-    if ((await readIfExists(file)) === undefined) await createOnce(file, `${shards}\n`)
-  } catch (e) {
-    throw storageFailure(file, e)
-  }
-}
-
-/**
  * Checks that the topic directory belongs to this topic: its `TOPIC` file must hold the topic verbatim, else it
  * throws {@link StorageFailure} with reason `corruption` (two topics whose names hash alike, or a tampered root).
  * With `create` (the default) it first creates the directory, `index/` and the `TOPIC` file if needed (concurrent
  * creators: exactly one writes `TOPIC`). With `create: false` it creates nothing: a missing directory, or one without
  * a `TOPIC` file yet (a writer creates it before any shard), returns quietly and the caller treats the topic's shards
- * as absent. Any other I/O error is a StorageFailure; a non-boolean `create` is InvalidInput.
+ * as absent. Any other I/O error is a StorageFailure; a non-boolean `create` is InvalidInput. Resolves true when the
+ * topic records its shard count (`SHARDS`) and it is `options.shards` (so that count is known right for the topic),
+ * false otherwise (no `shards` given, a topic created before the record existed, or one not created yet).
  */
-export const ensureTopicDir = async (root: string, topic: string, options: TopicDirOptions = {}): Promise<void> => {
+export const ensureTopicDir = async (root: string, topic: string, options: TopicDirOptions = {}): Promise<boolean> => {
   const create = options.create ?? true
   if (typeof create !== 'boolean') throw new InvalidInput({ field: 'create', message: `create: must be a boolean, got ${typeof create}` })
   const dir = join(root, topicDirName(topic))
@@ -164,7 +152,7 @@ export const ensureTopicDir = async (root: string, topic: string, options: Topic
     if (create) await mkdir(join(dir, 'index'), { recursive: true })
     let owner = await readIfExists(marker)
     if (owner === undefined) {
-      if (!create) return
+      if (!create) return false
       // The shard count first: a topic directory with its TOPIC file always has it (concurrent creators of one
       // root write the same count; exactly one file is made).
       if (options.shards !== undefined) await createOnce(shardsFile(dir), `${options.shards}\n`)
@@ -186,7 +174,7 @@ export const ensureTopicDir = async (root: string, topic: string, options: Topic
     }
     throw storageFailure(dir, e)
   }
-  if (options.shards !== undefined) await checkTopicShards(root, topic, options.shards)
+  return options.shards !== undefined && (await checkTopicShards(root, topic, options.shards))
 }
 
 /** The root's manifest, `rockvisor.json`. */
@@ -552,11 +540,28 @@ export const partitionsIn = async (handle: StorageHandle): Promise<number[]> => 
   }
 }
 
-/** Reads what a shard directory holds, read-only (never creating anything): `[]` for one holding no database. */
-export const partitionsOfShard = async (dir: string): Promise<number[]> => {
+/**
+ * Reads what a shard directory holds, read-only (never creating anything): `[]` for one holding no database. With
+ * `id` (`<topic dir>/<shard>`), a database whose identity entry names another shard (a directory swapped, moved or
+ * restored to the wrong place) is a `corruption` StorageFailure naming both: its partitions are not that shard's.
+ */
+export const partitionsOfShard = async (dir: string, id?: string): Promise<number[]> => {
   if ((await prepareShardDir(dir, 'reader')) === 'absent') return []
   const handle = await rocksEngine.open(dir, { ...readerRocksdb, readOnly: true, createIfMissing: false })
   try {
+    if (id !== undefined) {
+      const [entry] = await handle.getMany([identityKey])
+      // The shard the entry names: `<topic dir>/<shard>`, before ` of <count>` (the count is not checked here).
+      const text = entry === undefined ? undefined : Buffer.from(entry).toString('utf8')
+      const named = text === undefined ? undefined : text.slice(0, text.lastIndexOf(' of ') >= 0 ? text.lastIndexOf(' of ') : text.length)
+      if (named !== undefined && named !== id) {
+        throw new StorageFailure({
+          reason: 'corruption',
+          path: dir,
+          message: `the directory ${dir} holds the database of shard ${JSON.stringify(named.slice(0, 300))}, not of shard ${JSON.stringify(id)} (its identity entry): put each shard directory back where its identity says`,
+        })
+      }
+    }
     return await partitionsIn(handle)
   } finally {
     await handle.close()
@@ -605,7 +610,7 @@ export const rebuildManifest = async (root: string, options: RebuildManifestOpti
   const found: FoundTopic[] = []
   for (const t of scanned) {
     const shards: FoundShard[] = []
-    for (const shard of t.shards) shards.push({ shard, partitions: await partitionsOfShard(join(root, t.dir, 'index', String(shard))) })
+    for (const shard of t.shards) shards.push({ shard, partitions: await partitionsOfShard(join(root, t.dir, 'index', String(shard)), `${t.dir}/${shard}`) })
     found.push({ dir: t.dir, topic: t.topic, shards })
   }
   const highest = Math.max(-1, ...scanned.flatMap((t) => t.shards))

@@ -11,7 +11,7 @@ import { rootSupervisorMachine } from '../actors/root-supervisor.js'
 import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-supervisor.js'
 import { Closed, StorageFailure, causeOf, describeError } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
-import { adoptTopicShards, ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
+import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
 import { identityValue } from './keys.js'
 import { placingReaders, type OpenOptions } from './engine.js'
 import type { ResolvedOptions } from './options.js'
@@ -99,8 +99,6 @@ export class Runtime {
   #closing: Promise<void> | undefined
   /** Opens still checking their directories (see #openLease). */
   readonly #preparing = new Set<Promise<void>>()
-  /** Topics whose shard count this index recorded or found recorded (see adoptTopicShards). */
-  readonly #adopted = new Set<string>()
 
   constructor(
     opts: ResolvedOptions,
@@ -317,6 +315,8 @@ export class Runtime {
     // The directories are checked before RocksDB sees them: a database is created only in a directory that holds
     // none, and a damaged one (RocksDB files without CURRENT) or another topic's is refused, never repaired.
     let state: 'new' | 'existing' | 'absent'
+    /** The topic records its shard count, and it is this root's: the count an identity written now may name. */
+    let counted: boolean
     const abandoned = (): void => {
       if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     }
@@ -327,7 +327,7 @@ export class Runtime {
     this.#preparing.add(preparing)
     try {
       abandoned()
-      await ensureTopicDir(this.#opts.root, address.topic, { create: role === 'primary', shards: this.shardCount })
+      counted = await ensureTopicDir(this.#opts.root, address.topic, { create: role === 'primary', shards: this.shardCount })
       abandoned()
       state = await prepareShardDir(address.dir, role === 'primary' ? 'writer' : 'reader')
     } catch (e) {
@@ -409,19 +409,12 @@ export class Runtime {
       }
       // The shard's identity: a view of another shard's database (directories swapped, moved or restored to the
       // wrong place, or a manifest whose shard count changed) would answer for the wrong partitions. (A torn view
-      // may lack the entry, never hold another.) A primary that finds none adds it with its next write batch.
+      // may lack the entry, never hold another.) A primary that finds none adds it with its next write batch, only
+      // when the topic's own record confirms the count: a topic created before that record existed may be opened
+      // under a manifest edited since, whose count must not become the shard's.
       const identity = identityValue(address.id, this.shardCount)
       if (view.identity !== undefined && !identity.equals(view.identity)) throw misplaced(address, shardId, view.identity, identity)
-      if (view.identity === undefined && role === 'primary') record.identityPending = identity
-      // A topic created before topics recorded their shard count: its shard confirmed the count, which is recorded
-      // now, so that opens of the root check it before routing anything.
-      // (Best effort: a failure leaves the topic as it was, and the next open of one of its shards tries again.)
-      if (view.identity !== undefined && role === 'primary' && !signal.aborted && !this.#adopted.has(address.topic)) {
-        await adoptTopicShards(this.#opts.root, address.topic, this.shardCount).then(
-          () => void this.#adopted.add(address.topic),
-          () => undefined,
-        )
-      }
+      if (view.identity === undefined && role === 'primary' && counted) record.identityPending = identity
       if (signal.aborted) throw new Error('open abandoned: its actor stopped')
     } catch (e) {
       await this.table.release(record.lease, { force: true })
@@ -627,7 +620,8 @@ const damaged = (e: StorageFailure, dir: string): StorageFailure =>
  * `wanted`): reason `corruption`, path the directory. Nothing in it is changed; the message says how to put it right.
  */
 const misplaced = (address: ShardAddress, shard: string, found: Uint8Array, wanted: Uint8Array): StorageFailure => {
-  const text = (b: Uint8Array): string => JSON.stringify(Buffer.from(b).toString('utf8').slice(0, 120))
+  // (Bounded: the entry read may be anything; an identity is at most a 200-character topic directory and a shard.)
+  const text = (b: Uint8Array): string => JSON.stringify(Buffer.from(b).toString('utf8').slice(0, 300))
   return new StorageFailure({
     reason: 'corruption',
     path: address.dir,

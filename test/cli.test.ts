@@ -409,7 +409,7 @@ describe('rockvisor demo', () => {
     expect(out).not.toMatch(/untyped/)
   })
 
-  it("refuses a directory it did not make that holds anything (a real root's data, other files), changing nothing", async () => {
+  it("refuses a directory it did not make that holds anything (a root, with data or not, other files), changing nothing", async () => {
     // A real root, with a meta in a partition the demo would write and cut by retention.
     const real = join(parent, 'real')
     const index = await openIndex({ root: real, shards: 4, readers: { min: 0 } })
@@ -419,12 +419,19 @@ describe('rockvisor demo', () => {
     const project = join(parent, 'project')
     await mkdir(project)
     await writeFile(join(project, 'README'), 'hi')
-    for (const root of [real, project]) {
+    // A root with no topic yet is a root all the same: its writer may write there next.
+    const empty = join(parent, 'empty-root')
+    await (await openIndex({ root: empty, shards: 4 })).close()
+    // A directory whose rockvisor-demo entry is no demo's marker.
+    const posing = join(parent, 'posing')
+    await mkdir(join(posing, 'rockvisor-demo'), { recursive: true })
+    await writeFile(join(posing, 'notes.txt'), 'mine')
+    for (const root of [real, project, empty, posing]) {
       const before = await listTree(root)
       const { code, out, err } = await cli(['demo', '--root', root, '--metas', '200', '--reads', '10', '--topics', '1'])
       expect(code).toBe(1)
       expect(out).toBe('')
-      expect(err).toMatch(new RegExp(`^error: the demo does not run in ${root}: it holds .*, and no rockvisor-demo file`))
+      expect(err).toMatch(new RegExp(`^error: the demo does not run in ${root}: ${root === posing ? 'its rockvisor-demo entry is not a demo\'s marker' : 'it holds .*, and no rockvisor-demo file'}`))
       expect(err.trim().split('\n')).toHaveLength(1)
       expect(await listTree(root)).toEqual(before)
     }
@@ -492,10 +499,9 @@ describe('rockvisor demo', () => {
     }
   })
 
-  it('keeps an existing root of another shard count working: its own count is used', async () => {
+  it('keeps its own root of another shard count working: its own count is used', async () => {
     const root = join(parent, 'sixteen')
-    const index = await openIndex({ root, shards: 16, readers: { min: 0 } })
-    await index.close()
+    expect((await cli(['demo', '--root', root, '--shards', '16', '--metas', '100', '--reads', '10', '--topics', '1'])).code).toBe(0)
     const { code, out } = await cli(['demo', '--root', root, '--metas', '500', '--reads', '100', '--topics', '1'])
     expect(code).toBe(0)
     expect(out).toContain('16 shards per topic')

@@ -5,13 +5,14 @@
  * dirs; torn and stale views are built from the real files of a real primary (test/support/views.ts).
  */
 import { existsSync } from 'node:fs'
-import { open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { FaultInjector, ManualClock, ShardUnavailable, StorageFailure, defaults, isRockvisorError, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta, type StorageHandle } from '../src/index.js'
+import { FaultInjector, ManualClock, ShardUnavailable, rebuildManifest, StorageFailure, defaults, isRockvisorError, openIndex, rocksEngine, type Index, type LifecycleEvent, type MessageMeta, type StorageHandle } from '../src/index.js'
 import { getByMsgId, putMetas } from '../src/store.js'
 import { readViewState, viewCheck } from '../src/views.js'
 import { identityKey } from '../src/keys.js'
+import { topicsOnDisk } from '../src/cli/root-info.js'
 import { recordInspection } from './support/coverage.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { shardStats, untilReaderCovers, waitFor } from './support/harness.js'
@@ -418,6 +419,15 @@ describe('damaged directories', () => {
       const logs = (list: string[]) => list.filter((x) => !/\/LOG/.test(x))
       if (mode === 'reader') expect(logs(await listTree(root))).toEqual(logs(before))
     }
+    // Neither the manifest's rebuild nor the listing of what the root holds takes a shard for another.
+    // (The first of the two directories met says so.)
+    for (const listing of [() => rebuildManifest(root, { force: true }), () => topicsOnDisk(root)]) {
+      const err = await listing().catch((e: unknown) => e)
+      expect(err).toMatchObject({ _tag: 'StorageFailure', reason: 'corruption' })
+      const [at, found] = (err as StorageFailure).path === mine.dir ? [mine, other] : [other, mine]
+      expect((err as StorageFailure).path).toBe(at.dir)
+      expect((err as Error).message).toContain(`holds the database of shard "${found.id}", not of shard "${at.id}" (its identity entry)`)
+    }
     // Put back, the shards answer every meta: nothing was lost.
     await swap()
     const index = await openIndex({ root, readers: { min: 0 } })
@@ -426,36 +436,64 @@ describe('damaged directories', () => {
     expect(await index.getByMsgId('t', 3, 'm100')).toEqual(meta(100))
   })
 
-  it('should add its identity to a shard written before identities existed, at its next write, and record the count of a topic that had no record', async () => {
-    const { root, dir, shard } = await writtenRoot()
-    // As a shard and a topic of an older version: no identity entry, no SHARDS file.
+  /** Makes the shard in `dir` as an older version left it: no identity entry. */
+  const forgetIdentity = async (dir: string): Promise<void> => {
     const raw = await rocksEngine.open(dir, { ...defaults.primaryRocksdb, readOnly: false })
-    await raw.write([{ type: 'del', key: identityKey }])
-    expect((await readViewState(raw)).identity).toBeUndefined()
-    await raw.close()
-    const shardsFile = join(dir, '..', '..', 'SHARDS')
-    await rm(shardsFile)
+    try {
+      await raw.write([{ type: 'del', key: identityKey }])
+      expect((await readViewState(raw)).identity).toBeUndefined()
+    } finally {
+      await raw.close()
+    }
+  }
+  const identityIn = async (dir: string): Promise<string | undefined> => {
+    const handle = await rocksEngine.open(dir, { ...defaults.readerRocksdb, readOnly: true })
+    try {
+      const found = (await readViewState(handle)).identity
+      return found === undefined ? undefined : Buffer.from(found).toString()
+    } finally {
+      await handle.close()
+    }
+  }
+
+  it('should add its identity to a shard written before identities existed, at its next write, when its topic records its count', async () => {
+    const { root, dir, shard } = await writtenRoot()
+    await forgetIdentity(dir)
     // A reader-mode index serves it as it is, and writes nothing.
+    const before = await listTree(dir)
     const reader = await openIndex({ root, mode: 'reader', clock: new ManualClock(1_000_000) })
     expect(await reader.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
     await reader.close()
-    // A writer's next batch adds the identity.
+    expect((await listTree(dir)).filter((x) => !x.startsWith('LOG'))).toEqual(before.filter((x) => !x.startsWith('LOG')))
+    // A writer's next batch adds it: the topic's SHARDS record confirms the count.
     const writer = await openIndex({ root, readers: { min: 0 } })
     await writer.batchPut('t', 1, [meta(60)])
-    expect(await writer.getByMsgId('t', 1, 'm60')).toEqual(meta(60))
     await writer.close()
-    const check = await rocksEngine.open(dir, { ...defaults.readerRocksdb, readOnly: true })
-    expect(Buffer.from((await readViewState(check)).identity!).toString()).toBe(`${shard} of 2`)
-    await check.close()
-    // The count was not recorded on that open (no identity confirmed it); the next open of the shard, which finds
-    // its identity, records it: opens of the root check it from then on.
+    expect(await identityIn(dir)).toBe(`${shard} of 2`)
+  })
+
+  it('should not give an identity to a shard of a topic without a record of its count, whose manifest may be wrong', async () => {
+    // As an older version left a topic: no SHARDS record, no identities. Its manifest was then edited to a larger
+    // count (which every directory number fits) and a writer wrote: that count must not become the shards'.
+    const { root, dir } = await writtenRoot()
+    await forgetIdentity(dir)
+    const shardsFile = join(dir, '..', '..', 'SHARDS')
+    await rm(shardsFile)
+    const manifest = join(root, 'rockvisor.json')
+    await writeFile(manifest, '{"format":1,"shards":8}\n')
+    const wrong = await openIndex({ root, readers: { min: 0 } })
+    // A partition that 8 shards route to the directory of partition 1 under 2.
+    const p = [...Array(64).keys()].find((q) => wrong.locate('t', q).dir === dir)!
+    await wrong.batchPut('t', p, [meta(70)])
+    await wrong.close()
+    expect(await identityIn(dir)).toBeUndefined()
     expect(existsSync(shardsFile)).toBe(false)
-    const again = await openIndex({ root, readers: { min: 0 } })
-    expect(await again.getByMsgId('t', 1, 'm60')).toEqual(meta(60))
-    await again.close()
-    expect(await readFile(shardsFile, 'utf8')).toBe('2\n')
-    await writeFile(join(root, 'rockvisor.json'), '{"format":1,"shards":8}\n')
-    await expect(openIndex({ root })).rejects.toMatchObject({ _tag: 'StorageFailure', reason: 'corruption', path: shardsFile })
+    // The manifest put back, every meta answers.
+    await writeFile(manifest, '{"format":1,"shards":2}\n')
+    const right = await openIndex({ root, readers: { min: 0 } })
+    add(() => right.close())
+    for (let i = 0; i < 20; i++) expect(await right.getByMsgId('t', 1, `m${i}`)).toEqual(meta(i))
+    expect(await right.getByMsgId('t', 3, 'm100')).toEqual(meta(100))
   })
 
   it("should refuse, in reader mode, a topic directory whose TOPIC file names another topic", async () => {

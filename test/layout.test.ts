@@ -198,9 +198,9 @@ describe('the root manifest', () => {
     await expectEveryMeta(root, 4)
   })
 
-  it("should refuse, by its shards' identities, a manifest edited to a larger count for topics that have no record of their count", async () => {
-    // Topics made before rockvisor recorded their count (no SHARDS file) pass every check of the root's directories
-    // under a larger count; their shards' own identity entries ("<topic dir>/<shard> of <count>") still tell.
+  it("should refuse, by its shards' identities, a manifest edited to a larger count for topics whose record of their count is gone", async () => {
+    // Topics without a SHARDS file pass every check of the root's directories under a larger count; their shards' own
+    // identity entries ("<topic dir>/<shard> of <count>", written under the recorded count) still tell.
     for (const dir of await readdir(root)) await unlink(join(root, dir, 'SHARDS')).catch(() => undefined)
     await writeFile(manifest, '{"format":1,"shards":8}\n')
     const before = await listTree(root)

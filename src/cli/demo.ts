@@ -7,7 +7,8 @@
  * tag), and where the data is.
  */
 import { existsSync } from 'node:fs'
-import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { lstat, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { isRockvisorError, openIndex, shardOf, type Index, type LifecycleEvent, type MessageMeta, type ShardStats } from '../index.js'
 import { InspectorHub } from '../inspector/hub.js'
@@ -57,9 +58,10 @@ export const partitionsCovering = (shards: number, wanted: number): number[] => 
 export const demoMarker = 'rockvisor-demo'
 
 /**
- * Where the demo may run: a directory that does not exist or is empty (or holds only an empty root's manifest), or
- * one an earlier demo made. Resolves the earliest timestamp the run may write (0 for a new root). Any other directory
- * is refused: the demo writes synthetic metas and removes old ones (retention), and would delete a real root's data.
+ * Where the demo may run: a directory that does not exist or is empty, or one an earlier demo made (its marker a
+ * regular file that parses). Resolves the earliest timestamp the run may write (0 for a new root). Any other
+ * directory is refused, a rockvisor root included: the demo writes synthetic metas and removes old ones (retention),
+ * and would delete or replace a real root's data.
  */
 export const demoRoot = async (root: string): Promise<{ fresh: boolean; notBefore: number }> => {
   let entries: string[]
@@ -70,20 +72,13 @@ export const demoRoot = async (root: string): Promise<{ fresh: boolean; notBefor
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { fresh: true, notBefore: 0 }
     throw e
   }
+  if (entries.length === 0) return { fresh: true, notBefore: 0 }
   if (entries.includes(demoMarker)) {
-    const text = await readFile(join(root, demoMarker), 'utf8').catch(() => '')
-    let next = 0
-    try {
-      const parsed = JSON.parse(text) as { next?: unknown }
-      if (typeof parsed.next === 'number' && Number.isSafeInteger(parsed.next) && parsed.next >= 0) next = parsed.next
-    } catch {
-      // A marker that does not parse: the run starts at the current time, as for a new root.
-    }
-    return { fresh: false, notBefore: next }
+    const next = await readMarker(join(root, demoMarker))
+    if (next !== undefined) return { fresh: false, notBefore: next }
+    throw new Error(`the demo does not run in ${root}: its ${demoMarker} entry is not a demo's marker (a file holding {"demo":1,"next":N}); pass another --root`)
   }
-  const others = entries.filter((name) => name !== 'rockvisor.json')
-  if (others.length === 0) return { fresh: true, notBefore: 0 }
-  const some = others.slice(0, 3).join(', ') + (others.length > 3 ? `, ... (${others.length} entries)` : '')
+  const some = entries.slice(0, 3).join(', ') + (entries.length > 3 ? `, ... (${entries.length} entries)` : '')
   throw new Error(
     `the demo does not run in ${root}: it holds ${some}, and no ${demoMarker} file. The demo writes synthetic metas and removes old ones ` +
       `(retention), so it runs only in a new or empty directory, or in one an earlier demo made; pass another --root ` +
@@ -91,11 +86,23 @@ export const demoRoot = async (root: string): Promise<{ fresh: boolean; notBefor
   )
 }
 
-/** Records in the demo root's marker the first timestamp the next run may write. Atomic (written, then renamed). */
+/** The `next` a demo marker holds, or undefined for anything else (not a regular file, not the marker's JSON). */
+const readMarker = async (file: string): Promise<number | undefined> => {
+  try {
+    if (!(await lstat(file)).isFile()) return undefined
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as { demo?: unknown; next?: unknown }
+    return parsed.demo === 1 && typeof parsed.next === 'number' && Number.isSafeInteger(parsed.next) && parsed.next >= 0 ? parsed.next : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Records in the demo root's marker the first timestamp the next run may write (a new file, renamed into place). */
 const markDemoRoot = async (root: string, next: number): Promise<void> => {
   const file = join(root, demoMarker)
-  await writeFile(`${file}.tmp`, `${JSON.stringify({ demo: 1, next })}\n`)
-  await rename(`${file}.tmp`, file)
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  await writeFile(tmp, `${JSON.stringify({ demo: 1, next })}\n`, { flag: 'wx' })
+  await rename(tmp, file)
 }
 
 /** `path` as a shell word: as it is when it is plain, else in single quotes. */

@@ -54,7 +54,7 @@ export const topicsOnDisk = async (root: string): Promise<TopicOnDisk[]> => {
     }
     for (const name of names.sort((a, b) => Number(a) - Number(b))) {
       const shardDir = join(dir, 'index', name)
-      shards.push({ shard: Number(name), dir: shardDir, partitions: await partitionsOfShard(shardDir), bytes: await sizeOf(shardDir) })
+      shards.push({ shard: Number(name), dir: shardDir, partitions: await partitionsOfShard(shardDir, `${entry.name}/${name}`), bytes: await sizeOf(shardDir) })
     }
     topics.push({ topic: topic ?? topicOfDirName(entry.name) ?? entry.name, dir: entry.name, shards })
   }
