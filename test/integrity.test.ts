@@ -406,7 +406,11 @@ describe('damaged directories', () => {
           const err = await index.getByMsgId('t', p, msgId).catch((e: unknown) => e)
           expect(err).toBeInstanceOf(ShardUnavailable)
           expect(err).toMatchObject({ shard: at.id, cause: { reason: 'corruption', path: at.dir } })
-          expect((err as Error).message).toContain(`holds the database of shard "${found.id} of 2", not of shard "${at.id} of 2" (its identity entry)`)
+          expect((err as Error).message).toContain(
+            `the directory ${at.dir} holds the database of shard "${found.id} of 2", not of shard "${at.id} of 2" (its identity entry): ` +
+              `shard directories were swapped, moved or restored to the wrong place, or the manifest's shard count changed since it was written. ` +
+              `No read was answered from it and nothing in it was changed: put each shard directory back where its identity says, or restore the manifest's shard count`,
+          )
           const s = index.stats().shards.find((x) => x.id === at.id)!
           if (mode === 'writer') expect(s.state).toBe('failed')
           expect(s.restarts).toEqual({ primary: 0, readers: 0 })
