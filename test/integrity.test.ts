@@ -476,6 +476,17 @@ describe('damaged directories', () => {
     expect(await identityIn(dir)).toBe(`${shard} of 2`)
   })
 
+  it('should write the identity with the first batch of a new shard, also without the memory of recent writes', async () => {
+    for (const recentWritesBytes of [0, 1024]) {
+      const root = await scratch()
+      const index = await openIndex({ root, shards: 2, readers: { min: 0 }, freshness: { recentWritesBytes } })
+      await index.batchPut('t', 1, [meta(1)])
+      const { dir, id } = index.locate('t', 1)
+      await index.close()
+      expect(await identityIn(dir)).toBe(`${id} of 2`)
+    }
+  })
+
   it('should not give an identity to a shard of a topic without a record of its count, whose manifest may be wrong', async () => {
     // As an older version left a topic: no SHARDS record, no identities. Its manifest was then edited to a larger
     // count (which every directory number fits) and a writer wrote: that count must not become the shards'.

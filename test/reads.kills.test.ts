@@ -965,6 +965,28 @@ describe('what a Timeout says a read waited for', () => {
     await first
   })
 
+  it("should tell a writer-mode fresh read, which waits for a reader view or the primary, whichever's open failed last", async () => {
+    const slow = { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } }
+    const quick = { backoff: { minMs: 100, maxMs: 100, jitter: 0 }, intensity: { maxRestarts: 1_000, withinMs: 3_600_000 } }
+    const h = await harness({ readers: { min: 1, max: 1 }, supervision: { primary: slow, readers: quick } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    // The readers crash and their reopens fail: the last failed open is a reader's (the primary is up).
+    h.faults.failNext('open', 1_000, { role: 'reader' })
+    h.index.faults.crash('t', 1, 'readers')
+    await drive(h.clock, waitFor(() => h.faults.injected.open > 0))
+    // The primary crashes too (no failed open): a fresh read waits for a view or the primary, and is told of the reader's.
+    h.index.faults.crash('t', 1, 'primary')
+    const byReader = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 100 }))
+    expect(byReader.error).toMatchObject({ _tag: 'Timeout', waitedFor: expect.stringMatching(/, or the primary of shard /), cause: { reason: 'injected' } })
+    expect((byReader.error as Timeout).message).toContain('(the last open of its readers failed: ')
+    // Then the primary's reopen fails: the same read is told of the primary's.
+    h.faults.failNext('open', 1_000, { role: 'primary' })
+    const byPrimary = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 90_000 }), 100)
+    expect(byPrimary.error).toMatchObject({ _tag: 'Timeout', cause: { reason: 'injected' } })
+    expect((byPrimary.error as Timeout).message).toContain('(the last open of its primary failed: ')
+  })
+
   it("should name the primary a writer-mode read waited for, and a fresh read's view or the primary", async () => {
     const h = await harness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 5_000, maxMs: 5_000, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
