@@ -476,6 +476,18 @@ describe('damaged directories', () => {
     expect(await identityIn(dir)).toBe(`${shard} of 2`)
   })
 
+  it('should quote at most 300 characters of an identity entry that is not one (the entry may hold anything)', async () => {
+    const { root, dir } = await writtenRoot()
+    const raw = await rocksEngine.open(dir, { ...defaults.primaryRocksdb, readOnly: false })
+    await raw.write([{ type: 'put', key: identityKey, value: Buffer.from('x'.repeat(5_000)) }])
+    await raw.close()
+    const index = await openIndex({ root, readers: { min: 0 } })
+    add(() => index.close())
+    const err = await index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
+    expect(err).toMatchObject({ _tag: 'ShardUnavailable', cause: { reason: 'corruption', path: dir } })
+    expect((err as Error).message).toContain(`holds the database of shard "${'x'.repeat(300)}", not of shard`)
+  })
+
   it('should write the identity with the first batch of a new shard, also without the memory of recent writes', async () => {
     for (const recentWritesBytes of [0, 1024]) {
       const root = await scratch()
