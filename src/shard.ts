@@ -620,7 +620,7 @@ export class ShardRuntime {
           await this.#untilRoomBesideFlush(records)
         }
         if (wait.expired !== undefined) throw wait.expired
-        if (!wait.started) wait.waitingFor = this.#waitingForPrimary()
+        // (#primaryFor returns a ready primary at once, or names the wait for it before it waits.)
         const record = await this.#primaryFor('write', { seq: 0, primary: true }, wait)
         if (!wait.started) wait.admit()
         record.inflight++

@@ -844,6 +844,10 @@ describe('what a Timeout says a read waited for', () => {
     const clock = new ManualClock(1_000_000)
     const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection })
     add(() => index.close())
+    // A first read makes the shard, whose reader's open fails (in real time: its directory checks come first); the
+    // read timed below begins once that failure is on record, so that its 100 ms cannot pass before it.
+    const first = index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 }).catch((e: unknown) => e)
+    await waitFor(() => faults.injected.open > 0)
     const none = await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 100 }))
     expect(none).toMatchObject({
       error: { _tag: 'Timeout', waitedFor: `a reader view of shard ${id} at sequence >= ${seq} (newest view: none open)`, cause: { reason: 'injected' } },
@@ -857,6 +861,7 @@ describe('what a Timeout says a read waited for', () => {
     // A reader open at the token, whose refreshes then fail: a read after a newer token names that view.
     faults.clear()
     expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 }))).toEqual({ value: meta(1) })
+    expect(await first).toEqual(meta(1))
 
     const { token: newer } = await w.index.batchPut('t', 1, [meta(2)])
     const newerSeq = Number(newer.slice(newer.lastIndexOf('@') + 1))
