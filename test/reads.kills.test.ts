@@ -882,8 +882,9 @@ describe('what a Timeout says a read waited for', () => {
     await h.index.batchPut('t', 1, [meta(1)])
     h.faults.failNext('open', 1_000, { role: 'primary' })
     h.index.faults.crash('t', 1, 'primary')
-    // The restart after 1 s fails: a write that waited 1.5 s is told so.
-    const failed = await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { timeoutMs: 1_500 }))
+    // The restart after 1 s fails: a write that waited 1.5 s is told so. (The clock moves 1 ms per real ms: the
+    // failed open has half a second of real time to land before the deadline, under load too.)
+    const failed = await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { timeoutMs: 1_500 }), 1)
     expect(failed.error).toMatchObject({ _tag: 'Timeout', cause: { reason: 'injected', path: expect.stringContaining(h.shardId('t', 1).split('/')[0]!) } })
     expect((failed.error as Timeout).message).toMatch(/ \(the last open of its primary failed: .*\); it did not run$/)
     // An open succeeds: what waits after the next crash is told nothing of the old failure.
@@ -914,7 +915,7 @@ describe('what a Timeout says a read waited for', () => {
     h.faults.failNext('open', 1_000, { role: 'primary' })
     h.index.faults.crash('t', 1, 'primary')
     // (It waits 90 s: the reopen fails at 60 s after the crash's release, the next one is 60 s later.)
-    const first = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 90_000 }), 100)
+    const first = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 90_000 }), 50)
     expect((first.error as Timeout).message).toContain('(the last open of its primary failed: ')
     // A read the reader serves, deferred for a MultiGet while the process runs its most: its Timeout is not the
     // primary's doing.
@@ -987,7 +988,7 @@ describe('what a Timeout says a read waited for', () => {
     expect((byReader.error as Timeout).message).toContain('(the last open of its readers failed: ')
     // Then the primary's reopen fails: the same read is told of the primary's.
     h.faults.failNext('open', 1_000, { role: 'primary' })
-    const byPrimary = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 90_000 }), 100)
+    const byPrimary = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 90_000 }), 50)
     expect(byPrimary.error).toMatchObject({ _tag: 'Timeout', cause: { reason: 'injected' } })
     expect((byPrimary.error as Timeout).message).toContain('(the last open of its primary failed: ')
   })
