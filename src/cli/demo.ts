@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import { lstat, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { isRockvisorError, openIndex, shardOf, type Index, type LifecycleEvent, type MessageMeta, type ShardStats } from '../index.js'
 import { InspectorHub } from '../inspector/hub.js'
@@ -170,7 +170,7 @@ const tableHead = ['shard', 'state', 'primary', 'readers', 'restarts p / r', 'qu
 
 export const demoCommand = async (flags: DemoFlags, io: Io): Promise<number> => {
   const root = flags.root
-  const { notBefore } = await demoRoot(root)
+  const { fresh, notBefore } = await demoRoot(root)
   const hub = flags.inspect ? new InspectorHub() : undefined
   // The inspector's port first: a port in use fails the demo before it creates anything.
   let server: InspectorServer | undefined
@@ -181,6 +181,12 @@ export const demoCommand = async (flags: DemoFlags, io: Io): Promise<number> => 
     })
   }
   try {
+    // A new demo root is marked before anything else is created in it: interrupted at any point after, it is still
+    // the demo's.
+    if (fresh) {
+      await mkdir(root, { recursive: true })
+      await markDemoRoot(root, 0)
+    }
     const isNew = !existsSync(join(root, 'rockvisor.json'))
     const index = await openIndex({
       root,
