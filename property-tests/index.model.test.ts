@@ -14,7 +14,8 @@
  * - after close: zero native handles open, and a fresh index on the same root holds every acknowledged write.
  *
  * The run, the model and the checks are the kit's (`rockvisor/testing`: `commands.indexModelProperty`), the same a
- * user runs; see src/testing/commands.ts. Replay a failure with MODEL_SEED=<seed> (and MODEL_PATH=<path>).
+ * user runs; see src/testing/commands.ts. Replay a failure with MODEL_SEED=<seed>, MODEL_PATH=<path> and, for the
+ * shrunk counterexample, MODEL_REPLAY_PATH=<the replayPath printed with it>.
  */
 import { fc } from '@fast-check/vitest'
 import { expect, it } from 'vitest'
@@ -32,7 +33,8 @@ it('should answer like the model and keep every supervision invariant under faul
     total.restarts += r.restarts
     total.injected += r.injected
   }
-  await fc.assert(commands.indexModelProperty({ maxCommands: 40, onRun }), { numRuns: runs, ...replay })
+  const replayPath = process.env.MODEL_REPLAY_PATH
+  await fc.assert(commands.indexModelProperty({ maxCommands: 40, onRun, ...(replayPath ? { replayPath } : {}) }), { numRuns: runs, ...replay })
   // The runs exercised the system: acknowledged writes, answered reads, restarts and injected faults (over all runs).
   if (replay.seed === undefined) {
     expect(total.runs).toBe(runs)

@@ -3,6 +3,7 @@
  * (and fast-check runs) drive every backoff, idle retirement and lifetime recycle with a {@link ManualClock}.
  * The same object is handed to XState as the actors' clock.
  */
+import { InvalidInput } from './errors.js'
 
 /** A source of time and timers. `setTimeout` returns a handle that `clearTimeout` accepts. */
 export interface Clock {
@@ -20,7 +21,9 @@ export const systemClock: Clock = {
 
 /**
  * A clock that moves only when told to. `advance(ms)` fires, in time order, every timer due within `ms` (including
- * timers those timers set), then settles the microtask queue between timers so promise chains can react.
+ * timers those timers set), then settles the microtask queue between timers so promise chains can react. Time never
+ * goes back: `start` and `ms` must be finite and not negative (else InvalidInput), and of two advances that overlap,
+ * the one that ends first never sets the clock below where the other one took it.
  */
 export class ManualClock implements Clock {
   #now: number
@@ -28,7 +31,7 @@ export class ManualClock implements Clock {
   readonly #timers = new Map<number, { at: number; fn: () => void }>()
 
   constructor(start = 0) {
-    this.#now = start
+    this.#now = checkTime('start', start)
   }
 
   now(): number {
@@ -52,7 +55,7 @@ export class ManualClock implements Clock {
 
   /** Moves time forward by `ms`, firing due timers in order. */
   async advance(ms: number): Promise<void> {
-    const until = this.#now + ms
+    const until = this.#now + checkTime('ms', ms)
     for (;;) {
       let due: [number, { at: number; fn: () => void }] | undefined
       for (const entry of this.#timers) if (entry[1].at <= until && (due === undefined || entry[1].at < due[1].at)) due = entry
@@ -62,9 +65,17 @@ export class ManualClock implements Clock {
       due[1].fn()
       await settle()
     }
-    this.#now = until
+    this.#now = Math.max(this.#now, until)
     await settle()
   }
+}
+
+/** `value` if it is a finite number, not negative; else InvalidInput naming `field`. */
+const checkTime = (field: string, value: number): number => {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidInput({ field, message: `${field}: must be a finite number of milliseconds, not negative, got ${typeof value === 'number' ? String(value) : typeof value}` })
+  }
+  return value
 }
 
 /** Lets pending promise reactions (and I/O callbacks already queued) run. */

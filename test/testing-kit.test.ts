@@ -4,11 +4,48 @@
  * place, and its freshness windows admit exactly the states each contract allows (a stale or future answer is
  * reported, with the history).
  */
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { model, withTempIndex, type TempIndex } from '../src/testing/index.js'
+import { arbitraries, commands, model, withTempIndex, type TempIndex } from '../src/testing/index.js'
+import { InvalidInput, ManualClock } from '../src/index.js'
 
 const meta = (msgId: string, timestamp: number, segmentId: number, offset: number) => ({ msgId, timestamp, segmentId, offset, msgLen: 1 })
+
+describe('the manual clock', () => {
+  it('should never go back: a negative, NaN or infinite time is InvalidInput', async () => {
+    for (const start of [Number.NaN, -1, Number.POSITIVE_INFINITY]) expect(() => new ManualClock(start)).toThrow(InvalidInput)
+    const clock = new ManualClock(100)
+    for (const ms of [-50, Number.NaN, Number.POSITIVE_INFINITY, '5' as unknown as number]) {
+      await expect(clock.advance(ms)).rejects.toMatchObject({ _tag: 'InvalidInput', field: 'ms' })
+    }
+    expect(clock.now()).toBe(100)
+    // Time moves by what it is told, firing what falls due.
+    const fired: number[] = []
+    clock.setTimeout(() => fired.push(clock.now()), 10)
+    await clock.advance(1_000)
+    expect(fired).toEqual([110])
+    expect(clock.now()).toBe(1_100)
+  })
+})
+
+describe('the small domains of the arbitraries', () => {
+  it('should refuse a domain the index would refuse, naming the field, before any run', () => {
+    for (const [domain, field] of [
+      [{ msgIds: [] }, 'domain.msgIds'],
+      [{ msgIds: ['a', ''] }, 'domain.msgIds[1]'],
+      [{ msgIds: ['x'.repeat(2_000)] }, 'domain.msgIds[0]'],
+      [{ segments: 0 }, 'domain.segments'],
+      [{ offsets: 1.5 }, 'domain.offsets'],
+      [{ maxTimestamp: -1 }, 'domain.maxTimestamp'],
+      [{ maxBatch: 0 }, 'domain.maxBatch'],
+    ] as const) {
+      expect(() => arbitraries.collidingMeta(domain as never), field).toThrow(expect.objectContaining({ _tag: 'InvalidInput', field }))
+      expect(() => commands.indexModelProperty({ domain: domain as never }), field).toThrow(expect.objectContaining({ _tag: 'InvalidInput', field }))
+    }
+  })
+})
 
 describe('withTempIndex', () => {
   it('should refuse options or a suite of the wrong kind with InvalidInput, before making anything', async () => {
@@ -20,6 +57,24 @@ describe('withTempIndex', () => {
       const err = await withTempIndex(options as never, suite as never).catch((e: unknown) => e)
       expect(err).toMatchObject({ _tag: 'InvalidInput', field })
     }
+  })
+
+  it('should remove the roots of calls still running when the process exits early (an uncaught exception)', () => {
+    const kit = fileURLToPath(new URL('../src/testing/index.ts', import.meta.url))
+    const script = `
+      import { withTempIndex } from ${JSON.stringify(kit)}
+      void withTempIndex({ shards: 1 }, async (index, ctx) => {
+        await index.batchPut('t', 0, [{ msgId: 'a', timestamp: 1, segmentId: 0, offset: 0, msgLen: 1 }])
+        process.stdout.write(ctx.root + '\\n')
+        setTimeout(() => { throw new Error('boom') }, 10)
+        await new Promise(() => {})
+      })`
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 })
+    expect(child.status).toBe(1)
+    expect(child.stderr).toContain('boom')
+    const root = child.stdout.trim()
+    expect(root).toMatch(/rockvisor-kit-/)
+    expect(existsSync(root)).toBe(false)
   })
 
   it('should close every index and remove the root when the suite passes', async () => {

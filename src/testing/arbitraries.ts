@@ -13,7 +13,8 @@
  * `InvalidInput`. Pure values: nothing here touches the disk.
  */
 import fc from 'fast-check'
-import { limits, type MessageMeta, type SegmentOffset } from '../meta.js'
+import { InvalidInput } from '../errors.js'
+import { checkBatch, limits, type MessageMeta, type SegmentOffset } from '../meta.js'
 
 /** Largest u32: the top of the segmentId, msgLen and partition ranges. */
 export const maxU32 = limits.maxU32
@@ -132,8 +133,12 @@ export const timeRange: fc.Arbitrary<readonly [number, number]> = fc.oneof(
 )
 
 /**
- * A well-formed write token `<shard id>@<sequence>` (see `parseToken`). Given `shard`, tokens of that shard (a read
- * of it waits for the sequence); otherwise shard ids that look like real ones (`<topic dir>/<n>`).
+ * A well-formed write token `<shard id>@<sequence>` (see `parseToken`): it parses, so a read given it is never
+ * refused for its form. Given `shard`, tokens of that shard, at sequences 0..20 or any safe integer; otherwise shard
+ * ids that look like real ones (`<topic dir>/<n>`). What a read after one does depends on the shard: a sequence the
+ * shard has reached is met at once; one beyond it waits for it in reader mode, and is InvalidInput (field `after`)
+ * in writer mode while the index's primary holds the shard (nothing would ever meet it); a token of another shard is
+ * InvalidInput. For reads that must succeed, use the tokens your writes returned.
  */
 export const token = (shard?: fc.Arbitrary<string>): fc.Arbitrary<string> =>
   fc
@@ -197,7 +202,33 @@ export interface CollidingDomain {
 /** The defaults of {@link CollidingDomain}, resolved. */
 export const collidingDefaults = { msgIds: ['a', 'b', 'c', 'd', 'e', 'f'], maxTimestamp: 20, segments: 2, offsets: 4, maxBatch: 4 } as const
 
-const resolveDomain = (d: CollidingDomain = {}) => ({ ...collidingDefaults, ...d })
+/**
+ * The domain with its defaults, checked: every msgId one the index accepts (a domain of msgIds it refuses would make
+ * every write fail, and a run that checks answers against acknowledged writes would check nothing), the numbers
+ * whole and in range. A bad domain is InvalidInput naming the field (`domain.msgIds[2]`, `domain.segments`).
+ */
+const resolveDomain = (d: CollidingDomain = {}) => {
+  if (typeof d !== 'object' || d === null) throw new InvalidInput({ field: 'domain', message: 'domain: must be an object' })
+  const r = { ...collidingDefaults, ...d }
+  if (!Array.isArray(r.msgIds) || r.msgIds.length === 0) throw new InvalidInput({ field: 'domain.msgIds', message: 'domain.msgIds: must be a non-empty array of msgIds' })
+  r.msgIds.forEach((msgId, i) => {
+    try {
+      checkBatch([{ msgId, timestamp: 0, segmentId: 0, offset: 0, msgLen: 0 }])
+    } catch (e) {
+      throw new InvalidInput({ field: `domain.msgIds[${i}]`, message: `domain.msgIds[${i}]: not a msgId the index accepts (${e instanceof Error ? e.message : String(e)})` })
+    }
+  })
+  const whole = (field: string, value: unknown, min: number, max: number): void => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new InvalidInput({ field: `domain.${field}`, message: `domain.${field}: must be an integer in [${min}, ${max}], got ${String(value)}` })
+    }
+  }
+  whole('maxTimestamp', r.maxTimestamp, 0, Number.MAX_SAFE_INTEGER)
+  whole('segments', r.segments, 1, limits.maxU32 + 1)
+  whole('offsets', r.offsets, 1, Number.MAX_SAFE_INTEGER)
+  whole('maxBatch', r.maxBatch, 1, limits.batchMetas)
+  return r
+}
 
 /** A valid meta of a small domain: msgIds, timestamps and places repeat, so writes replace each other. */
 export const collidingMeta = (domain?: CollidingDomain): fc.Arbitrary<MessageMeta> => {

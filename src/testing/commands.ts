@@ -12,6 +12,7 @@
  * Checked (each a {@link ModelViolation} with its `kind`):
  * - `answer`: every read answered as some allowed prefix of its partition's history answers it;
  * - `untyped-error`: every failed request failed with one of rockvisor's typed errors;
+ * - `invalid-input`: no request of the run (all valid: the domain is checked first) was refused as invalid;
  * - `retention`: every acknowledged `deleteBefore` deleted exactly what the model held below its bound;
  * - `writers`: never two read-write handles on one directory;
  * - `intensity`: restarts of a shard's primary (or of its readers) never exceed the declared intensity within its
@@ -24,7 +25,7 @@
  * Use {@link indexModelProperty} for the whole run, or {@link indexCommands} with your own `fc.scheduledModelRun`.
  */
 import fc from 'fast-check'
-import { isRockvisorError } from '../errors.js'
+import { InvalidInput, isRockvisorError } from '../errors.js'
 import { openIndex, type Index, type ReadOptions } from '../index.js'
 import type { IndexOptions } from '../options.js'
 import { resolveOptions } from '../options.js'
@@ -38,7 +39,7 @@ import { withTempIndex, type TempIndex } from './temp-index.js'
 export class ModelViolation extends Error {
   override readonly name = 'ModelViolation'
   constructor(
-    readonly kind: 'answer' | 'untyped-error' | 'retention' | 'writers' | 'intensity' | 'stuck' | 'leak' | 'lost-write',
+    readonly kind: 'answer' | 'untyped-error' | 'invalid-input' | 'retention' | 'writers' | 'intensity' | 'stuck' | 'leak' | 'lost-write',
     message: string,
   ) {
     super(`${kind}: ${message}`)
@@ -77,6 +78,11 @@ export interface ModelRunConfig {
   readonly reopen?: boolean
   /** Most commands in one run. Default 40. */
   readonly maxCommands?: number
+  /**
+   * To replay a shrunk counterexample: the `replayPath` fast-check prints with it (`/*replayPath="..."*\/`), given
+   * with the failure's `seed` and `path` to `fc.assert` (fast-check's `fc.commands` option).
+   */
+  readonly replayPath?: string
   /** How many times the crash and the fail-next commands are listed among the others (more: more faults). Default 1. */
   readonly faultWeight?: number
   /** Called with what each passing run of {@link indexModelProperty} did. */
@@ -165,6 +171,8 @@ export const issueWrite = (model: IndexModel, run: ModelRun, partition: number, 
         // A failed batch was never applied; a failed retention may have removed whole chunks (the model knows both).
         model.settle(rec, 'failed')
         if (!isRockvisorError(error)) run.problems.push(new ModelViolation('untyped-error', `${write.kind} failed with an untyped error: ${String(error)}`))
+        // The run's requests are valid (its domain is checked): refusing one is a bug, not an outcome of faults.
+        else if (error instanceof InvalidInput) run.problems.push(new ModelViolation('invalid-input', `${write.kind} was refused as invalid: ${error.message}`))
       },
     ),
   )
@@ -248,6 +256,7 @@ export const checkRun = (model: IndexModel, run: ModelRun): void => {
     if (r.outcome === 'pending') throw new ModelViolation('stuck', `${describeQuery(r.query)} never settled`)
     if ('error' in r.outcome) {
       if (!isRockvisorError(r.outcome.error)) throw new ModelViolation('untyped-error', `${describeQuery(r.query)} failed with an untyped error: ${String(r.outcome.error)}`)
+      if (r.outcome.error instanceof InvalidInput) throw new ModelViolation('invalid-input', `${describeQuery(r.query)} was refused as invalid: ${r.outcome.error.message}`)
       continue
     }
     const wrong = model.check(r.window, r.query, r.outcome.answer)
@@ -474,8 +483,12 @@ export interface RunSummary {
  * its own temporary root, so runs leave nothing behind.
  */
 export const indexModelProperty = (config: ModelRunConfig = {}): fc.IAsyncPropertyWithHooks<[fc.Scheduler, Iterable<IndexCommand>]> =>
-  fc.asyncProperty(fc.scheduler(), fc.commands(indexCommands(config), { maxCommands: config.maxCommands ?? 40, size: 'medium' }), async (s, cmds) => {
-    const summary = await runIndexModel(s, cmds, config)
-    config.onRun?.(summary)
-  })
+  fc.asyncProperty(
+    fc.scheduler(),
+    fc.commands(indexCommands(config), { maxCommands: config.maxCommands ?? 40, size: 'medium', ...(config.replayPath === undefined ? {} : { replayPath: config.replayPath }) }),
+    async (s, cmds) => {
+      const summary = await runIndexModel(s, cmds, config)
+      config.onRun?.(summary)
+    },
+  )
 

@@ -2,6 +2,7 @@
  * A real index in a fresh temporary directory, with a fault injector and a manual clock, that is always closed and
  * removed afterwards: {@link withTempIndex}.
  */
+import { rmSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -86,12 +87,29 @@ const withinWallTime = <T>(p: Promise<T>, what: string): Promise<T> => {
  * AggregateError of those failures. An open that fails (bad options: InvalidInput) rejects after the root is removed.
  * Each call has its own root, clock and injector: calls may run concurrently.
  */
+/**
+ * Roots of calls still running. A process that exits before they end (an uncaught exception, `process.exit`, a test
+ * runner ending its worker after a timeout) removes them as it exits; one killed by a signal (SIGINT without a
+ * handler, SIGKILL) cannot, and leaves them in the temp directory as `rockvisor-kit-*`.
+ */
+const liveRoots = new Set<string>()
+process.on('exit', () => {
+  for (const root of liveRoots) {
+    try {
+      rmSync(root, { recursive: true, force: true })
+    } catch {
+      // Nothing more can be done while exiting.
+    }
+  }
+})
+
 export const withTempIndex = async <T>(options: TempIndexOptions, suite: (index: Index, ctx: TempIndex) => Promise<T>): Promise<T> => {
   // Checked before anything is made: a misuse is InvalidInput, as openIndex's own.
   if (typeof options !== 'object' || options === null) throw new InvalidInput({ field: 'options', message: `options: withTempIndex takes an options object (possibly {}), got ${options === null ? 'null' : typeof options}` })
   if (typeof suite !== 'function') throw new InvalidInput({ field: 'suite', message: `suite: withTempIndex takes a function (index, ctx) => Promise, got ${typeof suite}` })
   const { startAt, waitFor = (p) => p, ...indexOptions } = options
   const root = await mkdtemp(join(tmpdir(), 'rockvisor-kit-'))
+  liveRoots.add(root)
   const clock = indexOptions.clock ?? new ManualClock(startAt ?? 0)
   const faults = indexOptions.engine instanceof FaultInjector ? indexOptions.engine : new FaultInjector(indexOptions.engine)
   const events: TempIndexEvent[] = []
@@ -148,6 +166,7 @@ export const withTempIndex = async <T>(options: TempIndexOptions, suite: (index:
     cleanupError = e
   } finally {
     await rm(root, { recursive: true, force: true })
+    liveRoots.delete(root)
   }
   if (!result.ok) throw result.error
   if (cleanupError !== undefined) throw cleanupError
