@@ -77,6 +77,19 @@ describe('withTempIndex', () => {
     expect(existsSync(root)).toBe(false)
   })
 
+  it("should refuse to move the clock for what is not a promise (a scan's iterable), with InvalidInput", async () => {
+    await withTempIndex({ shards: 1 }, async (index, ctx) => {
+      const scan = index.scanByTime('t', 0, 0, 10)
+      await expect(ctx.whileAdvancing(scan as never)).rejects.toMatchObject({ _tag: 'InvalidInput', field: 'request' })
+      const collected = (async () => {
+        const out: unknown[] = []
+        for await (const m of scan) out.push(m)
+        return out
+      })()
+      expect(await ctx.whileAdvancing(collected)).toEqual([])
+    })
+  })
+
   it('should close every index and remove the root when the suite passes', async () => {
     let seen: TempIndex | undefined
     const value = await withTempIndex({ shards: 1 }, async (index, ctx) => {

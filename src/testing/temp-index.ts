@@ -138,8 +138,14 @@ export const withTempIndex = async <T>(options: TempIndexOptions, suite: (index:
       },
       openReader: (extra = {}) => open(extra, 'reader'),
       whileAdvancing: async (p, stepMs = 20, maxSteps = 10_000) => {
+        if (typeof (p as { then?: unknown } | null)?.then !== 'function') {
+          throw new InvalidInput({
+            field: 'request',
+            message: `request: whileAdvancing takes a promise, got ${p === null ? 'null' : typeof p} (a scan is an async iterable: pass an async function's promise that consumes it)`,
+          })
+        }
         let settled = false
-        const watched = p.finally(() => (settled = true))
+        const watched = Promise.resolve(p).finally(() => (settled = true))
         watched.catch(() => undefined)
         await clock.advance(0)
         for (let step = 0; !settled; step++) {
