@@ -14,6 +14,7 @@ import fc from 'fast-check'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import type { ModelRunConfig } from '../src/testing/commands.js'
+import { overriding, rocksEngine, type Engine } from '../src/engine.js'
 
 type Kit = typeof import('../src/testing/index.js')
 
@@ -52,6 +53,24 @@ const configOf = ({ commands }: Kit): ModelRunConfig => ({
   },
 })
 const numRuns = 100
+
+describe('the kit against a planted storage bug', () => {
+  it("should find the by-id entries a write batch never stored, though the time view holds their metas", { timeout: 300_000 }, async () => {
+    const kit = await loadKit(false)
+    // Every write batch loses its by-msgId entry of msgId "c"; the other views keep the meta.
+    const lossy: Engine = {
+      open: async (path, options) => {
+        const handle = await rocksEngine.open(path, options)
+        const byIdOfC = (key: Uint8Array): boolean => key[0] === 0x01 && key.length === 6 && key[5] === 0x63
+        return overriding(handle, { write: (ops) => handle.write(ops.filter((op) => !(op.type === 'put' && byIdOfC(op.key)))) })
+      },
+    }
+    const result = await fc.check(kit.commands.indexModelProperty({ engine: lossy, maxCommands: 20, partitions: [0], readerIndex: false }), { numRuns: 20, seed: 7, endOnFailure: true })
+    expect(result.failed).toBe(true)
+    expect(result.errorInstance).toBeInstanceOf(kit.commands.ModelViolation)
+    expect(['answer', 'lost-write']).toContain((result.errorInstance as InstanceType<Kit['commands']['ModelViolation']>).kind)
+  })
+})
 
 describe('the kit against a planted bug', () => {
   it('should find a counterexample when the shard supervisor restarts without the intensity check', { timeout: 300_000 }, async () => {

@@ -20,13 +20,14 @@
  * - `stuck`: every request settles once faults are cleared and the clock moves on;
  * - `leak`: after close, no native handle is open;
  * - `lost-write`: a fresh index on the same root holds one of the model's candidate states (every acknowledged
- *   write, no failed batch, and of each failed retention none or some whole chunks).
+ *   write, no failed batch, and of each failed retention none or some whole chunks), in all three views: its time
+ *   view whole, and every msgId and place of the domain by id and by place.
  *
  * Use {@link indexModelProperty} for the whole run, or {@link indexCommands} with your own `fc.scheduledModelRun`.
  */
 import fc from 'fast-check'
 import { InvalidInput, isRockvisorError } from '../errors.js'
-import { openIndex, type Index, type ReadOptions } from '../index.js'
+import { openIndex, rocksEngine, type Engine, type Index, type ReadOptions } from '../index.js'
 import type { IndexOptions } from '../options.js'
 import { resolveOptions } from '../options.js'
 import type { CrashTarget } from '../runtime.js'
@@ -78,6 +79,11 @@ export interface ModelRunConfig {
   readonly reopen?: boolean
   /** Most commands in one run. Default 40. */
   readonly maxCommands?: number
+  /**
+   * The storage engine the runs use, under the scheduler and the fault injector: by default RocksDB's own
+   * (`rocksEngine`); a wrapper of it plants a storage bug, to see that the runs catch it.
+   */
+  readonly engine?: Engine
   /**
    * To replay a shrunk counterexample: the `replayPath` fast-check prints with it (`/*replayPath="..."*\/`), given
    * with the failure's `seed` and `path` to `fc.assert` (fast-check's `fc.commands` option).
@@ -415,7 +421,8 @@ const withinWallTime = <T>(p: Promise<T>, what: string): Promise<T> => {
  */
 export const runIndexModel = async (s: fc.Scheduler, cmds: Iterable<IndexCommand>, config: ModelRunConfig = {}): Promise<RunSummary> => {
   const options = config.options ?? modelRunOptions
-  const engine = scheduledEngine(s)
+  // (A storage engine the config gives, a wrapper of the real one, runs under the scheduler too.)
+  const engine = scheduledEngine(s, config.engine ?? rocksEngine)
   return withTempIndex({ ...options, engine, waitFor: (p) => s.waitFor(p) }, async (_index, ctx) => {
     const model = new IndexModel()
     const run: ModelRun = {
@@ -440,12 +447,30 @@ export const runIndexModel = async (s: fc.Scheduler, cmds: Iterable<IndexCommand
     if (ctx.faults.liveHandles !== 0) throw new ModelViolation('leak', `${ctx.faults.liveHandles} native handles open after close`)
     // Every acknowledged write survives: a fresh index on the same root (unscheduled) answers like the model.
     const reopened = await openIndex({ ...options, root: ctx.root })
+    const d = config.domain ?? {}
+    const segments = d.segments ?? collidingDefaults.segments
+    const offsets = d.offsets ?? collidingDefaults.offsets
+    const domain = {
+      msgIds: d.msgIds ?? collidingDefaults.msgIds,
+      // (At most 64 places are checked: a domain of many more is sampled by its first ones.)
+      places: Array.from({ length: Math.min(64, segments * offsets) }, (_, k) => ({ segmentId: Math.floor(k / offsets), offset: k % offsets })),
+    }
     try {
       for (const { topic, partition } of model.partitions()) {
         const got = await collect(reopened.scanByTime(topic, partition, 0, Number.MAX_SAFE_INTEGER))
-        const wanted = model.statesAfter(topic, partition).map((s) => s.metas('byTime'))
-        if (!wanted.some((want) => deepEqual(got, want))) {
-          throw new ModelViolation('lost-write', `${topic}/${partition} holds ${describeMetas(got)} after reopening; the model: ${wanted.map(describeMetas).join(' or ')}`)
+        const states = model.statesAfter(topic, partition)
+        const matching = states.filter((state) => deepEqual(got, state.metas('byTime')))
+        if (matching.length === 0) {
+          throw new ModelViolation('lost-write', `${topic}/${partition} holds ${describeMetas(got)} after reopening; the model: ${states.map((state) => describeMetas(state.metas('byTime'))).join(' or ')}`)
+        }
+        // The other two views hold the same state: every msgId and every place of the domain answers as it does.
+        const byId = await Promise.all(domain.msgIds.map((msgId) => reopened.getByMsgId(topic, partition, msgId, { consistency: 'primary' })))
+        const byPlace = await Promise.all(domain.places.map((so) => reopened.getMsgIdBySegmentOffset(topic, partition, so, { consistency: 'primary' })))
+        const agrees = (state: (typeof states)[number]): boolean =>
+          domain.msgIds.every((msgId, i) => deepEqual(byId[i], state.getByMsgId(msgId))) && domain.places.every((so, i) => byPlace[i] === state.getMsgIdBySegmentOffset(so))
+        if (!matching.some(agrees)) {
+          const views = domain.msgIds.map((msgId, i) => `${msgId}: ${byId[i] === undefined ? 'none' : describeMetas([byId[i]!])}`).join(', ')
+          throw new ModelViolation('lost-write', `${topic}/${partition} after reopening: its time view holds ${describeMetas(got)}, but by msgId ${views}; by place ${JSON.stringify(byPlace)}`)
         }
       }
     } finally {
