@@ -120,6 +120,8 @@ export interface ModelRun {
   readonly reads: ReadRecord[]
   /** Requests issued and not yet settled. */
   readonly pending: Set<Promise<void>>
+  /** What each pending request is (for a `stuck` violation). */
+  readonly pendingWhat?: WeakMap<Promise<void>, string>
   /** Violations found inside asynchronous callbacks (thrown by {@link checkRun}). */
   readonly problems: ModelViolation[]
   /** A close-and-reopen of the writer under way: requests to the writer are not issued meanwhile. */
@@ -137,7 +139,7 @@ export type IndexCommand = fc.AsyncCommand<IndexModel, ModelRun>
  * Counts `p` as pending until it settles. Nobody awaits `p` itself (the run goes on while requests are in flight),
  * so a rejection of it is recorded as a problem of the run rather than left unhandled.
  */
-const track = (run: ModelRun, p: Promise<unknown>): void => {
+const track = (run: ModelRun, p: Promise<unknown>, what: string): void => {
   const settled: Promise<void> = p
     .then(
       () => undefined,
@@ -145,6 +147,7 @@ const track = (run: ModelRun, p: Promise<unknown>): void => {
     )
     .finally(() => run.pending.delete(settled))
   run.pending.add(settled)
+  run.pendingWhat?.set(settled, what)
 }
 
 /** `fn()`, with a synchronous throw (scanByTime checks its arguments, and a closed index, when called) as a rejection. */
@@ -181,6 +184,7 @@ export const issueWrite = (model: IndexModel, run: ModelRun, partition: number, 
         else if (error instanceof InvalidInput) run.problems.push(new ModelViolation('invalid-input', `${write.kind} was refused as invalid: ${error.message}`))
       },
     ),
+    write.kind === 'batchPut' ? `batchPut(${partition}, ${describeMetas(write.metas)})` : `deleteBefore(${partition}, ${write.before})`,
   )
 }
 
@@ -227,6 +231,7 @@ export const issueRead = (model: IndexModel, run: ModelRun, partition: number, q
       (answer) => ((rec.outcome = { answer }), model.closeRead(window)),
       (error: unknown) => ((rec.outcome = { error }), model.closeRead(window)),
     ),
+    `${describeQuery(q)} on ${partition}`,
   )
 }
 
@@ -295,7 +300,10 @@ export const drain = async (run: ModelRun): Promise<void> => {
     await new Promise((resolve) => setTimeout(resolve, 1))
     if (run.pending.size > 0) await run.ctx.clock.advance(20)
   }
-  if (run.pending.size > 0) throw new ModelViolation('stuck', `${run.pending.size} requests never settled (stats: ${JSON.stringify(run.ctx.index.stats().totals)})`)
+  if (run.pending.size > 0) {
+    const what = [...run.pending].slice(0, 5).map((p) => run.pendingWhat?.get(p) ?? 'a request')
+    throw new ModelViolation('stuck', `${run.pending.size} requests never settled (${what.join('; ')}${run.pending.size > 5 ? '; ...' : ''}; stats: ${JSON.stringify(run.ctx.index.stats().totals)})`)
+  }
 }
 
 const command = (name: string, body: (m: IndexModel, r: ModelRun) => void | Promise<void>): IndexCommand => ({
@@ -389,6 +397,7 @@ export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCo
           track(
             r,
             reopening.finally(() => (r.reopening = undefined)),
+            'the close and reopen of the writer',
           )
           // Usually done within a few turns of real I/O; a close waiting for a backoff needs later clock advances.
           await Promise.race([reopening.catch(() => undefined), r.engine?.idle(12)])
@@ -433,6 +442,7 @@ export const runIndexModel = async (s: fc.Scheduler, cmds: Iterable<IndexCommand
       readerIndex: (config.readerIndex ?? true) ? await ctx.openReader() : undefined,
       reads: [],
       pending: new Set(),
+      pendingWhat: new WeakMap(),
       problems: [],
       reopening: undefined,
       reopened: false,
