@@ -318,7 +318,22 @@ const command = (name: string, body: (m: IndexModel, r: ModelRun) => void | Prom
   toString: () => name,
 })
 
-const crashTargets: readonly CrashTarget[] = ['primary', 'readers', 'reader-1', 'reader-2', 'reader-3']
+/**
+ * What a crash command breaks: the primary, every reader, or one reader, chosen when the command runs among the
+ * readers open then (`{ reader: k }`: the k-th, modulo how many; reader ids change with every restart, so a name
+ * drawn in advance would mostly break nothing).
+ */
+type CrashChoice = 'primary' | 'readers' | { readonly reader: number }
+const crashChoices: fc.Arbitrary<CrashChoice> = fc.oneof(fc.constant('primary' as const), fc.constant('readers' as const), fc.nat(7).map((reader) => ({ reader })))
+
+/** The (op, role) pairs a fail-next command arms: every engine call a role makes (readers never write). */
+const failNextTargets = [
+  ['open', 'primary'],
+  ['open', 'reader'],
+  ['read', 'primary'],
+  ['read', 'reader'],
+  ['write', 'primary'],
+] as const
 
 /** The read modes a run draws from (reader-mode ones only with a reader-mode index). */
 const readMode = (withReader: boolean): fc.Arbitrary<ReadMode> =>
@@ -349,9 +364,16 @@ export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCo
   const read = fc
     .tuple(partitionArb, query(domain), mode)
     .map(([p, q, md]) => command(`${describeQuery(q)} on ${p} (${md.via}, ${md.consistency === 'bounded' ? `bounded ${md.maxStalenessMs} ms` : md.consistency})`, (m, r) => issueRead(m, r, p, q, md)))
-  const crash = fc.tuple(partitionArb, fc.constantFrom(...crashTargets)).map(([p, target]) =>
-      command(`crash ${target} of ${p}`, (_m, r) => {
+  const crash = fc.tuple(partitionArb, crashChoices).map(([p, choice]) =>
+      command(`crash ${typeof choice === 'string' ? choice : `reader #${choice.reader}`} of ${p}`, (_m, r) => {
         try {
+          let target: CrashTarget = typeof choice === 'string' ? choice : 'readers'
+          if (typeof choice !== 'string') {
+            const id = r.ctx.index.locate(r.topic, p).id
+            const views = r.ctx.index.stats().shards.find((sh) => sh.id === id)?.views ?? []
+            if (views.length === 0) return
+            target = views[choice.reader % views.length]!.reader as CrashTarget
+          }
           r.ctx.index.faults.crash(r.topic, p, target)
         } catch (e) {
           // The writer may be closing (close and reopen): a typed Closed error is the contract.
@@ -360,8 +382,8 @@ export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCo
       }),
     )
   const failNext = fc
-      .tuple(fc.constantFrom('open' as const, 'read' as const, 'write' as const), fc.constantFrom('primary' as const, 'reader' as const), fc.integer({ min: 1, max: 3 }))
-      .map(([op, role, n]) => command(`fail next ${n} ${role} ${op}s`, (_m, r) => r.ctx.faults.failNext(op, n, { role })))
+      .tuple(fc.constantFrom(...failNextTargets), fc.integer({ min: 1, max: 3 }))
+      .map(([[op, role], n]) => command(`fail next ${n} ${role} ${op}s`, (_m, r) => r.ctx.faults.failNext(op, n, { role })))
   // fc.commands draws each arbitrary of the list equally often: writes and reads are listed three times, so that
   // most commands are requests.
   const list: fc.Arbitrary<IndexCommand>[] = [
@@ -380,6 +402,19 @@ export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCo
     ...Array.from({ length: config.faultWeight ?? 1 }, () => crash),
     ...Array.from({ length: config.faultWeight ?? 1 }, () => failNext),
     fc.integer({ min: 1, max: 5_000 }).map((ms) => command(`advance clock ${ms} ms`, (_m, r) => r.ctx.clock.advance(ms))),
+    // The scheduler releases the engine's outcomes while a command awaits: this one waits (a bounded number of
+    // turns) until it has released all it holds, so that the handles the requests opened are open when the next
+    // commands crash them or arm failures (else most runs end their commands before any open is released).
+    ...Array.from({ length: config.faultWeight ?? 1 }, () =>
+      fc.constant(
+        command('let the shards open (the scheduler releases the calls it holds until no open is in progress)', async (_m, r) => {
+          // Bounded: a primary waiting out a backoff on the manual clock never opens here.
+          const opening = (): boolean =>
+            (r.engine?.unreleased ?? 0) > 0 || r.ctx.index.stats().shards.some((sh) => sh.primary === 'opening' || (sh.readers.opening ?? 0) > 0 || (sh.readers.refreshing ?? 0) > 0)
+          for (let turn = 0; turn < 2_000 && opening(); turn++) await new Promise<void>((resolve) => setImmediate(resolve))
+        }),
+      ),
+    ),
     fc.constant(command('recover', (_m, r) => r.ctx.index.recover())),
   ]
   if (config.reopen ?? true) {

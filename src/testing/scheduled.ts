@@ -36,6 +36,8 @@ export interface ScheduledEngine extends Engine {
    * what is released first.
    */
   idle(turns?: number): Promise<void>
+  /** Calls whose outcome the scheduler has not released yet. */
+  readonly unreleased: number
 }
 
 /**
@@ -46,6 +48,7 @@ export interface ScheduledEngine extends Engine {
 export const scheduledEngine = (s: fc.Scheduler, inner: Engine = rocksEngine): ScheduledEngine => {
   const running = new Set<Promise<unknown>>()
   let started = 0
+  let unreleased = 0
   /** Starts `call` (a real call), counts it as running until it settles, and lets `s` release its outcome. */
   const run = <T>(call: () => Promise<T>, label: string): Promise<T> => {
     const p = call()
@@ -56,9 +59,18 @@ export const scheduledEngine = (s: fc.Scheduler, inner: Engine = rocksEngine): S
     )
     running.add(tracked)
     void tracked.finally(() => running.delete(tracked))
-    return released(s, p, label)
+    unreleased++
+    const out = released(s, p, label)
+    void out.then(
+      () => unreleased--,
+      () => unreleased--,
+    )
+    return out
   }
   return {
+    get unreleased() {
+      return unreleased
+    },
     idle: async (turns = 3) => {
       for (let quiet = 0; quiet < turns; ) {
         const before = started
