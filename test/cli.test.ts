@@ -465,13 +465,15 @@ describe('rockvisor demo', () => {
     expect(JSON.parse(await readFile(marker, 'utf8'))).toEqual({ demo: 1, next: later + 50 * 10 })
   })
 
-  it('takes again a root it marked and was stopped before it created anything else (the marker comes first)', async () => {
-    const root = join(parent, 'marked')
-    await mkdir(root)
-    await writeFile(join(root, 'rockvisor-demo'), JSON.stringify({ demo: 1, next: 0 }))
-    const { code, out } = await cli(['demo', '--root', root, '--metas', '100', '--reads', '10', '--topics', '1'])
-    expect(code, out).toBe(0)
-    expect(out).toContain('a new root')
+  it('takes again a root that holds only its marker, or only the temporary file of one (a run stopped as it began)', async () => {
+    for (const [name, text] of [['rockvisor-demo', JSON.stringify({ demo: 1, next: 0 })], ['rockvisor-demo.123.abcd.tmp', '{"de']] as const) {
+      const root = join(parent, `marked-${name}`)
+      await mkdir(root)
+      await writeFile(join(root, name), text)
+      const { code, out } = await cli(['demo', '--root', root, '--metas', '100', '--reads', '10', '--topics', '1'])
+      expect(code, out).toBe(0)
+      expect(out).toContain('a new root')
+    }
   })
 
   it('with --inspect on a port in use, fails with one line before creating anything', async () => {

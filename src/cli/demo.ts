@@ -72,7 +72,8 @@ export const demoRoot = async (root: string): Promise<{ fresh: boolean; notBefor
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { fresh: true, notBefore: 0 }
     throw e
   }
-  if (entries.length === 0) return { fresh: true, notBefore: 0 }
+  // (A marker's temporary file alone: a run stopped while it wrote the marker, before anything else was made.)
+  if (entries.every((name) => name.startsWith(`${demoMarker}.`) && name.endsWith('.tmp'))) return { fresh: true, notBefore: 0 }
   if (entries.includes(demoMarker)) {
     const next = await readMarker(join(root, demoMarker))
     if (next !== undefined) return { fresh: false, notBefore: next }

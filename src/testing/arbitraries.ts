@@ -223,7 +223,8 @@ const resolveDomain = (d: CollidingDomain = {}) => {
       throw new InvalidInput({ field: `domain.${field}`, message: `domain.${field}: must be an integer in [${min}, ${max}], got ${String(value)}` })
     }
   }
-  whole('maxTimestamp', r.maxTimestamp, 0, Number.MAX_SAFE_INTEGER)
+  // (A retention command's bound goes up to maxTimestamp + 1, which must be a safe integer too.)
+  whole('maxTimestamp', r.maxTimestamp, 0, Number.MAX_SAFE_INTEGER - 1)
   whole('segments', r.segments, 1, limits.maxU32 + 1)
   whole('offsets', r.offsets, 1, Number.MAX_SAFE_INTEGER)
   whole('maxBatch', r.maxBatch, 1, limits.batchMetas)

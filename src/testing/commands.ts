@@ -89,7 +89,10 @@ export interface ModelRunConfig {
    * with the failure's `seed` and `path` to `fc.assert` (fast-check's `fc.commands` option).
    */
   readonly replayPath?: string
-  /** How many times the crash and the fail-next commands are listed among the others (more: more faults). Default 1. */
+  /**
+   * How many times the crash, the fail-next and the let-the-shards-open commands are listed among the others (more:
+   * more faults). Default 1.
+   */
   readonly faultWeight?: number
   /** Called with what each passing run of {@link indexModelProperty} did. */
   readonly onRun?: (summary: RunSummary) => void
@@ -410,8 +413,9 @@ export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCo
         command('let the shards open (the scheduler releases the calls it holds until no open is in progress)', async (_m, r) => {
           // Bounded: a primary waiting out a backoff on the manual clock never opens here.
           const opening = (): boolean =>
-            (r.engine?.unreleased ?? 0) > 0 || r.ctx.index.stats().shards.some((sh) => sh.primary === 'opening' || (sh.readers.opening ?? 0) > 0 || (sh.readers.refreshing ?? 0) > 0)
-          for (let turn = 0; turn < 2_000 && opening(); turn++) await new Promise<void>((resolve) => setImmediate(resolve))
+            (r.engine?.unreleased?.() ?? 0) > 0 || r.ctx.index.stats().shards.some((sh) => sh.primary === 'opening' || (sh.readers.opening ?? 0) > 0 || (sh.readers.refreshing ?? 0) > 0)
+          // Each round waits for the real calls running (an open in RocksDB, a directory check before it) and a turn.
+          for (let round = 0; round < 2_000 && opening(); round++) await (r.engine?.idle(1) ?? new Promise<void>((resolve) => setImmediate(resolve)))
         }),
       ),
     ),

@@ -79,18 +79,10 @@ const withinWallTime = <T>(p: Promise<T>, what: string): Promise<T> => {
 }
 
 /**
- * Opens a writer-mode index on a fresh temporary root, with a {@link ManualClock} (starting at `options.startAt`,
- * default 0), a {@link FaultInjector} over `options.engine` (rocksdb-native by default) and `random: () => 0.5` unless
- * given; runs `suite(index, ctx)`; then, whatever the suite did (resolved, threw, left requests in flight), closes
- * every index opened through it and removes the root. Resolves with what the suite resolved with. Rejects with what
- * the suite threw (even if a close failed too); if only closing failed (or hung for 10 s of wall time), with an
- * AggregateError of those failures. An open that fails (bad options: InvalidInput) rejects after the root is removed.
- * Each call has its own root, clock and injector: calls may run concurrently.
- */
-/**
  * Roots of calls still running. A process that exits before they end (an uncaught exception, `process.exit`, a test
- * runner ending its worker after a timeout) removes them as it exits; one killed by a signal (SIGINT without a
- * handler, SIGKILL) cannot, and leaves them in the temp directory as `rockvisor-kit-*`.
+ * runner's worker that ends itself) removes them as it exits; one killed by a signal (SIGINT without a handler,
+ * SIGTERM, SIGKILL: a test runner stopping a worker after a timeout) cannot, and leaves them in the temp directory
+ * as `rockvisor-kit-*`.
  */
 const liveRoots = new Set<string>()
 process.on('exit', () => {
@@ -103,14 +95,24 @@ process.on('exit', () => {
   }
 })
 
+/**
+ * Opens a writer-mode index on a fresh temporary root, with a {@link ManualClock} (starting at `options.startAt`,
+ * default 0), a {@link FaultInjector} over `options.engine` (rocksdb-native by default) and `random: () => 0.5` unless
+ * given; runs `suite(index, ctx)`; then, whatever the suite did (resolved, threw, left requests in flight), closes
+ * every index opened through it and removes the root. Resolves with what the suite resolved with. Rejects with what
+ * the suite threw (even if a close failed too); if only closing failed (or hung for 10 s of wall time), with an
+ * AggregateError of those failures. An open that fails (bad options: InvalidInput) rejects after the root is removed.
+ * Each call has its own root, clock and injector: calls may run concurrently.
+ */
 export const withTempIndex = async <T>(options: TempIndexOptions, suite: (index: Index, ctx: TempIndex) => Promise<T>): Promise<T> => {
   // Checked before anything is made: a misuse is InvalidInput, as openIndex's own.
   if (typeof options !== 'object' || options === null) throw new InvalidInput({ field: 'options', message: `options: withTempIndex takes an options object (possibly {}), got ${options === null ? 'null' : typeof options}` })
   if (typeof suite !== 'function') throw new InvalidInput({ field: 'suite', message: `suite: withTempIndex takes a function (index, ctx) => Promise, got ${typeof suite}` })
   const { startAt, waitFor = (p) => p, ...indexOptions } = options
+  // (Made before the root: a bad startAt is InvalidInput, with nothing to remove.)
+  const clock = indexOptions.clock ?? new ManualClock(startAt ?? 0)
   const root = await mkdtemp(join(tmpdir(), 'rockvisor-kit-'))
   liveRoots.add(root)
-  const clock = indexOptions.clock ?? new ManualClock(startAt ?? 0)
   const faults = indexOptions.engine instanceof FaultInjector ? indexOptions.engine : new FaultInjector(indexOptions.engine)
   const events: TempIndexEvent[] = []
   const opened: Index[] = []
