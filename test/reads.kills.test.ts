@@ -881,10 +881,11 @@ describe('what a Timeout says a read waited for', () => {
     const h = await harness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
     h.faults.failNext('open', 1_000, { role: 'primary' })
+    const n = h.events.length
     h.index.faults.crash('t', 1, 'primary')
-    // The restart after 1 s fails: a write that waited 1.5 s is told so. (The clock moves 1 ms per real ms: the
-    // failed open has half a second of real time to land before the deadline, under load too.)
-    const failed = await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { timeoutMs: 1_500 }), 1)
+    // The restart after 1 s fails (on record once its failure is announced); a write then waits and is told so.
+    await drive(h.clock, h.event((e) => e.type === 'failed' && e.actor === 'primary' && e.detail?.includes('injected open') === true, n))
+    const failed = await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { timeoutMs: 500 }))
     expect(failed.error).toMatchObject({ _tag: 'Timeout', cause: { reason: 'injected', path: expect.stringContaining(h.shardId('t', 1).split('/')[0]!) } })
     expect((failed.error as Timeout).message).toMatch(/ \(the last open of its primary failed: .*\); it did not run$/)
     // An open succeeds: what waits after the next crash is told nothing of the old failure.
@@ -913,9 +914,11 @@ describe('what a Timeout says a read waited for', () => {
     await untilReaderCovers(h, 't', 1, token, 'm1')
     // The primary crashes, and its reopen a minute later fails: on record.
     h.faults.failNext('open', 1_000, { role: 'primary' })
+    const crashedAt = h.events.length
     h.index.faults.crash('t', 1, 'primary')
-    // (It waits 90 s: the reopen fails at 60 s after the crash's release, the next one is 60 s later.)
-    const first = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 90_000 }), 50)
+    await drive(h.clock, h.event((e) => e.type === 'failed' && e.actor === 'primary' && e.detail?.includes('injected open') === true, crashedAt), 100)
+    // (The next reopen is a minute later: the read times out first.)
+    const first = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 30_000 }), 100)
     expect((first.error as Timeout).message).toContain('(the last open of its primary failed: ')
     // A read the reader serves, deferred for a MultiGet while the process runs its most: its Timeout is not the
     // primary's doing.
@@ -988,7 +991,9 @@ describe('what a Timeout says a read waited for', () => {
     expect((byReader.error as Timeout).message).toContain('(the last open of its readers failed: ')
     // Then the primary's reopen fails: the same read is told of the primary's.
     h.faults.failNext('open', 1_000, { role: 'primary' })
-    const byPrimary = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 90_000 }), 50)
+    const reopenedAt = h.events.length
+    await drive(h.clock, h.event((e) => e.type === 'failed' && e.actor === 'primary' && e.detail?.includes('injected open') === true, reopenedAt), 100)
+    const byPrimary = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { timeoutMs: 30_000 }), 100)
     expect(byPrimary.error).toMatchObject({ _tag: 'Timeout', cause: { reason: 'injected' } })
     expect((byPrimary.error as Timeout).message).toContain('(the last open of its primary failed: ')
   })
