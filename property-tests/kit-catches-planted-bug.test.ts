@@ -15,6 +15,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import type { ModelRunConfig } from '../src/testing/commands.js'
 import { overriding, rocksEngine, type Engine } from '../src/engine.js'
+import { defaults } from '../src/index.js'
+import { idKey } from '../src/keys.js'
 
 type Kit = typeof import('../src/testing/index.js')
 
@@ -70,6 +72,37 @@ describe('the kit against a planted storage bug', () => {
     expect(result.errorInstance).toBeInstanceOf(kit.commands.ModelViolation)
     // (Whichever check meets it first: a read, a retention's count, or the reopened index's views.)
     expect(['answer', 'retention', 'lost-write']).toContain((result.errorInstance as InstanceType<Kit['commands']['ModelViolation']>).kind)
+  })
+})
+
+describe('the kit against a planted loss at shutdown', () => {
+  it("should find, by reopening the root, the by-id entries a primary's close lost, which no read of the run saw", { timeout: 300_000 }, async () => {
+    const kit = await loadKit(false)
+    // When a primary closes, the by-msgId entry of msgId "c" of partition 0 is lost (the other views keep the meta).
+    // Reads of the run come before it, and the run does not close and reopen its writer: only the check after the
+    // run, on a fresh index of the root, can see it.
+    const losing: Engine = {
+      open: async (path, options) => {
+        const handle = await rocksEngine.open(path, options)
+        if (options.readOnly) return handle
+        return overriding(handle, {
+          close: async () => {
+            await handle.close()
+            const again = await rocksEngine.open(path, { ...defaults.primaryRocksdb, readOnly: false })
+            try {
+              await again.write([{ type: 'del', key: idKey(0, 'c') }])
+            } finally {
+              await again.close()
+            }
+          },
+        })
+      },
+    }
+    const result = await fc.check(kit.commands.indexModelProperty({ engine: losing, maxCommands: 20, partitions: [0], readerIndex: false, reopen: false }), { numRuns: 30, seed: 7, endOnFailure: true })
+    expect(result.failed).toBe(true)
+    expect(result.errorInstance).toBeInstanceOf(kit.commands.ModelViolation)
+    expect((result.errorInstance as InstanceType<Kit['commands']['ModelViolation']>).kind).toBe('lost-write')
+    expect((result.errorInstance as Error).message).toMatch(/ by msgId .*c: none/)
   })
 })
 
