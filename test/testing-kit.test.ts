@@ -44,6 +44,8 @@ describe('the small domains of the arbitraries', () => {
       expect(() => arbitraries.collidingMeta(domain as never), field).toThrow(expect.objectContaining({ _tag: 'InvalidInput', field }))
       expect(() => commands.indexModelProperty({ domain: domain as never }), field).toThrow(expect.objectContaining({ _tag: 'InvalidInput', field }))
     }
+    // A field given as undefined takes its default, as one left out; the resolved domain is what every part uses.
+    expect(arbitraries.resolveDomain({ msgIds: undefined, segments: 3 })).toEqual({ ...arbitraries.collidingDefaults, segments: 3 })
   })
 })
 

@@ -207,9 +207,16 @@ export const collidingDefaults = { msgIds: ['a', 'b', 'c', 'd', 'e', 'f'], maxTi
  * every write fail, and a run that checks answers against acknowledged writes would check nothing), the numbers
  * whole and in range. A bad domain is InvalidInput naming the field (`domain.msgIds[2]`, `domain.segments`).
  */
-const resolveDomain = (d: CollidingDomain = {}) => {
+export const resolveDomain = (d: CollidingDomain = {}): Required<CollidingDomain> => {
   if (typeof d !== 'object' || d === null) throw new InvalidInput({ field: 'domain', message: 'domain: must be an object' })
-  const r = { ...collidingDefaults, ...d }
+  // (A field given as undefined takes its default, as one left out.)
+  const r = {
+    msgIds: d.msgIds ?? collidingDefaults.msgIds,
+    maxTimestamp: d.maxTimestamp ?? collidingDefaults.maxTimestamp,
+    segments: d.segments ?? collidingDefaults.segments,
+    offsets: d.offsets ?? collidingDefaults.offsets,
+    maxBatch: d.maxBatch ?? collidingDefaults.maxBatch,
+  }
   if (!Array.isArray(r.msgIds) || r.msgIds.length === 0) throw new InvalidInput({ field: 'domain.msgIds', message: 'domain.msgIds: must be a non-empty array of msgIds' })
   r.msgIds.forEach((msgId, i) => {
     try {

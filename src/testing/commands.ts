@@ -31,7 +31,7 @@ import { openIndex, rocksEngine, type Engine, type Index, type ReadOptions } fro
 import type { IndexOptions } from '../options.js'
 import { resolveOptions } from '../options.js'
 import type { CrashTarget } from '../runtime.js'
-import { collidingBatch, collidingDefaults, query, type CollidingDomain, type Query } from './arbitraries.js'
+import { collidingBatch, query, resolveDomain, type CollidingDomain, type Query } from './arbitraries.js'
 import { deepEqual, describeMetas, describeQuery, IndexModel, type Freshness, type ReadWindow } from './model.js'
 import { scheduledEngine, type ScheduledEngine } from './scheduled.js'
 import { withTempIndex, type TempIndex } from './temp-index.js'
@@ -357,10 +357,10 @@ const readMode = (withReader: boolean): fc.Arbitrary<ReadMode> =>
  */
 export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCommand>[] => {
   const partitions = config.partitions ?? [0, 1, 2, 3]
-  const domain = config.domain ?? {}
+  const domain = resolveDomain(config.domain)
   const partitionArb = fc.constantFrom(...partitions)
   const mode = readMode(config.readerIndex ?? true)
-  const maxTimestamp = domain.maxTimestamp ?? collidingDefaults.maxTimestamp
+  const maxTimestamp = domain.maxTimestamp
   const write = fc
     .tuple(partitionArb, collidingBatch(domain))
     .map(([p, metas]) => command(`batchPut(${p}, ${describeMetas(metas)})`, (m, r) => issueWrite(m, r, p, { kind: 'batchPut', metas })))
@@ -496,11 +496,10 @@ export const runIndexModel = async (s: fc.Scheduler, cmds: Iterable<IndexCommand
     if (ctx.faults.liveHandles !== 0) throw new ModelViolation('leak', `${ctx.faults.liveHandles} native handles open after close`)
     // Every acknowledged write survives: a fresh index on the same root (unscheduled) answers like the model.
     const reopened = await openIndex({ ...options, root: ctx.root })
-    const d = config.domain ?? {}
-    const segments = d.segments ?? collidingDefaults.segments
-    const offsets = d.offsets ?? collidingDefaults.offsets
+    const d = resolveDomain(config.domain)
+    const { segments, offsets } = d
     const domain = {
-      msgIds: d.msgIds ?? collidingDefaults.msgIds,
+      msgIds: d.msgIds,
       // (At most 64 places are checked: a domain of many more is sampled by its first ones.)
       places: Array.from({ length: Math.min(64, segments * offsets) }, (_, k) => ({ segmentId: Math.floor(k / offsets), offset: k % offsets })),
     }
