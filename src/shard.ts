@@ -626,6 +626,12 @@ export class ShardRuntime {
         record.inflight++
         // A batch was stamped while no flush ran, and is not counted yet.
         let solid = false
+        /**
+         * The sequence of the last batch this attempt stamped. Only it may be acknowledged: a sequence taken by an
+         * attempt that failed is burned (never on disk), and a write that stamped nothing (a retention with nothing
+         * to delete) acknowledges nothing new, so its token is the last sequence on disk, never a burned one.
+         */
+        let stamped: number | undefined
         /** Counts a written batch of `n` records: its solid epoch, the triggers, and maybe a flush. */
         const count = (n: number): void => {
           if (solid) this.#solid = true
@@ -640,7 +646,8 @@ export class ShardRuntime {
             () => {
               this.#epochTaken = true
               if (this.#flushing === undefined) solid = true
-              return { seq: ++this.seq, epoch: this.epoch }
+              stamped = ++this.seq
+              return { seq: stamped, epoch: this.epoch }
             },
             async (n) => {
               count(n)
@@ -648,7 +655,7 @@ export class ShardRuntime {
               await this.#untilRoomBesideFlush(n)
             },
           )
-          this.ackSeq = this.seq
+          if (stamped !== undefined) this.ackSeq = stamped
           count(records)
           return result
         } catch (e) {

@@ -1436,6 +1436,30 @@ describe('a reader-mode shard whose readers exhausted their restart intensity', 
   })
 })
 
+describe('the token of a write that stamped nothing, after a write that failed', () => {
+  it('should be the last sequence on disk, never one a failed attempt burned, so a reader-mode index meets it at once', async () => {
+    const h = await harness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 10, maxMs: 10, jitter: 0 } } } })
+    const first = await h.index.batchPut('t', 1, [meta(1)])
+    // Both attempts of the next batch fail (the second on the restarted primary): their sequences are never written.
+    h.faults.failNext('write', 2, { role: 'primary' })
+    const failed = await drive(h.clock, h.index.batchPut('t', 1, [meta(2)]))
+    expect(failed.error).toBeInstanceOf(StorageFailure)
+    // A retention with nothing to delete writes no batch: its token is the first batch's.
+    const retention = await drive(h.clock, h.index.deleteBefore('t', 1, 0))
+    expect(retention.value).toMatchObject({ deleted: 0 })
+    const { token } = retention.value as { token: string }
+    expect(parseToken(token).sequence).toBe(parseToken(first.token).sequence)
+    // An empty batch says the same.
+    expect(parseToken((await h.index.batchPut('t', 1, [])).token).sequence).toBe(parseToken(first.token).sequence)
+    const reader = await openIndex({ root: h.root, mode: 'reader', clock: new ManualClock(1_000_000) })
+    add(() => reader.close())
+    expect(await reader.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 })).toEqual(meta(1))
+    // The next batch that is written takes a sequence above every one handed out.
+    const next = await drive(h.clock, h.index.batchPut('t', 1, [meta(3)]))
+    expect(parseToken((next.value as { token: string }).token).sequence).toBeGreaterThan(parseToken(first.token).sequence + 2)
+  })
+})
+
 describe("a shard another index wrote while this index's primary was down", () => {
   it("should go on from the other index's sequence (tokens keep rising), and count its writes as read-your-writes", async () => {
     const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } } } })
