@@ -39,15 +39,26 @@ export const epochKey = (epoch: number): Uint8Array => epochKeys[epoch % epochSl
 export const allEpochKeys: readonly Uint8Array[] = epochKeys
 
 /**
- * The key holding the shard's identity (see {@link identityValue}): outside every view's range. A shard's primary
- * writes it at its first open, and every open checks it, so a shard directory holding another shard's database
- * (directories swapped, moved or restored to the wrong place, or a manifest whose shard count changed) is refused
- * instead of answering for the wrong partitions.
+ * The key holding the shard's identity (see {@link identityValue}): outside every view's range. A shard's first write
+ * batch carries it (an older shard's next one, when its topic records its count), and every open checks it, so a
+ * shard directory holding another shard's database (directories swapped, moved or restored to the wrong place, or a
+ * manifest whose shard count changed) is refused instead of answering for the wrong partitions.
  */
 export const identityKey: Uint8Array = Uint8Array.of(0x00, 0x69, 0x64)
 
 /** The identity of shard `id` (`<topic dir>/<shard>`) of a root of `shards` shards: `<id> of <shards>`, UTF-8. */
 export const identityValue = (id: string, shards: number): Buffer => Buffer.from(`${id} of ${shards}`, 'utf8')
+
+/**
+ * What an identity entry read from a shard says, for checks and messages: its `text` (at most 300 characters: the
+ * entry may hold anything; an identity is at most a 200-character topic directory, a shard and a count) and the
+ * `shard` it names (the text before ` of <count>`).
+ */
+export const readIdentity = (entry: Uint8Array): { text: string; shard: string } => {
+  const text = Buffer.from(entry).toString('utf8').slice(0, 300)
+  const at = text.lastIndexOf(' of ')
+  return { text, shard: at >= 0 ? text.slice(0, at) : text }
+}
 
 const decoder = new TextDecoder('utf-8', { fatal: true })
 

@@ -18,7 +18,7 @@ import murmur from 'murmurhash'
 import { readerRocksdb } from './defaults.js'
 import { rocksEngine, type StorageHandle } from './engine.js'
 import { InvalidInput, StorageFailure, storageFailure } from './errors.js'
-import { View, identityKey, rangeStart } from './keys.js'
+import { View, identityKey, rangeStart, readIdentity } from './keys.js'
 import { checkInteger, limits, utf8 } from './meta.js'
 
 /** Longest directory name produced; longer encodings are replaced by a hash (see {@link topicDirName}). */
@@ -551,14 +551,13 @@ export const partitionsOfShard = async (dir: string, id?: string): Promise<numbe
   try {
     if (id !== undefined) {
       const [entry] = await handle.getMany([identityKey])
-      // The shard the entry names: `<topic dir>/<shard>`, before ` of <count>` (the count is not checked here).
-      const text = entry === undefined ? undefined : Buffer.from(entry).toString('utf8')
-      const named = text === undefined ? undefined : text.slice(0, text.lastIndexOf(' of ') >= 0 ? text.lastIndexOf(' of ') : text.length)
+      // The shard the entry names (its count is not checked here: a rebuild is what finds the count).
+      const named = entry === undefined ? undefined : readIdentity(entry).shard
       if (named !== undefined && named !== id) {
         throw new StorageFailure({
           reason: 'corruption',
           path: dir,
-          message: `the directory ${dir} holds the database of shard ${JSON.stringify(named.slice(0, 300))}, not of shard ${JSON.stringify(id)} (its identity entry): put each shard directory back where its identity says`,
+          message: `the directory ${dir} holds the database of shard ${JSON.stringify(named)}, not of shard ${JSON.stringify(id)} (its identity entry): put each shard directory back where its identity says`,
         })
       }
     }

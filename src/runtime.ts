@@ -12,7 +12,7 @@ import { shardSupervisorMachine, type ShardCommand } from '../actors/shard-super
 import { Closed, StorageFailure, causeOf, describeError } from './errors.js'
 import { FaultInjector, type FaultOp, type FaultTarget } from './faults.js'
 import { ensureTopicDir, prepareShardDir, shardAddress, type ShardAddress } from './layout.js'
-import { identityValue } from './keys.js'
+import { identityValue, readIdentity } from './keys.js'
 import { placingReaders, type OpenOptions } from './engine.js'
 import type { ResolvedOptions } from './options.js'
 import { ReaderWorkers } from './reader-workers.js'
@@ -620,8 +620,7 @@ const damaged = (e: StorageFailure, dir: string): StorageFailure =>
  * `wanted`): reason `corruption`, path the directory. Nothing in it is changed; the message says how to put it right.
  */
 const misplaced = (address: ShardAddress, shard: string, found: Uint8Array, wanted: Uint8Array): StorageFailure => {
-  // (Bounded: the entry read may be anything; an identity is at most a 200-character topic directory and a shard.)
-  const text = (b: Uint8Array): string => JSON.stringify(Buffer.from(b).toString('utf8').slice(0, 300))
+  const text = (b: Uint8Array): string => JSON.stringify(readIdentity(b).text)
   return new StorageFailure({
     reason: 'corruption',
     path: address.dir,
