@@ -38,7 +38,7 @@ import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, Shard
 import { getManySettled } from '../src/engine.js'
 import { decodeSequence, segmentOffsetKey, sequenceKey, sequenceValue } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
-import { overridingHandles } from './support/engines.js'
+import { holding, overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { drive as driving, gate, orStillWaiting, shardStats, tracker, untilReaderCovers, waitFor } from './support/harness.js'
 import { settle } from '../src/clock.js'
@@ -901,14 +901,7 @@ describe('what a Timeout says a read waited for', () => {
     const slow = { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } }
     // The reader's MultiGets wait, while held, until let go.
     const multiGets = gate(false)
-    const engine = overridingHandles({
-      reader: (handle) => ({
-        getManySettled: async (keys) => {
-          await multiGets.pass()
-          return handle.getManySettled!(keys)
-        },
-      }),
-    })
+    const engine = holding(multiGets, 'reader', 'getManySettled')
     const h = await harness({ readers: { min: 1, max: 1 }, supervision: { primary: slow, readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } }, engine)
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
     await untilReaderCovers(h, 't', 1, token, 'm1')
@@ -948,14 +941,7 @@ describe('what a Timeout says a read waited for', () => {
   it("should not blame a reader's failed open for a write that waited for its turn in the write queue", async () => {
     // The primary's writes wait, once held, until let go.
     const writes = gate(false)
-    const engine = overridingHandles({
-      primary: (handle) => ({
-        write: async (ops) => {
-          await writes.pass()
-          return handle.write(ops)
-        },
-      }),
-    })
+    const engine = holding(writes, 'primary', 'write')
     const h = await harness({ readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } } } }, engine)
     // The pool's first reader fails to open (and waits a minute to try again): a reader's failure is on record.
     h.faults.failNext('open', 1, { role: 'reader' })

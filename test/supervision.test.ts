@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Closed, Overloaded, ShardUnavailable, StorageFailure, openIndex, rocksEngine, type Engine, type MessageMeta } from '../src/index.js'
-import { overridingHandles } from './support/engines.js'
+import { holding, holdingOpens, overridingHandles } from './support/engines.js'
 import { gate, openHarness, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
@@ -429,14 +429,7 @@ describe('queues and close', () => {
   it('should wait closeTimeoutMs for a write that never finishes, then release every handle, failing the write typed', async () => {
     // The primary's writes wait for the test once it holds them (before reaching RocksDB).
     const writes = gate(false)
-    const engine = overridingHandles({
-      primary: (handle) => ({
-        write: async (ops) => {
-          await writes.pass()
-          return handle.write(ops)
-        },
-      }),
-    })
+    const engine = holding(writes, 'primary', 'write')
     h = await openHarness({ readers: { min: 1 }, closeTimeoutMs: 2_000 }, engine)
     await h.index.batchPut('t', 1, [meta(1)])
     writes.hold()
@@ -468,12 +461,7 @@ describe('queues and close', () => {
   it('should close while a reader is still opening, and release the handle that open brings afterwards', async () => {
     // Reader opens wait until the gate opens (then run for real): the close finds the reader in `opening`.
     const opens = gate()
-    const engine: Engine = {
-      open: async (path, options) => {
-        if (options.readOnly) await opens.pass()
-        return rocksEngine.open(path, options)
-      },
-    }
+    const engine = holdingOpens(opens, 'reader', 'before')
     h = await openHarness({ readers: { min: 1 } }, engine)
     try {
       await h.index.batchPut('t', 1, [meta(1)])
@@ -531,14 +519,7 @@ describe('queues and close', () => {
   it('should fail with Closed a read that outlasted the close and found its handle released, not with an I/O error', async () => {
     // The primary's MultiGets wait, once held, until let go (before reaching RocksDB).
     const reads = gate(false)
-    const engine = overridingHandles({
-      primary: (handle) => ({
-        getManySettled: async (keys) => {
-          await reads.pass()
-          return handle.getManySettled!(keys)
-        },
-      }),
-    })
+    const engine = holding(reads, 'primary', 'getManySettled')
     h = await openHarness({ readers: { min: 0 }, closeTimeoutMs: 500 }, engine)
     await h.index.batchPut('t', 1, [meta(1)])
     reads.hold()
@@ -570,14 +551,7 @@ describe('queues and close', () => {
     // shard B's waits for it.
     const opens = gate()
     const started: string[] = []
-    const engine: Engine = {
-      open: async (path, options) => {
-        started.push(path)
-        const handle = await rocksEngine.open(path, options)
-        if (!options.readOnly) await opens.pass()
-        return handle
-      },
-    }
+    const engine = holdingOpens(opens, 'primary', 'after', started)
     h = await openHarness({ readers: { min: 0 }, closeTimeoutMs: 500, maxConcurrentOpens: 1 }, engine)
     try {
       void h.index.batchPut('t', 1, [meta(1)]).catch((e: unknown) => e)
@@ -615,13 +589,7 @@ describe('queues and close', () => {
   it('should end close() at twice closeTimeoutMs while an open outlasts it, and release that handle once the open completes', async () => {
     // The primary's open (in RocksDB) waits until the test lets it go.
     const opens = gate()
-    const engine: Engine = {
-      open: async (path, options) => {
-        const handle = await rocksEngine.open(path, options)
-        if (!options.readOnly) await opens.pass()
-        return handle
-      },
-    }
+    const engine = holdingOpens(opens, 'primary', 'after')
     h = await openHarness({ readers: { min: 0 }, closeTimeoutMs: 500 }, engine)
     try {
       const write = h.index.batchPut('t', 1, [meta(1)]).then(
