@@ -60,10 +60,12 @@ export default defineConfig({
     isolate: false,
     // A mutant that makes a test hang (a primary that never opens, a read that waits for ever on the index's clock)
     // fails that test here, not at Stryker's timeout of the whole run (1.5 times its covering tests' time plus
-    // 10 s, a minute for a mutant the whole runtime area covers), after which Stryker also starts a new runner.
-    // The slowest test takes 3 s alone and about twice that beside a mutation run; a test that now takes 15 s is
-    // as good as hung. (Tests that set their own timeout keep it.)
-    testTimeout: 15_000,
+    // 10 s), after which Stryker also starts a new runner. The slowest test takes 1.6 s alone and about twice that
+    // beside a mutation run: a test that now takes 5 s is as good as hung, and its mutant counts as detected (as a
+    // Stryker timeout would). A mutant that only slows a test to about 5 s may be detected in one run and not in the
+    // next. 15 s before: the run of src/shard.ts:895-1000 took 4 min 57 s with it, 4 min 4 s with 5 s (TESTING.md,
+    // "2026-11-27, third session"). Tests that set their own timeout keep it.
+    testTimeout: 5_000,
     hookTimeout: 15_000,
   },
 })
