@@ -133,6 +133,17 @@ export interface ModelRun {
   reopened: boolean
   /** The scheduled engine under the fault injector (each command waits for its real calls: see `idle`). */
   readonly engine?: ScheduledEngine
+  /**
+   * Crashes drawn while their shard had nothing to crash (not opened yet, or still opening): each command tries them
+   * again first, until one breaks something.
+   */
+  readonly armedCrashes?: ArmedCrash[]
+}
+
+/** A crash command's target: a partition's shard and what to break there (see {@link CrashChoice}). */
+export interface ArmedCrash {
+  readonly partition: number
+  readonly choice: CrashChoice
 }
 
 /** A command of a model run. `toString` names it readably (fast-check prints it in a counterexample). */
@@ -312,6 +323,10 @@ export const drain = async (run: ModelRun): Promise<void> => {
 const command = (name: string, body: (m: IndexModel, r: ModelRun) => void | Promise<void>): IndexCommand => ({
   check: () => true,
   run: async (m, r) => {
+    if (r.armedCrashes !== undefined && r.armedCrashes.length > 0) {
+      const armed = r.armedCrashes.splice(0)
+      for (const crash of armed) if (!crashNow(r, crash)) r.armedCrashes.push(crash)
+    }
     await body(m, r)
     // The real I/O the command started finishes; the scheduler then chooses between releasing its outcomes and the
     // next command. Without this the commands would all run (in microtasks) before any real call completed.
@@ -326,8 +341,45 @@ const command = (name: string, body: (m: IndexModel, r: ModelRun) => void | Prom
  * readers open then (`{ reader: k }`: the k-th, modulo how many; reader ids change with every restart, so a name
  * drawn in advance would mostly break nothing).
  */
-type CrashChoice = 'primary' | 'readers' | { readonly reader: number }
+export type CrashChoice = 'primary' | 'readers' | { readonly reader: number }
 const crashChoices: fc.Arbitrary<CrashChoice> = fc.oneof(fc.constant('primary' as const), fc.constant('readers' as const), fc.nat(7).map((reader) => ({ reader })))
+
+/**
+ * Lets the opens in progress reach RocksDB and finish there: each round waits for the real calls running (an open in
+ * RocksDB; a directory check before it is real I/O too) and a turn, until no shard has a primary or a reader opening
+ * or refreshing, or the scheduler holds an outcome. fast-check's scheduler releases nothing while a command runs (a
+ * command is a scheduled task that it awaits whole), so an open whose outcome it holds completes only after the
+ * command. Bounded: a primary waiting out a backoff on the manual clock never opens here.
+ */
+const letShardsOpen = async (r: ModelRun): Promise<void> => {
+  const opening = (): boolean =>
+    r.ctx.index.stats().shards.some((sh) => sh.primary === 'opening' || (sh.readers.opening ?? 0) > 0 || (sh.readers.refreshing ?? 0) > 0)
+  for (let round = 0; round < 2_000 && (r.engine?.unreleased?.() ?? 0) === 0 && opening(); round++) {
+    await (r.engine?.idle(1) ?? new Promise<void>((resolve) => setImmediate(resolve)))
+  }
+}
+
+/**
+ * Crashes `crash`'s target in the writer-mode index now, if it has one open: true when it broke a handle (or the
+ * writer is closed for good).
+ */
+const crashNow = (r: ModelRun, { partition, choice }: ArmedCrash): boolean => {
+  try {
+    let target: CrashTarget = typeof choice === 'string' ? choice : 'readers'
+    if (typeof choice !== 'string') {
+      const id = r.ctx.index.locate(r.topic, partition).id
+      const views = r.ctx.index.stats().shards.find((sh) => sh.id === id)?.views ?? []
+      if (views.length === 0) return false
+      target = views[choice.reader % views.length]!.reader as CrashTarget
+    }
+    return r.ctx.index.faults.crash(r.topic, partition, target) > 0
+  } catch (e) {
+    // The writer may be closing (close and reopen): a typed Closed error is the contract; the crash waits for the
+    // reopened writer.
+    if (!isRockvisorError(e)) throw e
+    return r.reopening === undefined
+  }
+}
 
 /** The (op, role) pairs a fail-next command arms: every engine call a role makes (readers never write). */
 const failNextTargets = [
@@ -367,23 +419,15 @@ export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCo
   const read = fc
     .tuple(partitionArb, query(domain), mode)
     .map(([p, q, md]) => command(`${describeQuery(q)} on ${p} (${md.via}, ${md.consistency === 'bounded' ? `bounded ${md.maxStalenessMs} ms` : md.consistency})`, (m, r) => issueRead(m, r, p, q, md)))
-  const crash = fc.tuple(partitionArb, crashChoices).map(([p, choice]) =>
-      command(`crash ${typeof choice === 'string' ? choice : `reader #${choice.reader}`} of ${p}`, (_m, r) => {
-        try {
-          let target: CrashTarget = typeof choice === 'string' ? choice : 'readers'
-          if (typeof choice !== 'string') {
-            const id = r.ctx.index.locate(r.topic, p).id
-            const views = r.ctx.index.stats().shards.find((sh) => sh.id === id)?.views ?? []
-            if (views.length === 0) return
-            target = views[choice.reader % views.length]!.reader as CrashTarget
-          }
-          r.ctx.index.faults.crash(r.topic, p, target)
-        } catch (e) {
-          // The writer may be closing (close and reopen): a typed Closed error is the contract.
-          if (!isRockvisorError(e)) throw e
-        }
-      }),
-    )
+  const crash = fc.tuple(partitionArb, crashChoices).map(([partition, choice]) =>
+    command(`crash ${typeof choice === 'string' ? choice : `reader #${choice.reader}`} of ${partition}`, async (_m, r) => {
+      if (crashNow(r, { partition, choice })) return
+      await letShardsOpen(r)
+      // A shard that has nothing to crash yet (its open waits for the scheduler, or no request reached it) gets the
+      // crash at the start of a later command: the scheduler releases held outcomes only between commands.
+      if (!crashNow(r, { partition, choice })) r.armedCrashes?.push({ partition, choice })
+    }),
+  )
   const failNext = fc
       .tuple(fc.constantFrom(...failNextTargets), fc.integer({ min: 1, max: 3 }))
       .map(([[op, role], n]) => command(`fail next ${n} ${role} ${op}s`, (_m, r) => r.ctx.faults.failNext(op, n, { role })))
@@ -405,18 +449,11 @@ export const indexCommands = (config: ModelRunConfig = {}): fc.Arbitrary<IndexCo
     ...Array.from({ length: config.faultWeight ?? 1 }, () => crash),
     ...Array.from({ length: config.faultWeight ?? 1 }, () => failNext),
     fc.integer({ min: 1, max: 5_000 }).map((ms) => command(`advance clock ${ms} ms`, (_m, r) => r.ctx.clock.advance(ms))),
-    // The scheduler releases the engine's outcomes while a command awaits: this one waits (a bounded number of
-    // turns) until it has released all it holds, so that the handles the requests opened are open when the next
-    // commands crash them or arm failures (else most runs end their commands before any open is released).
+    // The real I/O before an open (directory checks) takes longer than a run's commands: without this most runs
+    // ended their commands before any open reached RocksDB (see letShardsOpen).
     ...Array.from({ length: config.faultWeight ?? 1 }, () =>
       fc.constant(
-        command('let the shards open (the scheduler releases the calls it holds until no open is in progress)', async (_m, r) => {
-          // Bounded: a primary waiting out a backoff on the manual clock never opens here.
-          const opening = (): boolean =>
-            (r.engine?.unreleased?.() ?? 0) > 0 || r.ctx.index.stats().shards.some((sh) => sh.primary === 'opening' || (sh.readers.opening ?? 0) > 0 || (sh.readers.refreshing ?? 0) > 0)
-          // Each round waits for the real calls running (an open in RocksDB, a directory check before it) and a turn.
-          for (let round = 0; round < 2_000 && opening(); round++) await (r.engine?.idle(1) ?? new Promise<void>((resolve) => setImmediate(resolve)))
-        }),
+        command('let the shards open (their real I/O runs until no open is in progress or the scheduler holds its outcome)', (_m, r) => letShardsOpen(r)),
       ),
     ),
     fc.constant(command('recover', (_m, r) => r.ctx.index.recover())),
@@ -485,6 +522,7 @@ export const runIndexModel = async (s: fc.Scheduler, cmds: Iterable<IndexCommand
       problems: [],
       reopening: undefined,
       reopened: false,
+      armedCrashes: [],
       engine,
     }
     await fc.scheduledModelRun(s, () => ({ model, real: run }), cmds)
@@ -532,6 +570,7 @@ export const runIndexModel = async (s: fc.Scheduler, cmds: Iterable<IndexCommand
       failures: ctx.events.filter((e) => e.event.type === 'failed' && e.event.actor !== 'shard').length,
       exhausted: ctx.events.filter((e) => (e.event.type === 'failed' && e.event.actor === 'shard') || e.event.type === 'degraded').length,
       injected: ctx.faults.injected.open + ctx.faults.injected.read + ctx.faults.injected.write,
+      crashes: ctx.events.filter((e) => e.event.type === 'failed' && e.event.detail?.includes('injected crash') === true).length,
     }
   })
 }
@@ -548,6 +587,8 @@ export interface RunSummary {
   readonly exhausted: number
   /** Failures the fault injector injected (crashes not counted). */
   readonly injected: number
+  /** Handles the crash commands broke (each a `failed` event of a primary or reader). */
+  readonly crashes: number
 }
 
 /**
