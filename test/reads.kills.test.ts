@@ -38,7 +38,7 @@ import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, Shard
 import { getManySettled } from '../src/engine.js'
 import { decodeSequence, segmentOffsetKey, sequenceKey, sequenceValue } from '../src/keys.js'
 import { recordInspection } from './support/coverage.js'
-import { holding, overridingHandles } from './support/engines.js'
+import { holding, holdingOpens, overridingHandles } from './support/engines.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { drive as driving, gate, orStillWaiting, shardStats, tracker, untilReaderCovers, waitFor } from './support/harness.js'
 import { settle } from '../src/clock.js'
@@ -877,6 +877,27 @@ describe('what a Timeout says a read waited for', () => {
     })
   })
 
+  it("should forget the readers' failed open once a reader opened (reader mode)", async () => {
+    const w = await harness({ readers: { min: 0 } })
+    const { token } = await w.index.batchPut('t', 1, [meta(1)])
+    // The reader-mode index's first reader open fails; the restart after 100 ms opens.
+    const opens = gate(false)
+    const faults = new FaultInjector(holdingOpens(opens, 'reader', 'before'))
+    faults.failNext('open', 1, { role: 'reader' })
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection, supervision: { readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } })
+    add(() => index.close())
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 }))).toEqual({ value: meta(1) })
+    expect(faults.injected.open).toBe(1)
+    // A newer write, whose refresh is held: the read times out, and no open failed since a reader opened.
+    const { token: newer } = await w.index.batchPut('t', 1, [meta(2)])
+    opens.hold()
+    const late = await drive(clock, index.getByMsgId('t', 1, 'm2', { after: newer, timeoutMs: 100 }))
+    opens.open()
+    expect(late.error).toMatchObject({ _tag: 'Timeout' })
+    expect((late.error as Timeout).cause).toBeUndefined()
+  })
+
   it('should say why the primary did not come: its last failed open, until an open succeeds', async () => {
     const h = await harness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 } } } })
     await h.index.batchPut('t', 1, [meta(1)])
@@ -936,6 +957,24 @@ describe('what a Timeout says a read waited for', () => {
     const second = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 500 }))
     expect(second.error).toMatchObject({ _tag: 'Timeout', waitedFor: `the primary of shard ${h.shardId('t', 1)} to open`, cause: { reason: 'injected' } })
     expect((second.error as Timeout).message).toContain('(the last open of its primary failed: ')
+  })
+
+  it("should keep the primary's failed open for a wait for the primary when a reader opens after it", async () => {
+    const slow = { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } }
+    const h = await harness({ readers: { min: 1, max: 1 }, supervision: { primary: slow, readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } })
+    const { token } = await h.index.batchPut('t', 1, [meta(1)])
+    await untilReaderCovers(h, 't', 1, token, 'm1')
+    // The primary crashes, and its reopen fails: on record (the next reopen is a minute later).
+    h.faults.failNext('open', 1_000, { role: 'primary' })
+    const crashedAt = h.events.length
+    h.index.faults.crash('t', 1, 'primary')
+    await drive(h.clock, h.event((e) => e.type === 'failed' && e.actor === 'primary' && e.detail?.includes('injected open') === true, crashedAt), 100)
+    // Then a reader crashes and its replacement opens: a reader's open that succeeds says nothing of the primary.
+    const n = h.events.length
+    h.index.faults.crash('t', 1, 'readers')
+    await drive(h.clock, h.event((e) => e.type === 'opened' && e.actor.startsWith('reader-'), n), 100)
+    const read = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 500 }))
+    expect(read.error).toMatchObject({ _tag: 'Timeout', waitedFor: `the primary of shard ${h.shardId('t', 1)} to open`, cause: { reason: 'injected' } })
   })
 
   it("should not blame a reader's failed open for a write that waited for its turn in the write queue", async () => {
