@@ -877,6 +877,18 @@ describe('what a Timeout says a read waited for', () => {
     })
   })
 
+  it('should say that the primary exhausted its restart intensity when its failures carried no error at all', async () => {
+    // An engine of the user's whose open rejects with nothing: the shard gives up with no cause to name.
+    const engine: Engine = { open: () => Promise.reject(undefined) }
+    const h = await harness({ readers: { min: 0 }, supervision: { primary: { intensity: { maxRestarts: 0, withinMs: 60_000 } } } }, engine)
+    const write = await drive(h.clock, h.index.batchPut('t', 1, [meta(1)], { timeoutMs: 3_600_000 }))
+    expect(write.error).toMatchObject({
+      _tag: 'ShardUnavailable',
+      message: `shard ${h.shardId('t', 1)} is unavailable: its primary exhausted its restart intensity. Recover it with index.recover(${JSON.stringify(h.shardId('t', 1))}) once the cause is fixed`,
+    })
+    expect((write.error as ShardUnavailable).cause).toBeUndefined()
+  })
+
   it("should forget the readers' failed open once a reader opened (reader mode)", async () => {
     const w = await harness({ readers: { min: 0 } })
     const { token } = await w.index.batchPut('t', 1, [meta(1)])
