@@ -877,6 +877,14 @@ describe('what a Timeout says a read waited for', () => {
     })
   })
 
+  it('should fail a write whose signal aborted before it was issued with Timeout (aborted), and never apply it', async () => {
+    const h = await harness({ readers: { min: 0 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    const stopped = await drive(h.clock, h.index.batchPut('t', 1, [meta(2)], { signal: AbortSignal.abort() }))
+    expect(stopped.error).toMatchObject({ _tag: 'Timeout', aborted: true })
+    expect(await h.index.getByMsgId('t', 1, 'm2', { consistency: 'primary' })).toBeUndefined()
+  })
+
   it('should say that the primary exhausted its restart intensity when its failures carried no error at all', async () => {
     // An engine of the user's whose open rejects with nothing: the shard gives up with no cause to name.
     const engine: Engine = { open: () => Promise.reject(undefined) }
