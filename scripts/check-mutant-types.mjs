@@ -1,7 +1,11 @@
 // Compares the verdicts of the mutant-types checker (scripts/stryker-types.mjs) with those of the committed
-// incremental records (reports/mutation/<area>.incremental.json), made with @stryker-mutator/typescript-checker:
-// every mutant recorded as a compile error must be one here, and no other. Files whose recorded source differs from
-// the work tree are skipped (their mutants' places moved). `node scripts/check-mutant-types.mjs [area ...]`
+// incremental records (reports/mutation/<area>.incremental.json): every mutant recorded as a compile error must be
+// one here, and no other. Files whose recorded source differs from the work tree are skipped (their mutants' places
+// moved). `node scripts/check-mutant-types.mjs [area ...]`
+//
+// Run on 2026-11-27 against records made with @stryker-mutator/typescript-checker, it checked this checker against
+// that one (1,297 mutants, all agreeing; TESTING.md). The shard, runtime, machines and store records were remade
+// with this checker that day: for them it now checks only that its verdicts did not change.
 import { existsSync, readFileSync } from 'node:fs'
 import { areas } from './mutation-areas.mjs'
 import { MutantTypes } from './stryker-types.mjs'

@@ -938,19 +938,26 @@ describe('what a Timeout says a read waited for', () => {
     expect((quiet.error as Timeout).cause).toBeUndefined()
   })
 
-  it("should keep the primary's failed open for a wait for the primary when a reader's open fails after it", async () => {
+  /**
+   * A shard of partition 1 with one reader that covers `m1`, whose primary crashed and then failed to reopen: that
+   * failure is on record, and the next reopen is a minute away (readers restart after 100 ms).
+   */
+  const primaryDownAfterFailedOpen = async (engine?: Engine) => {
     const slow = { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } }
-    // The reader's MultiGets wait, while held, until let go.
-    const multiGets = gate(false)
-    const engine = holding(multiGets, 'reader', 'getManySettled')
     const h = await harness({ readers: { min: 1, max: 1 }, supervision: { primary: slow, readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } }, engine)
     const { token } = await h.index.batchPut('t', 1, [meta(1)])
     await untilReaderCovers(h, 't', 1, token, 'm1')
-    // The primary crashes, and its reopen a minute later fails: on record.
     h.faults.failNext('open', 1_000, { role: 'primary' })
     const crashedAt = h.events.length
     h.index.faults.crash('t', 1, 'primary')
     await drive(h.clock, h.event((e) => e.type === 'failed' && e.actor === 'primary' && e.detail?.includes('injected open') === true, crashedAt), 100)
+    return h
+  }
+
+  it("should keep the primary's failed open for a wait for the primary when a reader's open fails after it", async () => {
+    // The reader's MultiGets wait, while held, until let go.
+    const multiGets = gate(false)
+    const h = await primaryDownAfterFailedOpen(holding(multiGets, 'reader', 'getManySettled'))
     // (The next reopen is a minute later: the read times out first.)
     const first = await drive(h.clock, h.index.getByMsgId('t', 1, 'm1', { consistency: 'primary', timeoutMs: 30_000 }), 100)
     expect((first.error as Timeout).message).toContain('(the last open of its primary failed: ')
@@ -980,15 +987,7 @@ describe('what a Timeout says a read waited for', () => {
   })
 
   it("should keep the primary's failed open for a wait for the primary when a reader opens after it", async () => {
-    const slow = { backoff: { minMs: 60_000, maxMs: 60_000, jitter: 0 }, intensity: { maxRestarts: 10, withinMs: 3_600_000 } }
-    const h = await harness({ readers: { min: 1, max: 1 }, supervision: { primary: slow, readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } })
-    const { token } = await h.index.batchPut('t', 1, [meta(1)])
-    await untilReaderCovers(h, 't', 1, token, 'm1')
-    // The primary crashes, and its reopen fails: on record (the next reopen is a minute later).
-    h.faults.failNext('open', 1_000, { role: 'primary' })
-    const crashedAt = h.events.length
-    h.index.faults.crash('t', 1, 'primary')
-    await drive(h.clock, h.event((e) => e.type === 'failed' && e.actor === 'primary' && e.detail?.includes('injected open') === true, crashedAt), 100)
+    const h = await primaryDownAfterFailedOpen()
     // Then a reader crashes and its replacement opens: a reader's open that succeeds says nothing of the primary.
     const n = h.events.length
     h.index.faults.crash('t', 1, 'readers')
