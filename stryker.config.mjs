@@ -29,10 +29,11 @@ export default {
   // (`npm run mutate -- --force` retests everything).
   incremental: true,
   incrementalFile: `reports/mutation/${area}.incremental.json`,
-  // Three processes on 2 cores: a test runner waits for RocksDB and timers much of its time (two kept 1.15 cores busy);
-  // the run of src/shard.ts:895-1000 took 3 min 28 s with three, 4 min 4 s with two. The first moments, while the
-  // checker goes through the mutants, Stryker gives two of the three to checkers.
-  concurrency: 3,
+  // Four processes on 2 cores: a test runner waits for RocksDB and timers much of its time (two kept 1.15 cores busy).
+  // src/shard.ts:895-1000 took 3 min 28 s with three, 4 min 4 s with two; src/shard.ts:1260-1380 took 3 min 21 s with
+  // four, 3 min 51 s with three, every mutant with the same status (TESTING.md, "2026-11-27, fourth session"). The
+  // first moments, while the checker goes through the mutants, Stryker gives two of them to checkers.
+  concurrency: 4,
   timeoutMS: 10_000,
   // The first (unmutated) run takes 2 to 3.5 min on the shared 2-core machine; at load 9 it once passed Stryker's
   // default limit of 5 min and the whole run failed before testing any mutant.

@@ -66,6 +66,12 @@ export default defineConfig({
     // next. 15 s before: the run of src/shard.ts:895-1000 took 4 min 57 s with it, 4 min 4 s with 5 s (TESTING.md,
     // "2026-11-27, third session"). Tests that set their own timeout keep it.
     testTimeout: 5_000,
-    hookTimeout: 15_000,
+    // A mutant that hangs a test mostly hangs its cleanup too (the index's close() waits for what the mutant left
+    // pending): with 15 s for hooks, a hung test took 5 s + 15 s, past Stryker's limit for most mutants (1.5 times
+    // their covering tests' time + 10 s), so Stryker counted a timeout and started a new runner (2 to 3 s more). At 4 s
+    // vitest fails it first, in 9 s: src/shard.ts:1260-1380 took 4 min 11 s instead of 7 min 19 s, with 46 of Stryker's
+    // timeouts replaced by kills and the same 17 survivors (TESTING.md, "2026-11-27, fourth session"). Hooks here
+    // create temporary directories and open or close indexes: tens of milliseconds.
+    hookTimeout: 4_000,
   },
 })

@@ -2,6 +2,20 @@
 import { chmodSync } from 'node:fs'
 import { basename } from 'node:path'
 import fc from 'fast-check'
+import { beforeEach } from 'vitest'
+
+// Once a test of a run fails, the mutant is detected, and Stryker's vitest runner stops at the first failure (`bail`):
+// vitest then skips the tests of the files that follow, but still imports each of them, and the first import of the
+// library in a run costs seconds (4.7 s for property-tests/creation.property.test.ts in the machines area, where the
+// setup below loads only the machines). The setup of each later file throws instead, before its file is imported:
+// the file fails with this error, the failed test has already made the run a kill, and a new run is a new worker
+// thread (vitest.stryker.config.ts), whose global starts clean. Unmutated runs and survivors never fail a test, so
+// they never take this path.
+const run = globalThis as { rockvisorRunFailed?: string }
+if (run.rockvisorRunFailed !== undefined) {
+  throw new Error(`not run: "${run.rockvisorRunFailed}" failed earlier in this run (vitest's bail under mutation testing)`)
+}
+beforeEach(({ task, onTestFailed }) => onTestFailed(() => void (run.rockvisorRunFailed ??= task.name)))
 
 // @fast-check/vitest names each property test `<label> (with seed=<seed>)`, and draws that seed at random when the
 // test is defined. Stryker records which tests cover which mutant by test name in its dry run, then selects them by
