@@ -40,6 +40,40 @@ describe('reads share the event loop and the thread pool', () => {
     expect(atTurn).toBeLessThanOrEqual(2 * 256 + 1)
   })
 
+  it('should answer at most one turn of reads per turn of the event loop for as long as a backlog lasts', async () => {
+    const h = await harness({ readers: { min: 1, max: 1 } })
+    const { token } = await h.index.batchPut('t', 1, [meta(0)])
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    h.faults.failNext('open', 1_000_000, { role: 'reader' })
+    await h.index.batchPut('t', 1, Array.from({ length: 100 }, (_, i) => meta(i + 1)))
+    let done = 0
+    const callers = Array.from({ length: 1_000 }, async (_, c) => {
+      for (let k = 0; k < 20; k++) {
+        await h.index.getByMsgId('t', 1, `m${1 + ((c + k) % 100)}`)
+        done++
+      }
+    })
+    // A probe that queues itself again each time runs once per turn of the event loop (an immediate queued while the
+    // loop runs its immediates waits for the next turn): between two of its runs, one turn's reads.
+    const perTurn: number[] = []
+    let last = 0
+    let probing = true
+    const probe = () => {
+      perTurn.push(done - last)
+      last = done
+      if (probing) setImmediate(probe)
+    }
+    setImmediate(probe)
+    await Promise.all(callers)
+    probing = false
+    expect(done).toBe(20_000)
+    // Each turn: the scheduler's turn (256 reads) and the lone reads that go at once after it (256 more), however
+    // long the backlog has lasted. A turn that scheduled the next one twice (once per shard with reads left, once
+    // more for the scheduler) doubled the reads of every turn after it: 20,000 reads in a handful of turns.
+    expect(perTurn.length).toBeGreaterThan(20_000 / (2 * 256 + 1))
+    expect(Math.max(...perTurn)).toBeLessThanOrEqual(2 * 256 + 1)
+  })
+
   it('should run at most half of the pool in point-read MultiGets, however many reads wait', async () => {
     const held: (() => void)[] = []
     let running = 0

@@ -31,8 +31,12 @@
  * reader-mode token ahead of the data (judged so by exactly three short views, `field: 'after'`); and a writer-mode
  * read after this index's own token, which no number of short views makes ahead, nor views opened before the read
  * began waiting; where a range read is counted in `stats().served`; and a failure of a reader's old view, swapped out
- * by a refresh while a scan held it (the view that replaced it keeps serving).
+ * by a refresh while a scan held it (the view that replaced it keeps serving); a read that waited for a view leaves
+ * the queue of reads waiting for a handle once served (`queues.maxPendingReads`); what a reader-mode shard whose
+ * readers failed with no error at all says; and a settled request, which leaves neither its deadline's timer nor a
+ * listener on its signal; and a range read whose I/O began before its deadline passed (it finishes and answers).
  */
+import { getEventListeners } from 'node:events'
 import { describe, expect, it } from 'vitest'
 import { FaultInjector, InvalidInput, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, Timeout, type Engine, type MessageMeta } from '../src/index.js'
 import { getManySettled } from '../src/engine.js'
@@ -1101,6 +1105,27 @@ describe('a range read that fails with a transient failure', () => {
   })
 })
 
+describe('a range read that started before its deadline passed', () => {
+  it('should finish and answer, its deadline passed or not', async () => {
+    // The primary's snapshots (a range read's seeks) wait at the gate while it is held.
+    const snapshots = gate(false)
+    const engine = overridingHandles({ primary: (handle) => ({ withSnapshot: async (fn) => (await snapshots.pass(), handle.withSnapshot(fn)) }) })
+    const h = await harness({ readers: { min: 0 } }, engine)
+    await h.index.batchPut('t', 1, [meta(1), meta(2)])
+    snapshots.hold()
+    const { outcomes, track } = tracker()
+    track('read', h.index.getRangeByTime('t', 1, 0, 10_000, { timeoutMs: 50 }))
+    await waitFor(() => snapshots.waiting === 1)
+    // Its I/O began: the deadline passes while it runs, and no longer bounds it.
+    await h.clock.advance(100)
+    await settle()
+    expect(outcomes).toEqual({})
+    snapshots.open()
+    await waitFor(() => outcomes.read !== undefined)
+    expect(outcomes.read).toEqual({ value: { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } } })
+  })
+})
+
 describe('where a range read is counted', () => {
   it("should count it in stats().served as the reader's or the primary's, whichever served it", async () => {
     const h = await harness({ readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
@@ -1179,6 +1204,21 @@ describe('reads waiting for a handle, at queues.maxPendingReads', () => {
     // The primary reopens after its backoff: the two that waited are served.
     expect(await drive(h.clock, Promise.all(waiting))).toEqual({ value: [meta(1), meta(1)] })
     expect((await Promise.all(writes)).length).toBe(2)
+  })
+})
+
+describe('a read that waited for a view, once served', () => {
+  it('should leave the queue of reads waiting for a handle (reader mode, queues.maxPendingReads 1)', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    const first = await w.index.batchPut('t', 1, [meta(1)])
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({ root: w.root, mode: 'reader', clock, readers: { min: 1, max: 1 }, queues: { maxPendingReads: 1 } })
+    add(() => index.close())
+    // The first read waits for the shard's first reader; the second, after a newer write, for a refresh: each is the
+    // only read waiting when it comes.
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: first.token }))).toEqual({ value: meta(1) })
+    const second = await w.index.batchPut('t', 1, [meta(2)])
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm2', { after: second.token }))).toEqual({ value: meta(2) })
   })
 })
 
@@ -1477,6 +1517,40 @@ describe('a reader-mode shard whose readers exhausted their restart intensity', 
     const outcome = await drive(clock, index.getByMsgId('t', 1, 'm1'))
     expect(outcome).toMatchObject({ error: { _tag: 'ShardUnavailable', shard: id } })
     expect((outcome.error as Error).message).toMatch(new RegExp(`^shard ${id} is unavailable: its readers gave up after: injected open failure`))
+  })
+})
+
+describe('a reader-mode shard whose readers failed with no error at all', () => {
+  it('should say that its readers exhausted their restart intensity', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, [meta(1)])
+    const id = w.shardId('t', 1)
+    // An engine of the user's whose read-only opens reject with nothing: the readers give up with no cause to name.
+    const engine: Engine = { open: (path, options) => (options.readOnly === true ? Promise.reject(undefined) : rocksEngine.open(path, options)) }
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({ root: w.root, mode: 'reader', engine, clock, readers: { min: 1, max: 1 }, supervision: { readers: { intensity: { maxRestarts: 0, withinMs: 60_000 } } } })
+    add(() => index.close())
+    const outcome = await drive(clock, index.getByMsgId('t', 1, 'm1', { timeoutMs: 3_600_000 }))
+    expect(outcome.error).toMatchObject({
+      _tag: 'ShardUnavailable',
+      message: `shard ${id} is unavailable: its readers exhausted their restart intensity. Recover it with index.recover(${JSON.stringify(id)}) once the cause is fixed`,
+    })
+    expect((outcome.error as ShardUnavailable).cause).toBeUndefined()
+  })
+})
+
+describe('a request with a deadline and a signal, once it settled', () => {
+  it("should leave neither its deadline's timer nor a listener on its signal", async () => {
+    const h = await harness({ readers: { min: 0 } })
+    // The first write arms what a shard keeps armed (the time trigger of its flushes).
+    await h.index.batchPut('t', 1, [meta(1)])
+    const timers = h.clock.pending
+    const controller = new AbortController()
+    await h.index.batchPut('t', 1, [meta(2)], { signal: controller.signal, timeoutMs: 60_000 })
+    expect(await h.index.getByMsgId('t', 1, 'm2', { signal: controller.signal, timeoutMs: 60_000 })).toEqual(meta(2))
+    await settle()
+    expect(h.clock.pending).toBe(timers)
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0)
   })
 })
 

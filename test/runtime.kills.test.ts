@@ -1,17 +1,18 @@
 /**
  * The edges of src/runtime.ts that the supervision suites reach only loosely, found by mutation testing (TESTING.md,
  * "Mutation testing"), on real RocksDB with a ManualClock: the exact moment maintenance retires an idle or an old
- * reader, what `faults.crash` counts, how stats name each state of a shard, that the supervisors' backoffs run on
- * the index's clock, that a recovered pool serves again in reader mode, what a throwing listener's warning says,
- * which failures of an open give up at once (a corrupted MANIFEST: the primary's yes, a reader's no), a reader-mode
- * shard whose directory went away, the torn views an open discards (their reports, the limit of 8 in a row), stats
- * while a shard closes, which role creates the topic directory and with which RocksDB settings each role opens, a
- * primary's open refused for permission, how an open that meets a missing file is retried, that a reader's events
+ * reader, what `faults.crash` counts, how stats name each state of a shard, that the supervisors' backoffs run on the
+ * index's clock, that a recovered pool serves again in reader mode, what a throwing listener's warning says, which
+ * failures of an open give up at once (a corrupted MANIFEST: the primary's yes, a reader's no; a failure of the first
+ * read of the view's state that is not damage: no), a reader-mode shard whose directory went away, the torn views an
+ * open discards (their reports, the limit of 8 in a row), stats while a shard closes (a closing primary no longer
+ * counted among those serving), which role creates the topic directory and with which RocksDB settings each role opens,
+ * a primary's open refused for permission, how an open that meets a missing file is retried, that a reader's events
  * never make a primary that gave up recover, that `inspect` and `subscribe` (and its unsubscribe) deliver, where
- * readers open with placement 'worker', a scan on a reader retired under it, that a reader with a read in flight
- * is never retired for idleness, that a degraded reader-mode pool stays degraded through the events after it, that
- * the view a refresh opened for a reader that failed meanwhile is closed at once, and that a directory check refused
- * for permission gives up at once.
+ * readers open with placement 'worker', a scan on a reader retired under it, that a reader with a read in flight is
+ * never retired for idleness, that a degraded reader-mode pool stays degraded through the events after it, that the
+ * view a refresh opened for a reader that failed meanwhile is closed at once, and that a directory check refused for
+ * permission gives up at once.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -23,7 +24,7 @@ import { ReaderWorkers } from '../src/reader-workers.js'
 import { viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
 import { overridingHandles } from './support/engines.js'
-import { openHarness, orStillWaiting, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
+import { drive, openHarness, orStillWaiting, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
 let h: Harness | undefined
@@ -255,6 +256,16 @@ describe('a throwing lifecycle listener', () => {
 })
 
 describe('which failures of an open give up at once', () => {
+  it("should restart, not give up on, a primary whose read of its view's state fails with a failure that is not damage", async () => {
+    h = await openHarness({ readers: { min: 0 }, supervision: { primary: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } })
+    // The first read of a fresh primary's handle is that of its view's state (sequence, epochs, identity).
+    h.faults.failNext('read', 1, { role: 'primary' })
+    const write = await drive(h.clock, h.index.batchPut('t', 1, [meta(1)], { timeoutMs: 3_600_000 }))
+    expect(write.error).toBeUndefined()
+    expect(h.faults.injected.read).toBe(1)
+    expect(shardStats(h, 't', 1)).toMatchObject({ state: 'running', primary: 'ready', restarts: { primary: 1 } })
+  })
+
   /**
    * A closed writer-mode root whose shard t/1 holds m1 and a MANIFEST overwritten with garbage (CURRENT still names
    * it, so the layout check passes and RocksDB's own open meets the damage); `restore` puts the MANIFEST back.
@@ -436,6 +447,8 @@ describe('stats while the index closes', () => {
       await waitFor(() => closeAsked)
       expect(closed).toBe(false)
       expect(shardStats(h, 't', 1)).toMatchObject({ state: 'closing', primary: 'closing', readers: {} })
+      // A primary that is closing serves nothing: it is no longer counted among those serving.
+      expect(h.index.stats().totals.primaries).toBe(0)
     } finally {
       letGo()
     }

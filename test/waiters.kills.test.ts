@@ -1,10 +1,11 @@
 /**
- * Requests that wait for a handle when the control plane changes under them, on real RocksDB with a ManualClock
- * (found by mutation testing of src/shard.ts, TESTING.md): the index closes while the primary backs off (what waits
- * fails with Closed at once), or while a reader-mode read waits for a view that never comes; the primary exhausts its
- * restart intensity (writes and primary-only reads fail with ShardUnavailable, reads a reader can serve are served
- * after a refresh; with no reader, everything that waits fails); a writer-mode shard's readers exhaust theirs while
- * a write waits for the primary (the write is not the readers' to fail).
+ * Requests that wait for a handle when the control plane changes under them, on real RocksDB with a ManualClock (found
+ * by mutation testing of src/shard.ts, TESTING.md): the index closes while the primary backs off (what waits fails with
+ * Closed at once), or while a reader-mode read waits for a view that never comes; the primary exhausts its restart
+ * intensity (writes and primary-only reads fail with ShardUnavailable, reads a reader can serve are served after a
+ * refresh, and those that failed leave the queue of reads waiting for a handle; with no reader, everything that waits
+ * fails); a writer-mode shard's readers exhaust theirs while a write waits for the primary (the write is not the
+ * readers' to fail).
  */
 import { describe, expect, it } from 'vitest'
 import { Closed, FaultInjector, ManualClock, openIndex, rocksEngine, ShardUnavailable, StorageFailure, type Engine, type MessageMeta } from '../src/index.js'
@@ -109,6 +110,7 @@ describe('a primary that exhausts its restart intensity while requests wait for 
   it('should fail the writes and primary-only reads with ShardUnavailable, and serve the reads a reader can serve', async () => {
     const h = await harness({
       readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 },
+      queues: { maxPendingReads: 2 },
       supervision: { primary: { backoff: { minMs: 1_000, maxMs: 1_000, jitter: 0 }, intensity: { maxRestarts: 1, withinMs: 600_000 } }, readers: { backoff: { minMs: 5_000, maxMs: 5_000, jitter: 0 } } },
     })
     const first = await h.index.batchPut('t', 1, [meta(1)])
@@ -131,9 +133,13 @@ describe('a primary that exhausts its restart intensity while requests wait for 
     await waitFor(() => Object.keys(outcomes).length === 2)
     const unavailable = { error: expect.any(ShardUnavailable) }
     expect(outcomes).toEqual({ write: unavailable, 'primary read': unavailable })
-    // The reader refreshes once it may: the read is served.
-    expect((await drive(h.clock, waitFor(() => outcomes['read after the token'] !== undefined))).error).toBeUndefined()
+    // The primary read that failed left the queue: one more read may wait beside the one still waiting
+    // (queues.maxPendingReads is 2).
+    track('another read after the token', h.index.getRangeByTime('t', 1, 0, 10_000, { after: second.token }))
+    // The reader refreshes once it may: the reads are served.
+    expect((await drive(h.clock, waitFor(() => outcomes['read after the token'] !== undefined && outcomes['another read after the token'] !== undefined))).error).toBeUndefined()
     expect(outcomes['read after the token']).toEqual({ value: { first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } } })
+    expect(outcomes['another read after the token']).toEqual(outcomes['read after the token'])
   })
 
   it('should fail everything that waits when the shard has no reader', async () => {
