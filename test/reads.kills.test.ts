@@ -21,7 +21,7 @@
  * a turn whose strictest read comes before a laxer one; which stale reader serves reads the memory of recent writes
  * completes (the least loaded); a turn that memory answers whole (no MultiGet); a point read retried after its
  * MultiGet failed (it started: its deadline no longer bounds it; a reader whose probe fails too is failed with that
- * cause); and one retried on a sound handle (counted once: that reader is no more loaded than the other afterwards);
+ * cause; the probe asks for a key: a MultiGet of none never touches the handle); and one retried on a sound handle (counted once: that reader is no more loaded than the other afterwards);
  * a shard whose reads a turn's budget left waiting (served in the next turn, with no other read to start it); a
  * read whose signal aborts while it waits (Timeout, aborted, at once; it never runs); requests waiting for a
  * primary whose open meets another index's lock (they fail with it); a writer-mode pool at min 0, which asks for
@@ -34,7 +34,8 @@
  * by a refresh while a scan held it (the view that replaced it keeps serving); a read that waited for a view leaves
  * the queue of reads waiting for a handle once served (`queues.maxPendingReads`); what a reader-mode shard whose
  * readers failed with no error at all says; and a settled request, which leaves neither its deadline's timer nor a
- * listener on its signal; and a range read whose I/O began before its deadline passed (it finishes and answers).
+ * listener on its signal; a range read whose I/O began before its deadline passed (it finishes and answers); and a
+ * refresh that fails while a bounded read waits for it (another reader refreshes: its view is too old, however new).
  */
 import { getEventListeners } from 'node:events'
 import { describe, expect, it } from 'vitest'
@@ -581,8 +582,9 @@ describe('a point read retried after its MultiGet failed', () => {
           if (reader.broken) throw flaky(handle.path)
           return handle.getManySettled!(keys)
         },
+        // As RocksDB's handle does, a MultiGet of no key answers without touching the handle (a probe must ask for one).
         getMany: async (keys) => {
-          if (reader.broken) throw flaky(handle.path)
+          if (reader.broken && keys.length > 0) throw flaky(handle.path)
           return handle.getMany(keys)
         },
       }),
@@ -1444,6 +1446,27 @@ describe('a refresh that fails while a read waits for it', () => {
     expect(views[other]).toBeGreaterThanOrEqual(seq)
     expect(views[failed[0]!]).toBeLessThan(seq)
     expect(index.stats().shards[0]!.integrity.refreshFailures).toBe(1)
+  })
+})
+
+describe('a refresh that fails while a bounded read waits for it', () => {
+  it('should have another reader refresh for the read, its views being too old however new their sequence', async () => {
+    const w = await harness({ readers: { min: 0 } })
+    await w.index.batchPut('t', 1, [meta(1)])
+    const faults = new FaultInjector()
+    const clock = new ManualClock(1_000_000)
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    add(() => index.close())
+    const events: { type: string; actor?: string }[] = []
+    index.subscribe((e) => events.push(e as { type: string; actor?: string }))
+    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await waitFor(() => index.stats().shards[0]?.views.length === 2)
+    // Both views hold every write, and are 20 ms old: a read bounded to 5 ms waits for a refresh. The first reader
+    // asked fails to refresh: the other must refresh for the read (its sequence is new enough, its age is not).
+    await clock.advance(20)
+    faults.failNext('open', 1, { role: 'reader' })
+    expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { consistency: 'bounded', maxStalenessMs: 5, timeoutMs: 1_000 }))).toEqual({ value: meta(1) })
+    expect(events.filter((e) => e.type === 'refresh-failed')).toHaveLength(1)
   })
 })
 
