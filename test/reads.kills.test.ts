@@ -2,39 +2,38 @@
  * The edges of the read path of src/shard.ts that the freshness and supervision suites reach only loosely, found by
  * mutation testing (TESTING.md, "Mutation testing"), on real RocksDB with a ManualClock: a view exactly as old as a
  * staleness bound allows; a read whose signal aborted before it began (it must never reach RocksDB); a scan retried
- * after its reader broke, which its deadline no longer bounds; a writer-mode token ahead of the data; reads waiting
- * on a shard whose primary gave up, as its readers go one by one; how many lone point reads go out between two
- * turns of the read scheduler; a turn of point reads that no one view serves whole; a damaged entry (also in a
- * MultiGet where another key failed); and a
- * MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure, or twice); a turn with
- * primary-only reads among others; the need a turn is served by (its strictest read's, not its first's: sequence
- * and staleness bound); the deadline of a read queued for a turn, and of reads deferred while the process runs its
- * most MultiGets at once (each at its own, to the millisecond); what a Timeout says a read waited for; a scan whose
- * iteration fails before its first entry (retried once, no restart of a sound handle); the bound on reads
- * waiting for a handle; and the reader pool under held reads (the least-loaded reader serves, and one more reader
- * is asked for exactly when the reads in flight reach `readers.growAt` per reader); and which stale reader a read has
- * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that
- * refresh fails (another reader; the failed one cools down); a primary-only read, which asks no reader to refresh;
- * the ShardUnavailable of a primary that crashed past its restart intensity, and of a reader-mode shard whose readers
- * did; a damaged entry met by a read that waited for a handle; a writer-mode shard whose primary another index
- * holds locked (its readers serve what they can, never merged with a memory of writes that is no longer complete);
- * a turn whose strictest read comes before a laxer one; which stale reader serves reads the memory of recent writes
- * completes (the least loaded); a turn that memory answers whole (no MultiGet); a point read retried after its
- * MultiGet failed (it started: its deadline no longer bounds it; a reader whose probe fails too is failed with that
- * cause; the probe asks for a key: a MultiGet of none never touches the handle); and one retried on a sound handle (counted once: that reader is no more loaded than the other afterwards);
- * a shard whose reads a turn's budget left waiting (served in the next turn, with no other read to start it); a
- * read whose signal aborts while it waits (Timeout, aborted, at once; it never runs); requests waiting for a
- * primary whose open meets another index's lock (they fail with it); a writer-mode pool at min 0, which asks for
- * its first reader once the reads in flight reach `growAt`; and a shard another index wrote while this index's
- * primary was down (its sequence goes on from the other's, and fresh reads see the other's writes); a range read
- * that fails with a transient failure (retried once, no restart; a failure retrying cannot cure fails at once); a
- * reader-mode token ahead of the data (judged so by exactly three short views, `field: 'after'`); and a writer-mode
- * read after this index's own token, which no number of short views makes ahead, nor views opened before the read
- * began waiting; where a range read is counted in `stats().served`; and a failure of a reader's old view, swapped out
- * by a refresh while a scan held it (the view that replaced it keeps serving); a read that waited for a view leaves
- * the queue of reads waiting for a handle once served (`queues.maxPendingReads`); what a reader-mode shard whose
- * readers failed with no error at all says; and a settled request, which leaves neither its deadline's timer nor a
- * listener on its signal; a range read whose I/O began before its deadline passed (it finishes and answers); and a
+ * after its reader broke, which its deadline no longer bounds; a writer-mode token ahead of the data; reads waiting on
+ * a shard whose primary gave up, as its readers go one by one; how many lone point reads go out between two turns of
+ * the read scheduler; a turn of point reads that no one view serves whole; a damaged entry (also in a MultiGet where
+ * another key failed); and a MultiGet that fails (with an error of a user's engine, or a failure retrying cannot cure,
+ * or twice); a turn with primary-only reads among others; the need a turn is served by (its strictest read's, not its
+ * first's: sequence and staleness bound); the deadline of a read queued for a turn, and of reads deferred while the
+ * process runs its most MultiGets at once (each at its own, to the millisecond); what a Timeout says a read waited for;
+ * a scan whose iteration fails before its first entry (retried once, no restart of a sound handle); the bound on reads
+ * waiting for a handle; and the reader pool under held reads (the least-loaded reader serves, and one more reader is
+ * asked for exactly when the reads in flight reach `readers.growAt` per reader); and which stale reader a read has
+ * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that refresh
+ * fails (another reader; the failed one cools down); a primary-only read, which asks no reader to refresh; the
+ * ShardUnavailable of a primary that crashed past its restart intensity, and of a reader-mode shard whose readers did;
+ * a damaged entry met by a read that waited for a handle; a writer-mode shard whose primary another index holds locked
+ * (its readers serve what they can, never merged with a memory of writes that is no longer complete); a turn whose
+ * strictest read comes before a laxer one; which stale reader serves reads the memory of recent writes completes (the
+ * least loaded); a turn that memory answers whole (no MultiGet); a point read retried after its MultiGet failed (it
+ * started: its deadline no longer bounds it; a reader whose probe fails too is failed with that cause; the probe asks
+ * for a key: a MultiGet of none never touches the handle); and one retried on a sound handle (counted once: that reader
+ * is no more loaded than the other afterwards); a shard whose reads a turn's budget left waiting (served in the next
+ * turn, with no other read to start it); a read whose signal aborts while it waits (Timeout, aborted, at once; it never
+ * runs); requests waiting for a primary whose open meets another index's lock (they fail with it); a writer-mode pool
+ * at min 0, which asks for its first reader once the reads in flight reach `growAt`; and a shard another index wrote
+ * while this index's primary was down (its sequence goes on from the other's, and fresh reads see the other's writes);
+ * a range read that fails with a transient failure (retried once, no restart; a failure retrying cannot cure fails at
+ * once); a reader-mode token ahead of the data (judged so by exactly three short views, `field: 'after'`); and a
+ * writer-mode read after this index's own token, which no number of short views makes ahead, nor views opened before
+ * the read began waiting; where a range read is counted in `stats().served`; and a failure of a reader's old view,
+ * swapped out by a refresh while a scan held it (the view that replaced it keeps serving); a read that waited for a
+ * view leaves the queue of reads waiting for a handle once served (`queues.maxPendingReads`); what a reader-mode shard
+ * whose readers failed with no error at all says; and a settled request, which leaves neither its deadline's timer nor
+ * a listener on its signal; a range read whose I/O began before its deadline passed (it finishes and answers); and a
  * refresh that fails while a bounded read waits for it (another reader refreshes: its view is too old, however new).
  */
 import { getEventListeners } from 'node:events'
