@@ -1,7 +1,7 @@
 /**
  * The edges of the key encoding (src/keys.ts) and of write tokens (src/tokens.ts) that the round-trip properties never
- * reach: keys that are not well formed, the last partition's range, epoch slots, numbers past 32 bits, and tokens
- * that are almost tokens. Each test pins one exact value, so a changed comparison, bound or constant fails it.
+ * reach: keys that are not well formed, the last partition's range, epoch slots, numbers past 32 bits, an identity
+ * entry read back, and tokens that are almost tokens. Each test pins one exact value, so a changed comparison, bound or constant fails it.
  */
 import { describe, expect, it } from 'vitest'
 import {
@@ -14,6 +14,7 @@ import {
   epochSlots,
   identityKey,
   identityValue,
+  readIdentity,
   idKey,
   idKeyOf,
   placeOfSegmentOffsetKey,
@@ -81,6 +82,19 @@ describe('the identity key', () => {
     expect(Buffer.from(identityValue('t~c3~a9/3', 16)).toString('utf8')).toBe('t~c3~a9/3 of 16')
     // Outside every view's range: a retention's range deletion never reaches it.
     for (const view of [View.byId, View.byTime, View.bySegmentOffset]) expect(Buffer.compare(identityKey, rangeStart(view, 0))).toBe(-1)
+  })
+})
+
+describe('an identity entry read back', () => {
+  it('should give its text, at most 300 characters, and the shard it names, the text before the last " of "', () => {
+    expect(readIdentity(identityValue('t~c3~a9/3', 16))).toEqual({ text: 't~c3~a9/3 of 16', shard: 't~c3~a9/3' })
+    expect(readIdentity(Buffer.from('a of b/1 of 4'))).toEqual({ text: 'a of b/1 of 4', shard: 'a of b/1' })
+    // An entry that names no count: all of it is the shard.
+    expect(readIdentity(Buffer.from('t/3'))).toEqual({ text: 't/3', shard: 't/3' })
+    expect(readIdentity(Buffer.from(' of 4'))).toEqual({ text: ' of 4', shard: '' })
+    // Anything at all, bounded.
+    const long = 'x'.repeat(400)
+    expect(readIdentity(Uint8Array.from(Buffer.from(long)))).toEqual({ text: 'x'.repeat(300), shard: 'x'.repeat(300) })
   })
 })
 
