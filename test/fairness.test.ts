@@ -16,11 +16,14 @@ const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n,
 const harness = harnessPerTest()
 
 describe('reads share the event loop and the thread pool', () => {
-  it('should let the event loop turn while callers loop on reads answered from memory', async () => {
+  /**
+   * 1,000 callers, each reading 20 of 100 msgIds in a loop, all answered from the memory of recent writes without
+   * I/O (the reader's view stays where it is). `done()` counts the answers so far; `all` settles with the last.
+   */
+  const callersOnMemory = async () => {
     const h = await harness({ readers: { min: 1, max: 1 } })
     const { token } = await h.index.batchPut('t', 1, [meta(0)])
     await untilReaderCovers(h, 't', 1, token, 'm0')
-    // The reader's view stays where it is; these are answered from the memory of recent writes, without I/O.
     h.faults.failNext('open', 1_000_000, { role: 'reader' })
     await h.index.batchPut('t', 1, Array.from({ length: 100 }, (_, i) => meta(i + 1)))
     let done = 0
@@ -30,10 +33,15 @@ describe('reads share the event loop and the thread pool', () => {
         done++
       }
     })
+    return { done: () => done, all: Promise.all(callers) }
+  }
+
+  it('should let the event loop turn while callers loop on reads answered from memory', async () => {
+    const { done, all } = await callersOnMemory()
     // Queued after the callers' first reads: it runs once the loop turns.
-    const atTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(done)))
-    await Promise.all(callers)
-    expect(done).toBe(20_000)
+    const atTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(done())))
+    await all
+    expect(done()).toBe(20_000)
     // One lone read, then one turn's share: far from the 1,000 a turn used to answer, or the 20,000 of a loop that
     // never turned.
     expect(atTurn).toBeGreaterThan(0)
@@ -41,32 +49,21 @@ describe('reads share the event loop and the thread pool', () => {
   })
 
   it('should answer at most one turn of reads per turn of the event loop for as long as a backlog lasts', async () => {
-    const h = await harness({ readers: { min: 1, max: 1 } })
-    const { token } = await h.index.batchPut('t', 1, [meta(0)])
-    await untilReaderCovers(h, 't', 1, token, 'm0')
-    h.faults.failNext('open', 1_000_000, { role: 'reader' })
-    await h.index.batchPut('t', 1, Array.from({ length: 100 }, (_, i) => meta(i + 1)))
-    let done = 0
-    const callers = Array.from({ length: 1_000 }, async (_, c) => {
-      for (let k = 0; k < 20; k++) {
-        await h.index.getByMsgId('t', 1, `m${1 + ((c + k) % 100)}`)
-        done++
-      }
-    })
+    const { done, all } = await callersOnMemory()
     // A probe that queues itself again each time runs once per turn of the event loop (an immediate queued while the
     // loop runs its immediates waits for the next turn): between two of its runs, one turn's reads.
     const perTurn: number[] = []
     let last = 0
     let probing = true
     const probe = () => {
-      perTurn.push(done - last)
-      last = done
+      perTurn.push(done() - last)
+      last = done()
       if (probing) setImmediate(probe)
     }
     setImmediate(probe)
-    await Promise.all(callers)
+    await all
     probing = false
-    expect(done).toBe(20_000)
+    expect(done()).toBe(20_000)
     // Each turn: the scheduler's turn (256 reads) and the lone reads that go at once after it (256 more), however
     // long the backlog has lasted. A turn that scheduled the next one twice (once per shard with reads left, once
     // more for the scheduler) doubled the reads of every turn after it: 20,000 reads in a handful of turns.
