@@ -57,10 +57,14 @@ describe('the time trigger', () => {
     await h.index.batchPut('t', 1, metas(1, 1))
     await h.clock.advance(1_999)
     // Behind any flush the maintenance queued.
-    await h.index.batchPut('t', 1, metas(2, 1))
+    const last = await h.index.batchPut('t', 1, metas(2, 1))
     expect(flushes()).toEqual({ done: 0, running: false, writesWaiting: 0 })
     await h.clock.advance(1)
     await waitFor(() => flushes().done === 1)
+    // Every batch in that memtable carried its epoch (none was written beside a flush): the trigger wrote no batch of
+    // its own before flushing, and the next write's sequence follows the last one's.
+    const next = await h.index.batchPut('t', 1, metas(3, 1))
+    expect(parseToken(next.token).sequence).toBe(parseToken(last.token).sequence + 1)
   })
   it('should restart the primary whose batch of the sequence and a solid epoch, written by the time trigger, fails', async () => {
     h = await openHarness({ readers: { min: 0 }, maintenanceIntervalMs: 1_000, freshness: { flushIntervalMs: 1_000, flushEveryRecords: 30 } }, holdingFlushes)
