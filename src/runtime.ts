@@ -382,10 +382,11 @@ export class Runtime {
         // MANIFEST after CURRENT moved on): the next open lists the files anew. Tried again at once, like a torn
         // view. A file missing on every one of those opens is no race: the directory is damaged, and restarting the
         // reader under backoff would only make its requests wait for nothing. So is a CURRENT without its newline
-        // (RocksDB replaces CURRENT by a rename: no reader ever sees it half written). Other corruption met by a
+        // (RocksDB replaces CURRENT by a rename: no reader ever sees it half written), known by RocksDB's own words for
+        // it, not by a path that names a CURRENT file (RocksDB's message names the file). Other corruption met by a
         // reader's open may be a MANIFEST a live primary is rewriting: the reader is restarted under backoff.
         if (role === 'reader' && e instanceof StorageFailure && !signal.aborted) {
-          const current = e.reason === 'corruption' && /CURRENT file/.test(e.message)
+          const current = e.reason === 'corruption' && /CURRENT file (does not end with newline|corrupted)/.test(e.message)
           if (e.reason === 'missing' || current) {
             if (attempt + 1 < tornViewsPerOpen) return undefined
             throw fatal(current ? e : damaged(e, address.dir), shardId)

@@ -4,15 +4,15 @@
  * reader, what `faults.crash` counts, how stats name each state of a shard, that the supervisors' backoffs run on the
  * index's clock, that a recovered pool serves again in reader mode, what a throwing listener's warning says, which
  * failures of an open give up at once (a corrupted MANIFEST: the primary's yes, a reader's no; a failure of the first
- * read of the view's state that is not damage: no), a reader-mode shard whose directory went away, the torn views an
- * open discards (their reports, the limit of 8 in a row), stats while a shard closes (a closing primary no longer
- * counted among those serving), which role creates the topic directory and with which RocksDB settings each role opens,
- * a primary's open refused for permission, how an open that meets a missing file is retried, that a reader's events
- * never make a primary that gave up recover, that `inspect` and `subscribe` (and its unsubscribe) deliver, where
- * readers open with placement 'worker', a scan on a reader retired under it, that a reader with a read in flight is
- * never retired for idleness, that a degraded reader-mode pool stays degraded through the events after it, that the
- * view a refresh opened for a reader that failed meanwhile is closed at once, and that a directory check refused for
- * permission gives up at once.
+ * read of the view's state that is not damage: no; a reader's, also under a root whose path names a CURRENT file: no),
+ * a reader-mode shard whose directory went away, the torn views an open discards (their reports, the limit of 8 in a
+ * row), stats while a shard closes (a closing primary no longer counted among those serving), which role creates the
+ * topic directory and with which RocksDB settings each role opens, a primary's open refused for permission, how an open
+ * that meets a missing file is retried, that a reader's events never make a primary that gave up recover, that
+ * `inspect` and `subscribe` (and its unsubscribe) deliver, where readers open with placement 'worker', a scan on a
+ * reader retired under it, that a reader with a read in flight is never retired for idleness, that a degraded
+ * reader-mode pool stays degraded through the events after it, that the view a refresh opened for a reader that failed
+ * meanwhile is closed at once, and that a directory check refused for permission gives up at once.
  */
 import { spawnSync } from 'node:child_process'
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -23,6 +23,7 @@ import { decodeKey, epochSlots, sequenceKey, sequenceValue } from '../src/keys.j
 import { ReaderWorkers } from '../src/reader-workers.js'
 import { viewCheck } from '../src/views.js'
 import { recordInspection } from './support/coverage.js'
+import { removeDir, tempDir } from './support/tmp.js'
 import { overridingHandles } from './support/engines.js'
 import { drive, openHarness, orStillWaiting, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
@@ -306,6 +307,29 @@ describe('which failures of an open give up at once', () => {
     await waitFor(() => stats(id).readers.serving === 1, 2_000)
     await first
     expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+
+  it('should restart such a reader under backoff also when the path of its root names a CURRENT file', async () => {
+    // Only RocksDB's own words for a CURRENT without its newline make a reader's corruption fatal, not the path that
+    // RocksDB's message names.
+    const parent = await tempDir()
+    try {
+      const root = join(parent, 'CURRENT file')
+      const writer = await openBeside(root, { readers: { min: 0 } })
+      await writer.index.batchPut('t', 1, [meta(1)])
+      const { dir, id } = writer.index.locate('t', 1)
+      await writer.index.close()
+      const file = join(dir, (await readdir(dir)).find((name) => name.startsWith('MANIFEST-'))!)
+      await writeFile(file, Buffer.alloc((await readFile(file)).length, 0x5a))
+      const { index, events, stats } = await openBeside(root, { mode: 'reader', readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
+      void index.getByMsgId('t', 1, 'm1').catch(() => {})
+      await waitFor(() => events.some((e) => e.type === 'restarted' && e.actor === 'reader-1'), 2_000)
+      expect(events.find((e) => e.type === 'failed' && e.actor === 'reader-1')?.detail).toContain('CURRENT file')
+      expect(stats(id)).toMatchObject({ pool: 'healthy', restarts: { readers: 1 } })
+      await index.close()
+    } finally {
+      await removeDir(parent)
+    }
   })
 
   it('should retry a primary whose directory check fails with an I/O error (neither corruption nor permission) under backoff', async () => {
