@@ -13,28 +13,29 @@
  * waiting for a handle; and the reader pool under held reads (the least-loaded reader serves, and one more reader is
  * asked for exactly when the reads in flight reach `readers.growAt` per reader); and which stale reader a read has
  * refreshed (the lowest sequence, then the view opened first), and who refreshes for a waiting read when that refresh
- * fails (another reader; the failed one cools down); a primary-only read, which asks no reader to refresh; the
- * ShardUnavailable of a primary that crashed past its restart intensity, and of a reader-mode shard whose readers did;
- * a damaged entry met by a read that waited for a handle; a writer-mode shard whose primary another index holds locked
- * (its readers serve what they can, never merged with a memory of writes that is no longer complete); a turn whose
- * strictest read comes before a laxer one; which stale reader serves reads the memory of recent writes completes (the
- * least loaded); a turn that memory answers whole (no MultiGet); a point read retried after its MultiGet failed (it
- * started: its deadline no longer bounds it; a reader whose probe fails too is failed with that cause; the probe asks
- * for a key: a MultiGet of none never touches the handle); and one retried on a sound handle (counted once: that reader
- * is no more loaded than the other afterwards); a shard whose reads a turn's budget left waiting (served in the next
- * turn, with no other read to start it); a read whose signal aborts while it waits (Timeout, aborted, at once; it never
- * runs); requests waiting for a primary whose open meets another index's lock (they fail with it); a writer-mode pool
- * at min 0, which asks for its first reader once the reads in flight reach `growAt`; and a shard another index wrote
- * while this index's primary was down (its sequence goes on from the other's, and fresh reads see the other's writes);
- * a range read that fails with a transient failure (retried once, no restart; a failure retrying cannot cure fails at
- * once); a reader-mode token ahead of the data (judged so by exactly three short views, `field: 'after'`); and a
- * writer-mode read after this index's own token, which no number of short views makes ahead, nor views opened before
- * the read began waiting; where a range read is counted in `stats().served`; and a failure of a reader's old view,
- * swapped out by a refresh while a scan held it (the view that replaced it keeps serving); a read that waited for a
- * view leaves the queue of reads waiting for a handle once served (`queues.maxPendingReads`); what a reader-mode shard
- * whose readers failed with no error at all says; and a settled request, which leaves neither its deadline's timer nor
- * a listener on its signal; a range read whose I/O began before its deadline passed (it finishes and answers); and a
- * refresh that fails while a bounded read waits for it (another reader refreshes: its view is too old, however new).
+ * fails (another reader; the failed one cools down); a primary-only read, which asks no reader to refresh (also while
+ * it waits for the primary and a reader fails); the ShardUnavailable of a primary that crashed past its restart
+ * intensity, and of a reader-mode shard whose readers did; a damaged entry met by a read that waited for a handle; a
+ * writer-mode shard whose primary another index holds locked (its readers serve what they can, never merged with a
+ * memory of writes that is no longer complete); a turn whose strictest read comes before a laxer one; which stale
+ * reader serves reads the memory of recent writes completes (the least loaded); a turn that memory answers whole (no
+ * MultiGet); a point read retried after its MultiGet failed (it started: its deadline no longer bounds it; a reader
+ * whose probe fails too is failed with that cause; the probe asks for a key: a MultiGet of none never touches the
+ * handle); and one retried on a sound handle (counted once: that reader is no more loaded than the other afterwards); a
+ * shard whose reads a turn's budget left waiting (served in the next turn, with no other read to start it); a read
+ * whose signal aborts while it waits (Timeout, aborted, at once; it never runs); requests waiting for a primary whose
+ * open meets another index's lock (they fail with it); a writer-mode pool at min 0, which asks for its first reader
+ * once the reads in flight reach `growAt`; and a shard another index wrote while this index's primary was down (its
+ * sequence goes on from the other's, and fresh reads see the other's writes); a range read that fails with a transient
+ * failure (retried once, no restart; a failure retrying cannot cure fails at once); a reader-mode token ahead of the
+ * data (judged so by exactly three short views, `field: 'after'`); and a writer-mode read after this index's own token,
+ * which no number of short views makes ahead, nor views opened before the read began waiting; where a range read is
+ * counted in `stats().served`; and a failure of a reader's old view, swapped out by a refresh while a scan held it (the
+ * view that replaced it keeps serving); a read that waited for a view leaves the queue of reads waiting for a handle
+ * once served (`queues.maxPendingReads`); what a reader-mode shard whose readers failed with no error at all says; and
+ * a settled request, which leaves neither its deadline's timer nor a listener on its signal; a range read whose I/O
+ * began before its deadline passed (it finishes and answers); and a refresh that fails while a bounded read waits for
+ * it (another reader refreshes: its view is too old, however new).
  */
 import { getEventListeners } from 'node:events'
 import { describe, expect, it } from 'vitest'
@@ -1481,6 +1482,37 @@ describe('a primary-only read while the readers are stale', () => {
     // A refresh asked for would show at once: the reader actor leaves `serving` when it receives REFRESH.
     expect(shardStats(h, 't', 1).readers).toEqual({ serving: 1 })
     expect(h.faults.opened.reader).toBe(opens)
+  })
+
+  it('should ask no reader to refresh while it waits for the primary, whatever happens to the readers', async () => {
+    const h = await harness({
+      readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 },
+      supervision: { primary: { backoff: { minMs: 5_000, maxMs: 5_000, jitter: 0 } }, readers: { backoff: { minMs: 10, maxMs: 10, jitter: 0 } } },
+    })
+    await h.index.batchPut('t', 1, [meta(1)])
+    // A read opens the pool (its readers open on demand).
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+    await waitFor(() => shardStats(h, 't', 1).views.length === 2)
+    const second = await h.index.batchPut('t', 1, [meta(2)])
+    // The primary is down for 5 s: a primary-only read after the second write waits for it.
+    h.index.faults.crash('t', 1, 'primary')
+    await settle()
+    const { outcomes, track } = tracker()
+    track('primary read', h.index.getByMsgId('t', 1, 'm2', { consistency: 'primary', after: second.token, timeoutMs: 3_600_000 }))
+    await settle()
+    // A reader fails and is restarted: the reads still waiting are looked at again, and none is one a reader may
+    // serve, so the other reader keeps its view and keeps serving.
+    const views = () => Object.fromEntries(shardStats(h, 't', 1).views.map((v) => [v.reader, v.sequence]))
+    const other = Object.keys(views()).find((r) => r !== 'reader-1')!
+    const seq = views()[other]!
+    expect(seq).toBeLessThan(parseToken(second.token).sequence)
+    h.index.faults.crash('t', 1, 'reader-1')
+    await h.clock.advance(10)
+    await settle()
+    expect(views()[other]).toBe(seq)
+    expect(shardStats(h, 't', 1).readers).toMatchObject({ serving: 1 })
+    expect(shardStats(h, 't', 1).readers.refreshing).toBeUndefined()
+    expect(outcomes).toEqual({})
   })
 })
 
