@@ -1,7 +1,8 @@
 /**
  * The edges of the key encoding (src/keys.ts) and of write tokens (src/tokens.ts) that the round-trip properties never
  * reach: keys that are not well formed, the last partition's range, epoch slots, numbers past 32 bits, an identity
- * entry read back, and tokens that are almost tokens. Each test pins one exact value, so a changed comparison, bound or constant fails it.
+ * entry read back, and tokens that are almost tokens. Each test pins one exact value, so a changed comparison, bound
+ * or constant fails it.
  */
 import { describe, expect, it } from 'vitest'
 import {
@@ -14,12 +15,12 @@ import {
   epochSlots,
   identityKey,
   identityValue,
-  readIdentity,
   idKey,
   idKeyOf,
   placeOfSegmentOffsetKey,
   rangeEnd,
   rangeStart,
+  readIdentity,
   segmentOffsetKey,
   segmentOffsetOfTimeKey,
   sequenceKey,

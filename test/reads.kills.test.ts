@@ -1421,7 +1421,8 @@ describe('which stale reader a read has refreshed', () => {
 })
 
 describe('a refresh that fails while a read waits for it', () => {
-  it('should let another reader refresh for the read, and not ask the failed one again while it cools down', async () => {
+  /** A writer that wrote m1, and a reader-mode index on its root whose two readers both serve m1. */
+  const twoReaders = async () => {
     const w = await harness({ readers: { min: 0 } })
     await w.index.batchPut('t', 1, [meta(1)])
     const faults = new FaultInjector()
@@ -1432,6 +1433,11 @@ describe('a refresh that fails while a read waits for it', () => {
     index.subscribe((e) => events.push(e as { type: string; actor?: string }))
     expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
     await waitFor(() => index.stats().shards[0]?.views.length === 2)
+    return { w, faults, clock, index, events }
+  }
+
+  it('should let another reader refresh for the read, and not ask the failed one again while it cools down', async () => {
+    const { w, faults, clock, index, events } = await twoReaders()
     const readers = index.stats().shards[0]!.views.map((v) => v.reader)
     const { token } = await w.index.batchPut('t', 1, [meta(2)])
     const seq = Number(token.slice(token.lastIndexOf('@') + 1))
@@ -1447,20 +1453,9 @@ describe('a refresh that fails while a read waits for it', () => {
     expect(views[failed[0]!]).toBeLessThan(seq)
     expect(index.stats().shards[0]!.integrity.refreshFailures).toBe(1)
   })
-})
 
-describe('a refresh that fails while a bounded read waits for it', () => {
-  it('should have another reader refresh for the read, its views being too old however new their sequence', async () => {
-    const w = await harness({ readers: { min: 0 } })
-    await w.index.batchPut('t', 1, [meta(1)])
-    const faults = new FaultInjector()
-    const clock = new ManualClock(1_000_000)
-    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
-    add(() => index.close())
-    const events: { type: string; actor?: string }[] = []
-    index.subscribe((e) => events.push(e as { type: string; actor?: string }))
-    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
-    await waitFor(() => index.stats().shards[0]?.views.length === 2)
+  it('should have another reader refresh for a bounded read, their views being too old however new their sequence', async () => {
+    const { faults, clock, index, events } = await twoReaders()
     // Both views hold every write, and are 20 ms old: a read bounded to 5 ms waits for a refresh. The first reader
     // asked fails to refresh: the other must refresh for the read (its sequence is new enough, its age is not).
     await clock.advance(20)

@@ -31,10 +31,18 @@ const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n,
 let h: Harness | undefined
 /** Indexes opened beside the harness on its root: closed after the test, before the harness. */
 const beside: Index[] = []
+/** Temporary directories made by a test, removed after it (after the indexes in them closed). */
+const scratch: string[] = []
+const scratchDir = async (): Promise<string> => {
+  const dir = await tempDir()
+  scratch.push(dir)
+  return dir
+}
 afterEach(async () => {
   for (const index of beside.splice(0)) await index.close()
   await h?.dispose()
   h = undefined
+  for (const dir of scratch.splice(0)) await removeDir(dir)
 })
 
 /**
@@ -271,15 +279,15 @@ describe('which failures of an open give up at once', () => {
    * A closed writer-mode root whose shard t/1 holds m1 and a MANIFEST overwritten with garbage (CURRENT still names
    * it, so the layout check passes and RocksDB's own open meets the damage); `restore` puts the MANIFEST back.
    */
-  const corruptedManifest = async () => {
-    h = await openHarness({ readers: { min: 0 } })
-    await h.index.batchPut('t', 1, [meta(1)])
-    const { dir, id } = h.index.locate('t', 1)
-    await h.index.close()
+  const corruptedManifest = async (root?: string) => {
+    const writer = root === undefined ? (h = await openHarness({ readers: { min: 0 } })).index : (await openBeside(root, { readers: { min: 0 } })).index
+    await writer.batchPut('t', 1, [meta(1)])
+    const { dir, id } = writer.locate('t', 1)
+    await writer.close()
     const file = join(dir, (await readdir(dir)).find((name) => name.startsWith('MANIFEST-'))!)
     const whole = await readFile(file)
     await writeFile(file, Buffer.alloc(whole.length, 0x5a))
-    return { root: h.root, dir, id, restore: () => writeFile(file, whole) }
+    return { root: root ?? h!.root, dir, id, restore: () => writeFile(file, whole) }
   }
 
   it("should give up at once on a primary whose RocksDB open meets a corrupted MANIFEST, with RocksDB's cause", async () => {
@@ -294,8 +302,13 @@ describe('which failures of an open give up at once', () => {
     expect(stats(id).cause!.message).toContain('MANIFEST')
   })
 
-  it('should restart a reader whose open meets a corrupted MANIFEST under backoff (a live primary may be rewriting it), and serve once it is whole', async () => {
-    const { root, id, restore } = await corruptedManifest()
+  // The second root: only RocksDB's own words for a CURRENT without its newline make a reader's corruption fatal, not
+  // a path that names a CURRENT file (RocksDB's message names the file).
+  it.each([
+    ['', async () => undefined],
+    [', also under a root whose path names a CURRENT file', async () => join(await scratchDir(), 'CURRENT file')],
+  ])('should restart a reader whose open meets a corrupted MANIFEST under backoff (a live primary may be rewriting it), and serve once it is whole%s', async (_, rootOf) => {
+    const { root, id, restore } = await corruptedManifest(await rootOf())
     const { index, clock, events, stats } = await openBeside(root, { mode: 'reader', readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
     const first = index.getByMsgId('t', 1, 'm1').catch((e: unknown) => e)
     await waitFor(() => events.some((e) => e.type === 'restarted' && e.actor === 'reader-1'), 2_000)
@@ -307,29 +320,6 @@ describe('which failures of an open give up at once', () => {
     await waitFor(() => stats(id).readers.serving === 1, 2_000)
     await first
     expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
-  })
-
-  it('should restart such a reader under backoff also when the path of its root names a CURRENT file', async () => {
-    // Only RocksDB's own words for a CURRENT without its newline make a reader's corruption fatal, not the path that
-    // RocksDB's message names.
-    const parent = await tempDir()
-    try {
-      const root = join(parent, 'CURRENT file')
-      const writer = await openBeside(root, { readers: { min: 0 } })
-      await writer.index.batchPut('t', 1, [meta(1)])
-      const { dir, id } = writer.index.locate('t', 1)
-      await writer.index.close()
-      const file = join(dir, (await readdir(dir)).find((name) => name.startsWith('MANIFEST-'))!)
-      await writeFile(file, Buffer.alloc((await readFile(file)).length, 0x5a))
-      const { index, events, stats } = await openBeside(root, { mode: 'reader', readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 100, jitter: 0 } } } })
-      void index.getByMsgId('t', 1, 'm1').catch(() => {})
-      await waitFor(() => events.some((e) => e.type === 'restarted' && e.actor === 'reader-1'), 2_000)
-      expect(events.find((e) => e.type === 'failed' && e.actor === 'reader-1')?.detail).toContain('CURRENT file')
-      expect(stats(id)).toMatchObject({ pool: 'healthy', restarts: { readers: 1 } })
-      await index.close()
-    } finally {
-      await removeDir(parent)
-    }
   })
 
   it('should retry a primary whose directory check fails with an I/O error (neither corruption nor permission) under backoff', async () => {
