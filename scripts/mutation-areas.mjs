@@ -12,7 +12,11 @@
 /** The suites every area runs: a mutant that breaks a module's top level fails there (TESTING.md). */
 const always = ['test/modules.kills.test.ts']
 
-/** @type {Record<string, { mutate: string[], suites: string[] }>} name -> area, in the order `npm run mutate` runs them */
+/**
+ * name -> area, in the order `npm run mutate` runs them. `concurrency`: Stryker's processes for the area (4 unless
+ * given; stryker.config.mjs says why).
+ * @type {Record<string, { mutate: string[], suites: string[], concurrency?: number }>}
+ */
 export const areas = {
   machines: {
     mutate: ['actors/**/*.ts'],
@@ -40,6 +44,7 @@ export const areas = {
   },
   runtime: {
     mutate: ['src/runtime.ts'],
+    concurrency: 6,
     suites: [
       'test/runtime.kills.test.ts',
       'test/reads.kills.test.ts',
@@ -54,6 +59,7 @@ export const areas = {
   },
   shard: {
     mutate: ['src/shard.ts'],
+    concurrency: 6,
     suites: [
       'test/shard.kills.test.ts',
       'test/reads.kills.test.ts',

@@ -147,7 +147,15 @@ export class MutantTypes {
     const original = this.#original(file)
     let declared = this.declarations.get(file)
     if (declared === undefined) {
+      // The unmutated file's declarations, emitted as a mutant's are: after its own diagnostics, in a new program.
+      // TypeScript writes a union's members in the order its checker first met them, so declarations emitted without
+      // that check first came out with unions in another order: they differed from every mutant's, and every mutant
+      // that type-checked had all the files that depend on its own checked too (0.65 s each for
+      // actors/shard-supervisor.ts, none of them ever finding an error; TESTING.md, "2026-11-27, fifth session").
+      this.#set(file, original)
+      this.#errorsOf(file)
       declared = this.#declarationsOf(file)
+      this.#set(file, undefined)
       this.declarations.set(file, declared)
     }
     const lines = ts.createSourceFile(file, original, ts.ScriptTarget.Latest, false)
