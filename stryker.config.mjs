@@ -33,10 +33,11 @@ export default {
   // src/shard.ts:895-1000 took 3 min 28 s with three, 4 min 4 s with two; src/shard.ts:1260-1380 took 3 min 21 s with
   // four, 3 min 51 s with three, every mutant with the same status (TESTING.md, "2026-11-27, fourth session"). The
   // first moments, while the checker goes through the mutants, Stryker gives two of them to checkers.
-  // The areas of the index's own suites (shard, runtime) still left a core idle at four (src/shard.ts:1260-1380: 1.15
-  // cores busy): six there took that range from 2 min 47 s to 2 min 29 s (eight: 2 min 26 s), with the same
-  // survivors. The machines area keeps both cores busy at four: actors/reader.ts took 2 min 31 s at six, 2 min 17 s at
-  // four (TESTING.md, "2026-11-27, fifth session"). An area says its number in scripts/mutation-areas.mjs.
+  // The shard area still left a core idle at four (src/shard.ts:1260-1380: 1.15 cores busy): six took that range
+  // from 2 min 47 s to 2 min 29 s (eight: 2 min 26 s), with the same survivors. The machines and runtime areas keep
+  // both cores busy at four: at six, actors/reader.ts took 2 min 31 s instead of 2 min 17 s, and src/runtime.ts:380-520
+  // 5 min 19 s instead of 5 min 25 s, with 9 of its 36 survivors turned into timeouts (runs that slow, not mutants
+  // that hang). TESTING.md, "2026-11-27, fifth session". An area says its number in scripts/mutation-areas.mjs.
   concurrency: areas[area].concurrency ?? 4,
   timeoutMS: 10_000,
   // The first (unmutated) run takes 2 to 3.5 min on the shared 2-core machine; at load 9 it once passed Stryker's

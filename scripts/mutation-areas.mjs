@@ -44,7 +44,6 @@ export const areas = {
   },
   runtime: {
     mutate: ['src/runtime.ts'],
-    concurrency: 6,
     suites: [
       'test/runtime.kills.test.ts',
       'test/reads.kills.test.ts',
