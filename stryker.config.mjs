@@ -39,6 +39,11 @@ export default {
   // 5 min 19 s instead of 5 min 25 s, with 9 of its 36 survivors turned into timeouts (runs that slow, not mutants
   // that hang). TESTING.md, "2026-11-27, fifth session". An area says its number in scripts/mutation-areas.mjs.
   concurrency: areas[area].concurrency ?? 4,
+  // A mutant times out at timeoutFactor times its covering tests' time in the first run (one process, alone) plus
+  // timeoutMS. A survivor of the shard area covered by ~250 tests runs ~20 s alone, and longer beside five others: at
+  // six processes and 1.5, 33 of the area's survivors came out as timeouts (TESTING.md, "2026-11-27, fifth session").
+  // A mutant that hangs a test is failed by vitest within about 9 s (vitest.stryker.config.ts) whatever the factor.
+  timeoutFactor: areas[area].timeoutFactor ?? 1.5,
   timeoutMS: 10_000,
   // The first (unmutated) run takes 2 to 3.5 min on the shared 2-core machine; at load 9 it once passed Stryker's
   // default limit of 5 min and the whole run failed before testing any mutant.

@@ -5,9 +5,11 @@
 // and a mutation run pays it in every run that reaches a property test, since each run is a new worker thread
 // (TESTING.md, "2026-11-27, fifth session"). A property test defined here runs as the package runs it: one vitest test
 // named `<label> (with seed=<seed>)`, the seed from the test's parameters or else fast-check's global configuration
-// (which test/support/stryker-setup.ts fixes), and `fc.assert` over `fc.asyncProperty` of the same arbitraries.
-// Unlike the package, it does not rerun the suite's `beforeEach`/`afterEach` hooks between the runs of a property:
-// no property test of ours defines any.
+// (which test/support/stryker-setup.ts fixes), and `fc.assert` over `fc.asyncProperty` of the same arbitraries and
+// the same parameters.
+// Unlike the package, it does not rerun the suite's `beforeEach`/`afterEach` hooks between the runs of a property: no
+// property test file of ours registers any (test/support/stryker-setup.ts's, which only notes a failed test, runs once
+// per test either way). test/fast-check-vitest.test.ts checks it against the package.
 import fc from 'fast-check'
 import { it as vitestIt, test as vitestTest } from 'vitest'
 
@@ -16,16 +18,16 @@ type Prop = <Ts extends unknown[]>(
   params?: fc.Parameters<Ts>,
 ) => (label: string, body: (...args: Ts) => unknown, timeout?: number) => void
 
-const propOf =
+/** `test.prop` over `define` (vitest's `test` or `it`). Exported for test/fast-check-vitest.test.ts. */
+export const propOf =
   (define: typeof vitestTest): Prop =>
   (arbitraries, params) =>
   (label, body, timeout) => {
     const seed = params?.seed ?? fc.readConfigureGlobal().seed
     if (seed === undefined) throw new Error('fast-check-vitest (mutation runs): no seed; test/support/stryker-setup.ts fixes the global one')
     const asyncProperty = fc.asyncProperty as unknown as (...parts: unknown[]) => fc.IAsyncProperty<unknown[]>
-    const property = asyncProperty(...arbitraries, async (...args: unknown[]) => {
-      await (body as (...a: unknown[]) => unknown)(...args)
-    })
+    // As the package: the body's result is the predicate's (a body that returns false fails the property).
+    const property = asyncProperty(...arbitraries, (...args: unknown[]) => Promise.resolve((body as (...a: unknown[]) => unknown)(...args)))
     define(`${label} (with seed=${seed})`, () => fc.assert(property, { ...(params as fc.Parameters<unknown[]> | undefined), seed }), timeout)
   }
 
