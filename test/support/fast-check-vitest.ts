@@ -9,7 +9,7 @@
 // the same parameters.
 // Unlike the package, it does not rerun the suite's `beforeEach`/`afterEach` hooks between the runs of a property: no
 // property test file of ours registers any (test/support/stryker-setup.ts's, which only notes a failed test, runs once
-// per test either way). test/fast-check-vitest.test.ts checks it against the package.
+// per test either way). test/fast-check-vitest.test.ts checks it against fast-check's own runs.
 import fc from 'fast-check'
 import { it as vitestIt, test as vitestTest } from 'vitest'
 
