@@ -9,6 +9,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import RocksDB from 'rocksdb-native'
 import { StorageFailure, storageFailure } from './errors.js'
+import { nativeSeeker } from './native-seek.js'
 
 /** One entry of a key range. */
 export interface Entry {
@@ -57,6 +58,12 @@ export interface StorageHandle {
   /** Streams a key range in key order (reverse order with `reverse`), reading ahead in small chunks. */
   iterate(range: KeyRange): AsyncIterable<Entry>
   /**
+   * The first key of `range` (its last with `reverse`; `limit` is ignored), or `undefined` when the range is empty:
+   * the key `iterate` would yield first, for less (one seek, no stream). Optional: {@link firstKey} falls back to
+   * `iterate`. Rejects as `iterate` does.
+   */
+  firstKey?(range: KeyRange): Promise<Uint8Array | undefined>
+  /**
    * Runs `fn` on one consistent view of the data (a RocksDB snapshot), released when `fn` settles: reads made by
    * `fn` see no write that lands meanwhile. Each single `getMany` or `iterate` is consistent on its own already.
    */
@@ -76,8 +83,19 @@ export const getManySettled = (handle: StorageHandle, keys: readonly Uint8Array[
   handle.getManySettled !== undefined ? handle.getManySettled(keys) : handle.getMany(keys).then((values) => ({ values }))
 
 /**
+ * `handle.firstKey(range)`, or, for a handle without it, the first key its `iterate(range)` yields (what `firstKey`
+ * answers, at the cost of a stream).
+ */
+export const firstKey = async (handle: ReadView, range: KeyRange): Promise<Uint8Array | undefined> => {
+  if (handle.firstKey !== undefined) return handle.firstKey(range)
+  for await (const { key } of handle.iterate({ ...range, limit: 1 })) return key
+  return undefined
+}
+
+/**
  * `inner` with some of its calls replaced by `overrides`; every other call goes to `inner` (bound to it). For wrappers
- * that change one or two calls of a handle (recording its writes, holding its reads in a test).
+ * that change one or two calls of a handle (recording its writes, holding its reads in a test). A wrapper that
+ * replaces `iterate` but not `firstKey` gets no `firstKey`: seeks then go through its `iterate` too.
  */
 export const overriding = (
   inner: StorageHandle,
@@ -89,6 +107,7 @@ export const overriding = (
   ...(inner.getManySettled === undefined ? {} : { getManySettled: (keys: readonly Uint8Array[]) => inner.getManySettled!(keys) }),
   write: (ops) => inner.write(ops),
   iterate: (range) => inner.iterate(range),
+  ...(inner.firstKey === undefined || overrides.iterate !== undefined ? {} : { firstKey: (range: KeyRange) => inner.firstKey!(range) }),
   withSnapshot: (fn) => inner.withSnapshot(fn),
   flush: () => inner.flush(),
   property: (name) => inner.property(name),
@@ -97,7 +116,7 @@ export const overriding = (
 })
 
 /** The reads of a handle. */
-export type ReadView = Pick<StorageHandle, 'getMany' | 'iterate'>
+export type ReadView = Pick<StorageHandle, 'getMany' | 'iterate' | 'firstKey'>
 
 /** How to open a directory. The defaults are in `src/defaults.ts`. */
 export interface OpenOptions {
@@ -193,6 +212,11 @@ export const rocksEngine: Engine = {
     }
     return new RocksHandle(db, path, options.readOnly)
   },
+}
+
+const firstKeyIterating = async (handle: RocksHandle, range: KeyRange): Promise<Uint8Array | undefined> => {
+  for await (const { key } of handle.iterate({ ...range, limit: 1 })) return key
+  return undefined
 }
 
 /** Destroys a read batch that was not sent (its keys' promises reject, and are handled by whoever made them). */
@@ -365,6 +389,15 @@ class RocksHandle implements StorageHandle {
       this.#iterators.delete(it)
       it.destroy()
     }
+  }
+
+  firstKey(range: KeyRange): Promise<Uint8Array | undefined> {
+    const seek = this.#closing === undefined ? nativeSeeker?.(this.db, range) : undefined
+    if (seek === undefined) return firstKeyIterating(this, range)
+    return seek.catch((e: unknown) => {
+      // As for `iterate`: a handle released under the seek is not a disk error.
+      throw this.#closing === undefined ? storageFailure(this.path, e) : releasedDuringIteration(this.path, e)
+    })
   }
 
   async flush(): Promise<void> {

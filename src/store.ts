@@ -7,7 +7,7 @@
  * a meta replaces whatever meta had its msgId and whatever meta had its (segmentId, offset), in all three views, in
  * the same atomic write batch. Every write batch also stores the shard's next sequence number (see `sequenceKey`).
  */
-import { getManySettled, type StorageHandle, type WriteOp } from './engine.js'
+import { firstKey, getManySettled, type StorageHandle, type WriteOp } from './engine.js'
 import { StorageFailure } from './errors.js'
 import {
   View,
@@ -78,9 +78,8 @@ export const placeAfter = (a: SegmentOffset, b: SegmentOffset): boolean => a.seg
 
 /** The last place (segmentId, offset) of the partition's by-segment-offset view, or `undefined` if it is empty. One seek. */
 export const lastPlace = async (handle: StorageHandle, partition: number): Promise<SegmentOffset | undefined> => {
-  const range = { gte: rangeStart(View.bySegmentOffset, partition), lt: rangeEnd(View.bySegmentOffset, partition), reverse: true, limit: 1 }
-  for await (const { key } of handle.iterate(range)) return placeOfSegmentOffsetKey(key)
-  return undefined
+  const key = await firstKey(handle, { gte: rangeStart(View.bySegmentOffset, partition), lt: rangeEnd(View.bySegmentOffset, partition), reverse: true })
+  return key === undefined ? undefined : placeOfSegmentOffsetKey(key)
 }
 
 /**
@@ -206,15 +205,10 @@ export const getRangeByTime = async (
   // Both ends from one snapshot: on a live primary a write could otherwise land between the two seeks. The two seeks
   // run at once (a range read costs about one seek's latency, not two).
   return handle.withSnapshot(async (view) => {
-    const [first, last] = await Promise.all([firstKey(view.iterate(range)), firstKey(view.iterate({ ...range, reverse: true }))])
+    const [first, last] = await Promise.all([firstKey(view, range), firstKey(view, { ...range, reverse: true })])
     if (first === undefined) return undefined
     return decoding(handle, () => ({ first: segmentOffsetOfTimeKey(first), last: segmentOffsetOfTimeKey(last ?? first) }))
   })
-}
-
-const firstKey = async (entries: AsyncIterable<{ key: Uint8Array }>): Promise<Uint8Array | undefined> => {
-  for await (const { key } of entries) return key
-  return undefined
 }
 
 /**

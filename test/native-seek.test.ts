@@ -1,0 +1,194 @@
+/**
+ * One seek by the binding's native iterator calls (src/native-seek.ts), as `StorageHandle.firstKey` takes it, on real
+ * RocksDB: its answers against a model of the keys, on a read-only instance and on a snapshot of a live one; a
+ * corrupted block, a closed handle, a close under seeks in flight; and the fallback for handles without it.
+ */
+import { open, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { firstKey, overriding, rocksEngine, type KeyRange, type OpenOptions, type StorageHandle } from '../src/engine.js'
+import { StorageFailure } from '../src/errors.js'
+import { nativeSeeker, seeksInFlight } from '../src/native-seek.js'
+import { removeDir, tempDir } from './support/tmp.js'
+
+const options: OpenOptions = { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 * 1024 * 1024, maxWriteBufferNumber: 2, enableStatistics: false }
+const bytes = (...xs: number[]) => Buffer.from(xs)
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** What a seek of `range` must answer on `keys` (sorted, distinct): the first key in range, or the last with reverse. */
+const expected = (keys: readonly Buffer[], range: KeyRange): Buffer | undefined => {
+  const inRange = keys.filter(
+    (k) =>
+      (range.gte === undefined || Buffer.compare(k, range.gte) >= 0) &&
+      (range.lt === undefined || Buffer.compare(k, range.lt) < 0) &&
+      (range.lte === undefined || Buffer.compare(k, range.lte) <= 0),
+  )
+  return range.reverse === true ? inRange[inRange.length - 1] : inRange[0]
+}
+
+/** Keys of 1-3 bytes from a small alphabet (so that ranges often hold some, and often none). */
+const keyArb = fc.uint8Array({ minLength: 1, maxLength: 3, min: 0, max: 6 }).map((a) => Buffer.from(a))
+const rangeArb = fc.record(
+  { gte: keyArb, lt: keyArb, lte: keyArb, reverse: fc.boolean() },
+  { requiredKeys: ['reverse'] },
+).filter((r) => r.lt === undefined || r.lte === undefined)
+
+describe('a seek by the native iterator calls', () => {
+  let dir = ''
+  let unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown) => void unhandled.push(reason)
+  beforeEach(async () => {
+    dir = await tempDir()
+    unhandled = []
+    process.on('unhandledRejection', onUnhandled)
+  })
+  afterEach(async () => {
+    process.off('unhandledRejection', onUnhandled)
+    await removeDir(dir)
+  })
+
+  it('should be offered by the installed binding, and taken by a handle', async () => {
+    // If the binding's internals change shape, rockvisor falls back to its iterator (same answers, slower): this
+    // test is what says so.
+    expect(nativeSeeker).toBeDefined()
+    const writer = await rocksEngine.open(dir, options)
+    await writer.write([{ type: 'put', key: bytes(1), value: bytes(9) }])
+    const seek = writer.firstKey!({ gte: bytes(0) })
+    expect(seeksInFlight()).toBe(1)
+    expect(await seek).toEqual(bytes(1))
+    await writer.close()
+    // The handle's close waited for the seek's iterator to close.
+    expect(seeksInFlight()).toBe(0)
+  })
+
+  describe('answers', () => {
+    let root = ''
+    let keys: Buffer[] = []
+    let reader: StorageHandle
+    let writer: StorageHandle
+    beforeAll(async () => {
+      root = await tempDir()
+      const all = fc.sample(keyArb, { numRuns: 120, seed: 7 }).map((k) => k.toString('hex'))
+      keys = [...new Set(all)].map((h) => Buffer.from(h, 'hex')).sort(Buffer.compare)
+      const w = await rocksEngine.open(root, options)
+      // Half the keys in a table file, half in the memtable (what a reader replays from the WAL).
+      await w.write(keys.filter((_, i) => i % 2 === 0).map((key) => ({ type: 'put' as const, key, value: bytes(1) })))
+      await w.flush()
+      await w.write(keys.filter((_, i) => i % 2 === 1).map((key) => ({ type: 'put' as const, key, value: bytes(2) })))
+      writer = w
+      reader = await rocksEngine.open(root, { ...options, readOnly: true })
+    })
+    afterAll(async () => {
+      await reader?.close()
+      await writer?.close()
+      await removeDir(root)
+    })
+
+    it('should answer the first key in range (the last with reverse) on a read-only instance, as the model says', async () => {
+      await fc.assert(
+        fc.asyncProperty(rangeArb, async (range) => {
+          expect(await reader.firstKey!(range)).toEqual(expected(keys, range))
+        }),
+        { numRuns: 300 },
+      )
+    })
+
+    it('should answer from the snapshot of a live instance, not from what was written after it', async () => {
+      await fc.assert(
+        fc.asyncProperty(rangeArb, keyArb, async (range, later) => {
+          const known = keys.some((k) => k.equals(later))
+          await writer.withSnapshot(async (view) => {
+            await writer.write([{ type: 'put', key: later, value: bytes(3) }])
+            expect(await view.firstKey!(range)).toEqual(expected(keys, range))
+          })
+          if (!known) await writer.write([{ type: 'del', key: later }])
+        }),
+        { numRuns: 100 },
+      )
+    })
+
+    it('should answer many seeks at once under allocation pressure, each right, and keep nothing after', async () => {
+      const ranges = fc.sample(rangeArb, { numRuns: 2_000, seed: 11 })
+      for (let round = 0; round < 5; round++) {
+        const garbage: unknown[] = []
+        const answers = await Promise.all(
+          ranges.map((range) => {
+            garbage.push(new Array(64).fill(round))
+            return reader.firstKey!(range)
+          }),
+        )
+        answers.forEach((answer, i) => expect(answer).toEqual(expected(keys, ranges[i]!)))
+      }
+      for (let i = 0; i < 100 && seeksInFlight() > 0; i++) await turn()
+      expect(seeksInFlight()).toBe(0)
+    })
+  })
+
+  it('should fail a seek over a corrupted block with the cause, alone, and leave no rejection unhandled', async () => {
+    const writer = await rocksEngine.open(dir, options)
+    const key = (i: number) => Buffer.from(`k${String(i).padStart(2, '0')}`)
+    await writer.write(Array.from({ length: 100 }, (_, i) => ({ type: 'put' as const, key: key(i), value: Buffer.alloc(100, 7) })))
+    await writer.flush()
+    await writer.close()
+    const [table] = (await readdir(dir)).filter((f) => f.endsWith('.sst'))
+    const file = await open(join(dir, table!), 'r+')
+    await file.write(Buffer.alloc(200, 0xab), 0, 200, 0)
+    await file.close()
+    const reader = await rocksEngine.open(dir, { ...options, readOnly: true })
+    try {
+      const error = await reader.firstKey!({ gte: key(1) }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(StorageFailure)
+      expect((error as StorageFailure).reason).toBe('corruption')
+      expect((error as StorageFailure).path).toBe(dir)
+      // The last block is intact: its seek still answers.
+      expect(await reader.firstKey!({ gte: key(99) })).toEqual(key(99))
+      await turn()
+      expect(unhandled).toEqual([])
+    } finally {
+      await reader.close()
+    }
+    expect(seeksInFlight()).toBe(0)
+  })
+
+  it('should fail a seek on a closed handle with a StorageFailure, and let a close end seeks in flight', async () => {
+    const writer = await rocksEngine.open(dir, options)
+    await writer.write([{ type: 'put', key: bytes(5), value: bytes(1) }])
+    const seeks = Array.from({ length: 50 }, () => writer.firstKey!({ gte: bytes(0) }).then((k) => k, (e: unknown) => e))
+    await writer.close()
+    // Seeks that started before the close answered; the close waited for every one of them.
+    expect(await Promise.all(seeks)).toEqual(Array.from({ length: 50 }, () => bytes(5)))
+    expect(seeksInFlight()).toBe(0)
+    const error = await writer.firstKey!({ gte: bytes(0) }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(StorageFailure)
+    await turn()
+    expect(unhandled).toEqual([])
+  })
+
+  it('should go through iterate for a handle without firstKey, and for a wrapper that replaces iterate', async () => {
+    const writer = await rocksEngine.open(dir, options)
+    try {
+      await writer.write([1, 3, 5].map((k) => ({ type: 'put' as const, key: bytes(k), value: bytes(0) })))
+      const ranges: KeyRange[] = []
+      const wrapped = overriding(writer, {
+        iterate: (range) => {
+          ranges.push(range)
+          return writer.iterate(range)
+        },
+      })
+      expect(wrapped.firstKey).toBeUndefined()
+      expect(await firstKey(wrapped, { gte: bytes(2), reverse: true })).toEqual(bytes(5))
+      expect(await firstKey(wrapped, { gte: bytes(2), lt: bytes(5) })).toEqual(bytes(3))
+      expect(await firstKey(wrapped, { gte: bytes(6) })).toBeUndefined()
+      expect(ranges).toEqual([
+        { gte: bytes(2), reverse: true, limit: 1 },
+        { gte: bytes(2), lt: bytes(5), limit: 1 },
+        { gte: bytes(6), limit: 1 },
+      ])
+      // A wrapper that leaves iterate alone keeps the handle's own seek.
+      expect(overriding(writer, { write: (ops) => writer.write(ops) }).firstKey).toBeDefined()
+    } finally {
+      await writer.close()
+    }
+  })
+})
