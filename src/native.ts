@@ -1,0 +1,301 @@
+/**
+ * Two of the binding's native calls made directly, without the JavaScript the binding wraps them in:
+ * - a **seek** (open an iterator, read one key, close it without waiting): the binding's own iterator is a stream
+ *   around the same three calls, and when one entry is wanted its stream machinery and its wait for the close cost
+ *   about as much as the native round trips (`getRangeByTime` makes two seeks per call; bench/range.ts);
+ * - a **write batch** handed over as plain operation objects: the binding's write batch wraps each operation in an
+ *   object whose type the native side reads through a getter, one call back into JavaScript per operation, on the
+ *   main thread that every write and read of the process crosses (bench/write.ts; README, Design).
+ *
+ * The native functions are not part of the package's exported API (its `exports` lists only its index), so they are
+ * reached by file, and everything this module relies on is checked once at load and at each call: with a binding
+ * whose shape differs, {@link nativeSeeker} and {@link nativeWriter} are `undefined` (or answer `undefined` for a
+ * session they cannot use now) and callers go through the binding's public API instead (slower, same results).
+ * `test/native.test.ts` fails if the installed binding stops offering them.
+ */
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import type RocksDB from 'rocksdb-native'
+
+/** The binding's native iterator functions as this module calls them (rocksdb-native 3.18, binding.cc). */
+interface IteratorBinding {
+  iteratorInit(): ArrayBuffer
+  iteratorBuffer(handle: ArrayBuffer, capacity: number): unknown
+  iteratorOpen(
+    db: unknown,
+    handle: ArrayBuffer,
+    columnFamily: unknown,
+    gt: Uint8Array,
+    gte: Uint8Array,
+    lt: Uint8Array,
+    lte: Uint8Array,
+    reverse: boolean,
+    keysOnly: boolean,
+    snapshot: unknown,
+    ctx: unknown,
+    onOpen: (err: Error | null) => void,
+    onClose: (err: Error | null) => void,
+    onRead: (err: Error | null, keys: ArrayBuffer[], values: ArrayBuffer[]) => void,
+  ): void
+  iteratorRead(handle: ArrayBuffer, capacity: number): void
+  iteratorClose(handle: ArrayBuffer): void
+}
+
+/** One operation of a native write batch, as the native side reads it (`type`, `columnFamily`, then its slices). */
+interface NativeOp {
+  readonly type: number
+  readonly columnFamily: unknown
+  readonly key?: Uint8Array
+  readonly value?: Uint8Array
+  readonly start?: Uint8Array
+  readonly end?: Uint8Array
+}
+
+/** The binding's native write-batch functions as this module calls them (rocksdb-native 3.18, binding.cc). */
+interface WriteBinding {
+  writeInit(): ArrayBuffer
+  writeBuffer(handle: ArrayBuffer, capacity: number): unknown
+  write(db: unknown, handle: ArrayBuffer, operations: readonly NativeOp[], ctx: unknown, onWrite: (err: Error | null) => void): void
+  PUT: number
+  DELETE: number
+  DELETE_RANGE: number
+}
+
+/** The fields of a rocksdb-native session (an instance or a snapshot of one) that its own iterator reads. */
+interface SessionInternals {
+  _index: number
+  _state: { _handle: unknown; opened: boolean; closing: unknown; resumed: unknown; io: { inc(): void; dec(): void } }
+  _columnFamily: { _handle: unknown }
+  _snapshot: { _handle: unknown } | null
+  _ref(): void
+  _unref(): void
+}
+
+const empty = new Uint8Array(0)
+
+const loadBinding = (): Record<string, unknown> => {
+  try {
+    const require = createRequire(import.meta.url)
+    return require(join(dirname(require.resolve('rocksdb-native')), 'binding.js')) as Record<string, unknown>
+  } catch {
+    return {}
+  }
+}
+
+const loaded = loadBinding()
+const offers = (functions: readonly string[], numbers: readonly string[] = []): boolean =>
+  functions.every((n) => typeof loaded[n] === 'function') && numbers.every((n) => typeof loaded[n] === 'number')
+const binding = offers(['iteratorInit', 'iteratorBuffer', 'iteratorOpen', 'iteratorRead', 'iteratorClose']) ? (loaded as unknown as IteratorBinding) : undefined
+const writes = offers(['writeInit', 'writeBuffer', 'write'], ['PUT', 'DELETE', 'DELETE_RANGE']) ? (loaded as unknown as WriteBinding) : undefined
+
+/** A seek in flight: what the native side points into. */
+interface LiveSeek {
+  readonly handle: ArrayBuffer
+  readonly buffer: unknown
+  readonly range: SeekRange
+}
+
+/** The seeks whose iterators are not closed yet. */
+const live = new Set<LiveSeek>()
+
+/** How many seeks have not closed their iterators yet (for tests). */
+export const seeksInFlight = (): number => live.size
+
+/** Whether `db` has the fields the seek reads, in the state it needs (open, not suspended, not closing). */
+const usable = (db: Partial<SessionInternals>): db is SessionInternals => {
+  const state = db._state
+  return (
+    state !== undefined &&
+    state.opened === true &&
+    state.resumed === null &&
+    !state.closing &&
+    db._index !== -1 &&
+    state._handle != null &&
+    typeof state.io?.inc === 'function' &&
+    db._columnFamily?._handle != null &&
+    typeof db._ref === 'function' &&
+    typeof db._unref === 'function' &&
+    (db._snapshot == null || db._snapshot._handle != null)
+  )
+}
+
+/** Whether `x` is bytes the native side can read as a slice (a Uint8Array, a Buffer). */
+const bytes = (x: unknown): boolean => x instanceof Uint8Array
+
+/** The bounds of one seek: `gte` and one of `lt`/`lte`, forward or (`reverse`) backward. */
+export interface SeekRange {
+  readonly gte?: Uint8Array
+  readonly lt?: Uint8Array
+  readonly lte?: Uint8Array
+  readonly reverse?: boolean
+}
+
+/**
+ * The first key of `range` in `db` (its last with `reverse`), or `undefined` when the range is empty; the promise
+ * rejects with the binding's own error (the caller maps it). Returns `undefined` instead of a promise when the fast
+ * path is not available for `db` now (an unknown binding, a session that is closing): the caller then iterates.
+ * The iterator's close runs after the answer, and the session's close waits for it (as for the binding's iterator).
+ */
+export const nativeSeeker = binding === undefined ? undefined : (db: RocksDB, range: SeekRange): Promise<Uint8Array | undefined> | undefined => {
+  const session = db as unknown as Partial<SessionInternals>
+  if (!usable(session)) return undefined
+  // The native side aborts the process on a bound that is not a typed array: anything else goes the slow way.
+  if ((range.gte !== undefined && !bytes(range.gte)) || (range.lt !== undefined && !bytes(range.lt)) || (range.lte !== undefined && !bytes(range.lte))) return undefined
+  const state = session._state
+  const handle = binding.iteratorInit()
+  // The native side points into the handle, the key buffer and the bounds until the iterator is closed (RocksDB
+  // keeps the upper bound for the iterator's life): they stay reachable from `live` until then.
+  const seek: LiveSeek = { handle, buffer: binding.iteratorBuffer(handle, 1), range }
+  return new Promise<Uint8Array | undefined>((resolve, reject) => {
+    const close = (): void => {
+      state.io.inc()
+      try {
+        binding.iteratorClose(handle)
+      } catch {
+        // Not closable (the binding's teardown at exit closed it): nothing is left to release but the references.
+        onClose()
+      }
+    }
+    // Called once the native side is done with the iterator (it released its memory before calling).
+    const onClose = (): void => {
+      live.delete(seek)
+      state.io.dec()
+      session._unref()
+    }
+    const onOpen = (err: Error | null): void => {
+      state.io.dec()
+      if (err) {
+        close()
+        reject(err)
+        return
+      }
+      state.io.inc()
+      try {
+        binding.iteratorRead(handle, 1)
+      } catch (e) {
+        state.io.dec()
+        close()
+        reject(e)
+      }
+    }
+    const onRead = (err: Error | null, keys: ArrayBuffer[]): void => {
+      state.io.dec()
+      close()
+      if (err) reject(err)
+      else resolve(keys.length === 0 ? undefined : Buffer.from(keys[0]!))
+    }
+    live.add(seek)
+    session._ref()
+    state.io.inc()
+    try {
+      binding.iteratorOpen(
+        state._handle,
+        handle,
+        session._columnFamily._handle,
+        empty,
+        range.gte ?? empty,
+        range.lt ?? empty,
+        range.lte ?? empty,
+        range.reverse ?? false,
+        true,
+        session._snapshot?._handle ?? undefined,
+        seek,
+        onOpen,
+        onClose,
+        onRead,
+      )
+    } catch (e) {
+      // Not opened: the native side holds nothing.
+      state.io.dec()
+      session._unref()
+      live.delete(seek)
+      reject(e)
+    }
+  })
+}
+
+/** One operation of {@link nativeWriter}'s batch (the shape of `WriteOp` in src/engine.ts). */
+export type NativeWriteOp =
+  | { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly type: 'del'; readonly key: Uint8Array }
+  | { readonly type: 'delRange'; readonly start: Uint8Array; readonly end: Uint8Array }
+
+/** A native write request (its handle and the buffer of its operations), reusable once its callback ran. */
+interface WriteRequest {
+  readonly handle: ArrayBuffer
+  readonly buffer: unknown
+  readonly capacity: number
+}
+
+/** Requests free for reuse, the largest last; at most {@link maxFreeWrites} (a write that finds none makes one). */
+const freeWrites: WriteRequest[] = []
+const maxFreeWrites = 8
+
+/** The writes whose callbacks have not run yet, with what the native side points into (request, operations). */
+const liveWrites = new Set<object>()
+
+/** How many native writes have not answered yet (for tests). */
+export const writesInFlight = (): number => liveWrites.size
+
+/**
+ * Applies `ops` to `db` atomically in one native write batch (the binding's `write`), resolving once RocksDB applied
+ * it and rejecting with the binding's own error (the caller maps it). Returns `undefined` instead of a promise when
+ * the fast path is not available for `db` now (an unknown binding, a session that is closing): the caller then uses
+ * the binding's write batch.
+ */
+export const nativeWriter = writes === undefined ? undefined : (db: RocksDB, ops: readonly NativeWriteOp[]): Promise<void> | undefined => {
+  const session = db as unknown as Partial<SessionInternals>
+  if (!usable(session) || session._snapshot != null) return undefined
+  const state = session._state
+  const n = ops.length
+  const columnFamily = session._columnFamily._handle
+  const operations = new Array<NativeOp>(n)
+  for (let i = 0; i < n; i++) {
+    const op = ops[i]!
+    // The native side aborts the process on a slice that is not a typed array: anything else goes the slow way.
+    if (op.type === 'delRange' ? !(bytes(op.start) && bytes(op.end)) : !(bytes(op.key) && (op.type !== 'put' || bytes(op.value)))) return undefined
+    operations[i] =
+      op.type === 'put'
+        ? { type: writes.PUT, columnFamily, key: op.key, value: op.value }
+        : op.type === 'del'
+          ? { type: writes.DELETE, columnFamily, key: op.key }
+          : { type: writes.DELETE_RANGE, columnFamily, start: op.start, end: op.end }
+  }
+  let request: WriteRequest | undefined
+  for (let i = freeWrites.length - 1; i >= 0 && request === undefined; i--) {
+    if (freeWrites[i]!.capacity >= n) request = freeWrites.splice(i, 1)[0]
+  }
+  if (request === undefined) {
+    let capacity = 64
+    while (capacity < n) capacity *= 2
+    const handle = writes.writeInit()
+    request = { handle, buffer: writes.writeBuffer(handle, capacity), capacity }
+  }
+  // The native side points into the request and the operations' slices until its callback: both stay reachable.
+  const live = { request, operations }
+  return new Promise<void>((resolve, reject) => {
+    const onWrite = (err: Error | null): void => {
+      liveWrites.delete(live)
+      state.io.dec()
+      session._unref()
+      if (freeWrites.length < maxFreeWrites) {
+        freeWrites.push(live.request)
+        freeWrites.sort((a, b) => a.capacity - b.capacity)
+      }
+      if (err) reject(err)
+      else resolve()
+    }
+    liveWrites.add(live)
+    session._ref()
+    state.io.inc()
+    try {
+      writes.write(state._handle, live.request.handle, operations, live, onWrite)
+    } catch (e) {
+      // Not sent (the request is dropped rather than reused, in case the native side kept part of it).
+      liveWrites.delete(live)
+      state.io.dec()
+      session._unref()
+      reject(e)
+    }
+  })
+}
