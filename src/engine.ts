@@ -9,7 +9,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import RocksDB from 'rocksdb-native'
 import { StorageFailure, storageFailure } from './errors.js'
-import { nativeSeeker, nativeWriter } from './native.js'
+import { nativeSeeker } from './native.js'
 
 /** One entry of a key range. */
 export interface Entry {
@@ -344,14 +344,6 @@ class RocksHandle implements StorageHandle {
 
   async write(ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return
-    const native = this.#closing === undefined ? nativeWriter?.(this.db, ops) : undefined
-    if (native !== undefined) {
-      try {
-        return await native
-      } catch (e) {
-        throw storageFailure(this.path, e)
-      }
-    }
     let batch: ReturnType<RocksDB['write']> | undefined
     try {
       batch = this.db.write({ capacity: ops.length })

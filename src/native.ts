@@ -1,17 +1,14 @@
 /**
- * Two of the binding's native calls made directly, without the JavaScript the binding wraps them in:
- * - a **seek** (open an iterator, read one key, close it without waiting): the binding's own iterator is a stream
- *   around the same three calls, and when one entry is wanted its stream machinery and its wait for the close cost
- *   about as much as the native round trips (`getRangeByTime` makes two seeks per call; bench/range.ts);
- * - a **write batch** handed over as plain operation objects: the binding's write batch wraps each operation in an
- *   object whose type the native side reads through a getter, one call back into JavaScript per operation, on the
- *   main thread that every write and read of the process crosses (bench/write.ts; README, Design).
+ * One seek of a key range by the binding's native iterator calls themselves: open the iterator (RocksDB's Seek or
+ * SeekForPrev), read one key, close it without waiting. The binding's own iterator is a stream around the same three
+ * calls: when one entry is wanted, its stream machinery and its wait for the close cost about as much as the native
+ * round trips (`getRangeByTime` makes two seeks per call; bench/range.ts).
  *
  * The native functions are not part of the package's exported API (its `exports` lists only its index), so they are
  * reached by file, and everything this module relies on is checked once at load and at each call: with a binding
- * whose shape differs, {@link nativeSeeker} and {@link nativeWriter} are `undefined` (or answer `undefined` for a
- * session they cannot use now) and callers go through the binding's public API instead (slower, same results).
- * `test/native.test.ts` fails if the installed binding stops offering them.
+ * whose shape differs, {@link nativeSeeker} is `undefined` (or answers `undefined` for a session it cannot use now)
+ * and callers iterate with the binding's public API instead (slower, same answers). `test/native.test.ts` fails if
+ * the installed binding stops offering it.
  */
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
@@ -41,26 +38,6 @@ interface IteratorBinding {
   iteratorClose(handle: ArrayBuffer): void
 }
 
-/** One operation of a native write batch, as the native side reads it (`type`, `columnFamily`, then its slices). */
-interface NativeOp {
-  readonly type: number
-  readonly columnFamily: unknown
-  readonly key?: Uint8Array
-  readonly value?: Uint8Array
-  readonly start?: Uint8Array
-  readonly end?: Uint8Array
-}
-
-/** The binding's native write-batch functions as this module calls them (rocksdb-native 3.18, binding.cc). */
-interface WriteBinding {
-  writeInit(): ArrayBuffer
-  writeBuffer(handle: ArrayBuffer, capacity: number): unknown
-  write(db: unknown, handle: ArrayBuffer, operations: readonly NativeOp[], ctx: unknown, onWrite: (err: Error | null) => void): void
-  PUT: number
-  DELETE: number
-  DELETE_RANGE: number
-}
-
 /** The fields of a rocksdb-native session (an instance or a snapshot of one) that its own iterator reads. */
 interface SessionInternals {
   _index: number
@@ -83,10 +60,8 @@ const loadBinding = (): Record<string, unknown> => {
 }
 
 const loaded = loadBinding()
-const offers = (functions: readonly string[], numbers: readonly string[] = []): boolean =>
-  functions.every((n) => typeof loaded[n] === 'function') && numbers.every((n) => typeof loaded[n] === 'number')
+const offers = (functions: readonly string[]): boolean => functions.every((n) => typeof loaded[n] === 'function')
 const binding = offers(['iteratorInit', 'iteratorBuffer', 'iteratorOpen', 'iteratorRead', 'iteratorClose']) ? (loaded as unknown as IteratorBinding) : undefined
-const writes = offers(['writeInit', 'writeBuffer', 'write'], ['PUT', 'DELETE', 'DELETE_RANGE']) ? (loaded as unknown as WriteBinding) : undefined
 
 /** A seek in flight: what the native side points into. */
 interface LiveSeek {
@@ -209,92 +184,6 @@ export const nativeSeeker = binding === undefined ? undefined : (db: RocksDB, ra
       state.io.dec()
       session._unref()
       live.delete(seek)
-      reject(e)
-    }
-  })
-}
-
-/** One operation of {@link nativeWriter}'s batch (the shape of `WriteOp` in src/engine.ts). */
-export type NativeWriteOp =
-  | { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
-  | { readonly type: 'del'; readonly key: Uint8Array }
-  | { readonly type: 'delRange'; readonly start: Uint8Array; readonly end: Uint8Array }
-
-/** A native write request (its handle and the buffer of its operations), reusable once its callback ran. */
-interface WriteRequest {
-  readonly handle: ArrayBuffer
-  readonly buffer: unknown
-  readonly capacity: number
-}
-
-/** Requests free for reuse, the largest last; at most {@link maxFreeWrites} (a write that finds none makes one). */
-const freeWrites: WriteRequest[] = []
-const maxFreeWrites = 8
-
-/** The writes whose callbacks have not run yet, with what the native side points into (request, operations). */
-const liveWrites = new Set<object>()
-
-/** How many native writes have not answered yet (for tests). */
-export const writesInFlight = (): number => liveWrites.size
-
-/**
- * Applies `ops` to `db` atomically in one native write batch (the binding's `write`), resolving once RocksDB applied
- * it and rejecting with the binding's own error (the caller maps it). Returns `undefined` instead of a promise when
- * the fast path is not available for `db` now (an unknown binding, a session that is closing): the caller then uses
- * the binding's write batch.
- */
-export const nativeWriter = writes === undefined ? undefined : (db: RocksDB, ops: readonly NativeWriteOp[]): Promise<void> | undefined => {
-  const session = db as unknown as Partial<SessionInternals>
-  if (!usable(session) || session._snapshot != null) return undefined
-  const state = session._state
-  const n = ops.length
-  const columnFamily = session._columnFamily._handle
-  const operations = new Array<NativeOp>(n)
-  for (let i = 0; i < n; i++) {
-    const op = ops[i]!
-    // The native side aborts the process on a slice that is not a typed array: anything else goes the slow way.
-    if (op.type === 'delRange' ? !(bytes(op.start) && bytes(op.end)) : !(bytes(op.key) && (op.type !== 'put' || bytes(op.value)))) return undefined
-    operations[i] =
-      op.type === 'put'
-        ? { type: writes.PUT, columnFamily, key: op.key, value: op.value }
-        : op.type === 'del'
-          ? { type: writes.DELETE, columnFamily, key: op.key }
-          : { type: writes.DELETE_RANGE, columnFamily, start: op.start, end: op.end }
-  }
-  let request: WriteRequest | undefined
-  for (let i = freeWrites.length - 1; i >= 0 && request === undefined; i--) {
-    if (freeWrites[i]!.capacity >= n) request = freeWrites.splice(i, 1)[0]
-  }
-  if (request === undefined) {
-    let capacity = 64
-    while (capacity < n) capacity *= 2
-    const handle = writes.writeInit()
-    request = { handle, buffer: writes.writeBuffer(handle, capacity), capacity }
-  }
-  // The native side points into the request and the operations' slices until its callback: both stay reachable.
-  const live = { request, operations }
-  return new Promise<void>((resolve, reject) => {
-    const onWrite = (err: Error | null): void => {
-      liveWrites.delete(live)
-      state.io.dec()
-      session._unref()
-      if (freeWrites.length < maxFreeWrites) {
-        freeWrites.push(live.request)
-        freeWrites.sort((a, b) => a.capacity - b.capacity)
-      }
-      if (err) reject(err)
-      else resolve()
-    }
-    liveWrites.add(live)
-    session._ref()
-    state.io.inc()
-    try {
-      writes.write(state._handle, live.request.handle, operations, live, onWrite)
-    } catch (e) {
-      // Not sent (the request is dropped rather than reused, in case the native side kept part of it).
-      liveWrites.delete(live)
-      state.io.dec()
-      session._unref()
       reject(e)
     }
   })
