@@ -491,8 +491,10 @@ const report = async (r: Results): Promise<string> => {
     '',
     `A writer-mode index writes batches of 100 metas back to back to one partition for ${quick ? 1.5 : 6} s; one meta of every 10th ` +
       'acknowledged batch is read back, either by a reader-mode index on the same root (what another process runs; one reader) with ' +
-      '`after: token`, which waits until its reader has refreshed past the token, or by the writing index itself (`fresh`), which a ' +
-      'stale reader merged with the memory of recent writes serves at once (or the primary) while the reader refreshes. ' +
+      '`after: token` (by default it follows the shard\'s write-ahead logs: its stale view merged with what one read of the logs ' +
+      'found; with `freshness.followLogs: false` it waits until its reader has refreshed past the token), or by the writing index ' +
+      'itself (`fresh`), which a stale reader merged with the memory of recent writes serves at once (or the primary) while the ' +
+      'reader refreshes. ' +
       'Latency: from the acknowledgement to the answer.',
     '',
     table(

@@ -90,6 +90,8 @@ export const freshness = {
    * served by readers whose views lag the newest writes. Pruned as readers refresh; at the bound the oldest go.
    */
   recentWritesBytes: 16 * 1024 * 1024,
+  /** Reader mode: feed that memory from the shard's write-ahead logs (see src/wal-tail.ts). */
+  followLogs: true,
 } as const
 
 /** How often the pool maintenance runs (idle retirement, lifetime recycling), ms. */

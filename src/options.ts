@@ -65,6 +65,14 @@ export interface IndexOptions {
      * none. Default 16 MiB.
      */
     readonly recentWritesBytes?: number
+    /**
+     * Reader mode: each shard follows its directory's write-ahead logs (the writer's, in another process) and keeps
+     * what it reads in the same memory (`recentWritesBytes`), so that a point read its readers' views are too old for
+     * (`after` a newer token, or beyond `maxStalenessMs`) is answered by a view merged with the logs' newest writes,
+     * after one read of the logs, instead of waiting for a view to reopen. Range reads and scans still wait for a view.
+     * Default true.
+     */
+    readonly followLogs?: boolean
   }
   /**
    * Shards per topic, in [1, 65,536]. Default: 16 for a new root; an existing root keeps its count (a different
@@ -158,7 +166,7 @@ export interface IndexOptions {
 export interface ResolvedOptions {
   readonly root: string
   readonly mode: 'writer' | 'reader'
-  readonly freshness: { maxStalenessMs: number; flushEveryRecords: number; flushIntervalMs: number; recentWritesBytes: number }
+  readonly freshness: { maxStalenessMs: number; flushEveryRecords: number; flushIntervalMs: number; recentWritesBytes: number; followLogs: boolean }
   readonly shards: number | undefined
   readonly policy: ShardPolicy
   readonly pool: { growAt: number; idleMs: number; maxLifetimeMs: number; refreshesPerShard: number }
@@ -275,6 +283,7 @@ export const IndexOptionsSchema = Schema.Struct({
     flushEveryRecords: Schema.optional(int(ranges.flushEveryRecords)),
     flushIntervalMs: Schema.optional(int(ranges.flushIntervalMs)),
     recentWritesBytes: Schema.optional(int(ranges.recentWritesBytes)),
+    followLogs: Schema.optional(bool),
   }),
   shards: Schema.optional(int(ranges.shards)),
   readers: options({
@@ -543,6 +552,7 @@ export const resolveOptions = (input: IndexOptions): ResolvedOptions => {
       flushEveryRecords,
       flushIntervalMs: o.freshness?.flushIntervalMs ?? defaults.freshness.flushIntervalMs,
       recentWritesBytes: o.freshness?.recentWritesBytes ?? defaults.freshness.recentWritesBytes,
+      followLogs: o.freshness?.followLogs ?? defaults.freshness.followLogs,
     },
     shards: o.shards,
     policy: { primary, readers: { ...readers, min, max } },

@@ -157,6 +157,7 @@ export class Runtime {
         flushEveryRecords: this.#opts.freshness.flushEveryRecords,
         flushEveryBytes: Math.floor(this.#opts.rocksdb.primary.writeBufferSize / 4),
         recentWritesBytes: this.#opts.freshness.recentWritesBytes,
+        followLogs: this.#opts.freshness.followLogs,
         msgIdFilterBytes: this.#opts.writes.msgIdFilterBytes,
       },
       this.#opts.clock,

@@ -20,6 +20,7 @@ import { getManySettled, overriding, type SettledValues, type StorageHandle, typ
 import type { ShardAddress } from './layout.js'
 import type { SegmentOffset } from './meta.js'
 import { RecentWrites } from './recent.js'
+import { WalTail, type TailRead } from './wal-tail.js'
 import type { HandleTable, LeaseRecord } from './resources.js'
 import { stampOps, type Stamp } from './views.js'
 
@@ -43,6 +44,8 @@ export interface ShardLimits {
    * src/recent.ts); 0 keeps none (fresh reads that no reader's view satisfies go to the primary).
    */
   readonly recentWritesBytes: number
+  /** Reader mode: feed the memory of recent writes from the directory's write-ahead logs (see src/wal-tail.ts). */
+  readonly followLogs?: boolean
   /** Bytes the msgId filters of the shard may take together (see src/msgids.ts, FilterBudget). */
   readonly msgIdFilterBytes: number
 }
@@ -363,10 +366,24 @@ export class ShardRuntime {
   /** Which handles answered reads (see {@link ServedCounts}). */
   readonly served: ServedCounts = { primary: 0, readers: 0, memory: 0 }
   /**
-   * Writer mode: the writes applied that readers' views may not hold yet, merged into fresh point reads at a reader
-   * (see src/recent.ts). `undefined` in reader mode (another process writes) or when `recentWritesBytes` is 0.
+   * The writes that readers' views may not hold yet, merged into point reads at a reader (see src/recent.ts): in
+   * writer mode the batches this shard applied; in reader mode the batches read from the directory's logs (see
+   * {@link #tail}). `undefined` when `recentWritesBytes` is 0, and in reader mode without `followLogs`.
    */
   readonly recent: RecentWrites | undefined
+  /** Reader mode: follows the directory's write-ahead logs into {@link recent} (src/wal-tail.ts). */
+  readonly #tail: WalTail | undefined
+  /**
+   * Reader mode: the sequence of the last batch fed from the logs into {@link recent}, every batch after the memory's
+   * floor up to it fed in order; 0 while none is (the tail started over, or read what it cannot use).
+   */
+  #tailTop = 0
+  /** Reader mode: when the last poll that read the logs to their end began: every write acknowledged before is fed. */
+  #tailAt = Number.NEGATIVE_INFINITY
+  /** Reader mode: point reads waiting for the poll of the logs in flight (undefined: none runs), and for the next. */
+  #tailPolling: PointRead[] | undefined
+  #tailNext: PointRead[] = []
+
   /** The failure that made the shard give up (its primary, or its readers in reader mode), until it recovers. */
   failure: FailureCause | undefined
   /** Readers whose refresh failed, waiting out their refresh backoff: no refresh is asked of them meanwhile. */
@@ -395,7 +412,9 @@ export class ShardRuntime {
     private readonly send: (command: ShardCommand) => void,
     readonly mode: 'writer' | 'reader' = 'writer',
   ) {
-    this.recent = mode === 'writer' && limits.recentWritesBytes > 0 ? new RecentWrites(0, limits.recentWritesBytes) : undefined
+    const memory = limits.recentWritesBytes > 0 && (mode === 'writer' || limits.followLogs === true)
+    this.recent = memory ? new RecentWrites(0, limits.recentWritesBytes) : undefined
+    this.#tail = memory && mode === 'reader' ? new WalTail(address.dir) : undefined
     this.msgIdBudget = new FilterBudget(limits.msgIdFilterBytes)
   }
 
@@ -718,7 +737,7 @@ export class ShardRuntime {
   /** Drops the recent writes that every reader's view holds (all of them when no reader serves). */
   #pruneRecent(): void {
     if (this.recent === undefined) return
-    let oldest = this.seq
+    let oldest = this.mode === 'writer' ? this.seq : this.#tailTop
     for (const r of this.readers.values()) if (r.seq < oldest) oldest = r.seq
     this.recent.prune(oldest)
   }
@@ -1067,7 +1086,7 @@ export class ShardRuntime {
   }
 
   /** Sends point reads that have not started: each whose deadline passed fails with Timeout instead. */
-  #sendPointReads(reads: PointRead[]): void {
+  #sendPointReads(reads: PointRead[], polled = false): void {
     const now = this.clock.now()
     let live = 0
     let primaryOnly = 0
@@ -1082,15 +1101,19 @@ export class ShardRuntime {
       if (r.need.primary) primaryOnly++
     }
     reads.length = live
-    if (primaryOnly === 0 || primaryOnly === live) this.#routePoints(reads)
+    if (primaryOnly === 0 || primaryOnly === live) this.#routePoints(reads, polled)
     else {
-      this.#routePoints(reads.filter((r) => !r.need.primary))
-      this.#routePoints(reads.filter((r) => r.need.primary))
+      this.#routePoints(reads.filter((r) => !r.need.primary), polled)
+      this.#routePoints(reads.filter((r) => r.need.primary), polled)
     }
   }
 
-  /** Sends `reads` (all primary-only, or none) in chunks, each to a handle that serves it now, or to a wait. */
-  #routePoints(reads: PointRead[]): void {
+  /**
+   * Sends `reads` (all primary-only, or none) in chunks, each to a handle that serves it now, or to a wait. In reader
+   * mode, a chunk that no view serves goes first to a poll of the logs (unless `polled`: it comes from one), which may
+   * let a view merged with what the poll read serve it; only what that does not serve waits for a refresh.
+   */
+  #routePoints(reads: PointRead[], polled = false): void {
     const size = Math.min(maxChunk, turnSize())
     for (let i = 0; i < reads.length; i += size) {
       const chunk = reads.length <= size ? reads : reads.slice(i, i + size)
@@ -1100,9 +1123,14 @@ export class ShardRuntime {
       // grown past a quarter of its bound. Refreshing on every read that outruns the views would reopen the readers
       // back to back under a steady writer, each open replaying the WAL into a cold instance.
       const merging = this.#mergingReader(need)
-      const record = this.#freshReader(need, chunk.length, merging === undefined || this.#memoryPressed())
+      const tailing = !polled && merging === undefined && this.#tailCouldServe(need)
+      const record = this.#freshReader(need, chunk.length, !tailing && (merging === undefined || this.#memoryPressed()))
       if (record !== undefined) {
         this.#multiGet(record, chunk, false)
+        continue
+      }
+      if (tailing) {
+        this.#awaitTail(chunk)
         continue
       }
       // No view satisfies the chunk on its own: one the memory of recent writes completes, else the primary.
@@ -1158,12 +1186,95 @@ export class ShardRuntime {
    */
   #mergingReader(need: Need): LeaseRecord | undefined {
     const recent = this.recent
-    if (recent === undefined || need.primary || this.primary === undefined || this.primary.faulted) return undefined
+    if (recent === undefined || need.primary) return undefined
+    if (this.mode === 'reader') {
+      // What the logs fed completes a view at or above the floor up to #tailTop, and holds every write acknowledged
+      // before #tailAt.
+      if (this.#tailTop === 0 || need.seq > this.#tailTop || (need.since !== undefined && this.#tailAt < need.since)) return undefined
+    } else if (this.primary === undefined || this.primary.faulted) return undefined
     let best: LeaseRecord | undefined
     for (const r of this.readers.values()) {
       if (!r.faulted && r.seq >= recent.floor && (best === undefined || r.inflight < best.inflight)) best = r
     }
     return best
+  }
+
+  /** Reader mode: a poll of the logs could let a view serve a read of `need` (there is a view to merge with). */
+  #tailCouldServe(need: Need): boolean {
+    if (this.#tail === undefined || need.primary || this.closed) return false
+    for (const r of this.readers.values()) if (!r.faulted) return true
+    return false
+  }
+
+  /** Reader mode: `reads` wait for a poll of the logs that begins after they came (then are routed again). */
+  #awaitTail(reads: readonly PointRead[]): void {
+    if (this.#tailPolling !== undefined) {
+      for (const r of reads) this.#tailNext.push(r)
+      return
+    }
+    this.#tailPolling = [...reads]
+    this.#pollTail()
+  }
+
+  #pollTail(): void {
+    const tail = this.#tail!
+    const startedAt = this.clock.now()
+    const stop = (): void => {
+      // Nothing is merged until a poll succeeds again, from the logs' start.
+      this.#tailTop = 0
+      tail.restart()
+    }
+    tail
+      .poll()
+      .then(
+        (read) => {
+          try {
+            this.#fedTail(read, startedAt)
+          } catch {
+            stop()
+          }
+        },
+        // The directory could not be listed, or a log read failed.
+        stop,
+      )
+      .finally(() => {
+        const reads = this.#tailPolling ?? []
+        this.#tailPolling = undefined
+        if (this.#tailNext.length > 0) {
+          const next = this.#tailNext
+          this.#tailNext = []
+          this.#awaitTail(next)
+        }
+        const waiting = reads.filter((r) => !r.settled)
+        this.#guarded(waiting, () => this.#sendPointReads(waiting, true))
+      })
+  }
+
+  /**
+   * Feeds what a poll read into the memory: batches in sequence order extend it; a batch after a gap (a log deleted
+   * before it was read to its end, the tail starting over) starts it over at that batch, so that only views holding
+   * everything before it are merged; a sequence that goes back (another history: the logs were replaced) or anything
+   * the tail could not use stops the merging until the tail has read the logs again from their start.
+   */
+  #fedTail(read: TailRead, startedAt: number): void {
+    const recent = this.recent!
+    if (read.fresh) this.#tailTop = 0
+    for (const b of read.batches) {
+      if (this.#tailTop !== 0 && b.seq <= this.#tailTop) {
+        this.#tailTop = 0
+        this.#tail!.restart()
+        return
+      }
+      if (this.#tailTop === 0 || b.seq !== this.#tailTop + 1) recent.reset(b.seq - 1)
+      recent.record(b.ops, b.seq)
+      this.#tailTop = b.seq
+    }
+    if (read.unusable !== undefined) {
+      this.#tailTop = 0
+      return
+    }
+    this.#tailAt = startedAt
+    this.#pruneRecent()
   }
 
   /** The memory of recent writes holds more than a quarter of its bound: the readers' views should move on. */

@@ -296,7 +296,17 @@ describe("a failure of a reader's old view, swapped out by a refresh while a sca
     })
     const w = await harness({ readers: { min: 0 } })
     const first = await w.index.batchPut('t', 1, [meta(1)])
-    const index = await openIndex({ root: w.root, mode: 'reader', engine: new FaultInjector(engine), clock: new ManualClock(1_000_000), inspect: recordInspection, readers: { min: 1, max: 1 } })
+    // Without the memory of recent writes (fed from the logs in reader mode), a read of a newer write makes the reader
+    // refresh rather than be answered by its view merged with that memory: the refresh is what this test is about.
+    const index = await openIndex({
+      root: w.root,
+      mode: 'reader',
+      engine: new FaultInjector(engine),
+      clock: new ManualClock(1_000_000),
+      inspect: recordInspection,
+      readers: { min: 1, max: 1 },
+      freshness: { recentWritesBytes: 0 },
+    })
     add(() => index.close())
     expect(await index.getByMsgId('t', 1, 'm1', { after: first.token })).toEqual(meta(1))
     expect(handles).toHaveLength(1)
@@ -848,7 +858,8 @@ describe('what a Timeout says a read waited for', () => {
     const faults = new FaultInjector()
     faults.failNext('open', 1_000, { role: 'reader' })
     const clock = new ManualClock(1_000_000)
-    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection })
+    // Not following the logs (which would answer the read without a refresh): the wait for a view is the subject.
+    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection, freshness: { followLogs: false } })
     add(() => index.close())
     // A first read makes the shard, whose reader's open fails (in real time: its directory checks come first); the
     // read timed below begins once that failure is on record, so that its 100 ms cannot pass before it.
@@ -911,7 +922,16 @@ describe('what a Timeout says a read waited for', () => {
     const faults = new FaultInjector(holdingOpens(opens, 'reader', 'before'))
     faults.failNext('open', 1, { role: 'reader' })
     const clock = new ManualClock(1_000_000)
-    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection, supervision: { readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } })
+    // Not following the logs (which would answer reads without a refresh): the readers' opens are the subject.
+    const index = await openIndex({
+      root: w.root,
+      mode: 'reader',
+      engine: faults,
+      clock,
+      inspect: recordInspection,
+      freshness: { followLogs: false },
+      supervision: { readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } },
+    })
     add(() => index.close())
     expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 }))).toEqual({ value: meta(1) })
     expect(faults.injected.open).toBe(1)
@@ -1379,7 +1399,15 @@ describe('which stale reader a read has refreshed', () => {
     const w = await harness({ readers: { min: 0 } })
     await w.index.batchPut('t', 1, [meta(1)])
     const clock = new ManualClock(1_000_000)
-    const index = await openIndex({ root: w.root, mode: 'reader', clock, inspect: recordInspection, readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    // Not following the logs (which would answer reads without a refresh): which reader refreshes is the subject.
+    const index = await openIndex({
+      root: w.root,
+      mode: 'reader',
+      clock,
+      inspect: recordInspection,
+      freshness: { followLogs: false },
+      readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 },
+    })
     add(() => index.close())
     expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
     await waitFor(() => index.stats().shards[0]?.views.length === 2)
@@ -1427,7 +1455,16 @@ describe('a refresh that fails while a read waits for it', () => {
     await w.index.batchPut('t', 1, [meta(1)])
     const faults = new FaultInjector()
     const clock = new ManualClock(1_000_000)
-    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection, readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    // Not following the logs (which would answer reads without a refresh): which reader refreshes is the subject.
+    const index = await openIndex({
+      root: w.root,
+      mode: 'reader',
+      engine: faults,
+      clock,
+      inspect: recordInspection,
+      freshness: { followLogs: false },
+      readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 },
+    })
     add(() => index.close())
     const events: { type: string; actor?: string }[] = []
     index.subscribe((e) => events.push(e as { type: string; actor?: string }))

@@ -743,7 +743,7 @@ describe('a refresh its reader no longer waits for', () => {
     })
     const { index: reader, events, stats } = await openBeside(
       h.root,
-      { mode: 'reader', readers: { min: 1, max: 1 }, supervision: { readers: { backoff: { minMs: 0, jitter: 0 } } } },
+      { mode: 'reader', readers: { min: 1, max: 1 }, freshness: { followLogs: false }, supervision: { readers: { backoff: { minMs: 0, jitter: 0 } } } },
       engine,
     )
     const id = reader.locate('t', 1).id

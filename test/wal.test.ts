@@ -1,0 +1,338 @@
+/**
+ * Reading RocksDB's write-ahead logs from outside it (src/wal.ts, src/wal-tail.ts), on logs a real RocksDB wrote: every
+ * batch read back as written (large ones spread over blocks too), a log cut anywhere read as a prefix of its batches
+ * and never more, a log read in pieces read as in one, a damaged record refused; the tail across log switches; and a
+ * reader-mode index that follows the logs: its point reads after a newer token answered without reopening a view,
+ * and every answer what the writer wrote, whatever the flushes and retention in between.
+ */
+import { open, readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { rocksEngine, type OpenOptions, type StorageHandle, type WriteOp } from '../src/engine.js'
+import { FaultInjector, ManualClock, openIndex, type MessageMeta } from '../src/index.js'
+import { sequenceKey, sequenceValue } from '../src/keys.js'
+import { decodeBatch, logStart, readRecords, type LogCursor } from '../src/wal.js'
+import { WalTail } from '../src/wal-tail.js'
+import { cleanupAfterEach } from './support/cleanups.js'
+import { removeDir, tempDir } from './support/tmp.js'
+
+const { add } = cleanupAfterEach()
+const options: OpenOptions = { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 64 * 1024 * 1024, maxWriteBufferNumber: 2, enableStatistics: false }
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+const shape = (ops: readonly WriteOp[]) =>
+  ops.map((op) => (op.type === 'put' ? ['put', hex(op.key), hex(op.value)] : op.type === 'del' ? ['del', hex(op.key)] : ['delRange', hex(op.start), hex(op.end)]))
+
+const bytesArb = (max: number) => fc.uint8Array({ minLength: 1, maxLength: max }).map((a) => Buffer.from(a))
+/** A batch as rockvisor writes one: puts, deletions and range deletions, then the shard's sequence. */
+const opsArb: fc.Arbitrary<WriteOp[]> = fc.array(
+  fc.oneof(
+    { weight: 6, arbitrary: fc.record({ type: fc.constant('put' as const), key: bytesArb(40), value: fc.oneof(bytesArb(30), bytesArb(40_000)) }) },
+    { weight: 2, arbitrary: fc.record({ type: fc.constant('del' as const), key: bytesArb(40) }) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(bytesArb(8), bytesArb(8)).map(([a, b]): WriteOp => (Buffer.compare(a, b) <= 0 ? { type: 'delRange', start: a, end: b } : { type: 'delRange', start: b, end: a })),
+    },
+  ),
+  { minLength: 0, maxLength: 30 },
+)
+
+/** Writes `batches` (sequences 1, 2, ...) to a new directory; returns the directory and its logs' bytes. */
+const writeLog = async (batches: readonly WriteOp[][]): Promise<{ dir: string; handle: StorageHandle }> => {
+  const dir = await tempDir()
+  add(() => removeDir(dir))
+  const handle = await rocksEngine.open(dir, options)
+  add(() => handle.close())
+  for (const [i, ops] of batches.entries()) await handle.write([...ops, { type: 'put', key: sequenceKey, value: sequenceValue(i + 1) }])
+  return { dir, handle }
+}
+
+const logsOf = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((f) => f.endsWith('.log')).sort()
+
+describe('a write-ahead log read from outside RocksDB', () => {
+  it('should read back every batch as it was written, in order, with its sequence', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opsArb, { minLength: 1, maxLength: 12 }), async (batches) => {
+        const { dir } = await writeLog(batches)
+        const [log] = await logsOf(dir)
+        const read = readRecords(await readFile(join(dir, log!)), logStart)
+        expect(read.stop).toBeUndefined()
+        const decoded = read.batches.map(decodeBatch)
+        expect(decoded.map((b) => b?.seq)).toEqual(batches.map((_, i) => i + 1))
+        expect(decoded.map((b) => shape(b!.ops))).toEqual(batches.map((ops, i) => shape([...ops, { type: 'put', key: sequenceKey, value: sequenceValue(i + 1) }])))
+      }),
+      { numRuns: 15 },
+    )
+  })
+
+  it('should read a log cut anywhere as a prefix of its batches, and a log read in pieces as in one read', async () => {
+    const batches = fc.sample(opsArb, { numRuns: 40, seed: 5 })
+    const { dir } = await writeLog(batches)
+    const [log] = await logsOf(dir)
+    const data = await readFile(join(dir, log!))
+    const whole = readRecords(data, logStart).batches.map(hex)
+    expect(whole).toHaveLength(40)
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: data.length }), { maxLength: 6 }), (cuts) => {
+        // Pieces: what a poll would see as the writer appends (each read ends at a cut, the last at the end).
+        const ends = [...new Set(cuts)].sort((a, b) => a - b)
+        let cursor: LogCursor = logStart
+        const got: string[] = []
+        for (const end of ends) {
+          const read = readRecords(data.subarray(cursor.offset, end), cursor)
+          expect(read.stop === undefined || read.stop === 'incomplete').toBe(true)
+          got.push(...read.batches.map(hex))
+          // Never more than the log holds up to the cut, never a batch out of order.
+          expect(got).toEqual(whole.slice(0, got.length))
+          cursor = read.cursor
+        }
+        const rest = readRecords(data.subarray(cursor.offset), cursor)
+        got.push(...rest.batches.map(hex))
+        expect(rest.stop).toBeUndefined()
+        expect(got).toEqual(whole)
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('should refuse a record whose bytes were damaged, and keep the batches before it', async () => {
+    const batches = fc.sample(opsArb, { numRuns: 10, seed: 9 }).map((ops) => ops.filter((op) => op.type !== 'put' || op.value.length < 100))
+    const { dir } = await writeLog(batches)
+    const [log] = await logsOf(dir)
+    const data = Buffer.from(await readFile(join(dir, log!)))
+    const offsets: number[] = []
+    let cursor: LogCursor = logStart
+    for (let end = 1; end <= data.length; end++) {
+      const read = readRecords(data.subarray(cursor.offset, end), cursor)
+      if (read.batches.length > 0) offsets.push(cursor.offset)
+      cursor = read.cursor
+    }
+    expect(offsets).toHaveLength(10)
+    // A byte of the 6th batch's payload flipped.
+    data[offsets[5]! + 20] = data[offsets[5]! + 20]! ^ 0xff
+    const read = readRecords(data, logStart)
+    expect(read.stop).toBe('unreadable')
+    expect(read.batches.map((b) => decodeBatch(b)?.seq)).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it('should refuse a batch it does not know, rather than guess', () => {
+    const batch = Buffer.alloc(12 + 3)
+    batch.writeUInt32LE(1, 8)
+    batch[12] = 0x02 // a merge
+    batch[13] = 1
+    batch[14] = 0x61
+    expect(decodeBatch(batch)).toBeUndefined()
+    // A batch without rockvisor's sequence in it.
+    const put = Buffer.from([...Buffer.alloc(8), 1, 0, 0, 0, 0x01, 1, 0x61, 1, 0x62])
+    expect(decodeBatch(put)).toBeUndefined()
+  })
+})
+
+describe("the tail of a directory's logs", () => {
+  it('should read every batch once, in order, across log switches and deleted logs', async () => {
+    const { dir, handle } = await writeLog([])
+    const tail = new WalTail(dir)
+    const seen: number[] = []
+    const poll = async () => {
+      const read = await tail.poll()
+      expect(read.unusable).toBeUndefined()
+      seen.push(...read.batches.map((b) => b.seq))
+    }
+    await poll()
+    let seq = 0
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 5; i++) await handle.write([{ type: 'put', key: Buffer.from(`k${seq}`), value: Buffer.alloc(10) }, { type: 'put', key: sequenceKey, value: sequenceValue(++seq) }])
+      if (round % 2 === 1) await poll()
+      // A flush switches to a new log and deletes the old one once flushed.
+      await handle.flush()
+    }
+    await poll()
+    // Batches of logs deleted before a poll read them are gone (they are in table files); what was read is in order,
+    // without repeats, and holds every batch of the log each poll found live (rounds 1, 3 and 5, written since the
+    // flush before them).
+    expect(seen).toEqual([...seen].sort((a, b) => a - b))
+    expect(new Set(seen).size).toBe(seen.length)
+    expect(seen.at(-1)).toBe(seq)
+    for (const round of [1, 3, 5]) for (let k = 1; k <= 5; k++) expect(seen).toContain(round * 5 + k)
+  })
+
+  it('should say a log it cannot read is unusable, and start over at the next poll', async () => {
+    const { dir, handle } = await writeLog([[{ type: 'put', key: Buffer.from('a'), value: Buffer.from('b') }]])
+    const tail = new WalTail(dir)
+    expect((await tail.poll()).batches.map((b) => b.seq)).toEqual([1])
+    await handle.write([{ type: 'put', key: Buffer.from('c'), value: Buffer.from('d') }, { type: 'put', key: sequenceKey, value: sequenceValue(2) }])
+    const [log] = await logsOf(dir)
+    const file = await open(join(dir, log!), 'r+')
+    const { size } = await file.stat()
+    await file.write(Buffer.from([0xff]), 0, 1, size - 3)
+    await file.close()
+    const read = await tail.poll()
+    expect(read.unusable).toMatch(/cannot be read/)
+    expect(read.batches).toEqual([])
+    // Started over: the first batch again, then the refusal again.
+    const again = await tail.poll()
+    expect(again.fresh).toBe(true)
+    expect(again.batches.map((b) => b.seq)).toEqual([1])
+  })
+})
+
+const meta = (n: number, id = `m${n}`): MessageMeta => ({ msgId: id, timestamp: 1_000 + n, segmentId: 0, offset: n, msgLen: 10 })
+
+describe('a reader-mode index that follows the logs', () => {
+  it("should answer a point read after a newer token from its view and the logs, without reopening the view", async () => {
+    const root = await tempDir()
+    add(() => removeDir(root))
+    const writer = await openIndex({ root, shards: 1 })
+    add(() => writer.close())
+    const first = await writer.batchPut('t', 0, [meta(1)])
+    const faults = new FaultInjector()
+    const reader = await openIndex({ root, mode: 'reader', engine: faults, readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    add(() => reader.close())
+    expect(await reader.getByMsgId('t', 0, 'm1', { after: first.token })).toEqual(meta(1))
+    const opens = faults.opened.reader
+    for (let n = 2; n <= 20; n++) {
+      const { token } = await writer.batchPut('t', 0, [meta(n)])
+      expect(await reader.getByMsgId('t', 0, `m${n}`, { after: token })).toEqual(meta(n))
+      expect(await reader.getMsgIdBySegmentOffset('t', 0, { segmentId: 0, offset: n }, { after: token })).toBe(`m${n}`)
+    }
+    // A replaced meta and a deleted place read as the writer left them.
+    const replaced = await writer.batchPut('t', 0, [meta(5, 'm5b')])
+    expect(await reader.getMsgIdBySegmentOffset('t', 0, { segmentId: 0, offset: 5 }, { after: replaced.token })).toBe('m5b')
+    expect(await reader.getByMsgId('t', 0, 'm5b', { after: replaced.token })).toEqual(meta(5, 'm5b'))
+    expect(faults.opened.reader).toBe(opens)
+    const shard = reader.stats().shards[0]!
+    expect(shard.served.memory).toBeGreaterThan(0)
+    // A range read still needs a view that holds the token: the reader reopens for it.
+    expect(await reader.getRangeByTime('t', 0, 1_020, 1_020, { after: replaced.token })).toEqual({ first: { segmentId: 0, offset: 20 }, last: { segmentId: 0, offset: 20 } })
+    expect(faults.opened.reader).toBe(opens + 1)
+  })
+
+  it('should answer a bounded read its view is too old for after one read of the logs, begun within the bound', async () => {
+    const root = await tempDir()
+    add(() => removeDir(root))
+    const writer = await openIndex({ root, shards: 1 })
+    add(() => writer.close())
+    const clock = new ManualClock(1_000_000)
+    const faults = new FaultInjector()
+    const reader = await openIndex({ root, mode: 'reader', clock, engine: faults, readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    add(() => reader.close())
+    const first = await writer.batchPut('t', 0, [meta(1)])
+    expect(await reader.getByMsgId('t', 0, 'm1', { after: first.token })).toEqual(meta(1))
+    const opens = faults.opened.reader
+    await writer.batchPut('t', 0, [meta(2)])
+    // The view is 10 s old, the bound 5 ms: the logs, read now, hold m2.
+    await clock.advance(10_000)
+    expect(await reader.getByMsgId('t', 0, 'm2', { consistency: 'bounded', maxStalenessMs: 5 })).toEqual(meta(2))
+    expect(faults.opened.reader).toBe(opens)
+    // 6 ms later that read of the logs is too old for the same bound: another one answers.
+    await writer.batchPut('t', 0, [meta(3)])
+    await clock.advance(6)
+    expect(await reader.getByMsgId('t', 0, 'm3', { consistency: 'bounded', maxStalenessMs: 5 })).toEqual(meta(3))
+    // 4 ms after that one, it still is recent enough: m4, written since, is not seen (a bounded read, not a fresh one).
+    await writer.batchPut('t', 0, [meta(4)])
+    await clock.advance(4)
+    expect(await reader.getByMsgId('t', 0, 'm4', { consistency: 'bounded', maxStalenessMs: 5 })).toBeUndefined()
+    expect(faults.opened.reader).toBe(opens)
+  })
+
+  it('should not merge a view with the logs across a log deleted unread: the view reopens instead', async () => {
+    const root = await tempDir()
+    add(() => removeDir(root))
+    const writer = await openIndex({ root, shards: 1, freshness: { flushEveryRecords: 4 } })
+    add(() => writer.close())
+    const faults = new FaultInjector()
+    const reader = await openIndex({ root, mode: 'reader', engine: faults, readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    add(() => reader.close())
+    const first = await writer.batchPut('t', 0, [meta(1)])
+    expect(await reader.getByMsgId('t', 0, 'm1', { after: first.token })).toEqual(meta(1))
+    const second = await writer.batchPut('t', 0, [meta(2)])
+    expect(await reader.getByMsgId('t', 0, 'm2', { after: second.token })).toEqual(meta(2))
+    const opens = faults.opened.reader
+    // Batches the reader never polls for: the flush they trigger writes them to a table file and deletes their log.
+    const flushed = writer.stats().shards[0]!.flushes.done
+    for (let n = 3; n <= 8; n++) await writer.batchPut('t', 0, [meta(n)])
+    const dir = writer.locate('t', 0).dir
+    for (let i = 0; i < 500; i++) {
+      const s = writer.stats().shards[0]!.flushes
+      if (s.done > flushed && !s.running && (await logsOf(dir)).length === 1) break
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    const last = await writer.batchPut('t', 0, [meta(9)])
+    // The logs now start after a gap: the view (at m2) merged with them would miss m3..m8.
+    for (let n = 3; n <= 9; n++) expect(await reader.getByMsgId('t', 0, `m${n}`, { after: last.token })).toEqual(meta(n))
+    expect(faults.opened.reader).toBe(opens + 1)
+  })
+
+  it('should answer every point read as the writer left the data, whatever the flushes and retention in between', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            { weight: 5, arbitrary: fc.array(fc.record({ n: fc.integer({ min: 0, max: 40 }), id: fc.integer({ min: 0, max: 40 }) }), { minLength: 1, maxLength: 5 }).map((puts) => ({ kind: 'put' as const, puts })) },
+            { weight: 1, arbitrary: fc.integer({ min: 0, max: 40 }).map((before) => ({ kind: 'retain' as const, before })) },
+            { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }).map((times) => ({ kind: 'flush' as const, times })) },
+          ),
+          { minLength: 1, maxLength: 25 },
+        ),
+        async (steps) => {
+          const root = await tempDir()
+          // A tiny flush trigger: logs switch and go away under the reader.
+          const writer = await openIndex({ root, shards: 1, freshness: { flushEveryRecords: 12 } })
+          const reader = await openIndex({ root, mode: 'reader', readers: { min: 1, max: 1 } })
+          try {
+            // The model: msgId -> meta, place -> msgId.
+            const byId = new Map<string, MessageMeta>()
+            const byPlace = new Map<number, string>()
+            let token = (await writer.batchPut('t', 0, [meta(1000)])).token
+            byId.set('m1000', meta(1000))
+            byPlace.set(1000, 'm1000')
+            for (const step of steps) {
+              if (step.kind === 'put') {
+                const metas = new Map<number, MessageMeta>()
+                const ids = new Set<string>()
+                for (const { n, id } of step.puts) {
+                  const m = meta(n, `i${id}`)
+                  if (metas.has(n) || ids.has(m.msgId)) continue
+                  metas.set(n, m)
+                  ids.add(m.msgId)
+                }
+                token = (await writer.batchPut('t', 0, [...metas.values()])).token
+                for (const m of metas.values()) {
+                  // Replace semantics: the msgId's old place and the place's old msgId go.
+                  const old = byId.get(m.msgId)
+                  if (old !== undefined) byPlace.delete(old.offset)
+                  const held = byPlace.get(m.offset)
+                  if (held !== undefined) byId.delete(held)
+                  byId.set(m.msgId, m)
+                  byPlace.set(m.offset, m.msgId)
+                }
+              } else if (step.kind === 'retain') {
+                token = (await writer.deleteBefore('t', 0, 1_000 + step.before)).token
+                for (const [id, m] of [...byId]) {
+                  if (m.timestamp < 1_000 + step.before) {
+                    byId.delete(id)
+                    byPlace.delete(m.offset)
+                  }
+                }
+              } else {
+                for (let i = 0; i < step.times; i++) token = (await writer.batchPut('t', 0, [meta(2000 + i, `f${i}`)])).token
+                for (let i = 0; i < step.times; i++) {
+                  const m = meta(2000 + i, `f${i}`)
+                  byId.set(m.msgId, m)
+                  byPlace.set(m.offset, m.msgId)
+                }
+              }
+              for (let id = 0; id <= 40; id += 7) expect(await reader.getByMsgId('t', 0, `i${id}`, { after: token })).toEqual(byId.get(`i${id}`))
+              for (let n = 0; n <= 40; n += 5) expect(await reader.getMsgIdBySegmentOffset('t', 0, { segmentId: 0, offset: n }, { after: token })).toBe(byPlace.get(n))
+            }
+          } finally {
+            await reader.close()
+            await writer.close()
+            await removeDir(root)
+          }
+        },
+      ),
+      { numRuns: 12 },
+    )
+  })
+})
