@@ -465,6 +465,7 @@ export class ShardRuntime {
     this.primary = undefined
     this.readers.clear()
     this.refreshing.clear()
+    this.#tail?.close()
   }
 
   publishReader(readerId: string, record: LeaseRecord): void {

@@ -5,7 +5,7 @@
  * reader-mode index that follows the logs: its point reads after a newer token answered without reopening a view,
  * and every answer what the writer wrote, whatever the flushes and retention in between.
  */
-import { open, readdir, readFile } from 'node:fs/promises'
+import { open, readdir, readFile, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -205,6 +205,18 @@ describe('a reader-mode index that follows the logs', () => {
     // A range read still needs a view that holds the token: the reader reopens for it.
     expect(await reader.getRangeByTime('t', 0, 1_020, 1_020, { after: replaced.token })).toEqual({ first: { segmentId: 0, offset: 20 }, last: { segmentId: 0, offset: 20 } })
     expect(faults.opened.reader).toBe(opens + 1)
+    // The log the tail keeps open is released with the index.
+    const logsOpen = async () => {
+      const fds = await readdir('/proc/self/fd')
+      const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')))
+      return targets.filter((t) => t.startsWith(root) && t.includes('.log')).length
+    }
+    // The writer's own RocksDB holds its log open too: closed first, it leaves only the tail's.
+    await writer.close()
+    expect(await logsOpen()).toBeGreaterThan(0)
+    await reader.close()
+    for (let i = 0; i < 50 && (await logsOpen()) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(await logsOpen()).toBe(0)
   })
 
   it('should answer a bounded read its view is too old for after one read of the logs, begun within the bound', async () => {
