@@ -1,12 +1,10 @@
 /**
  * The engine on real RocksDB where storage itself fails: a MultiGet on a table file whose data block is corrupted.
  */
-import { open, readdir } from 'node:fs/promises'
-import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { rocksEngine, type OpenOptions } from '../src/engine.js'
 import { StorageFailure } from '../src/errors.js'
-import { removeDir, tempDir } from './support/tmp.js'
+import { corruptedTable as corruptTable, dirAndUnhandled } from './support/engine-tests.js'
 
 const options: OpenOptions = { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 * 1024 * 1024, maxWriteBufferNumber: 2, enableStatistics: false }
 const key = (i: number) => new TextEncoder().encode(`k${i}`)
@@ -15,34 +13,14 @@ const key = (i: number) => new TextEncoder().encode(`k${i}`)
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 describe('engine', () => {
-  let dir = ''
-  let unhandled: unknown[] = []
-  const onUnhandled = (reason: unknown) => void unhandled.push(reason)
-  beforeEach(async () => {
-    dir = await tempDir()
-    unhandled = []
-    process.on('unhandledRejection', onUnhandled)
-  })
-  afterEach(async () => {
-    process.off('unhandledRejection', onUnhandled)
-    await removeDir(dir)
-  })
+  const t = dirAndUnhandled()
 
   /** 100 keys in a table file whose first data block (holding k1, k2, not k99) no longer matches its checksum. */
-  const corruptedTable = async (): Promise<void> => {
-    const writer = await rocksEngine.open(dir, options)
-    await writer.write(Array.from({ length: 100 }, (_, i) => ({ type: 'put' as const, key: key(i), value: new Uint8Array(100).fill(7) })))
-    await writer.flush()
-    await writer.close()
-    const [table] = (await readdir(dir)).filter((f) => f.endsWith('.sst'))
-    const file = await open(join(dir, table!), 'r+')
-    await file.write(Buffer.alloc(200, 0xab), 0, 200, 0)
-    await file.close()
-  }
+  const corruptedTable = () => corruptTable(t.dir, options, key)
 
   it('should fail a MultiGet on a corrupted table file once, with the cause, and leave no rejection unhandled', async () => {
     await corruptedTable()
-    const reader = await rocksEngine.open(dir, { ...options, readOnly: true })
+    const reader = await rocksEngine.open(t.dir, { ...options, readOnly: true })
     try {
       const error = await reader.getMany([key(1), key(2)]).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(StorageFailure)
@@ -51,7 +29,7 @@ describe('engine', () => {
       await turn()
       await turn()
       // Each key's get failed as well: none of those rejections may be left unhandled.
-      expect(unhandled).toEqual([])
+      expect(t.unhandled).toEqual([])
     } finally {
       await reader.close()
     }
@@ -59,7 +37,7 @@ describe('engine', () => {
 
   it('should answer a settled MultiGet key by key: a key on a corrupted block fails alone, the others get their values', async () => {
     await corruptedTable()
-    const reader = await rocksEngine.open(dir, { ...options, readOnly: true })
+    const reader = await rocksEngine.open(t.dir, { ...options, readOnly: true })
     try {
       const { values, errors } = await reader.getManySettled!([key(1), key(99), new TextEncoder().encode('absent'), key(2)])
       expect(errors).toHaveLength(4)
@@ -74,18 +52,18 @@ describe('engine', () => {
       expect(await reader.getManySettled!([key(99), key(98)])).toEqual({ values: [Buffer.alloc(100, 7), Buffer.alloc(100, 7)] })
       await turn()
       await turn()
-      expect(unhandled).toEqual([])
+      expect(t.unhandled).toEqual([])
     } finally {
       await reader.close()
     }
   })
 
   it('should fail a settled MultiGet as a whole on a closed handle, leaving no rejection unhandled', async () => {
-    const writer = await rocksEngine.open(dir, options)
+    const writer = await rocksEngine.open(t.dir, options)
     await writer.close()
     const error = await writer.getManySettled!([key(1)]).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(StorageFailure)
     await turn()
-    expect(unhandled).toEqual([])
+    expect(t.unhandled).toEqual([])
   })
 })

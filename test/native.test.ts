@@ -3,14 +3,13 @@
  * RocksDB: its answers against a model of the keys, on a read-only instance and on a snapshot of a live one; a
  * corrupted block, a closed handle, a close under seeks in flight; and the fallback for handles without it.
  */
-import { open, readdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import fc from 'fast-check'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { firstKey, overriding, rocksEngine, type KeyRange, type OpenOptions, type StorageHandle } from '../src/engine.js'
 import { StorageFailure } from '../src/errors.js'
 import { nativeSeeker, seeksInFlight } from '../src/native.js'
 import { removeDir, tempDir } from './support/tmp.js'
+import { corruptedTable, dirAndUnhandled } from './support/engine-tests.js'
 
 const options: OpenOptions = { readOnly: false, maxOpenFiles: -1, maxBackgroundJobs: 2, writeBufferSize: 4 * 1024 * 1024, maxWriteBufferNumber: 2, enableStatistics: false }
 const bytes = (...xs: number[]) => Buffer.from(xs)
@@ -35,24 +34,13 @@ const rangeArb = fc.record(
 ).filter((r) => r.lt === undefined || r.lte === undefined)
 
 describe('a seek by the native iterator calls', () => {
-  let dir = ''
-  let unhandled: unknown[] = []
-  const onUnhandled = (reason: unknown) => void unhandled.push(reason)
-  beforeEach(async () => {
-    dir = await tempDir()
-    unhandled = []
-    process.on('unhandledRejection', onUnhandled)
-  })
-  afterEach(async () => {
-    process.off('unhandledRejection', onUnhandled)
-    await removeDir(dir)
-  })
+  const t = dirAndUnhandled()
 
   it('should be offered by the installed binding, and taken by a handle', async () => {
     // If the binding's internals change shape, rockvisor falls back to its iterator (same answers, slower): this
     // test is what says so.
     expect(nativeSeeker).toBeDefined()
-    const writer = await rocksEngine.open(dir, options)
+    const writer = await rocksEngine.open(t.dir, options)
     await writer.write([{ type: 'put', key: bytes(1), value: bytes(9) }])
     const seek = writer.firstKey!({ gte: bytes(0) })
     expect(seeksInFlight()).toBe(1)
@@ -126,25 +114,18 @@ describe('a seek by the native iterator calls', () => {
   })
 
   it('should fail a seek over a corrupted block with the cause, alone, and leave no rejection unhandled', async () => {
-    const writer = await rocksEngine.open(dir, options)
     const key = (i: number) => Buffer.from(`k${String(i).padStart(2, '0')}`)
-    await writer.write(Array.from({ length: 100 }, (_, i) => ({ type: 'put' as const, key: key(i), value: Buffer.alloc(100, 7) })))
-    await writer.flush()
-    await writer.close()
-    const [table] = (await readdir(dir)).filter((f) => f.endsWith('.sst'))
-    const file = await open(join(dir, table!), 'r+')
-    await file.write(Buffer.alloc(200, 0xab), 0, 200, 0)
-    await file.close()
-    const reader = await rocksEngine.open(dir, { ...options, readOnly: true })
+    await corruptedTable(t.dir, options, key)
+    const reader = await rocksEngine.open(t.dir, { ...options, readOnly: true })
     try {
       const error = await reader.firstKey!({ gte: key(1) }).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(StorageFailure)
       expect((error as StorageFailure).reason).toBe('corruption')
-      expect((error as StorageFailure).path).toBe(dir)
+      expect((error as StorageFailure).path).toBe(t.dir)
       // The last block is intact: its seek still answers.
       expect(await reader.firstKey!({ gte: key(99) })).toEqual(key(99))
       await turn()
-      expect(unhandled).toEqual([])
+      expect(t.unhandled).toEqual([])
     } finally {
       await reader.close()
     }
@@ -152,7 +133,7 @@ describe('a seek by the native iterator calls', () => {
   })
 
   it('should fail a seek on a closed handle with a StorageFailure, and let a close end seeks in flight', async () => {
-    const writer = await rocksEngine.open(dir, options)
+    const writer = await rocksEngine.open(t.dir, options)
     await writer.write([{ type: 'put', key: bytes(5), value: bytes(1) }])
     const seeks = Array.from({ length: 50 }, () => writer.firstKey!({ gte: bytes(0) }).then((k) => k, (e: unknown) => e))
     await writer.close()
@@ -162,11 +143,11 @@ describe('a seek by the native iterator calls', () => {
     const error = await writer.firstKey!({ gte: bytes(0) }).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(StorageFailure)
     await turn()
-    expect(unhandled).toEqual([])
+    expect(t.unhandled).toEqual([])
   })
 
   it('should go through iterate for a handle without firstKey, and for a wrapper that replaces iterate', async () => {
-    const writer = await rocksEngine.open(dir, options)
+    const writer = await rocksEngine.open(t.dir, options)
     try {
       await writer.write([1, 3, 5].map((k) => ({ type: 'put' as const, key: bytes(k), value: bytes(0) })))
       const ranges: KeyRange[] = []
@@ -193,7 +174,7 @@ describe('a seek by the native iterator calls', () => {
   })
 
   it("should leave a bound that is not bytes to the binding's iterator, which the native call would abort on", async () => {
-    const writer = await rocksEngine.open(dir, options)
+    const writer = await rocksEngine.open(t.dir, options)
     try {
       await writer.write([{ type: 'put', key: Buffer.from('ab'), value: bytes(1) }])
       // Not what rockvisor passes (its bounds are keys it built), but a JavaScript caller of an engine could.

@@ -57,6 +57,10 @@ const collect = async <T>(it: AsyncIterable<T>): Promise<T[]> => {
   return out
 }
 const { add, harness, scratch } = cleanupAfterEach()
+
+/** A reader-mode index that does not follow the logs (which would answer point reads without a refresh), for tests whose subject is the refresh. */
+const openRefreshing = (options: Omit<Parameters<typeof openIndex>[0], 'mode' | 'freshness'>) =>
+  openIndex({ mode: 'reader', inspect: recordInspection, freshness: { followLogs: false }, ...options })
 /** `p`'s outcome (`{ value }` or `{ error }`), settled while moving `clock` as real I/O goes (see the harness's `drive`). */
 const drive = async <T>(clock: ManualClock, p: Promise<T>, stepMs?: number): Promise<{ value?: T; error?: unknown }> => {
   const { advancedMs: _, ...outcome } = await driving(clock, p, stepMs)
@@ -858,8 +862,7 @@ describe('what a Timeout says a read waited for', () => {
     const faults = new FaultInjector()
     faults.failNext('open', 1_000, { role: 'reader' })
     const clock = new ManualClock(1_000_000)
-    // Not following the logs (which would answer the read without a refresh): the wait for a view is the subject.
-    const index = await openIndex({ root: w.root, mode: 'reader', engine: faults, clock, inspect: recordInspection, freshness: { followLogs: false } })
+    const index = await openRefreshing({ root: w.root, engine: faults, clock })
     add(() => index.close())
     // A first read makes the shard, whose reader's open fails (in real time: its directory checks come first); the
     // read timed below begins once that failure is on record, so that its 100 ms cannot pass before it.
@@ -922,16 +925,7 @@ describe('what a Timeout says a read waited for', () => {
     const faults = new FaultInjector(holdingOpens(opens, 'reader', 'before'))
     faults.failNext('open', 1, { role: 'reader' })
     const clock = new ManualClock(1_000_000)
-    // Not following the logs (which would answer reads without a refresh): the readers' opens are the subject.
-    const index = await openIndex({
-      root: w.root,
-      mode: 'reader',
-      engine: faults,
-      clock,
-      inspect: recordInspection,
-      freshness: { followLogs: false },
-      supervision: { readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } },
-    })
+    const index = await openRefreshing({ root: w.root, engine: faults, clock, supervision: { readers: { backoff: { minMs: 100, maxMs: 100, jitter: 0 } } } })
     add(() => index.close())
     expect(await drive(clock, index.getByMsgId('t', 1, 'm1', { after: token, timeoutMs: 3_600_000 }))).toEqual({ value: meta(1) })
     expect(faults.injected.open).toBe(1)
@@ -1399,15 +1393,7 @@ describe('which stale reader a read has refreshed', () => {
     const w = await harness({ readers: { min: 0 } })
     await w.index.batchPut('t', 1, [meta(1)])
     const clock = new ManualClock(1_000_000)
-    // Not following the logs (which would answer reads without a refresh): which reader refreshes is the subject.
-    const index = await openIndex({
-      root: w.root,
-      mode: 'reader',
-      clock,
-      inspect: recordInspection,
-      freshness: { followLogs: false },
-      readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 },
-    })
+    const index = await openRefreshing({ root: w.root, clock, readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
     add(() => index.close())
     expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
     await waitFor(() => index.stats().shards[0]?.views.length === 2)
@@ -1455,16 +1441,7 @@ describe('a refresh that fails while a read waits for it', () => {
     await w.index.batchPut('t', 1, [meta(1)])
     const faults = new FaultInjector()
     const clock = new ManualClock(1_000_000)
-    // Not following the logs (which would answer reads without a refresh): which reader refreshes is the subject.
-    const index = await openIndex({
-      root: w.root,
-      mode: 'reader',
-      engine: faults,
-      clock,
-      inspect: recordInspection,
-      freshness: { followLogs: false },
-      readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 },
-    })
+    const index = await openRefreshing({ root: w.root, engine: faults, clock, readers: { min: 2, max: 2, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
     add(() => index.close())
     const events: { type: string; actor?: string }[] = []
     index.subscribe((e) => events.push(e as { type: string; actor?: string }))
