@@ -42,6 +42,10 @@ export const areas = {
     mutate: ['src/msgids.ts'],
     suites: ['test/msgids.kills.test.ts', 'test/msgids.test.ts'],
   },
+  logs: {
+    mutate: ['src/wal.ts', 'src/wal-tail.ts', 'src/native.ts'],
+    suites: ['test/wal.test.ts', 'test/native.test.ts'],
+  },
   runtime: {
     mutate: ['src/runtime.ts'],
     suites: [
