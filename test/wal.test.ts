@@ -5,7 +5,7 @@
  * reader-mode index that follows the logs: its point reads after a newer token answered without reopening a view,
  * and every answer what the writer wrote, whatever the flushes and retention in between.
  */
-import { open, readdir, readFile, readlink } from 'node:fs/promises'
+import { open, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -27,7 +27,15 @@ const bytesArb = (max: number) => fc.uint8Array({ minLength: 1, maxLength: max }
 /** A batch as rockvisor writes one: puts, deletions and range deletions, then the shard's sequence. */
 const opsArb: fc.Arbitrary<WriteOp[]> = fc.array(
   fc.oneof(
-    { weight: 6, arbitrary: fc.record({ type: fc.constant('put' as const), key: bytesArb(40), value: fc.oneof(bytesArb(30), bytesArb(40_000)) }) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        type: fc.constant('put' as const),
+        key: bytesArb(40),
+        // Values over a block (32 KiB) now and then: their batches are split over several records (FIRST, MIDDLE, LAST).
+        value: fc.oneof({ weight: 8, arbitrary: bytesArb(30) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: 20_000, maxLength: 80_000 }).map((a) => Buffer.from(a)) }),
+      }),
+    },
     { weight: 2, arbitrary: fc.record({ type: fc.constant('del' as const), key: bytesArb(40) }) },
     {
       weight: 1,
@@ -115,6 +123,48 @@ describe('a write-ahead log read from outside RocksDB', () => {
     expect(read.batches.map((b) => decodeBatch(b)?.seq)).toEqual([1, 2, 3, 4, 5])
   })
 
+  it('should stop at zeroes after the last record (space not written yet), and refuse a record longer than its block', async () => {
+    const batches = fc.sample(opsArb, { numRuns: 5, seed: 3 })
+    const { dir } = await writeLog(batches)
+    const [log] = await logsOf(dir)
+    const data = Buffer.from(await readFile(join(dir, log!)))
+    const padded = readRecords(Buffer.concat([data, Buffer.alloc(64)]), logStart)
+    expect(padded.stop).toBe('incomplete')
+    expect(padded.batches.map((b) => decodeBatch(b)?.seq)).toEqual([1, 2, 3, 4, 5])
+    expect(padded.cursor.offset).toBe(data.length)
+    // The first record's length made larger than what is left of its block.
+    const long = Buffer.from(data)
+    long.writeUInt16LE(0xffff, 4)
+    expect(readRecords(long, logStart)).toMatchObject({ batches: [], stop: 'unreadable' })
+  })
+
+  it('should decode only whole batches of the default column family that carry a sequence', () => {
+    const batch = (count: number, ...ops: number[][]) => {
+      const header = Buffer.alloc(12)
+      header.writeUInt32LE(count, 8)
+      return Buffer.concat([header, ...ops.map((op) => Buffer.from(op))])
+    }
+    const seqPut = [0x01, sequenceKey.length, ...sequenceKey, 8, ...sequenceValue(7)]
+    expect(decodeBatch(batch(1, seqPut))).toEqual({ seq: 7, ops: [{ type: 'put', key: Buffer.from(sequenceKey), value: Buffer.from(sequenceValue(7)) }] })
+    // The column-family forms, family 0: a put, a deletion, a range deletion.
+    const cf = batch(4, seqPut, [0x05, 0, 1, 0x61, 1, 0x62], [0x04, 0, 1, 0x63], [0x0e, 0, 1, 0x64, 1, 0x65])
+    expect(shape(decodeBatch(cf)!.ops.slice(1))).toEqual([
+      ['put', '61', '62'],
+      ['del', '63'],
+      ['delRange', '64', '65'],
+    ])
+    // Another family, a count that does not match, a short header, slices and varints past the end: refused.
+    expect(decodeBatch(batch(2, seqPut, [0x05, 1, 1, 0x61, 1, 0x62]))).toBeUndefined()
+    expect(decodeBatch(batch(2, seqPut))).toBeUndefined()
+    expect(decodeBatch(Buffer.alloc(11))).toBeUndefined()
+    expect(decodeBatch(batch(2, seqPut, [0x01, 5, 0x61]))).toBeUndefined()
+    expect(decodeBatch(batch(2, seqPut, [0x00, 0x80]))).toBeUndefined()
+    expect(decodeBatch(batch(2, seqPut, [0x00, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]))).toBeUndefined()
+    // A varint of two bytes: a 200-byte key.
+    const key = Buffer.alloc(200, 0x61)
+    expect(shape(decodeBatch(batch(2, seqPut, [0x00, 0xc8, 0x01, ...key]))!.ops.slice(1))).toEqual([['del', key.toString('hex')]])
+  })
+
   it('should refuse a batch it does not know, rather than guess', () => {
     const batch = Buffer.alloc(12 + 3)
     batch.writeUInt32LE(1, 8)
@@ -154,6 +204,32 @@ describe("the tail of a directory's logs", () => {
     expect(new Set(seen).size).toBe(seen.length)
     expect(seen.at(-1)).toBe(seq)
     for (const round of [1, 3, 5]) for (let k = 1; k <= 5; k++) expect(seen).toContain(round * 5 + k)
+  })
+
+  it('should follow only the files named as logs, read them in number order, and read nothing once closed', async () => {
+    const { dir } = await writeLog(fc.sample(opsArb, { numRuns: 4, seed: 21 }))
+    const [log] = await logsOf(dir)
+    const data = await readFile(join(dir, log!))
+    // Another directory: a copy of the log as number 10, and files whose names only resemble a log's.
+    const other = await tempDir()
+    add(() => removeDir(other))
+    await writeFile(join(other, '000010.log'), data)
+    await writeFile(join(other, '000099.log.old'), data)
+    await writeFile(join(other, 'x000098.log'), data)
+    const tail = new WalTail(other)
+    expect((await tail.poll()).batches.map((b) => b.seq)).toEqual([1, 2, 3, 4])
+    tail.close()
+    expect(await tail.poll()).toEqual({ batches: [], fresh: true, unusable: 'the tail is closed' })
+    // A log that ends inside a record while a newer one exists was cut: not used.
+    await writeFile(join(other, '000009.log'), data.subarray(0, Math.floor(data.length * 0.6)))
+    const cut = await new WalTail(other).poll()
+    expect(cut.unusable).toMatch(/ends inside a record/)
+    // Read in number order, 2 before 10, whatever order the directory lists them in.
+    await rm(join(other, '000009.log'))
+    await writeFile(join(other, '000002.log'), data)
+    const ordered = await new WalTail(other).poll()
+    expect(ordered.batches.map((b) => b.seq)).toEqual([1, 2, 3, 4, 1, 2, 3, 4])
+    expect(ordered.unusable).toBeUndefined()
   })
 
   it('should say a log it cannot read is unusable, and start over at the next poll', async () => {
