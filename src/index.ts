@@ -349,6 +349,16 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   // Validation errors surface as rejected promises, like every other failure of an async method.
   const attempt = async <T>(fn: () => Promise<T>): Promise<T> => fn()
 
+  /**
+   * Per shard address: the retentions of a shard this index has not created yet, each looking at the shard's directory
+   * before it queues its write (it creates nothing for a shard nobody wrote), settled once it queued or returned. A
+   * write to that shard issued meanwhile waits for them before it queues: writes of one shard are applied in the
+   * order they were issued (a `batchPut` issued just after a `deleteBefore` overtook it once, found by the model run).
+   */
+  const retentionsChecking = new Map<string, Promise<void>>()
+  /** Waits for the retentions of `id` still checking their directory (see {@link retentionsChecking}). */
+  const afterRetentionsChecking = (id: string): Promise<void> | undefined => (retentionsChecking.size === 0 ? undefined : retentionsChecking.get(id))
+
   const writerOnly = (what: string) => {
     if (opts.mode === 'reader') {
       throw new InvalidInput({ field: 'mode', message: `mode: ${what} needs a writer-mode index; this one (${opts.root}) was opened with mode 'reader'` })
@@ -517,6 +527,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
           const { address, existing } = locate(topic, partition)
           return { bytes: 0, token: makeToken(address.id, existing?.ackSeq ?? 0) }
         }
+        const waiting = afterRetentionsChecking(locate(topic, partition).address.id)
+        if (waiting !== undefined) await waiting
         const { partition: p, shard } = route(topic, partition)
         return shard.write(async (handle, nextStamp) => {
           // The places the partition may hold (one seek at its first write), raised before the write by the batch's
@@ -599,8 +611,35 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const deadline = deadlineOf(options, 'write')
         // A shard nobody wrote holds nothing to delete: answered without creating its directories (as a read).
         const { address, existing } = locate(topic, partition)
-        if (existing === undefined && (await shardDirAbsent(address.dir))) return { deleted: 0, token: makeToken(address.id, 0) }
-        const { partition: p, shard } = route(topic, partition)
+        let queued: () => void = () => {}
+        if (existing === undefined) {
+          // Writes to this shard issued from now on queue after this retention (see retentionsChecking).
+          const before = retentionsChecking.get(address.id)
+          const turn = new Promise<void>((resolve) => (queued = resolve))
+          const mine = before === undefined ? turn : before.then(() => turn)
+          retentionsChecking.set(address.id, mine)
+          void mine.then(() => {
+            if (retentionsChecking.get(address.id) === mine) retentionsChecking.delete(address.id)
+          })
+          try {
+            await before
+            if (await shardDirAbsent(address.dir)) {
+              queued()
+              return { deleted: 0, token: makeToken(address.id, 0) }
+            }
+          } catch (e) {
+            queued()
+            throw e
+          }
+        }
+        let shard: ShardRuntime
+        let p: number
+        try {
+          ;({ partition: p, shard } = route(topic, partition))
+        } finally {
+          // Routed: its write is queued below, in this same turn, before any write that waited for it.
+          queued()
+        }
         // Counted chunk by chunk: a retry after a failure resumes where the first attempt stopped, and the metas that
         // attempt removed were removed all the same. Each deleted meta is 3 tombstones for the flush triggers.
         let deleted = 0

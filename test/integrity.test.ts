@@ -258,6 +258,22 @@ describe('refresh failures', () => {
 })
 
 describe('retention', () => {
+  it('should apply a retention and a write issued just after it in that order, on an index that has not opened the shard yet', async () => {
+    const h = await harness({ readers: { min: 0 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await h.index.close()
+    // A new writer on the same root: the shard exists on disk, not in this index. The retention looks at the shard's
+    // directory before it queues; the write issued after it must not overtake it.
+    const index = await openIndex({ root: h.root, readers: { min: 0 } })
+    add(() => index.close())
+    const retention = index.deleteBefore('t', 1, 1_000)
+    const write = index.batchPut('t', 1, [{ ...meta(2), timestamp: 500 }])
+    expect((await retention).deleted).toBe(0)
+    await write
+    expect(await index.getByMsgId('t', 1, 'm2')).toEqual({ ...meta(2), timestamp: 500 })
+    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+
   it('should report every meta it deleted when its retry resumes after a failed chunk', async () => {
     const h = await harness({ readers: { min: 0 } })
     const metas = Array.from({ length: 1_030 }, (_, i) => meta(i))
