@@ -107,8 +107,9 @@ describe('the inspector page in headless Chromium', () => {
     await page.click(`[data-actor="${shard}/primary"]`)
     await page.waitForSelector('#chart[data-machine="primary"] g.state.current[data-state="ready"]', { timeout: wait })
     // The tree is redrawn with every state update: a press and a release with a redraw between them still select.
-    const head = await page.$(`.shard[data-shard="${shard}"] .shard-head`)
-    const box = (await head!.boundingBox())!
+    // A locator, not an element handle: a redraw between finding the element and measuring it detaches a handle (its
+    // box is then null), a locator finds the element again.
+    const box = (await page.locator(`.shard[data-shard="${shard}"] .shard-head`).boundingBox({ timeout: wait }))!
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
     await page.mouse.down()
     // (A string: this file is type-checked without the DOM's types.)
