@@ -86,8 +86,11 @@ export const getManySettled = (handle: StorageHandle, keys: readonly Uint8Array[
  * `handle.firstKey(range)`, or, for a handle without it, the first key its `iterate(range)` yields (what `firstKey`
  * answers, at the cost of a stream).
  */
-export const firstKey = async (handle: ReadView, range: KeyRange): Promise<Uint8Array | undefined> => {
-  if (handle.firstKey !== undefined) return handle.firstKey(range)
+export const firstKey = (handle: ReadView, range: KeyRange): Promise<Uint8Array | undefined> =>
+  handle.firstKey !== undefined ? handle.firstKey(range) : firstKeyIterating(handle, range)
+
+/** The first key `handle.iterate(range)` yields (what `firstKey` answers, through a stream). */
+const firstKeyIterating = async (handle: ReadView, range: KeyRange): Promise<Uint8Array | undefined> => {
   for await (const { key } of handle.iterate({ ...range, limit: 1 })) return key
   return undefined
 }
@@ -212,11 +215,6 @@ export const rocksEngine: Engine = {
     }
     return new RocksHandle(db, path, options.readOnly)
   },
-}
-
-const firstKeyIterating = async (handle: RocksHandle, range: KeyRange): Promise<Uint8Array | undefined> => {
-  for await (const { key } of handle.iterate({ ...range, limit: 1 })) return key
-  return undefined
 }
 
 /** Destroys a read batch that was not sent (its keys' promises reject, and are handled by whoever made them). */

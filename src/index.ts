@@ -356,8 +356,6 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
    * order they were issued (a `batchPut` issued just after a `deleteBefore` overtook it once, found by the model run).
    */
   const retentionsChecking = new Map<string, Promise<void>>()
-  /** Waits for the retentions of `id` still checking their directory (see {@link retentionsChecking}). */
-  const afterRetentionsChecking = (id: string): Promise<void> | undefined => (retentionsChecking.size === 0 ? undefined : retentionsChecking.get(id))
 
   const writerOnly = (what: string) => {
     if (opts.mode === 'reader') {
@@ -527,8 +525,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
           const { address, existing } = locate(topic, partition)
           return { bytes: 0, token: makeToken(address.id, existing?.ackSeq ?? 0) }
         }
-        const waiting = afterRetentionsChecking(locate(topic, partition).address.id)
-        if (waiting !== undefined) await waiting
+        // (Looked up only while some retention checks: the common write routes once.)
+        if (retentionsChecking.size > 0) await retentionsChecking.get(locate(topic, partition).address.id)
         const { partition: p, shard } = route(topic, partition)
         return shard.write(async (handle, nextStamp) => {
           // The places the partition may hold (one seek at its first write), raised before the write by the batch's
