@@ -16,6 +16,10 @@
  *    compactions: on 2 cores the writer alone keeps nearly both busy, so reads can only take CPU from it), and the
  *    child's peak RSS (with its reader child processes' RSS, sampled together, on Linux).
  *
+ * Two more configurations run the same with callers looping `getRangeByTime` instead (the window of 100 metas from a
+ * uniform acknowledged one), `primary` and `fresh` in process: how many range reads stale readers serve under the
+ * writer (a window no write touched after a reader's view; README, Freshness contract).
+ *
  * With `--rounds N` every configuration runs N times, the rounds alternating (each round in a rotated order, so
  * that a machine busy with something else meanwhile weighs on every configuration alike), and the table shows the
  * median of each column with the range of reads/s and writer metas/s. With `--profile` it instead samples the main
@@ -42,6 +46,12 @@ interface Config {
   /** `freshness.recentWritesBytes` (undefined: the default; 0: no memory of recent writes, fresh reads a stale
    * reader cannot serve go to the primary, as before that memory existed). */
   readonly recentWritesBytes?: number
+  /**
+   * What the callers read: `getByMsgId` of a uniform acknowledged msgId (default), or `range`: `getRangeByTime` of
+   * the window of {@link rangeSpan} metas from a uniform acknowledged one (most of them written long before: a
+   * consumer seeking by time).
+   */
+  readonly reads?: 'range'
   readonly seconds: number
   readonly warmup: number
   readonly callers: number
@@ -78,6 +88,8 @@ interface Result extends Config {
 }
 
 const prefill = 100_000
+/** Metas (and milliseconds) in the window of a `range` caller's read. */
+const rangeSpan = 100
 const batchSize = 100
 const meta = (n: number): MessageMeta => ({ msgId: `msg-${n}`, timestamp: 1_700_000_000_000 + n, segmentId: Math.floor(n / 1_000_000), offset: n % 1_000_000, msgLen: 200 })
 const batch = (from: number): MessageMeta[] => Array.from({ length: batchSize }, (_, i) => meta(from + i))
@@ -189,8 +201,12 @@ const runOne = async (config: Config): Promise<Result> => {
     const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648)
     const caller = async (): Promise<void> => {
       while (!stop) {
-        const n = Math.floor(random() * written)
-        const found = await index.getByMsgId('t', 0, `msg-${n}`, { consistency: config.consistency })
+        const range = config.reads === 'range'
+        const n = Math.floor(random() * (range ? Math.max(1, written - rangeSpan) : written))
+        const from = meta(n).timestamp
+        const found = range
+          ? await index.getRangeByTime('t', 0, from, from + rangeSpan - 1, { consistency: config.consistency })
+          : await index.getByMsgId('t', 0, `msg-${n}`, { consistency: config.consistency })
         if (found === undefined) misses++
         reads++
       }
@@ -257,6 +273,9 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
       { placement: 'worker' as const, threads: 1, consistency, ...base },
       ...(consistency === 'fresh' ? [{ placement: 'process' as const, threads: 1, consistency, ...base }] : []),
     ]),
+    // Range reads under the writer: only the primary, and `fresh` (stale readers serve windows no write touched since).
+    { placement: 'in-process', threads: 1, consistency: 'primary', reads: 'range', ...base },
+    { placement: 'in-process', threads: 1, consistency: 'fresh', reads: 'range', ...base },
   ]
   const results: Result[][] = configs.map(() => [])
   for (let round = 0; round < rounds; round++) {
@@ -272,17 +291,18 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
   }
   const span = (rs: Result[], f: (r: Result) => number) => (rs.length > 1 ? ` (${fmt(Math.min(...rs.map(f)))}-${fmt(Math.max(...rs.map(f)))})` : '')
   const cores = (rs: Result[], f: (r: Result) => Cores) => `${med(rs, (r) => f(r).all).toFixed(2)} (${med(rs, (r) => f(r).background).toFixed(2)})`
-  const primaryOnly = med(results[0]!, (r) => r.readsPerS)
+  // Each configuration against the `primary`-only one of the same reads.
+  const primaryOnly = (c: Config) => med(results[configs.findIndex((x) => x.consistency === 'primary' && x.reads === c.reads)]!, (r) => r.readsPerS)
   const lines = [
-    '| placement | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | cores busy, writer alone (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| placement | reads | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | cores busy, writer alone (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   configs.forEach((c, i) => {
     const rs = results[i]!
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
     lines.push(
-      `| ${label(c)} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
   return lines
@@ -332,7 +352,7 @@ export const mainThreadBench = async (options: PlacementOptions, progress: (line
 const label = (c: Config): string => (c.placement === 'in-process' ? c.placement : `${c.placement} x${c.threads}`)
 
 const describe = (c: Config): string =>
-  `${label(c)}, ${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}`
+  `${label(c)}, ${c.reads === 'range' ? 'getRangeByTime, ' : ''}${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}`
 
 const main = async (): Promise<void> => {
   const childAt = process.argv.indexOf('--child')

@@ -1,7 +1,8 @@
 /**
  * Invariant: in writer mode, a `fresh` point read answers exactly the state after every write acknowledged before it
  * (read-your-writes), whichever handle serves it — a reader whose view holds those writes, a stale reader merged with
- * the memory of recent writes (src/recent.ts), or the primary — under puts that replace metas by msgId and by place,
+ * the memory of recent writes (src/recent.ts), or the primary — and so do a `fresh` range read and scan of a time
+ * window (which a stale reader serves when no write after its view touched the window) — under puts that replace metas by msgId and by place,
  * retention, reader refreshes held back or let through, crashes of readers and of the primary, a memory bound that
  * drops batches, and bursts of concurrent reads (one coalesced MultiGet).
  *
@@ -36,7 +37,7 @@ const stateOf = (model: Model, partition: number): InstanceType<typeof reference
   return state
 }
 
-const totals = { memory: 0, readers: 0, reads: 0 }
+const totals = { memory: 0, readers: 0, reads: 0, windows: 0 }
 
 /**
  * Awaits `p` while the clock moves on (10 ms of clock per ms of real time): a request may wait out a crashed actor's
@@ -69,6 +70,19 @@ const freshReads = async (m: Model, r: Real, p: number, lookups: readonly Lookup
   lookups.forEach((l, i) => expect(answers[i], `${JSON.stringify(l)} on ${p}`).toEqual(expected(m, p, l)))
 }
 
+/** A fresh range read and a fresh scan of [from, to] on `partition`, issued at once. */
+const windowReads = async (m: Model, r: Real, p: number, from: number, to: number): Promise<void> => {
+  const scan = async (): Promise<MessageMeta[]> => {
+    const metas: MessageMeta[] = []
+    for await (const x of r.index.scanByTime('t', p, from, to)) metas.push(x)
+    return metas
+  }
+  const [range, scanned] = await settle(r, Promise.all([r.index.getRangeByTime('t', p, from, to), scan()]))
+  totals.windows += 2
+  expect(range, `range [${from}, ${to}] on ${p}`).toEqual(stateOf(m, p).getRangeByTime(from, to))
+  expect(scanned, `scan [${from}, ${to}] on ${p}`).toEqual(stateOf(m, p).scanByTime(from, to))
+}
+
 const commands = [
   fc.tuple(partitionArb, batchArb).map(([p, batch]) =>
     command(`batchPut(${p}, ${batch.map((m) => `${m.msgId}/${m.segmentId}:${m.offset}`).join(' ')})`, async (m, r) => {
@@ -85,6 +99,19 @@ const commands = [
       await settle(r, r.index.batchPut('t', p, batch))
       stateOf(m, p).putBatch(batch)
       await freshReads(m, r, p, lookups)
+    }),
+  ),
+  // Range reads and scans of a time window: a stale reader serves one when no write after its view touched the
+  // window (src/recent.ts, touchesTimes), else the primary or a fresh reader does.
+  fc.tuple(partitionArb, fc.integer({ min: 0, max: 22 }), fc.integer({ min: 0, max: 22 })).map(([p, a, b]) =>
+    command(`fresh window reads on ${p} [${Math.min(a, b)}, ${Math.max(a, b)}]`, (m, r) => windowReads(m, r, p, Math.min(a, b), Math.max(a, b))),
+  ),
+  // A write and, at once, window reads of the same partition: the readers' views cannot hold the write yet.
+  fc.tuple(partitionArb, batchArb, fc.integer({ min: 0, max: 22 }), fc.integer({ min: 0, max: 22 })).map(([p, batch, a, b]) =>
+    command(`batchPut(${p}, ${batch.map((m) => `${m.msgId}/${m.segmentId}:${m.offset}@${m.timestamp}`).join(' ')}) then fresh window reads [${Math.min(a, b)}, ${Math.max(a, b)}]`, async (m, r) => {
+      await settle(r, r.index.batchPut('t', p, batch))
+      stateOf(m, p).putBatch(batch)
+      await windowReads(m, r, p, Math.min(a, b), Math.max(a, b))
     }),
   ),
   fc.tuple(partitionArb, fc.integer({ min: 0, max: 21 })).map(([p, before]) =>
@@ -136,7 +163,7 @@ const runOnce = async (cmds: Iterable<fc.AsyncCommand<Model, Real>>, recentWrite
 const commandsArb = fc.commands(commands, { maxCommands: 40 })
 const memoryBoundArb = fc.constantFrom(16 * 1024 * 1024, 2_000, 1)
 
-test.prop([commandsArb, memoryBoundArb], { numRuns: 40 })('fresh point reads answer every acknowledged write, whichever handle serves them', runOnce)
+test.prop([commandsArb, memoryBoundArb], { numRuns: 40 })('fresh reads answer every acknowledged write, whichever handle serves them', runOnce)
 
 // The same property from a fixed seed (40 runs of a random seed may have none from the memory: seed -936181731 did).
 test.prop([commandsArb, memoryBoundArb], { numRuns: 40, seed: 197718701 })('the same, from a fixed seed (whose runs read from the memory and from readers)', runOnce)
@@ -194,6 +221,7 @@ test('a fixed run that reads from a reader view and from the memory of recent wr
 afterAll(() => {
   // Not vacuous: the runs had fresh reads answered from the memory of recent writes and from readers' views.
   expect(totals.reads).toBeGreaterThan(0)
+  expect(totals.windows).toBeGreaterThan(0)
   expect(totals.memory).toBeGreaterThan(0)
   expect(totals.readers).toBeGreaterThan(0)
 })

@@ -2,12 +2,13 @@
  * Invariant: a view of the shard at any sequence `v >= floor`, merged with the memory of recent writes
  * (src/recent.ts), answers every point key exactly as the newest state does — whatever batches (puts, deletions,
  * range deletions, keys of other views), prunes and byte bounds came before. The model is the plain history of
- * batches: the state at a sequence is the replay of the batches up to it.
+ * batches: the state at a sequence is the replay of the batches up to it. And such a view holds a time window of a
+ * partition as the newest state does unless a write after it touched the window, which the memory tells exactly.
  */
 import { fc, test } from '@fast-check/vitest'
 import { expect } from 'vitest'
 import type { WriteOp } from '../src/engine.js'
-import { View } from '../src/keys.js'
+import { decodeKey, timeKey, timeKeyMax, View } from '../src/keys.js'
 import { hashOf, RecentWrites } from '../src/recent.js'
 
 const keys = [
@@ -118,6 +119,72 @@ test.prop([fc.integer({ min: 1, max: 97 }), fc.integer({ min: 1, max: 13 }), fc.
     expect(queries).toBeGreaterThan(0)
   },
 )
+
+// Range reads and scans: a view at or above the floor is read alone for a time window when no write held after it
+// touched the window (touchesTimes). Checked against the history: "untouched" must mean that the view's window
+// equals the newest one (a later batch wrote or deleted no by-time key of that partition in the window), and
+// "touched" must come only from a later batch whose span of timestamps in that partition meets the window (so stale
+// views do serve), whatever came before: prunes, byte bounds, range deletions, point keys, and a key of the by-time
+// view too short to be read (which touches every window).
+const timeKeys = [1, 2].flatMap((p) => [0, 3, 5].flatMap((ts) => [0, 1].map((off) => timeKey(p, ts, 0, off))))
+type WindowStep = Step | { kind: 'window'; back: number; partition: number; from: number; to: number }
+const timeOpArb: fc.Arbitrary<WriteOp> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ type: fc.constant('put' as const), key: fc.constantFrom(...timeKeys), value: fc.uint8Array({ maxLength: 3 }) }) },
+  { weight: 2, arbitrary: fc.record({ type: fc.constant('del' as const), key: fc.constantFrom(...timeKeys) }) },
+  { weight: 2, arbitrary: opArb },
+)
+const windowStepArb: fc.Arbitrary<WindowStep> = fc.oneof(
+  { weight: 5, arbitrary: fc.array(timeOpArb, { minLength: 1, maxLength: 4 }).map((ops) => ({ kind: 'batch' as const, ops })) },
+  { weight: 1, arbitrary: fc.constant<Step>({ kind: 'batch', ops: [{ type: 'delRange', start: keys[0]!, end: keys[1]! }] }) },
+  { weight: 2, arbitrary: fc.nat({ max: 4 }).map((back) => ({ kind: 'prune' as const, back })) },
+  {
+    weight: 5,
+    arbitrary: fc
+      .record({ back: fc.nat({ max: 5 }), partition: fc.constantFrom(1, 2, 3), a: fc.integer({ min: 0, max: 6 }), b: fc.integer({ min: 0, max: 6 }) })
+      .map(({ back, partition, a, b }) => ({ kind: 'window' as const, back, partition, from: Math.min(a, b), to: Math.max(a, b) })),
+  },
+)
+/** The by-time entries of `partition` with timestamps in [from, to] in `state` (hex key -> hex value), as text. */
+const windowOf = (state: ReadonlyMap<string, string>, partition: number, from: number, to: number): string =>
+  JSON.stringify([...state].filter(([k]) => k >= hex(timeKey(partition, from)) && k <= hex(timeKeyMax(partition, to))).sort())
+
+test.prop([fc.array(windowStepArb, { maxLength: 60 }), fc.constantFrom(1, 300, 1_000_000)], { numRuns: 1_000 })(
+  'a view at or above the floor holds a time window as the newest state unless a write after it touched the window',
+  (steps, maxBytes) => {
+    const recent = new RecentWrites(0, maxBytes)
+    const history: { seq: number; ops: readonly WriteOp[] }[] = []
+    let seq = 0
+    for (const step of steps) {
+      if (step.kind === 'batch') {
+        history.push({ seq: ++seq, ops: step.ops })
+        recent.record(step.ops, seq)
+      } else if (step.kind === 'prune') {
+        recent.prune(Math.max(0, seq - step.back))
+      } else if (step.kind === 'window') {
+        const view = seq - step.back
+        if (view < recent.floor) continue
+        const { partition, from, to } = step
+        // Per batch and partition the memory keeps the span of the timestamps written (not each one): a batch touches
+        // the window when its span there meets it.
+        const touched = history.some((b) => {
+          if (b.seq <= view) return false
+          const ops = b.ops.filter((op) => op.type !== 'delRange' && op.key[0] === View.byTime)
+          if (ops.some((op) => op.type !== 'delRange' && op.key.length < 13)) return true
+          const ts = ops.map((op) => (op.type === 'delRange' ? undefined : decodeTime(op.key))).filter((t) => t?.partition === partition).map((t) => t!.ts)
+          return ts.length > 0 && Math.min(...ts) <= to && Math.max(...ts) >= from
+        })
+        const label = `window ${partition} [${from}, ${to}] at view ${view} of ${seq}`
+        expect(recent.touchesTimes(partition, from, to, view), label).toBe(touched)
+        if (!touched) expect(windowOf(stateAt(history, view), partition, from, to), label).toBe(windowOf(stateAt(history, seq), partition, from, to))
+      }
+    }
+  },
+)
+const decodeTime = (key: Uint8Array): { partition: number; ts: number } => {
+  const k = decodeKey(key)
+  if (k.view !== 'byTime') throw new Error(`not a by-time key: ${hex(key)}`)
+  return { partition: k.partition, ts: k.timestamp }
+}
 
 test('a slot that counted 255 keys stays counted: more keys never wrap its count to none', () => {
   // One slot: every key counts there. A byte's count would wrap to 0 at the 256th key and hide them all.

@@ -564,7 +564,8 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       try {
         const [s, e] = checkTimeRange(startTs, endTs)
         const deadline = deadlineOf(options)
-        const run = (r: RoutedRead) => r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need, deadline)
+        // The window read: a view no write after it touched there serves the read without a refresh.
+        const run = (r: RoutedRead) => r.shard.read((h) => store.getRangeByTime(h, r.partition, s, e), r.need, deadline, { partition: r.partition, from: s, to: e })
         // A shard this index has is read at once (admitted before a close() that follows in the same turn).
         const routed = routeRead(topic, partition, options)
         return routed instanceof Promise ? routed.then((r) => r && run(r)) : run(routed)
@@ -599,7 +600,7 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const deadline = deadlineOf(options, 'scan')
         const routed = routeRead(t, p, options)
         const r = routed instanceof Promise ? await routed : routed
-        if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadline)
+        if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadline, { partition: r.partition, from: s, to: e })
       })()
     },
     deleteBefore: (topic, partition, before, options) =>

@@ -189,6 +189,15 @@ export const segmentOffsetOfTimeKey = (key: Uint8Array): SegmentOffset => ({
   offset: getU64(key, 17),
 })
 
+/**
+ * The partition of a by-time key (`key[0] === View.byTime`), or `undefined` when the key is too short to be one (a
+ * key read from the logs is not trusted to be well formed).
+ */
+export const partitionOfTimeKey = (key: Uint8Array): number | undefined => (key.length >= 13 ? getU32(key, 1) : undefined)
+
+/** The timestamp of a by-time key at least 13 bytes long (see {@link partitionOfTimeKey}). */
+export const timestampOfTimeKey = (key: Uint8Array): number => getU64(key, 5)
+
 /** Decodes any key back to what it addresses (used by tests and tools; the inverse of the encoders above). */
 export const decodeKey = (
   key: Uint8Array,

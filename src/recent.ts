@@ -7,12 +7,15 @@
  *
  * Only the keys point reads look up are indexed (the by-id and by-segment-offset views), the newest write per key;
  * a batch is indexed when a read first asks the memory, so writes that no fresh read needs cost one pass to count.
- * Whatever else a batch writes (a range deletion) raises the floor past it instead. The memory is pruned as the
+ * Of the by-time keys a batch wrote or deleted, only where they fall is kept (per partition, the least and greatest
+ * timestamp): enough to tell that no write after a view touched a time window, which the view then holds as it is
+ * now ({@link RecentWrites.touchesTimes}: range reads and scans at a stale view). A range deletion raises the floor
+ * past its batch instead. The memory is pruned as the
  * readers' views move on (everything at or below the oldest view goes) and bounded in bytes (the oldest batches go
  * first, raising the floor: a reader whose view is older than the floor refreshes before it answers fresh reads).
  */
 import type { WriteOp } from './engine.js'
-import { View } from './keys.js'
+import { partitionOfTimeKey, timestampOfTimeKey, View } from './keys.js'
 
 /** The newest write of a key: its value, or `undefined` for a deletion. */
 interface Latest {
@@ -38,6 +41,28 @@ interface Batch {
   ops: readonly WriteOp[] | undefined
   entries: readonly Entry[] | undefined
   readonly bytes: number
+  /** The by-time keys it wrote or deleted, as triples (partition, least timestamp, greatest); see {@link addTime}. */
+  readonly times: readonly number[] | undefined
+}
+
+/**
+ * Counts a by-time key in `times` (triples: partition, least timestamp, greatest). A key too short to be a by-time
+ * key (read from the logs, say) counts as touching every partition at every time (partition -1).
+ */
+const addTime = (times: number[], key: Uint8Array): void => {
+  const partition = partitionOfTimeKey(key)
+  if (partition === undefined) {
+    times.push(-1, -Infinity, Infinity)
+    return
+  }
+  const ts = timestampOfTimeKey(key)
+  for (let i = 0; i < times.length; i += 3) {
+    if (times[i] !== partition) continue
+    if (ts < times[i + 1]!) times[i + 1] = ts
+    if (ts > times[i + 2]!) times[i + 2] = ts
+    return
+  }
+  times.push(partition, ts, ts)
 }
 
 /**
@@ -128,16 +153,19 @@ export class RecentWrites {
     // Until the batch is indexed, all of its operations are held: all of them count.
     let bytes = 0
     let points = false
+    let times: number[] | undefined
     for (const op of ops) {
       if (op.type === 'delRange') {
         this.reset(seq)
         return
       }
       points ||= pointKey(op.key)
+      if (op.key[0] === View.byTime) addTime((times ??= []), op.key)
       bytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0) + entryOverhead
     }
-    if (!points) return
-    this.#batches.push({ seq, ops, entries: undefined, bytes })
+    if (!points && times === undefined) return
+    // A batch of no point-read key has nothing to index (its by-time keys are held as `times`).
+    this.#batches.push({ seq, ops: points ? ops : undefined, entries: points ? undefined : [], bytes, times })
     this.#bytes += bytes
     while (this.#bytes > this.maxBytes && this.#head < this.#batches.length) this.#dropOldest()
   }
@@ -154,6 +182,27 @@ export class RecentWrites {
     let e = this.#latest.get(h)
     while (e !== undefined && !sameBytes(e.key, key)) e = e.next
     return e !== undefined && e.seq > viewSeq ? e : undefined
+  }
+
+  /**
+   * Whether a batch held that is newer than a view at `viewSeq` (which must be >= floor) wrote or deleted by-time
+   * keys of `partition` whose timestamps span a range that meets [from, to] (the span, not each timestamp, is kept:
+   * a batch that wrote at both sides of the window counts as touching it). When none did, that view holds the
+   * partition's by-time entries in [from, to] exactly as they are now: a range read or a scan of that window may
+   * read the view alone.
+   */
+  touchesTimes(partition: number, from: number, to: number, viewSeq: number): boolean {
+    for (let i = this.#batches.length - 1; i >= this.#head; i--) {
+      const batch = this.#batches[i]!
+      // Sequences only grow: the batches before this one are in the view too.
+      if (batch.seq <= viewSeq) return false
+      const t = batch.times
+      if (t === undefined) continue
+      for (let j = 0; j < t.length; j += 3) {
+        if ((t[j] === partition || t[j] === -1) && t[j + 1]! <= to && t[j + 2]! >= from) return true
+      }
+    }
+    return false
   }
 
   /** Every view usable from now on is at `seq` or newer: writes at or below it are dropped. */
@@ -178,8 +227,9 @@ export class RecentWrites {
     if (this.#indexed < this.#head) this.#indexed = this.#head
     for (; this.#indexed < this.#batches.length; this.#indexed++) {
       const batch = this.#batches[this.#indexed]!
+      if (batch.ops === undefined) continue
       const entries: Entry[] = []
-      for (const op of batch.ops!) {
+      for (const op of batch.ops) {
         if (op.type === 'delRange' || !pointKey(op.key)) continue
         entries.push(this.#set(op.key, batch.seq, op.type === 'put' ? op.value : undefined))
       }

@@ -80,6 +80,16 @@ export interface Need {
   readonly primary?: boolean
 }
 
+/**
+ * The by-time entries of one partition with timestamps in [from, to]: what a range read or a scan reads. A view that
+ * no write after it touched there holds them as they are now (see `RecentWrites.touchesTimes`).
+ */
+export interface TimeWindow {
+  readonly partition: number
+  readonly from: number
+  readonly to: number
+}
+
 /** Whether a reader's view satisfies a need (never true for a primary-only need). */
 export const satisfies = (record: LeaseRecord, need: Need): boolean =>
   !need.primary && record.seq >= need.seq && (need.since === undefined || record.openedAt >= need.since)
@@ -166,6 +176,9 @@ interface PointRead {
   /** It was answered or failed (once). */
   settled: boolean
 }
+
+/** What waits for a poll of the logs: a point read (routed again after it), or a range read or scan (resumed). */
+type TailWaiter = PointRead | (() => void)
 
 /** Most keys in one coalesced MultiGet. */
 const maxChunk = 256
@@ -257,6 +270,39 @@ const multiGetDone = (): void => {
   const shards = [...waitingForMultiGet]
   waitingForMultiGet.clear()
   for (const shard of shards) shard.sendDeferred()
+}
+
+/**
+ * Range reads running at once in this process, at most (each is two seeks at once, a few calls into libuv's pool
+ * each); the others wait, in the order they came. Without a bound, 1,000 callers of range reads kept 2,000 seeks
+ * queued in the pool, and each of the writer's calls waited behind them: it kept 1% of its rate alone (bench/
+ * placement.ts). While a write of this process waits or runs, fewer run at once, as point reads go out in smaller
+ * turns then: measured under a steady writer and 1,000 callers, 4 at once kept the writer at 0.52x its rate alone
+ * (1,500 range reads/s), 16 at 0.34x (4,000/s), 64 at 0.16x (7,700/s).
+ */
+const maxRangeReads = 16
+const maxRangeReadsBesideWrites = 4
+let rangeReadsOut = 0
+/** Range reads waiting to run, in the order they came: each is handed the place it waits for. */
+const rangeReadsWaiting: (() => void)[] = []
+const rangeReadsNow = (): number => (writesWaiting > 0 ? maxRangeReadsBesideWrites : maxRangeReads)
+
+/** Takes a place among the range reads running (see {@link maxRangeReads}), at once or when one is handed over. */
+const rangeReadPlace = (): Promise<void> | undefined => {
+  if (rangeReadsWaiting.length === 0 && rangeReadsOut < rangeReadsNow()) {
+    rangeReadsOut++
+    return undefined
+  }
+  return new Promise<void>((resolve) => rangeReadsWaiting.push(resolve))
+}
+
+/** A range read finished: the places free now go to the range reads waiting, the oldest first. */
+const rangeReadDone = (): void => {
+  rangeReadsOut--
+  while (rangeReadsWaiting.length > 0 && rangeReadsOut < rangeReadsNow()) {
+    rangeReadsOut++
+    rangeReadsWaiting.shift()!()
+  }
 }
 
 /** `shard` has point reads waiting: it is served in a coming turn. */
@@ -381,8 +427,8 @@ export class ShardRuntime {
   /** Reader mode: when the last poll that read the logs to their end began: every write acknowledged before is fed. */
   #tailAt = Number.NEGATIVE_INFINITY
   /** Reader mode: point reads waiting for the poll of the logs in flight (undefined: none runs), and for the next. */
-  #tailPolling: PointRead[] | undefined
-  #tailNext: PointRead[] = []
+  #tailPolling: TailWaiter[] | undefined
+  #tailNext: TailWaiter[] = []
 
   /** The failure that made the shard give up (its primary, or its readers in reader mode), until it recovers. */
   failure: FailureCause | undefined
@@ -956,10 +1002,12 @@ export class ShardRuntime {
 
   /**
    * Runs `fn` on a handle that satisfies `need`: the least-loaded such reader, else (writer mode) the primary, else
-   * (reader mode) the first reader a refresh makes fresh enough. A storage failure is reported once to the failing
-   * handle's actor and `fn` retried once elsewhere.
+   * (reader mode) the first reader a refresh makes fresh enough. With a `window` (`fn` reads only that time window of
+   * one partition), a reader whose view is older than `need` also serves when no write after its view touched the
+   * window (see #completedView; in reader mode, after one poll of the logs if need be). A storage failure is reported
+   * once to the failing handle's actor and `fn` retried once elsewhere.
    */
-  async read<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need, deadline?: Deadline): Promise<T> {
+  async read<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need, deadline?: Deadline, window?: TimeWindow): Promise<T> {
     this.#assertNotAhead(need)
     // A signal aborted before the read began stops it before it runs, as it does a point read (a handle that serves
     // it now would otherwise start it before its deadline is looked at).
@@ -967,21 +1015,37 @@ export class ShardRuntime {
     this.#admitRead()
     const wait = new Wait(this.#describeNeed(need))
     try {
-      return await this.#bounded(deadline, wait, this.#readOnce(fn, need, wait))
+      return await this.#bounded(deadline, wait, this.#readOnce(fn, need, wait, window, 0, true))
     } finally {
       this.pendingReads--
       this.#done()
     }
   }
 
-  async #readOnce<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need, wait: Wait, first = 0): Promise<T> {
+  /**
+   * Runs `fn` on a handle that serves `need` (see {@link read}), retried once elsewhere after a transient failure.
+   * `slotted`: `fn` is a range read, which runs only with a place among the range reads running (see
+   * maxRangeReads); its deadline bounds the wait for one.
+   */
+  async #readOnce<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need, wait: Wait, window?: TimeWindow, first = 0, slotted = false): Promise<T> {
     for (let attempt = first; ; attempt++) {
-      const record = this.#freshReader(need) ?? (await this.#primaryFor('read', need, wait))
-      if (!wait.started) wait.admit()
-      if (record.role === 'primary') this.served.primary++
-      else this.served.readers++
+      const found = this.#readerFor(need, window)
+      const record = (found instanceof Promise ? await found : found) ?? (await this.#primaryFor('read', need, wait))
+      // Counted on its handle from now on: the handle stays open while the read waits for a slot.
       record.inflight++
+      let slot = false
       try {
+        if (slotted) {
+          const taken = rangeReadPlace()
+          if (taken !== undefined) {
+            if (!wait.started) wait.waitingFor = { text: `a range read to finish (at most ${rangeReadsNow()} run at once in this process now)`, opens: [] }
+            await taken
+          }
+          slot = true
+        }
+        if (!wait.started) wait.admit()
+        if (record.role === 'primary') this.served.primary++
+        else this.served.readers++
         return await fn(record.handle)
       } catch (e) {
         if (!(e instanceof StorageFailure)) throw e
@@ -990,6 +1054,7 @@ export class ShardRuntime {
         // One failed read is not a dead handle: only a handle that fails a probe too is restarted.
         if (await this.#broken(record)) this.fault(record, e)
       } finally {
+        if (slot) rangeReadDone()
         record.lastUsedAt = this.clock.now()
         this.table.finished(record)
       }
@@ -1187,17 +1252,63 @@ export class ShardRuntime {
    */
   #mergingReader(need: Need): LeaseRecord | undefined {
     const recent = this.recent
-    if (recent === undefined || need.primary) return undefined
-    if (this.mode === 'reader') {
-      // What the logs fed completes a view at or above the floor up to #tailTop, and holds every write acknowledged
-      // before #tailAt.
-      if (this.#tailTop === 0 || need.seq > this.#tailTop || (need.since !== undefined && this.#tailAt < need.since)) return undefined
-    } else if (this.primary === undefined || this.primary.faulted) return undefined
+    if (recent === undefined || !this.#memoryCompletes(need)) return undefined
     let best: LeaseRecord | undefined
     for (const r of this.readers.values()) {
       if (!r.faulted && r.seq >= recent.floor && (best === undefined || r.inflight < best.inflight)) best = r
     }
     return best
+  }
+
+  /**
+   * Whether the memory of recent writes completes a view at or above its floor for a read of `need`: it holds every
+   * write after the floor that `need` must see. Writer mode: while this index's primary holds the directory (see
+   * #mergingReader). Reader mode: up to what the logs fed (#tailTop), which holds every write acknowledged before
+   * #tailAt.
+   */
+  #memoryCompletes(need: Need): boolean {
+    if (this.recent === undefined || need.primary) return false
+    if (this.mode === 'reader') return this.#tailTop !== 0 && need.seq <= this.#tailTop && (need.since === undefined || this.#tailAt >= need.since)
+    return this.primary !== undefined && !this.primary.faulted
+  }
+
+  /**
+   * A reader to run a read of `need` on now, if any (else the caller waits for the primary or for a refresh): one
+   * whose view satisfies it; else, for a read of a time `window`, a view that holds the window as it is now (see
+   * #completedView), which then serves it as the primary would, without a refresh. In reader mode, when neither
+   * serves, a poll of the logs (one that begins after this call) may let a view do: the answer is then a promise of
+   * the same choice made after that poll.
+   */
+  #readerFor(need: Need, window: TimeWindow | undefined, polled = false): LeaseRecord | undefined | Promise<LeaseRecord | undefined> {
+    if (window === undefined) return this.#freshReader(need)
+    const newest = this.#completedView(need)
+    const keeper = newest !== undefined && !this.recent!.touchesTimes(window.partition, window.from, window.to, newest.seq) ? newest : undefined
+    const tailing = !polled && keeper === undefined && this.#tailCouldServe(need)
+    // A stale reader is asked to refresh when no view serves this read (the primary answers it meanwhile, in writer
+    // mode: the next read of a window written since finds a view that holds it), or, as for point reads, when the
+    // memory grew large. (Refreshing only under memory pressure, as point reads do, made no difference to the reader
+    // opens under a steady writer, bench/placement.ts, and left a light writer's newest windows to the primary.)
+    const refresh = !tailing && (keeper === undefined || this.#memoryPressed())
+    const record = this.#freshReader(need, 1, refresh) ?? keeper
+    if (record !== undefined || !tailing) return record
+    return new Promise<void>((resolve) => this.#awaitTail([resolve])).then(() => this.#readerFor(need, window, true))
+  }
+
+  /**
+   * The newest serving reader whose view the memory of recent writes completes for `need` (see #memoryCompletes).
+   * It serves a read of a time window when no write after its view touched the window (`RecentWrites.touchesTimes`):
+   * it then holds the window's entries as they are now. The newest view is the one the fewest writes came after: when
+   * one of them touched the window, so did one after any older view.
+   */
+  #completedView(need: Need): LeaseRecord | undefined {
+    const recent = this.recent
+    if (recent === undefined || !this.#memoryCompletes(need)) return undefined
+    let newest: LeaseRecord | undefined
+    for (const r of this.readers.values()) {
+      if (r.faulted || r.seq < recent.floor) continue
+      if (newest === undefined || r.seq > newest.seq || (r.seq === newest.seq && r.inflight < newest.inflight)) newest = r
+    }
+    return newest
   }
 
   /** Reader mode: a poll of the logs could let a view serve a read of `need` (there is a view to merge with). */
@@ -1207,8 +1318,11 @@ export class ShardRuntime {
     return false
   }
 
-  /** Reader mode: `reads` wait for a poll of the logs that begins after they came (then are routed again). */
-  #awaitTail(reads: readonly PointRead[]): void {
+  /**
+   * Reader mode: `reads` wait for a poll of the logs that begins after they came (then point reads are routed again,
+   * and the other waiters called).
+   */
+  #awaitTail(reads: readonly TailWaiter[]): void {
     if (this.#tailPolling !== undefined) {
       for (const r of reads) this.#tailNext.push(r)
       return
@@ -1246,7 +1360,11 @@ export class ShardRuntime {
           this.#tailNext = []
           this.#awaitTail(next)
         }
-        const waiting = reads.filter((r) => !r.settled)
+        const waiting: PointRead[] = []
+        for (const r of reads) {
+          if (typeof r === 'function') r()
+          else if (!r.settled) waiting.push(r)
+        }
         this.#guarded(waiting, () => this.#sendPointReads(waiting, true))
       })
   }
@@ -1524,6 +1642,7 @@ export class ShardRuntime {
       },
       r.need,
       wait,
+      undefined,
       r.attempt,
     )
     this.#bounded(r.started ? undefined : r.deadline, wait, work).then(
@@ -1557,17 +1676,20 @@ export class ShardRuntime {
   }
 
   /**
-   * Streams `fn`'s entries from a handle that satisfies `need` (as {@link read}), holding the handle until the stream
+   * Streams `fn`'s entries from a handle that satisfies `need` (as {@link read}, `window` too), holding the handle until the stream
    * ends or the consumer stops. A failure before the first entry is retried once elsewhere; later failures are thrown.
    */
-  async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<T>, need: Need, deadline?: Deadline): AsyncGenerator<T> {
+  async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<T>, need: Need, deadline?: Deadline, window?: TimeWindow): AsyncGenerator<T> {
     this.#assertNotAhead(need)
     if (deadline?.signal?.aborted === true) throw this.#timeout(deadline, this.#describeNeed(need), true)
     this.#admitRead()
     const wait = new Wait(this.#describeNeed(need))
     try {
       for (let attempt = 0; ; attempt++) {
-        const record = this.#freshReader(need) ?? (await this.#bounded(deadline, wait, Promise.resolve(this.#primaryFor('read', need, wait))))
+        const found = this.#readerFor(need, window)
+        const record =
+          (found instanceof Promise ? await this.#bounded(deadline, wait, found) : found) ??
+          (await this.#bounded(deadline, wait, Promise.resolve(this.#primaryFor('read', need, wait))))
         if (!wait.started) wait.admit()
         if (record.role === 'primary') this.served.primary++
         else this.served.readers++

@@ -3,17 +3,34 @@
  * answered at once from the memory of recent writes, whose callers would otherwise loop without letting the loop
  * turn), and at most half of libuv's pool runs point-read MultiGets at once (the rest wait, and go out in larger
  * chunks), so a write's I/O never queues behind thousands of reads; while a write waits, reads go out in MultiGets
- * of at most 64 keys, so that its I/O completions wait behind fewer answers. Real RocksDB in temp dirs.
+ * of at most 64 keys, so that its I/O completions wait behind fewer answers. Range reads run at most 16 at once (4
+ * while a write waits), the others waiting in order, each bounded by its deadline. Real RocksDB in temp dirs.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import type { SettledValues } from '../src/engine.js'
+import { firstKey, type SettledValues } from '../src/engine.js'
 import { Timeout, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
-import { harnessPerTest, untilReaderCovers } from './support/harness.js'
+import { harnessPerTest, untilReaderCovers, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
 const harness = harnessPerTest()
+
+/** `read` (made with a 1 s deadline, and waiting) fails with a Timeout that names `waitingFor` at its deadline, not before. */
+const timesOutAtDeadline = async (h: Harness, read: Promise<unknown>, waitingFor: string): Promise<void> => {
+  let outcome: unknown = 'pending'
+  read.then(
+    (r) => (outcome = r),
+    (e: unknown) => (outcome = e),
+  )
+  for (let turn = 0; turn < 3; turn++) await nextTurn()
+  await h.clock.advance(999)
+  expect(outcome).toBe('pending')
+  await h.clock.advance(1)
+  for (let turn = 0; turn < 3; turn++) await nextTurn()
+  expect(outcome).toBeInstanceOf(Timeout)
+  expect((outcome as Timeout).message).toContain(waitingFor)
+}
 
 describe('reads share the event loop and the thread pool', () => {
   /**
@@ -153,18 +170,7 @@ describe('a point read waiting for a MultiGet', () => {
       for (let turn = 0; turn < 3; turn++) await nextTurn()
     }
     expect(held.length).toBe(cap)
-    let outcome: unknown = 'pending'
-    h.index.getByMsgId('t', 1, `m${cap}`, { timeoutMs: 1_000 }).then(
-      (m) => (outcome = m),
-      (e: unknown) => (outcome = e),
-    )
-    for (let turn = 0; turn < 3; turn++) await nextTurn()
-    await h.clock.advance(999)
-    expect(outcome).toBe('pending')
-    await h.clock.advance(1)
-    for (let turn = 0; turn < 3; turn++) await nextTurn()
-    expect(outcome).toBeInstanceOf(Timeout)
-    expect((outcome as Timeout).message).toContain('MultiGet to finish')
+    await timesOutAtDeadline(h, h.index.getByMsgId('t', 1, `m${cap}`, { timeoutMs: 1_000 }), 'MultiGet to finish')
     expect(held.length).toBe(cap)
     gated = false
     for (const release of held.splice(0)) release()
@@ -213,5 +219,93 @@ describe('writes keep their share', () => {
     heldWrite()
     await write
     expect(await readAll()).toBeGreaterThan(64)
+  })
+})
+
+describe('range reads share the thread pool', () => {
+  /**
+   * A harness whose reader's seeks (two per range read) wait for the test once `gate.on`, and whose primary's write
+   * batches wait for it while `gate.writes`: `seeks` and `write` hold what waits.
+   */
+  const heldSeeks = async () => {
+    const gate = { on: false, writes: false, seeks: [] as (() => void)[], write: undefined as (() => void) | undefined }
+    const engine = overridingHandles({
+      // A range read seeks on the view its handle's withSnapshot hands out.
+      reader: (handle) => ({
+        withSnapshot: (fn) =>
+          handle.withSnapshot((view) =>
+            fn({
+              getMany: (keys) => view.getMany(keys),
+              iterate: (range) => view.iterate(range),
+              firstKey: async (range) => {
+                if (gate.on) await new Promise<void>((resolve) => gate.seeks.push(resolve))
+                return firstKey(view, range)
+              },
+            }),
+          ),
+      }),
+      primary: (handle) => ({
+        write: async (ops) => {
+          if (gate.writes) await new Promise<void>((resolve) => (gate.write = resolve))
+          return handle.write(ops)
+        },
+      }),
+    })
+    const h = await harness({ readers: { min: 1, max: 1 } }, engine)
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 100 }, (_, i) => meta(i)))
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    gate.on = true
+    // Should an expectation fail, whatever is held is let go, so that the index can close.
+    onTestFinished(() => {
+      gate.on = gate.writes = false
+      for (const release of gate.seeks.splice(0)) release()
+      gate.write?.()
+    })
+    /** Lets the held seeks go, a pair at a time, until `done` settles. */
+    const drain = async (done: Promise<unknown>): Promise<void> => {
+      let settled = false
+      void done.finally(() => (settled = true))
+      while (!settled) {
+        gate.seeks.splice(0, 2).forEach((release) => release())
+        await nextTurn()
+      }
+    }
+    return { h, gate, drain }
+  }
+  const range = (k: number) => ({ first: { segmentId: 0, offset: k }, last: { segmentId: 0, offset: k + 1 } })
+
+  it('should run at most 16 range reads at once, and 4 while a write waits, the others in the order they came', async () => {
+    const { h, gate, drain } = await heldSeeks()
+    const reads = Array.from({ length: 40 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 16)
+    await drain(Promise.all(reads))
+    expect(await Promise.all(reads)).toEqual(Array.from({ length: 40 }, (_, k) => range(k)))
+    // While a write of the process waits (its batch held), 4 at once.
+    gate.writes = true
+    const write = h.index.batchPut('t', 2, [meta(1)])
+    while (gate.write === undefined) await nextTurn()
+    const beside = Array.from({ length: 40 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 4)
+    // The write done, the places free up as the reads running end: 16 again.
+    gate.writes = false
+    gate.write()
+    await write
+    gate.seeks.splice(0, 2).forEach((release) => release())
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * (4 - 1) + 2 * (16 - 3))
+    await drain(Promise.all(beside))
+    expect(await Promise.all(beside)).toEqual(Array.from({ length: 40 }, (_, k) => range(k)))
+  })
+
+  it('should fail a range read that waits for a place at its deadline, and run the others', async () => {
+    const { h, gate, drain } = await heldSeeks()
+    const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 16)
+    await timesOutAtDeadline(h, h.index.getRangeByTime('t', 1, 1000, 1001, { timeoutMs: 1_000 }), 'range read to finish')
+    await drain(Promise.all(running))
+    expect(await Promise.all(running)).toEqual(Array.from({ length: 16 }, (_, k) => range(k)))
   })
 })

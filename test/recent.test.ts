@@ -100,6 +100,54 @@ describe('fresh point reads at a stale reader, merged with the recent writes', (
   })
 })
 
+describe('range reads and scans at a stale reader', () => {
+  const range = (h: Harness, from: number, to: number) => h.index.getRangeByTime('t', 1, from, to)
+  const scan = async (h: Harness, from: number, to: number): Promise<MessageMeta[]> => {
+    const metas: MessageMeta[] = []
+    for await (const m of h.index.scanByTime('t', 1, from, to)) metas.push(m)
+    return metas
+  }
+
+  it('should read a time window no write after the view touched from the view alone, and any other from the primary', async () => {
+    const h = await staleReader()
+    // After the view: m5, m6 appended (1005, 1006); m2 moved to another place (its old by-time key at 1002 deleted,
+    // a new one put); m1 removed by retention (its by-time key at 1001 deleted).
+    await h.index.batchPut('t', 1, [meta(5), meta(6)])
+    await h.index.batchPut('t', 1, [meta(2, { segmentId: 1, offset: 20 })])
+    await h.index.deleteBefore('t', 1, 1002)
+    let before = served(h)
+    // Windows no write after the view touched: the stale reader answers, as the primary would.
+    expect(await range(h, 1003, 1004)).toEqual({ first: { segmentId: 0, offset: 3 }, last: { segmentId: 0, offset: 4 } })
+    expect(await scan(h, 1003, 1004)).toEqual([meta(3), meta(4)])
+    expect(await range(h, 1007, 5000)).toBeUndefined()
+    expect(await range(h, 0, 1000)).toBeUndefined()
+    expect(served(h)).toEqual({ ...before, readers: before.readers + 4 })
+    // Windows a later write touched (appended, moved, removed): the primary answers.
+    before = served(h)
+    expect(await range(h, 1003, 1006)).toEqual({ first: { segmentId: 0, offset: 3 }, last: { segmentId: 0, offset: 6 } })
+    expect(await range(h, 1002, 1002)).toEqual({ first: { segmentId: 1, offset: 20 }, last: { segmentId: 1, offset: 20 } })
+    expect(await scan(h, 0, 1003)).toEqual([meta(2, { segmentId: 1, offset: 20 }), meta(3)])
+    expect(served(h)).toEqual({ ...before, primary: before.primary + 3 })
+  })
+
+  it('should not read a window from a view the memory no longer completes', async () => {
+    // A memory of 1 byte holds no batch: each write raises its floor past the reader's view.
+    const h = await staleReader({ freshness: { recentWritesBytes: 1 } })
+    await h.index.batchPut('t', 1, [meta(5)])
+    const before = served(h)
+    expect(await range(h, 1001, 1002)).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } })
+    expect(served(h).primary - before.primary).toBe(1)
+  })
+
+  it('should read a window only from the primary for a primary-only read', async () => {
+    const h = await staleReader()
+    await h.index.batchPut('t', 1, [meta(5)])
+    const before = served(h)
+    expect(await h.index.getRangeByTime('t', 1, 1001, 1002, { consistency: 'primary' })).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 2 } })
+    expect(served(h).primary - before.primary).toBe(1)
+  })
+})
+
 describe('refreshes with a memory of recent writes', () => {
   /** A harness whose one reader of partition 1's shard serves a view holding m1, nothing failing. */
   const current = async (options: Parameters<typeof harness>[0] = {}): Promise<Harness> => {

@@ -277,7 +277,16 @@ describe('a reader-mode index that follows the logs', () => {
     expect(faults.opened.reader).toBe(opens)
     const shard = reader.stats().shards[0]!
     expect(shard.served.memory).toBeGreaterThan(0)
-    // A range read still needs a view that holds the token: the reader reopens for it.
+    // A range read or a scan of a time window that no write after the view touched is answered by the view alone
+    // (what the logs held shows that nothing changed there)...
+    const readersBefore = reader.stats().shards[0]!.served.readers
+    expect(await reader.getRangeByTime('t', 0, 1_000, 1_001, { after: replaced.token })).toEqual({ first: { segmentId: 0, offset: 1 }, last: { segmentId: 0, offset: 1 } })
+    const scanned: MessageMeta[] = []
+    for await (const m of reader.scanByTime('t', 0, 0, 1_001, { after: replaced.token })) scanned.push(m)
+    expect(scanned).toEqual([meta(1)])
+    expect(faults.opened.reader).toBe(opens)
+    expect(reader.stats().shards[0]!.served.readers - readersBefore).toBe(2)
+    // ...but one of a window a later write touched needs a view that holds the token: the reader reopens for it.
     expect(await reader.getRangeByTime('t', 0, 1_020, 1_020, { after: replaced.token })).toEqual({ first: { segmentId: 0, offset: 20 }, last: { segmentId: 0, offset: 20 } })
     expect(faults.opened.reader).toBe(opens + 1)
     // The log the tail keeps open is released with the index.

@@ -131,15 +131,15 @@ export const shardStats = (h: Harness, topic: string, partition: number) => {
 /**
  * Reads (topic, partition) until `readers` of its readers' views (one by default) reflect the write of `token`: a
  * stale reader refreshes only when a read needs it, and the reader may still be opening at the first read. The read
- * is a (fresh) time range: a point read that a reader's view merged with the memory of recent writes answers asks no
- * refresh. `msgId`, a meta of that write, is looked up too. Fails if that never happens.
+ * is a (fresh) time range over all time, which every write touches: a point read that a reader's view merged with
+ * the memory of recent writes answers asks no refresh, nor does a range read of a window no write touched. `msgId`, a meta of that write, is looked up too. Fails if that never happens.
  */
 export const untilReaderCovers = async (h: Harness, topic: string, partition: number, token: string, msgId: string, readers = 1): Promise<void> => {
   const sequence = parseToken(token).sequence
   const views = () => h.index.stats().shards.find((x) => x.id === h.shardId(topic, partition))?.views ?? []
   const covered = () => views().filter((v) => v.sequence >= sequence).length >= readers
   for (let i = 0; i < 1_000 && !covered(); i++) {
-    await Promise.all([h.index.getRangeByTime(topic, partition, 0, 1), h.index.getByMsgId(topic, partition, msgId)])
+    await Promise.all([h.index.getRangeByTime(topic, partition, 0, Number.MAX_SAFE_INTEGER), h.index.getByMsgId(topic, partition, msgId)])
     await new Promise((resolve) => setTimeout(resolve, 2))
   }
   if (!covered()) throw new Error(`${readers === 1 ? 'no reader' : `fewer than ${readers} readers`} of ${h.shardId(topic, partition)} ever reached sequence ${sequence}`)
