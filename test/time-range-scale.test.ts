@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { rocksEngine, type StorageHandle } from '../src/engine.js'
 import { View, rangeEnd, rangeStart } from '../src/keys.js'
 import type { MessageMeta, SegmentOffset } from '../src/meta.js'
+import { seeksInFlight } from '../src/native.js'
 import { getRangeByTime, putMetas, scanByTime } from '../src/store.js'
 
 const timeout = 180_000
@@ -76,10 +77,21 @@ const iterOps = async (handle: StorageHandle): Promise<IterOps> => {
   return { seek: ticker(stats, 'seek'), next: ticker(stats, 'next'), prev: ticker(stats, 'prev') }
 }
 
+/**
+ * Until every seek's iterator has closed: RocksDB adds an iterator's counts to the statistics when it is destroyed,
+ * and a seek closes its iterator after it answered (src/native.ts).
+ */
+const seeksClosed = async (): Promise<void> => {
+  for (const until = Date.now() + 10_000; seeksInFlight() > 0 && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 1))
+  expect(seeksInFlight()).toBe(0)
+}
+
 /** Runs `fn` and returns its result with the iterator operations RocksDB counted while it ran. */
 const measure = async <T>(handle: StorageHandle, fn: () => Promise<T>): Promise<{ result: T; ops: IterOps; total: number }> => {
+  await seeksClosed()
   const before = await iterOps(handle)
   const result = await fn()
+  await seeksClosed()
   const after = await iterOps(handle)
   const ops = { seek: after.seek - before.seek, next: after.next - before.next, prev: after.prev - before.prev }
   return { result, ops, total: ops.seek + ops.next + ops.prev }
