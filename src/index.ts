@@ -350,12 +350,33 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
   const attempt = async <T>(fn: () => Promise<T>): Promise<T> => fn()
 
   /**
-   * Per shard address: the retentions of a shard this index has not created yet, each looking at the shard's directory
-   * before it queues its write (it creates nothing for a shard nobody wrote), settled once it queued or returned. A
-   * write to that shard issued meanwhile waits for them before it queues: writes of one shard are applied in the
-   * order they were issued (a `batchPut` issued just after a `deleteBefore` overtook it once, found by the model run).
+   * Per shard address: the writes on their way to the shard's write queue, as a chain that settles once the last of
+   * them queued (or returned without a write). A retention of a shard this index has not created yet looks at the
+   * shard's directory before it queues (it creates nothing for a shard nobody wrote); every write to that shard
+   * issued meanwhile joins the chain and queues after the writes before it: writes of one shard are applied in the
+   * order they were issued. (Found by the model run: a `batchPut` issued just after such a `deleteBefore` overtook
+   * it; then a `deleteBefore` issued after a `batchPut` that waited behind one overtook that `batchPut`.)
    */
-  const retentionsChecking = new Map<string, Promise<void>>()
+  const writesOnTheirWay = new Map<string, Promise<void>>()
+
+  /**
+   * The place of a write of shard `id` among the writes on their way (see writesOnTheirWay): `after`, the writes
+   * issued before it still on their way (undefined: none), and `queued()`, to call once it queued or will not. With
+   * none before it and `holds` false (it will queue in this turn), it takes no place: nothing to wait for, nothing
+   * held. `holds`: it awaits something else before it queues.
+   */
+  const placeAmongWrites = (id: string, holds: boolean): { after: Promise<void> | undefined; queued: () => void } => {
+    const before = writesOnTheirWay.get(id)
+    if (before === undefined && !holds) return { after: undefined, queued: () => {} }
+    let queued: () => void = () => {}
+    const turn = new Promise<void>((resolve) => (queued = resolve))
+    const mine = before === undefined ? turn : before.then(() => turn)
+    writesOnTheirWay.set(id, mine)
+    void mine.then(() => {
+      if (writesOnTheirWay.get(id) === mine) writesOnTheirWay.delete(id)
+    })
+    return { after: before, queued }
+  }
 
   const writerOnly = (what: string) => {
     if (opts.mode === 'reader') {
@@ -525,9 +546,21 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
           const { address, existing } = locate(topic, partition)
           return { bytes: 0, token: makeToken(address.id, existing?.ackSeq ?? 0) }
         }
-        // (Looked up only while some retention checks: the common write routes once.)
-        if (retentionsChecking.size > 0) await retentionsChecking.get(locate(topic, partition).address.id)
-        const { partition: p, shard } = route(topic, partition)
+        // (Looked up only while some write is on its way: the common write routes once.)
+        let queued: (() => void) | undefined
+        if (writesOnTheirWay.size > 0) {
+          const place = placeAmongWrites(locate(topic, partition).address.id, false)
+          queued = place.queued
+          if (place.after !== undefined) await place.after
+        }
+        let p: number
+        let shard: ShardRuntime
+        try {
+          ;({ partition: p, shard } = route(topic, partition))
+        } finally {
+          // Routed: its write is queued below, in this same turn, before any write that waited for it.
+          queued?.()
+        }
         return shard.write(async (handle, nextStamp) => {
           // The places the partition may hold (one seek at its first write), raised before the write by the batch's
           // own places: whatever the write's outcome, no place of the partition lies above the bound.
@@ -610,26 +643,18 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const deadline = deadlineOf(options, 'write')
         // A shard nobody wrote holds nothing to delete: answered without creating its directories (as a read).
         const { address, existing } = locate(topic, partition)
-        let queued: () => void = () => {}
-        if (existing === undefined) {
-          // Writes to this shard issued from now on queue after this retention (see retentionsChecking).
-          const before = retentionsChecking.get(address.id)
-          const turn = new Promise<void>((resolve) => (queued = resolve))
-          const mine = before === undefined ? turn : before.then(() => turn)
-          retentionsChecking.set(address.id, mine)
-          void mine.then(() => {
-            if (retentionsChecking.get(address.id) === mine) retentionsChecking.delete(address.id)
-          })
-          try {
-            await before
-            if (await shardDirAbsent(address.dir)) {
-              queued()
-              return { deleted: 0, token: makeToken(address.id, 0) }
-            }
-          } catch (e) {
+        // Writes to this shard issued from now on queue after this retention, and it after those issued before it
+        // that are still on their way (see writesOnTheirWay).
+        const { after, queued } = placeAmongWrites(address.id, existing === undefined)
+        try {
+          if (after !== undefined) await after
+          if (existing === undefined && (await shardDirAbsent(address.dir))) {
             queued()
-            throw e
+            return { deleted: 0, token: makeToken(address.id, 0) }
           }
+        } catch (e) {
+          queued()
+          throw e
         }
         let shard: ShardRuntime
         let p: number

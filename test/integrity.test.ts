@@ -274,6 +274,30 @@ describe('retention', () => {
     expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
   })
 
+  it('should apply a write waiting behind such a retention before a retention issued after it, once the shard exists', async () => {
+    const h = await harness({ readers: { min: 0 } })
+    await h.index.batchPut('t', 1, [meta(1)])
+    await h.index.close()
+    const index = await openIndex({ root: h.root, readers: { min: 0 } })
+    add(() => index.close())
+    // The first retention creates the shard once it has looked at its directory: a second one issued right then
+    // finds the shard, while the write issued between the two still waits for the first to queue.
+    let second: Promise<{ deleted: number }> | undefined
+    const unsubscribe = index.subscribe(() => {
+      second ??= index.deleteBefore('t', 1, 1_000)
+    })
+    const first = index.deleteBefore('t', 1, 1_000)
+    const write = index.batchPut('t', 1, [{ ...meta(2), timestamp: 500 }])
+    expect((await first).deleted).toBe(0)
+    await write
+    expect(second).toBeDefined()
+    unsubscribe()
+    // Issued after the write, the second retention removes the meta it wrote.
+    expect((await second!).deleted).toBe(1)
+    expect(await index.getByMsgId('t', 1, 'm2')).toBeUndefined()
+    expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
+  })
+
   it('should report every meta it deleted when its retry resumes after a failed chunk', async () => {
     const h = await harness({ readers: { min: 0 } })
     const metas = Array.from({ length: 1_030 }, (_, i) => meta(i))
