@@ -117,13 +117,23 @@ interface Waiting {
  * started (a request that started its I/O is no longer bound by its deadline) or expired (it never will).
  */
 class Wait {
-  waitingFor: Waiting
+  #waitingFor: Waiting | (() => Waiting)
   cancel: (() => void) | undefined
   expired: Timeout | undefined
   started = false
   onStart: (() => void) | undefined
-  constructor(waitingFor: Waiting) {
-    this.waitingFor = waitingFor
+  /** `waitingFor`: what it waits for, or how to say it (when a Timeout asks: most requests never wait). */
+  constructor(waitingFor: Waiting | (() => Waiting)) {
+    this.#waitingFor = waitingFor
+  }
+
+  get waitingFor(): Waiting {
+    if (typeof this.#waitingFor === 'function') this.#waitingFor = this.#waitingFor()
+    return this.#waitingFor
+  }
+
+  set waitingFor(waiting: Waiting) {
+    this.#waitingFor = waiting
   }
 
   /** Called right before the request's I/O: fails if the deadline passed, else lifts the deadline. */
@@ -795,7 +805,8 @@ export class ShardRuntime {
    * that started finishes, deadline or not. `work`'s outcome is always handled.
    */
   #bounded<T>(deadline: Deadline | undefined, wait: Wait, work: Promise<T>): Promise<T> {
-    if (deadline === undefined) return work
+    // A request that started already (its handle was at hand) is no longer bound by its deadline.
+    if (deadline === undefined || wait.started) return work
     return new Promise<T>((resolve, reject) => {
       let settled = false
       let timer: unknown
@@ -1013,7 +1024,7 @@ export class ShardRuntime {
     // it now would otherwise start it before its deadline is looked at).
     if (deadline?.signal?.aborted === true) throw this.#timeout(deadline, this.#describeNeed(need), true)
     this.#admitRead()
-    const wait = new Wait(this.#describeNeed(need))
+    const wait = new Wait(() => this.#describeNeed(need))
     try {
       return await this.#bounded(deadline, wait, this.#readOnce(fn, need, wait, window, 0, true))
     } finally {
@@ -1628,7 +1639,7 @@ export class ShardRuntime {
    * retried read has started already, and is no longer bound by its deadline.
    */
   #waitForHandle(r: PointRead): void {
-    const wait = new Wait(this.#describeNeed(r.need))
+    const wait = new Wait(() => this.#describeNeed(r.need))
     if (r.started) wait.started = true
     const work = this.#readOnce(
       async (handle) => {
@@ -1683,7 +1694,7 @@ export class ShardRuntime {
     this.#assertNotAhead(need)
     if (deadline?.signal?.aborted === true) throw this.#timeout(deadline, this.#describeNeed(need), true)
     this.#admitRead()
-    const wait = new Wait(this.#describeNeed(need))
+    const wait = new Wait(() => this.#describeNeed(need))
     try {
       for (let attempt = 0; ; attempt++) {
         const found = this.#readerFor(need, window)
