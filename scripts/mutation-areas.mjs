@@ -46,6 +46,11 @@ export const areas = {
     mutate: ['src/wal.ts', 'src/wal-tail.ts', 'src/native.ts'],
     suites: ['test/wal.test.ts', 'test/native.test.ts'],
   },
+  // The memory of recent writes (seventh session: the time windows it tells untouched, for range reads and scans).
+  recent: {
+    mutate: ['src/recent.ts'],
+    suites: ['property-tests/recent.property.test.ts', 'test/recent.test.ts', 'property-tests/fresh.model.test.ts', 'test/wal.test.ts'],
+  },
   runtime: {
     mutate: ['src/runtime.ts'],
     suites: [
