@@ -201,3 +201,15 @@ test('the slots of the counts are a power of two', () => {
   expect(() => new RecentWrites(0, 1_000, 3)).toThrow(RangeError)
   expect(new RecentWrites(0, 1_000, 4).slots).toBe(4)
 })
+
+test('a reset never lowers the floor: a view below it would be merged with a memory that lacks what came between', () => {
+  const recent = new RecentWrites(0, 1_000_000)
+  recent.record([{ type: 'put', key: keys[0]!, value: Uint8Array.of(1) }], 1)
+  recent.prune(5)
+  expect(recent.floor).toBe(5)
+  // The reader-mode tail starts its memory over at the first batch it reads, which may come before the floor.
+  recent.reset(2)
+  expect(recent.floor).toBe(5)
+  recent.reset(7)
+  expect(recent.floor).toBe(7)
+})
