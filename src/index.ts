@@ -648,7 +648,9 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
         const { after, queued } = placeAmongWrites(address.id, existing === undefined)
         try {
           if (after !== undefined) await after
-          if (existing === undefined && (await shardDirAbsent(address.dir))) {
+          // A write issued before it may have created the shard meanwhile (its directory may not be on disk yet: the
+          // primary opens after the write queued): the retention then queues behind that write.
+          if (existing === undefined && locate(topic, partition).existing === undefined && (await shardDirAbsent(address.dir))) {
             queued()
             return { deleted: 0, token: makeToken(address.id, 0) }
           }

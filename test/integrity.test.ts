@@ -298,6 +298,20 @@ describe('retention', () => {
     expect(await index.getByMsgId('t', 1, 'm1')).toEqual(meta(1))
   })
 
+  it('should apply a retention issued after a write to a shard nobody wrote yet, once the write created it', async () => {
+    const h = await harness({ readers: { min: 0 } })
+    // A shard not created yet: the first retention looks at its directory (absent), the write waits for it and
+    // creates the shard, and the second retention waits for the write; the directory may not be on disk yet when it
+    // runs (the primary opens after the write queued), and the write it must follow is queued all the same.
+    const first = h.index.deleteBefore('t', 1, 5)
+    const write = h.index.batchPut('t', 1, [{ ...meta(1), timestamp: 0 }])
+    const second = h.index.deleteBefore('t', 1, 11)
+    expect((await first).deleted).toBe(0)
+    await write
+    expect((await second).deleted).toBe(1)
+    expect(await h.index.getByMsgId('t', 1, 'm1')).toBeUndefined()
+  })
+
   it('should report every meta it deleted when its retry resumes after a failed chunk', async () => {
     const h = await harness({ readers: { min: 0 } })
     const metas = Array.from({ length: 1_030 }, (_, i) => meta(i))
