@@ -292,20 +292,52 @@ describe('range reads share the thread pool', () => {
     gate.writes = false
     gate.write()
     await write
+    // The first of them to run ends (its two seeks let go): its place and 12 more go to the reads waiting.
     gate.seeks.splice(0, 2).forEach((release) => release())
+    expect(await beside[0]).toEqual(range(0))
     for (let turn = 0; turn < 10; turn++) await nextTurn()
     expect(gate.seeks.length).toBe(2 * (4 - 1) + 2 * (16 - 3))
     await drain(Promise.all(beside))
     expect(await Promise.all(beside)).toEqual(Array.from({ length: 40 }, (_, k) => range(k)))
   })
 
-  it('should fail a range read that waits for a place at its deadline, and run the others', async () => {
+  it('should give a scan a place only while it reads: it waits for one, and holds none while its consumer does', async () => {
+    const { h, gate, drain } = await heldSeeks()
+    const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 16)
+    // Every place is taken: a scan's first read waits for one.
+    let firstEntry: unknown = 'pending'
+    const waiting = h.index.scanByTime('t', 1, 1000, 1002)[Symbol.asyncIterator]()
+    const first = waiting.next().then((r) => (firstEntry = r.value))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(firstEntry).toBe('pending')
+    await drain(Promise.all(running))
+    expect(await first).toEqual(meta(0))
+    // 20 scans, each waiting for its consumer after its first entry, hold no place: 16 range reads run at once.
+    const parked = Array.from({ length: 20 }, () => h.index.scanByTime('t', 1, 1000, 1099)[Symbol.asyncIterator]())
+    expect((await Promise.all(parked.map((it) => it.next()))).map((r) => r.value)).toEqual(Array.from({ length: 20 }, () => meta(0)))
+    const more = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 16)
+    await drain(Promise.all(more))
+    for (const it of [waiting, ...parked]) await it.return?.()
+  })
+
+  it('should fail a range read or a scan that waits for a place at its deadline, and run the others', async () => {
     const { h, gate, drain } = await heldSeeks()
     const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
     for (let turn = 0; turn < 10; turn++) await nextTurn()
     expect(gate.seeks.length).toBe(2 * 16)
     await timesOutAtDeadline(h, h.index.getRangeByTime('t', 1, 1000, 1001, { timeoutMs: 1_000 }), 'range read to finish')
+    // A scan's first read too.
+    await timesOutAtDeadline(h, h.index.scanByTime('t', 1, 1000, 1001, { timeoutMs: 1_000 })[Symbol.asyncIterator]().next(), 'range read to finish')
     await drain(Promise.all(running))
     expect(await Promise.all(running)).toEqual(Array.from({ length: 16 }, (_, k) => range(k)))
+    // The places handed to the two that timed out came back: 16 run at once again.
+    const again = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 16)
+    await drain(Promise.all(again))
   })
 })
