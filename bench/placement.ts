@@ -16,9 +16,10 @@
  *    compactions: on 2 cores the writer alone keeps nearly both busy, so reads can only take CPU from it), and the
  *    child's peak RSS (with its reader child processes' RSS, sampled together, on Linux).
  *
- * Two more configurations run the same with callers looping `getRangeByTime` instead (the window of 100 metas from a
- * uniform acknowledged one), `primary` and `fresh` in process: how many range reads stale readers serve under the
- * writer (a window no write touched after a reader's view; README, Freshness contract).
+ * Four more configurations run the same with callers looping `getRangeByTime`, then `scanByTime`, instead (the window
+ * of 100 metas from a uniform acknowledged one; a scan reads all of them), `primary` and `fresh` in process: how many
+ * of those stale readers serve under the writer (a window no write touched after a reader's view; README, Freshness
+ * contract), and what they leave the writer.
  *
  * With `--rounds N` every configuration runs N times, the rounds alternating (each round in a rotated order, so
  * that a machine busy with something else meanwhile weighs on every configuration alike), and the table shows the
@@ -47,11 +48,11 @@ interface Config {
    * reader cannot serve go to the primary, as before that memory existed). */
   readonly recentWritesBytes?: number
   /**
-   * What the callers read: `getByMsgId` of a uniform acknowledged msgId (default), or `range`: `getRangeByTime` of
-   * the window of {@link rangeSpan} metas from a uniform acknowledged one (most of them written long before: a
-   * consumer seeking by time).
+   * What the callers read: `getByMsgId` of a uniform acknowledged msgId (default); `range`: `getRangeByTime` of the
+   * window of {@link rangeSpan} metas from a uniform acknowledged one (most of them written long before: a consumer
+   * seeking by time); `scan`: `scanByTime` of the same window, every entry consumed (a read counts one scan).
    */
-  readonly reads?: 'range'
+  readonly reads?: 'range' | 'scan'
   readonly seconds: number
   readonly warmup: number
   readonly callers: number
@@ -201,12 +202,17 @@ const runOne = async (config: Config): Promise<Result> => {
     const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648)
     const caller = async (): Promise<void> => {
       while (!stop) {
-        const range = config.reads === 'range'
-        const n = Math.floor(random() * (range ? Math.max(1, written - rangeSpan) : written))
+        const windowed = config.reads !== undefined
+        const n = Math.floor(random() * (windowed ? Math.max(1, written - rangeSpan) : written))
         const from = meta(n).timestamp
-        const found = range
-          ? await index.getRangeByTime('t', 0, from, from + rangeSpan - 1, { consistency: config.consistency })
-          : await index.getByMsgId('t', 0, `msg-${n}`, { consistency: config.consistency })
+        const options = { consistency: config.consistency }
+        let found: unknown
+        if (config.reads === 'scan') {
+          let entries = 0
+          for await (const _ of index.scanByTime('t', 0, from, from + rangeSpan - 1, options)) entries++
+          found = entries === rangeSpan ? true : undefined
+        } else if (config.reads === 'range') found = await index.getRangeByTime('t', 0, from, from + rangeSpan - 1, options)
+        else found = await index.getByMsgId('t', 0, `msg-${n}`, options)
         if (found === undefined) misses++
         reads++
       }
@@ -273,9 +279,12 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
       { placement: 'worker' as const, threads: 1, consistency, ...base },
       ...(consistency === 'fresh' ? [{ placement: 'process' as const, threads: 1, consistency, ...base }] : []),
     ]),
-    // Range reads under the writer: only the primary, and `fresh` (stale readers serve windows no write touched since).
-    { placement: 'in-process', threads: 1, consistency: 'primary', reads: 'range', ...base },
-    { placement: 'in-process', threads: 1, consistency: 'fresh', reads: 'range', ...base },
+    // Range reads and scans under the writer: only the primary, and `fresh` (stale readers serve windows no write
+    // touched since).
+    ...(['range', 'scan'] as const).flatMap((reads) => [
+      { placement: 'in-process' as const, threads: 1, consistency: 'primary' as const, reads, ...base },
+      { placement: 'in-process' as const, threads: 1, consistency: 'fresh' as const, reads, ...base },
+    ]),
   ]
   const results: Result[][] = configs.map(() => [])
   for (let round = 0; round < rounds; round++) {
@@ -302,7 +311,7 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
     lines.push(
-      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : c.reads === 'scan' ? '`scanByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
   return lines
@@ -352,7 +361,7 @@ export const mainThreadBench = async (options: PlacementOptions, progress: (line
 const label = (c: Config): string => (c.placement === 'in-process' ? c.placement : `${c.placement} x${c.threads}`)
 
 const describe = (c: Config): string =>
-  `${label(c)}, ${c.reads === 'range' ? 'getRangeByTime, ' : ''}${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}`
+  `${label(c)}, ${c.reads === undefined ? '' : c.reads === 'range' ? 'getRangeByTime, ' : 'scanByTime, '}${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}`
 
 const main = async (): Promise<void> => {
   const childAt = process.argv.indexOf('--child')

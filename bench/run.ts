@@ -536,9 +536,10 @@ const report = async (r: Results): Promise<string> => {
       `${r.mixedOptions.seconds} s after ${r.mixedOptions.warmup} s of warm-up; ${r.mixedOptions.rounds} round(s), alternating, medians ` +
       '(ranges in parentheses). `fresh` is the default of writer mode (read-your-writes); `primary` reads only the primary ' +
       '(the original design\'s reads); `fresh, no memory of recent writes` is `freshness.recentWritesBytes: 0` (fresh reads a ' +
-      'stale reader cannot serve go to the primary); `bounded` allows a view 1 s old. The two `getRangeByTime` rows run ' +
-      'the same with callers looping range reads instead, each over the window of 100 metas from a uniform acknowledged ' +
-      'one (most of them written long before: a consumer seeking by time), against the `primary`-only range reads. ' +
+      'stale reader cannot serve go to the primary); `bounded` allows a view 1 s old. The `getRangeByTime` and ' +
+      '`scanByTime` rows run the same with callers looping range reads, or scans (every entry consumed; a read is a ' +
+      'scan), instead, each over the window of 100 metas from a uniform acknowledged one (most of them written long ' +
+      'before: a consumer seeking by time), against the `primary`-only configuration of the same reads. ' +
       'Where the reads were answered comes ' +
       'from `stats().shards[i].served`. Cores busy: the child\'s CPU time (user + system, every thread; not the reader ' +
       'child processes of placement `process`) per second of each window, with RocksDB\'s background threads (flushes and ' +
