@@ -1077,7 +1077,10 @@ export class ShardRuntime {
   async #readOnce<T>(fn: (handle: StorageHandle) => Promise<T>, need: Need, wait: Wait, window?: TimeWindow, first = 0, slotted = false): Promise<T> {
     for (let attempt = first; ; attempt++) {
       const found = this.#readerFor(need, window)
-      const record = (found instanceof Promise ? await found : found) ?? (await this.#primaryFor('read', need, wait))
+      const polled = found instanceof Promise ? await found : found
+      // Expired while the logs were read: it does not go on to wait for a handle.
+      if (wait.expired !== undefined) throw wait.expired
+      const record = polled ?? (await this.#primaryFor('read', need, wait))
       // Counted on its handle from now on: the handle stays open while the read waits for a slot.
       record.inflight++
       let slot = false
@@ -1439,7 +1442,9 @@ export class ShardRuntime {
       this.#tailTop = 0
       return
     }
-    this.#tailAt = startedAt
+    // Everything written before the poll began was read, unless a log may have come and gone unseen (the batches
+    // read are whole up to #tailTop all the same: `after` a token up to it still merges).
+    if (read.complete) this.#tailAt = startedAt
     this.#pruneRecent()
   }
 
@@ -1737,25 +1742,33 @@ export class ShardRuntime {
         const record =
           (found instanceof Promise ? await this.#bounded(deadline, wait, found) : found) ??
           (await this.#bounded(deadline, wait, Promise.resolve(this.#primaryFor('read', need, wait))))
-        // The place of its first read, within its deadline (see placed).
-        const first = rangeReadPlace()
-        if (first !== undefined) {
-          if (!wait.started) wait.waitingFor = { text: `a range read to finish (at most ${rangeReadsNow()} run at once in this process now)`, opens: [] }
-          try {
-            await this.#bounded(deadline, wait, first)
-          } catch (e) {
-            // Expired: the place handed to it later goes back.
-            void first.then(rangeReadDone)
-            throw e
-          }
-        }
-        if (!wait.started) wait.admit()
-        if (record.role === 'primary') this.served.primary++
-        else this.served.readers++
+        // Counted on its handle from now on (released with `hold`): the handle stays open while the scan waits for a
+        // place.
         record.inflight++
         const hold = this.#streamHold(record)
         let yielded = false
         try {
+          // The place of its first read, within its deadline (see placed).
+          const first = rangeReadPlace()
+          if (first !== undefined) {
+            if (!wait.started) wait.waitingFor = { text: `a range read to finish (at most ${rangeReadsNow()} run at once in this process now)`, opens: [] }
+            try {
+              await this.#bounded(deadline, wait, first)
+            } catch (e) {
+              // Expired: the place handed to it later goes back.
+              void first.then(rangeReadDone)
+              throw e
+            }
+          }
+          try {
+            if (!wait.started) wait.admit()
+          } catch (e) {
+            rangeReadDone()
+            throw e
+          }
+          if (record.role === 'primary') this.served.primary++
+          else this.served.readers++
+          // From here the place is the first step's (placed gives it back).
           for await (const item of placed(fn(record.handle), true)) {
             yielded = true
             // Between two entries the stream waits for its consumer (see #park).

@@ -9,7 +9,8 @@
  * newer log exists, the older one is complete (RocksDB switches logs only between writes). The log being read stays
  * open between polls, so that its end can still be read once RocksDB deleted it (a flush of a small memtable takes
  * less time than between two polls); only a log created and deleted between two polls leaves a gap, which the caller
- * sees in the sequences the batches carry. `close` releases the open log.
+ * sees in the sequences the batches carry, once a batch after it is read (until then a poll says it is not
+ * `complete`). `close` releases the open log.
  *
  * The reads are synchronous, on purpose: a poll reads what was just appended to a file the writer has in the page
  * cache (tens of microseconds of the event loop per poll), while an asynchronous read waits for a thread of libuv's
@@ -28,6 +29,14 @@ export interface TailRead {
   /** The reading started over at the oldest live log (the first poll, or the first after `restart`). */
   readonly fresh: boolean
   /**
+   * Whether the batches read so far are known to be every batch written up to the end of the log being read: false
+   * from a move to a newer log until a batch of it is read. A log created, written and deleted between two polls is
+   * never listed, and the tail moves past it unknowing; the first batch read after the move shows such a gap (its
+   * sequence does not follow), but until one is read nothing does. A memory fed by this tail must not claim to hold
+   * every write made before the poll while this is false.
+   */
+  readonly complete: boolean
+  /**
    * Set when the logs hold what this reader cannot use (another kind of batch, a record it cannot read, a log that
    * ends inside a record while a newer one exists): the batches before it are returned, and the next poll starts
    * over. A memory fed by this tail must not be used past it.
@@ -44,6 +53,8 @@ export class WalTail {
   #file: number | undefined
   /** Closed: polls read nothing. */
   #closed = false
+  /** See {@link TailRead.complete}. */
+  #complete = true
 
   constructor(readonly dir: string) {}
 
@@ -51,6 +62,7 @@ export class WalTail {
   restart(): void {
     this.#log = undefined
     this.#cursor = logStart
+    this.#complete = true
     this.#release()
   }
 
@@ -74,7 +86,7 @@ export class WalTail {
 
   /** Reads what was appended to the logs since the last poll. Rejects when the directory or a log cannot be read. */
   async poll(): Promise<TailRead> {
-    if (this.#closed) return { batches: [], fresh: true, unusable: 'the tail is closed' }
+    if (this.#closed) return { batches: [], fresh: true, complete: false, unusable: 'the tail is closed' }
     const logs: number[] = []
     for (const name of readdirSync(this.dir)) {
       const m = logName.exec(name)
@@ -84,14 +96,14 @@ export class WalTail {
     let fresh = false
     if (this.#log === undefined) {
       fresh = true
-      if (logs.length === 0) return { batches: [], fresh }
+      if (logs.length === 0) return { batches: [], fresh, complete: true }
       this.#log = logs[0]!
       this.#cursor = logStart
     }
     const batches: LoggedBatch[] = []
     const unusable = (why: string): TailRead => {
       this.restart()
-      return { batches, fresh, unusable: why }
+      return { batches, fresh, complete: false, unusable: why }
     }
     for (;;) {
       const current: number = this.#log!
@@ -108,10 +120,11 @@ export class WalTail {
         const batch = decodeBatch(payload)
         if (batch === undefined) return unusable(`the log ${current} holds a write batch of another kind`)
         batches.push(batch)
+        this.#complete = true
       }
       this.#cursor = read.cursor
       if (read.stop === 'unreadable') return unusable(`the log ${current} holds a record that cannot be read`)
-      if (newer === undefined) return { batches, fresh }
+      if (newer === undefined) return { batches, fresh, complete: this.#complete }
       if (read.stop === 'incomplete' || read.cursor.pending.length > 0) return unusable(`the log ${current} ends inside a record`)
       this.#moveTo(newer)
     }
@@ -121,6 +134,8 @@ export class WalTail {
     this.#release()
     this.#log = log
     this.#cursor = logStart
+    // A log between the two may have come and gone unseen: nothing says otherwise until a batch of this one is read.
+    this.#complete = false
   }
 
   /**

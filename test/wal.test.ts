@@ -205,6 +205,28 @@ describe("the tail of a directory's logs", () => {
     for (const round of [1, 3, 5]) for (let k = 1; k <= 5; k++) expect(seen).toContain(round * 5 + k)
   })
 
+  it('should not say it read everything once it moved to a newer log, until it reads a batch of that log', async () => {
+    const { dir, handle } = await writeLog([])
+    const tail = new WalTail(dir)
+    const put = (n: number) => handle.write([{ type: 'put', key: Buffer.from(`k${n}`), value: Buffer.alloc(10) }, { type: 'put', key: sequenceKey, value: sequenceValue(n) }])
+    await put(1)
+    expect(await tail.poll()).toMatchObject({ batches: [{ seq: 1 }], complete: true })
+    expect((await tail.poll()).complete).toBe(true)
+    // Between two polls a log is created, written (2 and 3) and deleted (flushed): the tail never lists it, and
+    // moves past it to the newest log, empty yet.
+    await handle.flush()
+    await put(2)
+    await put(3)
+    await handle.flush()
+    const skipped = await tail.poll()
+    expect(skipped.batches).toEqual([])
+    expect(skipped.complete).toBe(false)
+    expect((await tail.poll()).complete).toBe(false)
+    // The next batch read shows the gap (4 after 1) to the caller, and the tail is whole again from there.
+    await put(4)
+    expect(await tail.poll()).toMatchObject({ batches: [{ seq: 4 }], complete: true })
+  })
+
   it('should follow only the files named as logs, read them in number order, and read nothing once closed', async () => {
     const { dir } = await writeLog(fc.sample(opsArb, { numRuns: 4, seed: 21 }))
     const [log] = await logsOf(dir)
@@ -218,7 +240,7 @@ describe("the tail of a directory's logs", () => {
     const tail = new WalTail(other)
     expect((await tail.poll()).batches.map((b) => b.seq)).toEqual([1, 2, 3, 4])
     tail.close()
-    expect(await tail.poll()).toEqual({ batches: [], fresh: true, unusable: 'the tail is closed' })
+    expect(await tail.poll()).toEqual({ batches: [], fresh: true, complete: false, unusable: 'the tail is closed' })
     // A log that ends inside a record while a newer one exists was cut: not used.
     await writeFile(join(other, '000009.log'), data.subarray(0, Math.floor(data.length * 0.6)))
     const cut = await new WalTail(other).poll()
