@@ -353,6 +353,41 @@ describe('a reader-mode index that follows the logs', () => {
     expect(faults.opened.reader).toBe(opens)
   })
 
+  it('should not answer a bounded read from what the logs held while a log may have come and gone unseen', async () => {
+    const root = await tempDir()
+    add(() => removeDir(root))
+    // The writer flushes on its own clock's time trigger only: each flush switches to a new log and deletes the old.
+    const writerClock = new ManualClock(1_000_000)
+    const writer = await openIndex({ root, shards: 1, clock: writerClock, freshness: { flushEveryRecords: 16_384, flushIntervalMs: 1_000 } })
+    add(() => writer.close())
+    const flushesDone = () => writer.stats().shards[0]!.flushes.done
+    const flush = async () => {
+      const before = flushesDone()
+      await writerClock.advance(2_000)
+      for (let i = 0; i < 2_000 && flushesDone() === before; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+      expect(flushesDone()).toBeGreaterThan(before)
+    }
+    const clock = new ManualClock(1_000_000)
+    const reader = await openIndex({ root, mode: 'reader', clock, readers: { min: 1, max: 1, idleMs: 3_600_000, maxLifetimeMs: 3_600_000 } })
+    add(() => reader.close())
+    const first = await writer.batchPut('t', 0, [meta(1)])
+    expect(await reader.getByMsgId('t', 0, 'm1', { after: first.token })).toEqual(meta(1))
+    await writer.batchPut('t', 0, [meta(2)])
+    // The view is 10 s old, the bound 5 ms: the logs, read now, hold m2 (and the tail keeps that log open).
+    await clock.advance(10_000)
+    expect(await reader.getByMsgId('t', 0, 'm2', { consistency: 'bounded', maxStalenessMs: 5 })).toEqual(meta(2))
+    expect(reader.stats().shards[0]!.served.memory).toBeGreaterThan(0)
+    // A log comes and goes between two reads of the logs: m3 is written to a log that is flushed and deleted before
+    // the next read, which finds only the log after it (empty).
+    await flush()
+    await writer.batchPut('t', 0, [meta(3)])
+    await flush()
+    await clock.advance(10_000)
+    // m3 was acknowledged 10 s before the read: a bounded read of 5 ms must see it (a view reopened holds it).
+    expect(await reader.getByMsgId('t', 0, 'm3', { consistency: 'bounded', maxStalenessMs: 5 })).toEqual(meta(3))
+    expect(await reader.getRangeByTime('t', 0, 1_003, 1_003, { consistency: 'bounded', maxStalenessMs: 5 })).toEqual({ first: { segmentId: 0, offset: 3 }, last: { segmentId: 0, offset: 3 } })
+  })
+
   it('should not merge a view with the logs across a log deleted unread: the view reopens instead', async () => {
     const root = await tempDir()
     add(() => removeDir(root))
