@@ -1387,6 +1387,7 @@ export class ShardRuntime {
     const stop = (): void => {
       // Nothing is merged until a poll succeeds again, from the logs' start.
       this.#tailTop = 0
+      this.#tailAt = Number.NEGATIVE_INFINITY
       tail.restart()
     }
     tail
@@ -1427,10 +1428,15 @@ export class ShardRuntime {
    */
   #fedTail(read: TailRead, startedAt: number): void {
     const recent = this.recent!
-    if (read.fresh) this.#tailTop = 0
+    if (read.fresh) {
+      // The memory starts over: what an earlier read of the logs vouched for no longer holds.
+      this.#tailTop = 0
+      this.#tailAt = Number.NEGATIVE_INFINITY
+    }
     for (const b of read.batches) {
       if (this.#tailTop !== 0 && b.seq <= this.#tailTop) {
         this.#tailTop = 0
+        this.#tailAt = Number.NEGATIVE_INFINITY
         this.#tail!.restart()
         return
       }
@@ -1440,6 +1446,7 @@ export class ShardRuntime {
     }
     if (read.unusable !== undefined) {
       this.#tailTop = 0
+      this.#tailAt = Number.NEGATIVE_INFINITY
       return
     }
     // Everything written before the poll began was read, unless a log may have come and gone unseen (the batches

@@ -18,7 +18,7 @@
  * read's latency (bench/visibility.ts: p99 about 19 ms asynchronous, about 7 ms synchronous, in scratch runs). The
  * first poll after a start reads the live logs whole (at most what the writer wrote since its last flush).
  */
-import { closeSync, fstatSync, openSync, readSync, readdirSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { decodeBatch, logStart, readRecords, type LogCursor, type LoggedBatch } from './wal.js'
 
@@ -45,6 +45,8 @@ export interface TailRead {
 }
 
 const logName = /^(\d+)\.log$/
+/** The file name of log `n`. */
+const logFile = (n: number): string => `${String(n).padStart(6, '0')}.log`
 
 export class WalTail {
   #log: number | undefined
@@ -108,6 +110,8 @@ export class WalTail {
     for (;;) {
       const current: number = this.#log!
       const newer: number | undefined = logs.find((n) => n > current)
+      const replaced = this.#replaced(current, logs, newer)
+      if (replaced !== undefined) return unusable(replaced)
       const data = this.#readFrom(current, this.#cursor.offset)
       if (data === undefined) {
         // Deleted (its memtable was flushed): on with the next one; a gap shows in the sequences.
@@ -130,6 +134,25 @@ export class WalTail {
     }
   }
 
+  /**
+   * Why the open log `n` can no longer be trusted to be the directory's, if it cannot: RocksDB deletes a log only
+   * once a newer one exists, so a log gone with none newer listed, or a file of that number that is not the one held
+   * open, means the directory was replaced (restored from a copy, say) under the tail, whose reads of the file it
+   * holds would find nothing new for ever.
+   */
+  #replaced(n: number, logs: readonly number[], newer: number | undefined): string | undefined {
+    const file = this.#file
+    if (file === undefined) return undefined
+    if (!logs.includes(n)) return newer === undefined ? `the log ${n} is gone and no newer one was listed` : undefined
+    try {
+      if (statSync(join(this.dir, logFile(n))).ino !== fstatSync(file).ino) return `the log ${n} was replaced by another file`
+    } catch (e) {
+      // Deleted since the listing: a newer one exists, or the next poll sees none.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+    }
+    return undefined
+  }
+
   #moveTo(log: number): void {
     this.#release()
     this.#log = log
@@ -145,7 +168,7 @@ export class WalTail {
   #readFrom(n: number, offset: number): Uint8Array | undefined {
     if (this.#file === undefined) {
       try {
-        this.#file = openSync(join(this.dir, `${String(n).padStart(6, '0')}.log`), 'r')
+        this.#file = openSync(join(this.dir, logFile(n)), 'r')
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
         throw e

@@ -5,7 +5,7 @@
  * reader-mode index that follows the logs: its point reads after a newer token answered without reopening a view,
  * and every answer what the writer wrote, whatever the flushes and retention in between.
  */
-import { open, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
+import { open, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -225,6 +225,24 @@ describe("the tail of a directory's logs", () => {
     // The next batch read shows the gap (4 after 1) to the caller, and the tail is whole again from there.
     await put(4)
     expect(await tail.poll()).toMatchObject({ batches: [{ seq: 4 }], complete: true })
+  })
+
+  it('should say the logs are unusable when the open log was replaced or is gone with no newer one (a directory restored under it)', async () => {
+    const { dir } = await writeLog(fc.sample(opsArb, { numRuns: 3, seed: 5 }))
+    const [log] = await logsOf(dir)
+    const tail = new WalTail(dir)
+    expect((await tail.poll()).batches.map((b) => b.seq)).toEqual([1, 2, 3])
+    expect((await tail.poll()).complete).toBe(true)
+    // Another file under the same name (a copy restored over it): the one held open no longer is the directory's.
+    const data = await readFile(join(dir, log!))
+    await writeFile(join(dir, `${log!}.new`), data)
+    await rename(join(dir, `${log!}.new`), join(dir, log!))
+    expect((await tail.poll()).unusable).toMatch(/was replaced/)
+    // Read again from the start: the restored log.
+    expect((await tail.poll()).batches.map((b) => b.seq)).toEqual([1, 2, 3])
+    // Gone, and no newer log: RocksDB deletes a log only once a newer one exists.
+    await rm(join(dir, log!))
+    expect((await tail.poll()).unusable).toMatch(/is gone and no newer one/)
   })
 
   it('should follow only the files named as logs, read them in number order, and read nothing once closed', async () => {
