@@ -288,7 +288,8 @@ const multiGetDone = (): void => {
  * queued in the pool, and each of the writer's calls waited behind them: it kept 1% of its rate alone (bench/
  * placement.ts). While a write of this process waits or runs, fewer run at once, as point reads go out in smaller
  * turns then: measured under a steady writer and 1,000 callers, 4 at once kept the writer at 0.52x its rate alone
- * (1,500 range reads/s), 16 at 0.34x (4,000/s), 64 at 0.16x (7,700/s).
+ * (1,500 range reads/s), 16 at 0.34x (4,000/s), 64 at 0.16x (7,700/s). Scans take these places too, one step of
+ * their iterator at a time (see `stream`): without, 1,000 scans kept the writer at 0.3% of its rate alone.
  */
 const maxRangeReads = 16
 const maxRangeReadsBesideWrites = 4
@@ -304,42 +305,6 @@ const rangeReadPlace = (): Promise<void> | undefined => {
     return undefined
   }
   return new Promise<void>((resolve) => rangeReadsWaiting.push(resolve))
-}
-
-/**
- * `source`, each step of which (a read into libuv's pool, or an entry read ahead already) runs with a place among the
- * range reads (see {@link maxRangeReads}): a scan takes one only while it reads, never while its consumer holds an
- * entry. Without it, 1,000 scans kept the writer at 0.3% of its rate alone (bench/placement.ts, one scratch run).
- * `holding`: the caller took the place of the first step already.
- */
-async function* placed<T>(source: AsyncIterable<T>, holding: boolean): AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]()
-  let done = false
-  let held = holding
-  try {
-    for (;;) {
-      if (!held) {
-        const taken = rangeReadPlace()
-        if (taken !== undefined) await taken
-      }
-      held = false
-      let step: IteratorResult<T>
-      try {
-        step = await it.next()
-      } finally {
-        rangeReadDone()
-      }
-      if (step.done === true) {
-        done = true
-        return
-      }
-      yield step.value
-    }
-  } finally {
-    if (held) rangeReadDone()
-    // Stopped early (its consumer stopped, or a read failed): the source ends too (its iterator is released).
-    if (!done) await it.return?.()
-  }
 }
 
 /** A range read finished: the places free now go to the range reads waiting, the oldest first. */
@@ -1755,7 +1720,7 @@ export class ShardRuntime {
         const hold = this.#streamHold(record)
         let yielded = false
         try {
-          // The place of its first read, within its deadline (see placed).
+          // The place of its first read, within its deadline (each step of the scan runs with one: see below).
           const first = rangeReadPlace()
           if (first !== undefined) {
             if (!wait.started) wait.waitingFor = { text: `a range read to finish (at most ${rangeReadsNow()} run at once in this process now)`, opens: [] }
@@ -1775,17 +1740,43 @@ export class ShardRuntime {
           }
           if (record.role === 'primary') this.served.primary++
           else this.served.readers++
-          // From here the place is the first step's (placed gives it back).
-          for await (const item of placed(fn(record.handle), true)) {
-            yielded = true
-            // Between two entries the stream waits for its consumer (see #park).
-            this.#park(hold)
-            try {
-              yield item
-            } finally {
-              this.#unpark(hold)
+          // Each step of the scan (a read into libuv's pool, or an entry read ahead already) runs with a place among
+          // the range reads (see maxRangeReads): it takes one only while it reads, never while its consumer holds an
+          // entry. The first step's place is taken already.
+          const entries = fn(record.handle)[Symbol.asyncIterator]()
+          let held = true
+          let done = false
+          try {
+            for (;;) {
+              if (!held) {
+                const taken = rangeReadPlace()
+                if (taken !== undefined) await taken
+              }
+              held = false
+              let step: IteratorResult<T>
+              try {
+                step = await entries.next()
+              } finally {
+                rangeReadDone()
+              }
+              if (step.done === true) {
+                done = true
+                break
+              }
+              yielded = true
+              // Between two entries the stream waits for its consumer (see #park).
+              this.#park(hold)
+              try {
+                yield step.value
+              } finally {
+                this.#unpark(hold)
+              }
+              if (hold.released) throw this.#ended()
             }
-            if (hold.released) throw this.#ended()
+          } finally {
+            if (held) rangeReadDone()
+            // Stopped early (its consumer stopped, or a read failed): the entries' iterator is released too.
+            if (!done) await entries.return?.()
           }
           return
         } catch (e) {
