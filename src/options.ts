@@ -69,8 +69,8 @@ export interface IndexOptions {
      * Reader mode: each shard follows its directory's write-ahead logs (the writer's, in another process) and keeps
      * what it reads in the same memory (`recentWritesBytes`), so that a point read its readers' views are too old for
      * (`after` a newer token, or beyond `maxStalenessMs`) is answered by a view merged with the logs' newest writes,
-     * after one read of the logs, instead of waiting for a view to reopen. Range reads and scans still wait for a view.
-     * Default true.
+     * after one read of the logs, instead of waiting for a view to reopen; and a range read or a scan by a stale view
+     * when no write the logs show after it touched its time window. Default true.
      */
     readonly followLogs?: boolean
   }
