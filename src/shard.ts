@@ -297,6 +297,8 @@ let rangeReadsOut = 0
 /** Range reads waiting to run, in the order they came: each is handed the place it waits for. */
 const rangeReadsWaiting: (() => void)[] = []
 const rangeReadsNow = (): number => (writesWaiting > 0 ? maxRangeReadsBesideWrites : maxRangeReads)
+/** What a range read or a scan waiting for its place waits for (for a Timeout). */
+const waitingForRangeRead = (): Waiting => ({ text: `a range read to finish (at most ${rangeReadsNow()} run at once in this process now)`, opens: [] })
 
 /** Takes a place among the range reads running (see {@link maxRangeReads}), at once or when one is handed over. */
 const rangeReadPlace = (): Promise<void> | undefined => {
@@ -1053,7 +1055,7 @@ export class ShardRuntime {
         if (slotted) {
           const taken = rangeReadPlace()
           if (taken !== undefined) {
-            if (!wait.started) wait.waitingFor = { text: `a range read to finish (at most ${rangeReadsNow()} run at once in this process now)`, opens: [] }
+            if (!wait.started) wait.waitingFor = waitingForRangeRead()
             await taken
           }
           slot = true
@@ -1723,7 +1725,7 @@ export class ShardRuntime {
           // The place of its first read, within its deadline (each step of the scan runs with one: see below).
           const first = rangeReadPlace()
           if (first !== undefined) {
-            if (!wait.started) wait.waitingFor = { text: `a range read to finish (at most ${rangeReadsNow()} run at once in this process now)`, opens: [] }
+            if (!wait.started) wait.waitingFor = waitingForRangeRead()
             try {
               await this.#bounded(deadline, wait, first)
             } catch (e) {
@@ -1744,15 +1746,13 @@ export class ShardRuntime {
           // the range reads (see maxRangeReads): it takes one only while it reads, never while its consumer holds an
           // entry. The first step's place is taken already.
           const entries = fn(record.handle)[Symbol.asyncIterator]()
-          let held = true
           let done = false
           try {
-            for (;;) {
-              if (!held) {
+            for (let steps = 0; ; steps++) {
+              if (steps > 0) {
                 const taken = rangeReadPlace()
                 if (taken !== undefined) await taken
               }
-              held = false
               let step: IteratorResult<T>
               try {
                 step = await entries.next()
@@ -1774,7 +1774,6 @@ export class ShardRuntime {
               if (hold.released) throw this.#ended()
             }
           } finally {
-            if (held) rangeReadDone()
             // Stopped early (its consumer stopped, or a read failed): the entries' iterator is released too.
             if (!done) await entries.return?.()
           }

@@ -258,14 +258,22 @@ describe('refresh failures', () => {
 })
 
 describe('retention', () => {
-  it('should apply a retention and a write issued just after it in that order, on an index that has not opened the shard yet', async () => {
+  /**
+   * A new writer on a root whose shard of ('t', 1) holds m1: the shard exists on disk, not in this index (which
+   * looks at its directory before a retention queues).
+   */
+  const reopenedWithM1 = async () => {
     const h = await harness({ readers: { min: 0 } })
     await h.index.batchPut('t', 1, [meta(1)])
     await h.index.close()
-    // A new writer on the same root: the shard exists on disk, not in this index. The retention looks at the shard's
-    // directory before it queues; the write issued after it must not overtake it.
     const index = await openIndex({ root: h.root, readers: { min: 0 } })
     add(() => index.close())
+    return index
+  }
+
+  it('should apply a retention and a write issued just after it in that order, on an index that has not opened the shard yet', async () => {
+    // The retention looks at the shard's directory before it queues; the write issued after it must not overtake it.
+    const index = await reopenedWithM1()
     const retention = index.deleteBefore('t', 1, 1_000)
     const write = index.batchPut('t', 1, [{ ...meta(2), timestamp: 500 }])
     expect((await retention).deleted).toBe(0)
@@ -275,11 +283,7 @@ describe('retention', () => {
   })
 
   it('should apply a write waiting behind such a retention before a retention issued after it, once the shard exists', async () => {
-    const h = await harness({ readers: { min: 0 } })
-    await h.index.batchPut('t', 1, [meta(1)])
-    await h.index.close()
-    const index = await openIndex({ root: h.root, readers: { min: 0 } })
-    add(() => index.close())
+    const index = await reopenedWithM1()
     // The first retention creates the shard once it has looked at its directory: a second one issued right then
     // finds the shard, while the write issued between the two still waits for the first to queue.
     let second: Promise<{ deleted: number }> | undefined
