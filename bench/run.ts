@@ -15,7 +15,7 @@ import { fixed, int, median, ms, size, summarize, table, us } from './measure.js
 import { mergeResults, openRawReaders, readIndex, readRawGet, readRawMultiGet, type PointKind, type ReadResult } from './read.js'
 import { files, putsPerBatch, refreshCost } from './refresh.js'
 import { mainThreadBench, placementBench } from './placement.js'
-import { rangeVsPoint, type RangeRow } from './range.js'
+import { rangeVsPoint, scanVsRaw, type RangeRow, type ScanRow } from './range.js'
 import { visibility, type VisibilityRow } from './visibility.js'
 import { flushingOff, openRawPrimaries, openWarmIndex, settled, topic, waitUntil, writeIndex, writeRaw, type WriteResult } from './write.js'
 
@@ -251,6 +251,8 @@ const main = async (): Promise<string> => {
     // Range reads against point reads, lone caller, on the same index and raw readers.
     const ranges = await rangeVsPoint(index, raw, ds, topic, quick ? 500 : 5_000, 1_000)
     progress('range reads done')
+    const scans = await scanVsRaw(index, raw, ds, topic, quick ? 1 : 3)
+    progress('scans done')
     await closeAll()
     progress('index and raw readers closed')
 
@@ -267,7 +269,7 @@ const main = async (): Promise<string> => {
     const mainThread = await mainThreadBench({ ...mixedOptions, rounds: 1 }, progress)
     load.end = os.loadavg()
 
-    return report({ ds, writes, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, ranges, mixed, mainThread, mixedOptions, load })
+    return report({ ds, writes, reads, readers, warmCount, warmMs, rawOpenNs: rawOpen.openNs, wal, memtable, sstBytes, refresh, visible, ranges, scans, mixed, mainThread, mixedOptions, load })
   } finally {
     await closeAll()
     await rm(root, { recursive: true, force: true })
@@ -289,6 +291,7 @@ type Results = {
   refresh: Awaited<ReturnType<typeof refreshCost>>
   visible: readonly VisibilityRow[]
   ranges: readonly RangeRow[]
+  scans: readonly ScanRow[]
   mixed: readonly string[]
   mainThread: readonly string[]
   mixedOptions: { seconds: number; warmup: number; callers: number; rounds: number }
@@ -505,7 +508,7 @@ const report = async (r: Results): Promise<string> => {
     '',
   )
   out(
-    '## 5. Range reads against point reads',
+    '## 5. Range reads against point reads, and scans',
     '',
     'A lone caller on the index of (2) (before it closed), lookup by lookup in turn: `getRangeByTime` (the first and last ' +
       'meta of a 1-second range: two seeks, run at once on one view) against `getByMsgId`, and the binding doing the same ' +
@@ -527,6 +530,20 @@ const report = async (r: Results): Promise<string> => {
       '',
     )
   }
+  out(
+    'Scans, on the same index and raw readers: each of the data set\'s partitions scanned whole (`scanByTime` over all ' +
+      'time, every entry taken by a lone consumer) by the index and by the binding\'s own iterator over the same by-time ' +
+      `keys, in turn, the order alternating; ${r.scans[0]?.scans ?? 0} scans of each path. CPU is the process's (every thread) per entry.`,
+    '',
+    table(
+      ['path', 'scans', 'entries', 'entries/s', 'CPU µs/entry'],
+      r.scans.map((x) => [x.path, int(x.scans), int(x.entries), int(x.entriesPerS), fixed(x.cpuUsPerEntry, 2)]),
+      ['l', 'r', 'r', 'r', 'r'],
+    ),
+    '',
+  )
+  const [is, rs] = r.scans
+  if (is && rs) out(`Ratio of entries/s: index scan / raw iterator **${fixed(is.entriesPerS / rs.entriesPerS, 2)}x**.`, '')
   out(
     '## 6. The mixed workload: one writer, 1,000 readers',
     '',

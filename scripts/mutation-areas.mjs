@@ -51,6 +51,11 @@ export const areas = {
     mutate: ['src/recent.ts'],
     suites: ['property-tests/recent.property.test.ts', 'test/recent.test.ts', 'property-tests/fresh.model.test.ts', 'test/wal.test.ts'],
   },
+  // The engine over the binding (eighth session: scans read a chunk at a time) and the scan's iterator.
+  engine: {
+    mutate: ['src/engine.ts', 'src/opened.ts'],
+    suites: ['test/engine.test.ts', 'test/opened.test.ts', 'test/native.test.ts', 'test/store.kills.test.ts', 'property-tests/store.model.test.ts', 'test/bounds.test.ts'],
+  },
   runtime: {
     mutate: ['src/runtime.ts'],
     suites: [

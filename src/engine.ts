@@ -58,6 +58,12 @@ export interface StorageHandle {
   /** Streams a key range in key order (reverse order with `reverse`), reading ahead in small chunks. */
   iterate(range: KeyRange): AsyncIterable<Entry>
   /**
+   * The entries `iterate(range)` yields, in the same order, a chunk at a time: each chunk what one read of the engine
+   * returned (never empty). A consumer of many entries pays one step of the iteration per chunk instead of one per
+   * entry. Rejects as `iterate` does. Optional: {@link chunksOf} falls back to `iterate`, one entry per chunk.
+   */
+  iterateChunks?(range: KeyRange): AsyncIterable<readonly Entry[]>
+  /**
    * The first key of `range` (its last with `reverse`; `limit` is ignored), or `undefined` when the range is empty:
    * the key `iterate` would yield first, for less (one seek, no stream). Optional: {@link firstKey} falls back to
    * `iterate`. Rejects as `iterate` does.
@@ -96,9 +102,25 @@ const firstKeyIterating = async (handle: ReadView, range: KeyRange): Promise<Uin
 }
 
 /**
+ * `handle.iterateChunks(range)`, or, for a handle without it, the entries of its `iterate(range)` one per chunk.
+ */
+export const chunksOf = (handle: ReadView, range: KeyRange): AsyncIterable<readonly Entry[]> =>
+  handle.iterateChunks !== undefined ? handle.iterateChunks(range) : oneByOne(handle.iterate(range))
+
+async function* oneByOne(entries: AsyncIterable<Entry>): AsyncGenerator<readonly Entry[]> {
+  for await (const entry of entries) yield [entry]
+}
+
+/** The entries of `chunks`, one at a time (an `iterate` made of an `iterateChunks`). */
+export async function* entriesOf(chunks: AsyncIterable<readonly Entry[]>): AsyncGenerator<Entry> {
+  for await (const chunk of chunks) for (const entry of chunk) yield entry
+}
+
+/**
  * `inner` with some of its calls replaced by `overrides`; every other call goes to `inner` (bound to it). For wrappers
  * that change one or two calls of a handle (recording its writes, holding its reads in a test). A wrapper that
- * replaces `iterate` but not `firstKey` gets no `firstKey`: seeks then go through its `iterate` too.
+ * replaces `iterate` but not `firstKey` (or `iterateChunks`) gets no `firstKey` (no `iterateChunks`): seeks and
+ * scans then go through its `iterate` too.
  */
 export const overriding = (
   inner: StorageHandle,
@@ -111,6 +133,7 @@ export const overriding = (
   write: (ops) => inner.write(ops),
   iterate: (range) => inner.iterate(range),
   ...(inner.firstKey === undefined || overrides.iterate !== undefined ? {} : { firstKey: (range: KeyRange) => inner.firstKey!(range) }),
+  ...(inner.iterateChunks === undefined || overrides.iterate !== undefined ? {} : { iterateChunks: (range: KeyRange) => inner.iterateChunks!(range) }),
   withSnapshot: (fn) => inner.withSnapshot(fn),
   flush: () => inner.flush(),
   property: (name) => inner.property(name),
@@ -119,7 +142,7 @@ export const overriding = (
 })
 
 /** The reads of a handle. */
-export type ReadView = Pick<StorageHandle, 'getMany' | 'iterate' | 'firstKey'>
+export type ReadView = Pick<StorageHandle, 'getMany' | 'iterate' | 'iterateChunks' | 'firstKey'>
 
 /** How to open a directory. The defaults are in `src/defaults.ts`. */
 export interface OpenOptions {
@@ -358,7 +381,16 @@ class RocksHandle implements StorageHandle {
     }
   }
 
-  async *iterate(range: KeyRange): AsyncIterable<Entry> {
+  iterate(range: KeyRange): AsyncIterable<Entry> {
+    return entriesOf(this.iterateChunks(range))
+  }
+
+  /**
+   * Drains the binding's stream a chunk at a time: every entry it holds now, read synchronously, then a wait for its
+   * next read (one native read of up to 64 entries). Its async iterator would cost a promise and a turn of microtasks
+   * per entry instead: a scan's entries/s rose by half without it (bench/scan.ts).
+   */
+  async *iterateChunks(range: KeyRange): AsyncIterable<readonly Entry[]> {
     let it: ReturnType<RocksDB['iterator']>
     try {
       it = this.db.iterator(iteratorOptions(range))
@@ -366,16 +398,44 @@ class RocksHandle implements StorageHandle {
       throw storageFailure(this.path, e)
     }
     this.#iterators.add(it)
-    // Pulled by hand rather than with `for await`: a consumer that stops early (a range read wants one entry of each
-    // end) gets its answer without waiting for the iterator's native close, which `for await`'s return() awaits. The
-    // close still runs (`destroy` below); the handle's own close waits for it, and errors of that close go to the
-    // listener the stream's async iterator keeps.
-    const entries = it[Symbol.asyncIterator]()
+    // What the stream said since the last look: its error (kept: with no listener an 'error' event would throw, and
+    // its destroy below may emit one), its end, its close; `wake` resumes a wait for any of them or for more entries.
+    let failure: unknown
+    let ended = false
+    let closed = false
+    let wake: (() => void) | undefined
+    const resume = (): void => {
+      const w = wake
+      wake = undefined
+      w?.()
+    }
+    it.on('error', (e: unknown) => {
+      failure ??= e ?? new Error('the iterator failed')
+      resume()
+    })
+    it.on('readable', resume)
+    it.on('end', () => {
+      ended = true
+      resume()
+    })
+    it.on('close', () => {
+      closed = true
+      resume()
+    })
+    // Ended early (the consumer stopped, a failure) or not, the generator's end destroys the stream without waiting
+    // for its native close: a range read that wants one entry gets it at once. The handle's close waits for it.
     try {
       for (;;) {
-        const next = await entries.next()
-        if (next.done === true) break
-        yield { key: next.value.key, value: next.value.value ?? new Uint8Array(0) }
+        if (failure !== undefined) throw failure
+        const chunk: Entry[] = []
+        for (let e = it.read(); e !== null; e = it.read()) chunk.push(e.value === null ? { key: e.key, value: new Uint8Array(0) } : (e as Entry))
+        if (chunk.length > 0) {
+          yield chunk
+          continue
+        }
+        if (ended) break
+        if (closed) throw failure ?? new Error('the iterator was destroyed before its end')
+        await new Promise<void>((resolve) => (wake = resolve))
       }
       if (this.#closing !== undefined) throw new Error('the handle was closed during the iteration')
     } catch (e) {

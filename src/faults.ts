@@ -8,7 +8,7 @@
  * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
  */
 import { InvalidInput, StorageFailure, type StorageFailureReason } from './errors.js'
-import { getManySettled, rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
+import { chunksOf, getManySettled, rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 
 /** Which calls a fault applies to. */
 export type FaultOp = 'open' | 'read' | 'write'
@@ -216,6 +216,20 @@ class FaultyHandle implements StorageHandle {
     try {
       for await (const entry of this.inner.iterate(range)) {
         yield entry
+        if (this.broken) throw crashed()
+      }
+    } catch (e) {
+      throw this.broken ? crashed() : e
+    }
+  }
+
+  /** As {@link iterate}, a chunk at a time: a crash breaks the handle between two chunks. */
+  async *iterateChunks(range: KeyRange): AsyncIterable<readonly Entry[]> {
+    this.#check('read')
+    const crashed = () => injected(this.path, `${this.role} crash (the handle broke during an iteration)`)
+    try {
+      for await (const chunk of chunksOf(this.inner, range)) {
+        yield chunk
         if (this.broken) throw crashed()
       }
     } catch (e) {

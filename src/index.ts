@@ -25,6 +25,7 @@ import { checkBatch, checkInteger, checkPartition, checkSegmentOffset, checkText
 import { resolveOptions, type IndexOptions } from './options.js'
 import { Runtime, type CrashTarget, type IndexStats } from './runtime.js'
 import * as store from './store.js'
+import { openedAtFirstNext } from './opened.js'
 import type { Deadline, Need, ShardRuntime } from './shard.js'
 import { makeToken, parseToken, type WriteToken } from './tokens.js'
 
@@ -142,9 +143,9 @@ export interface IndexFaults {
   /**
    * Crashes the primary, one reader (`reader-N`) or every reader of the shard holding (topic, partition): their
    * handles are broken (requests on them fail and are retried elsewhere) and their actors fail and are restarted
-   * under the shard's policy. A scan running on a crashed handle fails at its next entry with StorageFailure, reason
-   * `injected`. Returns how many handles it crashed (0 if the shard has none ready); any other `target` is
-   * InvalidInput.
+   * under the shard's policy. A scan running on a crashed handle fails at its next read of the engine (after the
+   * entries it read before) with StorageFailure, reason `injected`. Returns how many handles it crashed (0 if the
+   * shard has none ready); any other `target` is InvalidInput.
    */
   crash(topic: string, partition: number, target: CrashTarget): number
   /**
@@ -629,12 +630,14 @@ export const openIndex = async (options: IndexOptions & ObserverOptions): Promis
       const limit = asked === undefined ? undefined : checkInteger('limit', asked)
       const { topic: t, partition: p, address } = locate(topic, partition)
       needOf(address.id, 0, options)
-      return (async function* () {
+      return openedAtFirstNext(() => {
         const deadline = deadlineOf(options, 'scan')
+        const scan = (r: RoutedRead | undefined) =>
+          r?.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadline, { partition: r.partition, from: s, to: e })
+        // A shard this index has is scanned at once (admitted before a close() that follows in the same turn).
         const routed = routeRead(t, p, options)
-        const r = routed instanceof Promise ? await routed : routed
-        if (r !== undefined) yield* r.shard.stream((h) => store.scanByTime(h, r.partition, s, e, limit), r.need, deadline, { partition: r.partition, from: s, to: e })
-      })()
+        return routed instanceof Promise ? routed.then(scan) : scan(routed)
+      })
     },
     deleteBefore: (topic, partition, before, options) =>
       attempt(async () => {

@@ -24,7 +24,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { bindingOptions, iteratorOptions, releasedDuringIteration, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
+import { bindingOptions, entriesOf, iteratorOptions, releasedDuringIteration, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 import { StorageFailure, storageFailure } from './errors.js'
 
 /** The entry of threads and children: next to this module, in src/ under tsx and vitest, in dist/src/ once built. */
@@ -413,7 +413,12 @@ class WorkerHandle implements StorageHandle {
     await this.host.call(this.path, { op: 'write', h: this.id, ops })
   }
 
-  async *iterate(range: KeyRange): AsyncIterable<Entry> {
+  iterate(range: KeyRange): AsyncIterable<Entry> {
+    return entriesOf(this.iterateChunks(range))
+  }
+
+  /** The entries of each message of the worker's iterator, a chunk at a time. */
+  async *iterateChunks(range: KeyRange): AsyncIterable<readonly Entry[]> {
     if (this.#closing !== undefined) throw this.#closed()
     // The worker's iterator reads natively as the in-process one does; `chunk` is what it sends per message.
     const native = iteratorOptions(range)
@@ -425,14 +430,15 @@ class WorkerHandle implements StorageHandle {
       it = reply.it
       for (;;) {
         done = reply.done === true
-        for (const entry of unpackEntries(reply.buf!, reply.count!)) yield entry
+        const entries = unpackEntries(reply.buf!, reply.count!)
+        if (entries.length > 0) yield entries
         if (done || this.#closing !== undefined) break
         chunk = Math.min(maxChunk, chunk * 2)
         reply = await this.host.call(this.path, { op: 'next', it, chunk })
       }
       if (this.#closing !== undefined) throw new Error('the handle was closed during the iteration')
     } catch (e) {
-      // A gone thread's or child's failure stays what it is; otherwise as in process (see RocksHandle.iterate).
+      // A gone thread's or child's failure stays what it is; otherwise as in process (see RocksHandle.iterateChunks).
       if (this.#closing === undefined || (e instanceof StorageFailure && !this.host.alive)) throw storageFailure(this.path, e)
       throw releasedDuringIteration(this.path, e)
     } finally {

@@ -24,6 +24,14 @@ declare module 'rocksdb-native' {
     values?: boolean
     capacity?: number
   }
+  /** The binding's iterator: a streamx Readable of entries. */
+  interface Iterator extends AsyncIterable<{ key: Buffer; value: Buffer | null }> {
+    /** The next entry it holds, or `null` when it holds none now (more may come: 'readable'; or none: 'end'). */
+    read(): { key: Buffer; value: Buffer | null } | null
+    on(event: 'readable' | 'end' | 'close', listener: () => void): this
+    on(event: 'error', listener: (error: unknown) => void): this
+    destroy(): void
+  }
   class RocksDB {
     constructor(path: string, options?: Record<string, unknown>)
     readonly path: string
@@ -33,7 +41,7 @@ declare module 'rocksdb-native' {
     close(options?: { force?: boolean }): Promise<void>
     read(options?: { capacity?: number; autoDestroy?: boolean }): ReadBatch
     write(options?: { capacity?: number; autoDestroy?: boolean }): WriteBatch
-    iterator(range: IteratorRange): AsyncIterable<{ key: Buffer; value: Buffer | null }> & { destroy(): void }
+    iterator(range: IteratorRange): Iterator
     get(key: Uint8Array): Promise<Buffer | null>
     flush(): Promise<void>
     snapshot(): RocksDB

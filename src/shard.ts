@@ -1702,10 +1702,11 @@ export class ShardRuntime {
   }
 
   /**
-   * Streams `fn`'s entries from a handle that satisfies `need` (as {@link read}, `window` too), holding the handle until the stream
-   * ends or the consumer stops. A failure before the first entry is retried once elsewhere; later failures are thrown.
+   * Streams the entries of `fn`'s chunks one by one from a handle that satisfies `need` (as {@link read}, `window`
+   * too), holding the handle until the stream ends or the consumer stops. A failure before the first entry is retried
+   * once elsewhere; later failures are thrown.
    */
-  async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<T>, need: Need, deadline?: Deadline, window?: TimeWindow): AsyncGenerator<T> {
+  async *stream<T>(fn: (handle: StorageHandle) => AsyncIterable<readonly T[]>, need: Need, deadline?: Deadline, window?: TimeWindow): AsyncGenerator<T> {
     this.#assertNotAhead(need)
     if (deadline?.signal?.aborted === true) throw this.#timeout(deadline, this.#describeNeed(need), true)
     this.#admitRead()
@@ -1742,10 +1743,10 @@ export class ShardRuntime {
           }
           if (record.role === 'primary') this.served.primary++
           else this.served.readers++
-          // Each step of the scan (a read into libuv's pool, or an entry read ahead already) runs with a place among
-          // the range reads (see maxRangeReads): it takes one only while it reads, never while its consumer holds an
-          // entry. The first step's place is taken already.
-          const entries = fn(record.handle)[Symbol.asyncIterator]()
+          // Each step of the scan (a chunk: one read into libuv's pool, or entries read ahead already) runs with a
+          // place among the range reads (see maxRangeReads): it takes one only while it reads, never while its
+          // consumer holds an entry. The first step's place is taken already.
+          const chunks = fn(record.handle)[Symbol.asyncIterator]()
           let done = false
           try {
             for (let steps = 0; ; steps++) {
@@ -1753,9 +1754,9 @@ export class ShardRuntime {
                 const taken = rangeReadPlace()
                 if (taken !== undefined) await taken
               }
-              let step: IteratorResult<T>
+              let step: IteratorResult<readonly T[]>
               try {
-                step = await entries.next()
+                step = await chunks.next()
               } finally {
                 rangeReadDone()
               }
@@ -1763,19 +1764,23 @@ export class ShardRuntime {
                 done = true
                 break
               }
+              if (step.value.length === 0) continue
               yielded = true
-              // Between two entries the stream waits for its consumer (see #park).
+              // Between two entries the stream waits for its consumer (see #park): the entries of a chunk are in
+              // hand, and a shard closed meanwhile ends the stream at its consumer's next `next()` all the same.
               this.#park(hold)
               try {
-                yield step.value
+                for (const entry of step.value) {
+                  yield entry
+                  if (hold.released) throw this.#ended()
+                }
               } finally {
                 this.#unpark(hold)
               }
-              if (hold.released) throw this.#ended()
             }
           } finally {
-            // Stopped early (its consumer stopped, or a read failed): the entries' iterator is released too.
-            if (!done) await entries.return?.()
+            // Stopped early (its consumer stopped, or a read failed): the chunks' iterator is released too.
+            if (!done) await chunks.return?.()
           }
           return
         } catch (e) {

@@ -7,7 +7,7 @@
  * a meta replaces whatever meta had its msgId and whatever meta had its (segmentId, offset), in all three views, in
  * the same atomic write batch. Every write batch also stores the shard's next sequence number (see `sequenceKey`).
  */
-import { firstKey, getManySettled, type StorageHandle, type WriteOp } from './engine.js'
+import { chunksOf, firstKey, getManySettled, type StorageHandle, type WriteOp } from './engine.js'
 import { StorageFailure } from './errors.js'
 import {
   View,
@@ -212,8 +212,9 @@ export const getRangeByTime = async (
 }
 
 /**
- * Streams the metas with timestamp in [startTs, endTs] in time order (ties by segment offset), reading ahead a small
- * chunk at a time: memory stays bounded whatever the range holds. Stop early with `break`.
+ * Streams the metas with timestamp in [startTs, endTs] in time order (ties by segment offset), a chunk at a time (the
+ * entries of one read of the engine, never empty), reading ahead a small chunk at a time: memory stays bounded
+ * whatever the range holds. Stop early with `break`.
  */
 export async function* scanByTime(
   handle: StorageHandle,
@@ -221,17 +222,20 @@ export async function* scanByTime(
   startTs: number,
   endTs: number,
   limit?: number,
-): AsyncGenerator<MessageMeta> {
+): AsyncGenerator<MessageMeta[]> {
   if (startTs > endTs || limit === 0) return
   const range = { gte: timeKey(partition, startTs), lte: timeKeyMax(partition, endTs), ...(limit === undefined ? {} : { limit }) }
-  for await (const { key, value } of handle.iterate(range)) {
-    let m: MessageMeta
+  for await (const chunk of chunksOf(handle, range)) {
+    const metas: MessageMeta[] = []
+    let damaged: unknown
     try {
-      m = decodeTimeEntry(key, value)
+      for (const { key, value } of chunk) metas.push(decodeTimeEntry(key, value))
     } catch (e) {
-      throw damagedEntry(handle.path, e)
+      damaged = damagedEntry(handle.path, e)
     }
-    yield m
+    // The entries before a damaged one are still yielded, as one by one.
+    if (metas.length > 0) yield metas
+    if (damaged !== undefined) throw damaged
   }
 }
 

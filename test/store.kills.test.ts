@@ -99,7 +99,7 @@ describe('range queries', () => {
   it('should scan a time range in order, up to a limit, and nothing for limit 0 or an inverted range', async () => {
     const h = await fresh()
     await store.putMetas(h, 1, [meta('a', 10, 1, 1), meta('b', 20, 1, 2), meta('c', 20, 0, 9), meta('d', 30, 1, 4)], 1)
-    const ids = async (start: number, end: number, limit?: number) => (await collect(store.scanByTime(h, 1, start, end, limit))).map((m) => m.msgId)
+    const ids = async (start: number, end: number, limit?: number) => (await collect(store.scanByTime(h, 1, start, end, limit))).flat().map((m) => m.msgId)
     expect(await ids(10, 30)).toEqual(['a', 'c', 'b', 'd'])
     expect(await ids(20, 20)).toEqual(['c', 'b'])
     expect(await ids(10, 30, 2)).toEqual(['a', 'c'])
@@ -209,5 +209,23 @@ describe('entries that do not decode (damaged)', () => {
     await h.write([{ type: 'put', key: timeEntry!.key, value: Buffer.alloc(2) }])
     await expect(collect(store.scanByTime(h, 1, 0, 10))).rejects.toMatchObject({ reason: 'corruption' })
     await expect(store.deleteBefore(h, 1, 10, () => 2)).rejects.toMatchObject({ reason: 'corruption' })
+  })
+
+  it('should yield the metas of a chunk before a damaged by-time entry, then fail the scan with corruption', async () => {
+    const h = await fresh()
+    await store.putMetas(h, 1, [1, 2, 3, 4, 5].map((n) => meta(`m${n}`, n, 0, n)), 1)
+    const entries = await collect(h.iterate({ gte: Buffer.of(2), lt: Buffer.of(3) }))
+    expect(entries).toHaveLength(5)
+    await h.write([{ type: 'put', key: entries[2]!.key, value: Buffer.alloc(2) }])
+    const seen: string[] = []
+    const outcome = await (async () => {
+      for await (const chunk of store.scanByTime(h, 1, 0, 10)) seen.push(...chunk.map((m) => m.msgId))
+    })().then(
+      () => 'ended',
+      (e: unknown) => e,
+    )
+    // The five entries are one read of the engine: the two before the damaged one are still handed over.
+    expect(seen).toEqual(['m1', 'm2'])
+    expect(outcome).toMatchObject({ reason: 'corruption' })
   })
 })

@@ -197,7 +197,7 @@ describe('time ranges over 1,000,000 metas', () => {
   ] as const)('scanByTime over k entries costs at most k + 2 nexts and one seek: %s', async (_, startTs, endTs) => {
     const expected = expectedIndexes(startTs, endTs)
     const k = expected === undefined ? 0 : expected.last - expected.first + 1
-    const { result, ops } = await measure(db(), () => collect(scanByTime(db(), P, startTs, endTs)))
+    const { result, ops } = await measure(db(), () => collect(scanByTime(db(), P, startTs, endTs)).then((chunks) => chunks.flat()))
     expect(result.length).toBe(k)
     if (expected !== undefined) {
       expect(result[0]).toEqual(metaOf(expected.first))

@@ -3,7 +3,7 @@
  * scheduler's to choose (and to replay from a seed), while every call still runs on real RocksDB.
  */
 import type fc from 'fast-check'
-import { rocksEngine, type Engine } from '../engine.js'
+import { rocksEngine, type Engine, type KeyRange } from '../engine.js'
 
 /**
  * Lets the scheduler `s` decide when the caller sees the outcome of `call`, a real engine call already running.
@@ -87,6 +87,7 @@ export const scheduledEngine = (s: fc.Scheduler, inner: Engine = rocksEngine): S
         ...(handle.getManySettled === undefined ? {} : { getManySettled: (keys: readonly Uint8Array[]) => run(() => handle.getManySettled!(keys), `getManySettled on ${role}`) }),
         write: (ops) => run(() => handle.write(ops), 'write'),
         iterate: (range) => handle.iterate(range),
+        ...(handle.iterateChunks === undefined ? {} : { iterateChunks: (range: KeyRange) => handle.iterateChunks!(range) }),
         withSnapshot: (fn) => handle.withSnapshot(fn),
         flush: () => run(() => handle.flush(), 'flush'),
         property: (name) => handle.property(name),
