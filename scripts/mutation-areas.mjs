@@ -54,7 +54,16 @@ export const areas = {
   // The engine over the binding (eighth session: scans read a chunk at a time) and the scan's iterator.
   engine: {
     mutate: ['src/engine.ts', 'src/opened.ts'],
-    suites: ['test/engine.test.ts', 'test/opened.test.ts', 'test/native.test.ts', 'test/store.kills.test.ts', 'property-tests/store.model.test.ts', 'test/bounds.test.ts'],
+    suites: [
+      'test/engine.test.ts',
+      'test/opened.test.ts',
+      'test/native.test.ts',
+      'test/store.kills.test.ts',
+      'property-tests/store.model.test.ts',
+      'test/bounds.test.ts',
+      'test/coalescing.test.ts',
+      'test/reads.kills.test.ts',
+    ],
   },
   runtime: {
     mutate: ['src/runtime.ts'],

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `rockvisor` command (see src/cli/program.ts, or `rockvisor --help`). Exit codes: 0 done, 1 a storage error
- * (`<tag>: <message>`, one line), 2 a usage error (one line and the command's usage).
+ * (`<tag>: <message>`, one line), 2 a usage error (one line and the command's usage), 130 a demo Ctrl-C stopped
+ * before it finished.
  */
 import { run } from './cli/program.js'
 import { processIo } from './cli/io.js'

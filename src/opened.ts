@@ -38,16 +38,9 @@ export const openedAtFirstNext = <T>(open: () => AsyncIterator<T> | undefined | 
         opened = got
         return got.next()
       }
-      opening = got.then(
-        (it) => {
-          if (it === undefined) ended = true
-          return (opened = it)
-        },
-        (e: unknown) => {
-          ended = true
-          throw e
-        },
-      )
+      // Once opened, next() goes straight to it; with nothing opened, or a failed opening, the `opening` branch
+      // above answers every later next() as the end.
+      opening = got.then((it) => (opened = it))
       // The `next()` that opens it fails with the opening; any other waiting for the same opening ends.
       return opening.then((it) => (it === undefined ? done : it.next()))
     },

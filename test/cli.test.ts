@@ -26,8 +26,8 @@ import type { Io } from '../src/cli/io.js'
 import { openIndex, type MessageMeta } from '../src/index.js'
 import { listTree, removeDir, tempDir } from './support/tmp.js'
 
-/** Runs the program in this process with captured output. */
-const cli = async (argv: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> => {
+/** Runs the program in this process with captured output; `interrupted` is the user's Ctrl-C (never, by default). */
+const cli = async (argv: string[], stdin = '', interrupted: Promise<void> = new Promise<void>(() => {})): Promise<{ code: number; out: string; err: string }> => {
   let out = ''
   let err = ''
   const io: Io = {
@@ -36,7 +36,7 @@ const cli = async (argv: string[], stdin = ''): Promise<{ code: number; out: str
     tty: false,
     columns: 100,
     stdin: Readable.from([stdin]),
-    interrupted: () => new Promise<void>(() => {}),
+    interrupted: () => interrupted,
   }
   const code = await run(argv, io)
   return { code, out, err }
@@ -143,6 +143,8 @@ describe('usage errors', () => {
     ['demo', '--metas', 'abc'],
     ['demo', '--metas', '1.5'],
     ['demo', '--port', '70000'],
+    // A port with no --inspect: nothing would serve it.
+    ['demo', '--port', '8080'],
     ['demo', '--shards', '257'],
     ['demo', 'extra'],
     ['stats', '--json', 'extra'],
@@ -490,6 +492,14 @@ describe('rockvisor demo', () => {
     } finally {
       await new Promise((resolve) => busy.close(resolve))
     }
+  })
+
+  it('exits 130 when Ctrl-C stopped it before it finished, saying its numbers cover what ran', async () => {
+    const root = join(parent, 'stopped')
+    const { code, out } = await cli(['demo', '--root', root, '--metas', '20000', '--reads', '1000', '--topics', '1'], '', Promise.resolve())
+    expect(code, out).toBe(130)
+    expect(out).toMatch(/^ {2}stopped +interrupted: the numbers below cover what ran$/m)
+    expect(out).toMatch(/^ {2}wrong answers +0$/m)
   })
 
   it('ends, failing, when no write succeeds (every shard locked by another writer), recovering each shard at most 3 times', async () => {

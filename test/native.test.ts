@@ -6,7 +6,7 @@
 import fc from 'fast-check'
 import RocksDB from 'rocksdb-native'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { firstKey, overriding, rocksEngine, type KeyRange, type OpenOptions, type StorageHandle } from '../src/engine.js'
+import { chunksOf, firstKey, overriding, rocksEngine, type Entry, type KeyRange, type OpenOptions, type StorageHandle } from '../src/engine.js'
 import { StorageFailure } from '../src/errors.js'
 import { nativeSeeker, seeksInFlight } from '../src/native.js'
 import { removeDir, tempDir } from './support/tmp.js'
@@ -152,7 +152,7 @@ describe('a seek by the native iterator calls', () => {
     expect(t.unhandled).toEqual([])
   })
 
-  it('should go through iterate for a handle without firstKey, and for a wrapper that replaces iterate', async () => {
+  it('should go through iterate for a handle without firstKey or iterateChunks, and for a wrapper that replaces iterate', async () => {
     const writer = await rocksEngine.open(t.dir, options)
     try {
       await writer.write([1, 3, 5].map((k) => ({ type: 'put' as const, key: bytes(k), value: bytes(0) })))
@@ -174,6 +174,23 @@ describe('a seek by the native iterator calls', () => {
       ])
       // A wrapper that leaves iterate alone keeps the handle's own seek.
       expect(overriding(writer, { write: (ops) => writer.write(ops) }).firstKey).toBeDefined()
+      // And the same for chunks: a scan of the wrapper that replaced iterate goes through it, one entry per chunk.
+      expect(wrapped.iterateChunks).toBeUndefined()
+      const chunks: (readonly Entry[])[] = []
+      for await (const chunk of chunksOf(wrapped, { gte: bytes(2) })) chunks.push(chunk)
+      expect(chunks.map((c) => c.map((e) => e.key))).toEqual([[bytes(3)], [bytes(5)]])
+      expect(ranges.at(-1)).toEqual({ gte: bytes(2) })
+      const kept = overriding(writer, { write: (ops) => writer.write(ops) })
+      expect(kept.iterateChunks).toBeDefined()
+      // A wrapper of a handle without chunks has none either (its scans go through iterate, one entry per chunk).
+      const outer = overriding(wrapped, { write: (ops) => writer.write(ops) })
+      expect(outer.iterateChunks).toBeUndefined()
+      const one: (readonly Entry[])[] = []
+      for await (const chunk of chunksOf(outer, { gte: bytes(4) })) one.push(chunk)
+      expect(one.map((c) => c.map((e) => e.key))).toEqual([[bytes(5)]])
+      const all: (readonly Entry[])[] = []
+      for await (const chunk of chunksOf(kept, {})) all.push(chunk)
+      expect(all.map((c) => c.map((e) => e.key))).toEqual([[bytes(1), bytes(3), bytes(5)]])
     } finally {
       await writer.close()
     }

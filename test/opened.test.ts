@@ -46,22 +46,33 @@ describe('openedAtFirstNext', () => {
     expect(await Promise.all(calls)).toEqual([{ done: false, value: 1 }, { done: false, value: 2 }, done])
   })
 
-  it('should end at once when there is nothing to open', async () => {
-    expect(await openedAtFirstNext(() => undefined).next()).toEqual(done)
-    const later = openedAtFirstNext(() => Promise.resolve(undefined))
+  it('should end at once when there is nothing to open, and never open again', async () => {
+    let opens = 0
+    const now = openedAtFirstNext(() => {
+      opens++
+      return undefined
+    })
+    expect(await now.next()).toEqual(done)
+    expect(await now.next()).toEqual(done)
+    const later = openedAtFirstNext(() => {
+      opens++
+      return Promise.resolve(undefined)
+    })
     expect(await Promise.all([later.next(), later.next()])).toEqual([done, done])
     expect(await later.next()).toEqual(done)
+    expect(opens).toBe(2)
   })
 
   it('should fail the next() that opens with the failure of open, and end there', async () => {
     const thrown = new Error('no such shard')
+    let opens = 0
     const sync = openedAtFirstNext<number>(() => {
+      opens++
       throw thrown
     })
     await expect(sync.next()).rejects.toBe(thrown)
     expect(await sync.next()).toEqual(done)
 
-    let opens = 0
     const async = openedAtFirstNext<number>(() => {
       opens++
       return Promise.reject(thrown)
@@ -71,7 +82,7 @@ describe('openedAtFirstNext', () => {
     expect(second).toEqual({ status: 'fulfilled', value: done })
     expect(await async.next()).toEqual(done)
     expect(await async.return!()).toEqual(done)
-    expect(opens).toBe(1)
+    expect(opens).toBe(2)
   })
 
   it('should open nothing when it is returned before its first next()', async () => {

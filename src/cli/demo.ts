@@ -512,11 +512,13 @@ const run = async (
   out(`  npx rockvisor inspect --root ${at}`)
   out(`Remove it: rm -rf ${shellWord(rootPath)}`)
 
-  if (server !== undefined && !stopping()) {
+  // Stopped by the user before it finished: 130, as a shell reports a command Ctrl-C ended (a wrong answer still says 1).
+  const stoppedEarly = stopping()
+  if (server !== undefined && !stoppedEarly) {
     setActivity('done; idle')
     out('')
     out(`The inspector keeps running at ${server.url}: press Ctrl-C to close the index and exit.`)
     await interrupted
   }
-  return c.wrong > 0 || untyped > 0 || nothing ? 1 : 0
+  return c.wrong > 0 || untyped > 0 || nothing ? 1 : stoppedEarly ? 130 : 0
 }

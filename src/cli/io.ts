@@ -7,7 +7,10 @@ export interface Io {
   /** Terminal width, when it is one. */
   readonly columns: number
   readonly stdin: NodeJS.ReadableStream
-  /** Resolves when the user asks to stop (Ctrl-C, SIGTERM). */
+  /**
+   * Resolves when the user asks to stop (Ctrl-C, SIGTERM): the command winds down and exits 130. The process's own
+   * (`processIo`) ends the process at a second Ctrl-C.
+   */
   readonly interrupted: () => Promise<void>
 }
 
@@ -28,6 +31,12 @@ export const processIo = (): Io => ({
       const stop = () => {
         process.off('SIGINT', stop)
         process.off('SIGTERM', stop)
+        // A second Ctrl-C while the command winds down (closing the index) ends the process at once, exit code 130,
+        // with the terminal's cursor shown again (a live display hides it).
+        process.once('SIGINT', () => {
+          if (process.stdout.isTTY === true) process.stdout.write('\x1b[?25h\n')
+          process.exit(130)
+        })
         resolve()
       }
       process.on('SIGINT', stop)

@@ -82,8 +82,10 @@ export const buildProgram = (io: Io, setCode: (code: number) => void): Command =
     .addOption(new Option('--inspect', 'serve the inspector page (actor tree and statecharts, live) while the demo runs'))
     .addOption(new Option('--port <n>', 'inspector port on 127.0.0.1 (0: any free port)').default(7766).argParser(integer(0, 65_535)))
     .addOption(new Option('--plain', 'plain progress lines even in a terminal'))
-    .action((o) =>
-      done(
+    .action((o, cmd: Command) => {
+      // A port with nothing to serve on it is a mistake the user would not see: say so rather than ignore it.
+      if (cmd.getOptionValueSource('port') === 'cli' && o.inspect !== true) throw new UsageError('--port is the inspector page\'s: add --inspect')
+      return done(
         demoCommand(
           {
             root: o.root,
@@ -102,8 +104,8 @@ export const buildProgram = (io: Io, setCode: (code: number) => void): Command =
           },
           io,
         ),
-      ),
-    )
+      )
+    })
 
   program
     .command('stats')
@@ -222,7 +224,7 @@ export const buildProgram = (io: Io, setCode: (code: number) => void): Command =
   program.addHelpText(
     'after',
     `
-Exit codes: 0 done; 1 a storage error (printed as <error tag>: <message>); 2 a usage error.
+Exit codes: 0 done; 1 a storage error (printed as <error tag>: <message>); 2 a usage error; 130 a demo Ctrl-C stopped before it finished.
 
 Examples:
   rockvisor demo                          write and query a demo root under ./data/demo

@@ -54,15 +54,17 @@ export const startInspectorServer = async ({ hub, port = 0 }: InspectorServerOpt
   const streams = new Set<ServerResponse>()
   const staticDir = new URL('./static/', import.meta.url)
 
-  const send = (res: ServerResponse, status: number, type: string, body: string | Buffer): void => {
-    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+  const send = (res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void => {
+    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers })
+    // (Node sends no body to a HEAD request, whatever is written.)
     res.end(body)
   }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const address = server.address() as AddressInfo
     if (!loopbackHost(req.headers.host, address.port)) return send(res, 403, 'text/plain', 'forbidden: the inspector answers only on 127.0.0.1\n')
-    if (req.method !== 'GET') return send(res, 405, 'text/plain', 'method not allowed\n')
+    // HEAD answers as GET does, without the body (a link checker, `curl -I`).
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' })
     let path: string
     try {
       path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname
@@ -74,6 +76,8 @@ export const startInspectorServer = async ({ hub, port = 0 }: InspectorServerOpt
     if (path === '/api/machines') return send(res, 200, 'application/json', machinesPayload())
     if (path === '/api/state') return send(res, 200, 'application/json', JSON.stringify({ state: hub.state(), log: hub.log }))
     if (path === '/events') {
+      // HEAD: the stream's headers, and the answer ends there (the connection as the client asked).
+      if (req.method === 'HEAD') return send(res, 200, 'text/event-stream', '')
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
       const write = (message: HubMessage) => res.write(`event: ${message.type}\ndata: ${JSON.stringify(message.type === 'state' ? message.state : message.type === 'lifecycle' ? message.event : message.transitions)}\n\n`)
       // The history first, then the present, then every change.
