@@ -227,5 +227,16 @@ describe('entries that do not decode (damaged)', () => {
     // The five entries are one read of the engine: the two before the damaged one are still handed over.
     expect(seen).toEqual(['m1', 'm2'])
     expect(outcome).toMatchObject({ reason: 'corruption' })
+    // Damaged first: no chunk at all (never an empty one), then the failure.
+    await h.write([{ type: 'put', key: entries[0]!.key, value: Buffer.alloc(2) }])
+    const chunks: number[] = []
+    const first = await (async () => {
+      for await (const chunk of store.scanByTime(h, 1, 0, 10)) chunks.push(chunk.length)
+    })().then(
+      () => 'ended',
+      (e: unknown) => e,
+    )
+    expect(chunks).toEqual([])
+    expect(first).toMatchObject({ reason: 'corruption' })
   })
 })
