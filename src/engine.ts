@@ -388,7 +388,7 @@ class RocksHandle implements StorageHandle {
   /**
    * Drains the binding's stream a chunk at a time: every entry it holds now, read synchronously, then a wait for its
    * next read (one native read of up to 64 entries). Its async iterator would cost a promise and a turn of microtasks
-   * per entry instead: a scan's entries/s rose by half without it (bench/scan.ts).
+   * per entry instead: a scan's entries/s rose by half without it (BENCHMARKS.md, section 5).
    */
   async *iterateChunks(range: KeyRange): AsyncIterable<readonly Entry[]> {
     let it: ReturnType<RocksDB['iterator']>

@@ -8,7 +8,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { firstKey, type SettledValues } from '../src/engine.js'
+import { chunksOf, firstKey, type Entry, type SettledValues } from '../src/engine.js'
 import { Timeout, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
 import { harnessPerTest, untilReaderCovers, type Harness } from './support/harness.js'
@@ -228,10 +228,25 @@ describe('range reads share the thread pool', () => {
    * batches wait for it while `gate.writes`: `seeks` and `write` hold what waits.
    */
   const heldSeeks = async () => {
-    const gate = { on: false, writes: false, seeks: [] as (() => void)[], write: undefined as (() => void) | undefined }
+    const gate = { on: false, scans: false, writes: false, seeks: [] as (() => void)[], steps: [] as (() => void)[], write: undefined as (() => void) | undefined }
     const engine = overridingHandles({
-      // A range read seeks on the view its handle's withSnapshot hands out.
+      // A range read seeks on the view its handle's withSnapshot hands out; a scan reads its handle's chunks, each
+      // held (a step of the scan running) once `gate.scans`.
       reader: (handle) => ({
+        iterateChunks: (range) => {
+          const chunks = chunksOf(handle, range)[Symbol.asyncIterator]()
+          const held: AsyncIterableIterator<readonly Entry[]> = {
+            [Symbol.asyncIterator]() {
+              return held
+            },
+            next: async () => {
+              if (gate.scans) await new Promise<void>((resolve) => gate.steps.push(resolve))
+              return chunks.next()
+            },
+            return: async () => (await chunks.return?.()) ?? { done: true, value: undefined },
+          }
+          return held
+        },
         withSnapshot: (fn) =>
           handle.withSnapshot((view) =>
             fn({
@@ -257,8 +272,8 @@ describe('range reads share the thread pool', () => {
     gate.on = true
     // Should an expectation fail, whatever is held is let go, so that the index can close.
     onTestFinished(() => {
-      gate.on = gate.writes = false
-      for (const release of gate.seeks.splice(0)) release()
+      gate.on = gate.scans = gate.writes = false
+      for (const release of [...gate.seeks.splice(0), ...gate.steps.splice(0)]) release()
       gate.write?.()
     })
     /** Lets the held seeks go, a pair at a time, until `done` settles. */
@@ -322,6 +337,61 @@ describe('range reads share the thread pool', () => {
     expect(gate.seeks.length).toBe(2 * 16)
     await drain(Promise.all(more))
     for (const it of [waiting, ...parked]) await it.return?.()
+  })
+
+  it('should run at most 16 reads of scans at once, 1 while a write waits, each also taking a range read place', async () => {
+    const { h, gate } = await heldSeeks()
+    gate.scans = true
+    const scans = Array.from({ length: 20 }, () => h.index.scanByTime('t', 1, 1000, 1001)[Symbol.asyncIterator]())
+    const firsts = scans.map((it) => it.next())
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.steps.length).toBe(16)
+    // Their places are the range reads' too: none is left for a range read.
+    const ranged = h.index.getRangeByTime('t', 1, 1000, 1001)
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(0)
+    const releaseSteps = async (done: Promise<unknown>) => {
+      let settled = false
+      void done.finally(() => (settled = true))
+      while (!settled) {
+        gate.steps.splice(0).forEach((release) => release())
+        gate.seeks.splice(0).forEach((release) => release())
+        await nextTurn()
+      }
+    }
+    await releaseSteps(Promise.all([...firsts, ranged]))
+    expect((await Promise.all(firsts)).map((r) => r.value)).toEqual(Array.from({ length: 20 }, () => meta(0)))
+    await releaseSteps(Promise.all(scans.map((it) => it.return!())))
+    // While a write of the process waits (its batch held): one read of a scan at a time, in the order they came,
+    // and it takes one of the range reads' 4 places.
+    gate.writes = true
+    const write = h.index.batchPut('t', 2, [meta(1)])
+    while (gate.write === undefined) await nextTurn()
+    const beside = Array.from({ length: 5 }, () => h.index.scanByTime('t', 1, 1000, 1001)[Symbol.asyncIterator]())
+    const got: number[] = []
+    const nexts = beside.map((it, k) => it.next().then(() => got.push(k)))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.steps.length).toBe(1)
+    const reads = Array.from({ length: 4 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 3)
+    // Everything let go a turn at a time: never two reads of scans at once, and the scans in the order they came.
+    let most = 0
+    let settled = false
+    void Promise.all([...nexts, ...reads]).finally(() => (settled = true))
+    while (!settled) {
+      most = Math.max(most, gate.steps.length)
+      gate.steps.splice(0).forEach((release) => release())
+      gate.seeks.splice(0).forEach((release) => release())
+      await nextTurn()
+    }
+    expect(most).toBe(1)
+    expect(got).toEqual([0, 1, 2, 3, 4])
+    expect(await Promise.all(reads)).toEqual(Array.from({ length: 4 }, (_, k) => range(k)))
+    gate.writes = false
+    gate.write()
+    await write
+    await releaseSteps(Promise.all(beside.map((it) => it.return!())))
   })
 
   it('should fail a range read or a scan that waits for a place at its deadline, and run the others', async () => {
