@@ -337,7 +337,7 @@ const rangeReads = new Places(maxRangeReads, maxRangeReadsBesideWrites)
  * a write of the process waits or runs. A scan step also takes a range read's place (below): this bounds the scans
  * among them, as every entry of a scan crosses the main thread. Measured under a steady writer and 1,000 scanners of
  * 100 metas (bench/placement.ts): scans taking the range reads' 4 places kept the writer at 0.32x its rate alone
- * (1,000 scans/s); 2 at 0.43x (750/s); 1 at 0.59x (500/s).
+ * (1,000 scans/s); 2 at 0.43x (665/s); 1 at 0.59x (500/s).
  */
 const scanSteps = new Places(maxRangeReads, 1)
 
