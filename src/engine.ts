@@ -433,8 +433,13 @@ class RocksHandle implements StorageHandle {
           yield chunk
           continue
         }
-        if (ended) break
-        if (closed) throw failure ?? new Error('the iterator was destroyed before its end')
+        // At its end the iteration waits for the native iterator's close (as the stream's async iterator does), so
+        // that what the iterator counted is in the database's statistics once the consumer has the end.
+        if (ended) {
+          if (closed) break
+          // (The stream destroys itself at its end: this only makes sure.)
+          it.destroy()
+        } else if (closed) throw failure ?? new Error('the iterator was destroyed before its end')
         await new Promise<void>((resolve) => (wake = resolve))
       }
       if (this.#closing !== undefined) throw new Error('the handle was closed during the iteration')
