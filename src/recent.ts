@@ -13,9 +13,18 @@
  * past its batch instead. The memory is pruned as the
  * readers' views move on (everything at or below the oldest view goes) and bounded in bytes (the oldest batches go
  * first, raising the floor: a reader whose view is older than the floor refreshes before it answers fresh reads).
+ * The spans of timestamps of the batches the byte bound dropped are kept longer (a few numbers each, at most
+ * {@link spanBound} batches), with a floor of their own ({@link RecentWrites.timesFloor}): under a writer that
+ * fills the bytes in less than a reader's refresh takes, a stale view still serves the windows nobody wrote since.
  */
 import type { WriteOp } from './engine.js'
 import { partitionOfTimeKey, timestampOfTimeKey, View } from './keys.js'
+
+/** The span of timestamps of a batch dropped for bytes: its sequence and its triples (see addTime). */
+interface Span {
+  readonly seq: number
+  readonly times: readonly number[]
+}
 
 /** The newest write of a key: its value, or `undefined` for a deletion. */
 interface Latest {
@@ -93,6 +102,13 @@ const entryOverhead = 64
  * map): a count that wrapped around to 0 would hide keys the memory holds.
  */
 const countSlots = 1 << 17
+
+/**
+ * Most batches whose spans of timestamps are kept after the byte bound dropped their keys (see the module comment):
+ * 16,384 batches of at most a few partitions each, a few hundred KiB; under a writer of 600 batches a second, half
+ * a minute of them.
+ */
+export const spanBound = 16_384
 const stuck = 255
 
 export class RecentWrites {
@@ -112,6 +128,11 @@ export class RecentWrites {
   #indexed = 0
   /** Every write of a point-read key after this sequence is held (its key's newest one). */
   #floor: number
+  /** The spans of timestamps of batches dropped for bytes, oldest first, from {@link #spansHead} on. */
+  #spans: Span[] = []
+  #spansHead = 0
+  /** Every batch after this sequence that wrote or deleted a by-time key has its span here or in a batch held. */
+  #timesFloor: number
 
   /** Slots of {@link #counts}, less one (a power of two less one). */
   readonly #slotMask: number
@@ -119,20 +140,28 @@ export class RecentWrites {
   /**
    * `floor`: the sequence from which on writes are recorded (every write at or below it is in every usable view).
    * `slots`: a power of two, the slots of the counts of keys by hash (fewer slots: more keys share one; tests).
+   * `spans`: most spans of dropped batches kept (see {@link spanBound}; fewer: tests).
    */
   constructor(
     floor: number,
     readonly maxBytes: number,
     readonly slots = countSlots,
+    readonly spans = spanBound,
   ) {
     if (!Number.isInteger(Math.log2(slots))) throw new RangeError(`RecentWrites: slots must be a power of two, got ${slots}`)
     this.#floor = floor
+    this.#timesFloor = floor
     this.#slotMask = slots - 1
   }
 
   /** A view at `seq` or newer may be merged with this memory (see the module comment). */
   get floor(): number {
     return this.#floor
+  }
+
+  /** {@link touchesTimes} answers for a view at `seq` or newer: at or below {@link floor}, and lower as long as the spans last. */
+  get timesFloor(): number {
+    return this.#timesFloor
   }
 
   /** Bytes held, estimated (keys, values and bookkeeping of every batch not pruned). */
@@ -196,11 +225,13 @@ export class RecentWrites {
       const batch = this.#batches[i]!
       // Sequences only grow: the batches before this one are in the view too.
       if (batch.seq <= viewSeq) return false
-      const t = batch.times
-      if (t === undefined) continue
-      for (let j = 0; j < t.length; j += 3) {
-        if ((t[j] === partition || t[j] === -1) && t[j + 1]! <= to && t[j + 2]! >= from) return true
-      }
+      if (batch.times !== undefined && meets(batch.times, partition, from, to)) return true
+    }
+    // Then the spans of the batches dropped for bytes, older still (the view must be at or above timesFloor).
+    for (let i = this.#spans.length - 1; i >= this.#spansHead; i--) {
+      const span = this.#spans[i]!
+      if (span.seq <= viewSeq) return false
+      if (meets(span.times, partition, from, to)) return true
     }
     return false
   }
@@ -208,7 +239,9 @@ export class RecentWrites {
   /** Every view usable from now on is at `seq` or newer: writes at or below it are dropped. */
   prune(seq: number): void {
     while (this.#head < this.#batches.length && this.#batches[this.#head]!.seq <= seq) this.#dropOldest()
+    while (this.#spansHead < this.#spans.length && this.#spans[this.#spansHead]!.seq <= seq) this.#dropOldestSpan()
     if (seq > this.#floor) this.#floor = seq
+    if (seq > this.#timesFloor) this.#timesFloor = seq
   }
 
   /** Forgets everything: only views at `seq` or newer may be merged from now on. */
@@ -219,7 +252,10 @@ export class RecentWrites {
     this.#head = 0
     this.#indexed = 0
     this.#bytes = 0
+    this.#spans = []
+    this.#spansHead = 0
     if (seq > this.#floor) this.#floor = seq
+    if (seq > this.#timesFloor) this.#timesFloor = seq
   }
 
   /** Enters every batch not yet indexed into the map, in sequence order (so the newest write of a key wins). */
@@ -281,10 +317,34 @@ export class RecentWrites {
     if (batch.entries !== undefined) for (const e of batch.entries) if (e.seq === batch.seq) this.#delete(e)
     this.#bytes -= batch.bytes
     if (batch.seq > this.#floor) this.#floor = batch.seq
+    // Its span outlives its keys (a batch that wrote no by-time key touches no window: nothing to keep).
+    if (batch.times !== undefined) {
+      this.#spans.push({ seq: batch.seq, times: batch.times })
+      while (this.#spans.length - this.#spansHead > this.spans) this.#dropOldestSpan()
+    }
     if (this.#head > 1024 && this.#head * 2 > this.#batches.length) {
       this.#batches = this.#batches.slice(this.#head)
       this.#indexed = Math.max(0, this.#indexed - this.#head)
       this.#head = 0
     }
   }
+
+  /** Forgets the oldest span kept: views at or below its batch can no longer be asked about time windows. */
+  #dropOldestSpan(): void {
+    const span = this.#spans[this.#spansHead]!
+    this.#spans[this.#spansHead++] = undefined as unknown as Span
+    if (span.seq > this.#timesFloor) this.#timesFloor = span.seq
+    if (this.#spansHead > 1024 && this.#spansHead * 2 > this.#spans.length) {
+      this.#spans = this.#spans.slice(this.#spansHead)
+      this.#spansHead = 0
+    }
+  }
+}
+
+/** Whether the triples `times` (partition, least timestamp, greatest; see addTime) meet [from, to] in `partition`. */
+const meets = (times: readonly number[], partition: number, from: number, to: number): boolean => {
+  for (let j = 0; j < times.length; j += 3) {
+    if ((times[j] === partition || times[j] === -1) && times[j + 1]! <= to && times[j + 2]! >= from) return true
+  }
+  return false
 }

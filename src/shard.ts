@@ -1369,7 +1369,8 @@ export class ShardRuntime {
     if (recent === undefined || !this.#memoryCompletes(need)) return undefined
     let newest: LeaseRecord | undefined
     for (const r of this.readers.values()) {
-      if (r.faulted || r.seq < recent.floor) continue
+      // (The spans of timestamps outlive the keys: a view older than the keys' floor may still answer for windows.)
+      if (r.faulted || r.seq < recent.timesFloor) continue
       if (newest === undefined || r.seq > newest.seq || (r.seq === newest.seq && r.inflight < newest.inflight)) newest = r
     }
     return newest
