@@ -211,7 +211,23 @@ test('a reset never lowers the floor: a view below it would be merged with a mem
   expect(recent.floor).toBe(5)
   // The reader-mode tail starts its memory over at the first batch it reads, which may come before the floor.
   recent.reset(2)
-  expect(recent.floor).toBe(5)
+  expect([recent.floor, recent.timesFloor]).toEqual([5, 5])
   recent.reset(7)
-  expect(recent.floor).toBe(7)
+  expect([recent.floor, recent.timesFloor]).toEqual([7, 7])
+})
+
+test('the spans of dropped batches are bounded: past the bound the oldest go, raising their floor', () => {
+  // One byte: every batch is dropped for bytes at once, its span kept; at most 2 spans.
+  const recent = new RecentWrites(0, 1, undefined, 2)
+  const put = (ts: number) => [{ type: 'put' as const, key: timeKey(1, ts), value: Uint8Array.of(ts) }]
+  for (let seq = 1; seq <= 5; seq++) recent.record(put(seq), seq)
+  expect(recent.floor).toBe(5)
+  // Batches 4 and 5 keep their spans: a view at 3 is told about them, one at 2 cannot be asked.
+  expect(recent.timesFloor).toBe(3)
+  expect(recent.touchesTimes(1, 4, 4, 3)).toBe(true)
+  expect(recent.touchesTimes(1, 3, 3, 3)).toBe(false)
+  // A prune past them drops them and raises their floor too.
+  recent.prune(4)
+  expect(recent.timesFloor).toBe(4)
+  expect(recent.touchesTimes(1, 5, 5, 4)).toBe(true)
 })
