@@ -1762,13 +1762,13 @@ export class ShardRuntime {
     try {
       for (let attempt = 0; ; attempt++) {
         const found = this.#readerFor(need, window)
-        const record =
+        let record =
           (found instanceof Promise ? await this.#bounded(deadline, wait, found) : found) ??
           (await this.#bounded(deadline, wait, Promise.resolve(this.#primaryFor('read', need, wait))))
         // Counted on its handle from now on (released with `hold`): the handle stays open while the scan waits for a
         // place.
         record.inflight++
-        const hold = this.#streamHold(record)
+        let hold = this.#streamHold(record)
         let yielded = false
         try {
           // The place of its first read, within its deadline (each step of the scan runs with one: see below).
@@ -1781,6 +1781,17 @@ export class ShardRuntime {
               // Expired: the places handed to it later go back.
               void first.then(scanStepDone)
               throw e
+            }
+            // It waited: a reader may serve it by now where only the primary could when it came (1,000 scans issued
+            // at once under a writer all went to the primary, and stayed there while they waited their turn).
+            if (record.role === 'primary' && !need.primary && !this.closed) {
+              const now = this.#readerFor(need, window, true)
+              if (now !== undefined && !(now instanceof Promise)) {
+                hold.release()
+                record = now
+                record.inflight++
+                hold = this.#streamHold(record)
+              }
             }
           }
           try {

@@ -394,6 +394,31 @@ describe('range reads share the thread pool', () => {
     await releaseSteps(Promise.all(beside.map((it) => it.return!())))
   })
 
+  it('should send a scan that waited for its place on the primary to a reader that serves it by then', async () => {
+    const { h, gate, drain } = await heldSeeks()
+    const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 16)
+    // A write after the reader's view touches the scan's window: when the scan comes, only the primary serves it (and
+    // the reader is asked to refresh).
+    const { token } = await h.index.batchPut('t', 1, [meta(150)])
+    const seq = Number(token.slice(token.lastIndexOf('@') + 1))
+    const before = h.index.stats().shards.find((s) => s.id === h.shardId('t', 1))!.served
+    const scan = h.index.scanByTime('t', 1, 1098, 1160)[Symbol.asyncIterator]()
+    const first = scan.next()
+    // Its place waits behind the range reads; meanwhile the reader's view moves past the write.
+    const shard = () => h.index.stats().shards.find((s) => s.id === h.shardId('t', 1))!
+    for (let i = 0; i < 10_000 && !shard().views.some((v) => v.sequence >= seq); i++) await new Promise((resolve) => setTimeout(resolve, 1))
+    expect(shard().views.some((v) => v.sequence >= seq)).toBe(true)
+    await drain(Promise.all(running))
+    expect((await first).value).toEqual(meta(98))
+    expect((await scan.next()).value).toEqual(meta(99))
+    expect((await scan.next()).value).toEqual(meta(150))
+    expect((await scan.next()).done).toBe(true)
+    // Served by the reader, not by the primary it was routed to when it came.
+    expect(shard().served).toEqual({ ...before, readers: before.readers + 1 })
+  })
+
   it('should fail a range read or a scan that waits for a place at its deadline, and run the others', async () => {
     const { h, gate, drain } = await heldSeeks()
     const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
