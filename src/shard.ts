@@ -347,11 +347,6 @@ const waitingForRangeRead = (): Waiting => ({
   opens: [],
 })
 
-/** Takes a place among the range reads running (see {@link maxRangeReads}), at once or when one is handed over. */
-const rangeReadPlace = (): Promise<void> | undefined => rangeReads.take()
-
-/** A range read finished: the places free now go to the range reads waiting, the oldest first. */
-const rangeReadDone = (): void => rangeReads.done()
 
 /** Takes a place for a step of a scan: one among the scans' (see {@link scanSteps}), then one among the range reads'. */
 const scanStepPlace = (): Promise<void> | undefined => {
@@ -1100,7 +1095,7 @@ export class ShardRuntime {
       let slot = false
       try {
         if (slotted) {
-          const taken = rangeReadPlace()
+          const taken = rangeReads.take()
           if (taken !== undefined) {
             if (!wait.started) wait.waitingFor = waitingForRangeRead()
             await taken
@@ -1118,7 +1113,7 @@ export class ShardRuntime {
         // One failed read is not a dead handle: only a handle that fails a probe too is restarted.
         if (await this.#broken(record)) this.fault(record, e)
       } finally {
-        if (slot) rangeReadDone()
+        if (slot) rangeReads.done()
         record.lastUsedAt = this.clock.now()
         this.table.finished(record)
       }
