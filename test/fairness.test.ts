@@ -11,7 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { chunksOf, firstKey, type Entry, type SettledValues } from '../src/engine.js'
 import { Timeout, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
-import { harnessPerTest, untilReaderCovers, type Harness } from './support/harness.js'
+import { harnessPerTest, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10 })
 const harness = harnessPerTest()
@@ -316,6 +316,56 @@ describe('range reads share the thread pool', () => {
     expect(await Promise.all(beside)).toEqual(Array.from({ length: 40 }, (_, k) => range(k)))
   })
 
+  it('should keep a range read that comes after a write ended behind the ones that waited beside it', async () => {
+    const { h, gate, drain } = await heldSeeks()
+    gate.writes = true
+    const write = h.index.batchPut('t', 2, [meta(1)])
+    while (gate.write === undefined) await nextTurn()
+    const beside = Array.from({ length: 10 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 4)
+    // The write ends: 16 places now, but none is handed over until a read running ends. One that comes meanwhile
+    // waits behind the 6 waiting (in the order they came), rather than take a place ahead of them.
+    gate.writes = false
+    gate.write()
+    await write
+    const late = h.index.getRangeByTime('t', 1, 1090, 1091)
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 4)
+    // The first running ends: the 6 waiting and the late one run (4 - 1 + 7 = 10 at once).
+    gate.seeks.splice(0, 2).forEach((release) => release())
+    expect(await beside[0]).toEqual(range(0))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 10)
+    await drain(Promise.all([...beside, late]))
+    expect(await late).toEqual(range(90))
+  })
+
+  it('should give each later read of a scan a place of its own: it waits while every place is taken', async () => {
+    const { h, gate, drain } = await heldSeeks()
+    // 100 entries: two reads of the engine (64 entries, then 36).
+    gate.on = false
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 96 }, (_, k) => meta(4 + k)))
+    await untilReaderCovers(h, 't', 1, token, 'm99')
+    const scan = h.index.scanByTime('t', 1, 1000, 1099)[Symbol.asyncIterator]()
+    for (let k = 0; k < 64; k++) expect((await scan.next()).value).toEqual(meta(k))
+    gate.on = true
+    gate.scans = true
+    const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 16)
+    // The scan's next read waits for a place: its step has not begun.
+    const next = scan.next()
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.steps.length).toBe(0)
+    await drain(Promise.all(running))
+    while (gate.steps.length === 0) await nextTurn()
+    gate.scans = false
+    gate.steps.splice(0).forEach((release) => release())
+    expect((await next).value).toEqual(meta(64))
+    await scan.return?.()
+  })
+
   it('should give a scan a place only while it reads: it waits for one, and holds none while its consumer does', async () => {
     const { h, gate, drain } = await heldSeeks()
     const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
@@ -412,11 +462,19 @@ describe('range reads share the thread pool', () => {
     expect(shard().views.some((v) => v.sequence >= seq)).toBe(true)
     await drain(Promise.all(running))
     expect((await first).value).toEqual(meta(98))
+    // Served by the reader, not by the primary it was routed to when it came.
+    expect(shard().served).toEqual({ ...before, readers: before.readers + 1 })
+    // And held there until it ends: a refresh meanwhile replaces the reader's view, but its old handle stays open
+    // (the primary's, the new view's and the old view's) until the scan ends, then closes.
+    const { token: later } = await h.index.batchPut('t', 1, [meta(151)])
+    const laterSeq = Number(later.slice(later.lastIndexOf('@') + 1))
+    expect(await h.index.getRangeByTime('t', 1, 1151, 1151)).toEqual({ first: { segmentId: 0, offset: 151 }, last: { segmentId: 0, offset: 151 } })
+    await waitFor(() => shard().views.some((v) => v.sequence >= laterSeq))
+    expect(h.faults.liveHandles).toBe(3)
     expect((await scan.next()).value).toEqual(meta(99))
     expect((await scan.next()).value).toEqual(meta(150))
     expect((await scan.next()).done).toBe(true)
-    // Served by the reader, not by the primary it was routed to when it came.
-    expect(shard().served).toEqual({ ...before, readers: before.readers + 1 })
+    await waitFor(() => h.faults.liveHandles === 2)
   })
 
   it('should fail a range read or a scan that waits for a place at its deadline, and run the others', async () => {

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import type { MessageMeta } from '../src/index.js'
+import { spanBound } from '../src/recent.js'
 import { harnessPerTest, shardStats, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
 const meta = (n: number, over: Partial<MessageMeta> = {}): MessageMeta => ({ msgId: `m${n}`, timestamp: 1000 + n, segmentId: 0, offset: n, msgLen: 10, ...over })
@@ -144,6 +145,20 @@ describe('range reads and scans at a stale reader', () => {
     expect(await range(h, 1004, 1005)).toEqual({ first: { segmentId: 0, offset: 4 }, last: { segmentId: 0, offset: 5 } })
     expect(served(h)).toEqual({ ...before, primary: before.primary + 1 })
   })
+
+  it('should read a window from the primary once the span of a write after the view is no longer kept', async () => {
+    // As above, but past the bound of the spans kept (spanBound): the span of m5's batch goes, and with it the means
+    // to tell whether a write after the view touched 1004-1005. The view is then below the spans' floor: not asked.
+    const h = await staleReader({ freshness: { recentWritesBytes: 1 } })
+    await h.index.batchPut('t', 1, [meta(5)])
+    for (let n = 0; n < spanBound; n += 256) {
+      await Promise.all(Array.from({ length: 256 }, (_, k) => h.index.batchPut('t', 1, [meta(1_000_000 + n + k)])))
+    }
+    const before = served(h)
+    expect(await range(h, 1004, 1005)).toEqual({ first: { segmentId: 0, offset: 4 }, last: { segmentId: 0, offset: 5 } })
+    expect(await scan(h, 1004, 1005)).toEqual([meta(4), meta(5)])
+    expect(served(h)).toEqual({ ...before, primary: before.primary + 2 })
+  }, 60_000)
 
   it('should read a window only from the primary for a primary-only read', async () => {
     const h = await staleReader()
