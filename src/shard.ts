@@ -1089,7 +1089,7 @@ export class ShardRuntime {
       const polled = found instanceof Promise ? await found : found
       // Expired while the logs were read: it does not go on to wait for a handle.
       if (wait.expired !== undefined) throw wait.expired
-      const record = polled ?? (await this.#primaryFor('read', need, wait))
+      let record = polled ?? (await this.#primaryFor('read', need, wait))
       // Counted on its handle from now on: the handle stays open while the read waits for a slot.
       record.inflight++
       let slot = false
@@ -1099,6 +1099,14 @@ export class ShardRuntime {
           if (taken !== undefined) {
             if (!wait.started) wait.waitingFor = waitingForRangeRead()
             await taken
+            slot = true
+            // It waited: a reader may serve it by now where only the primary could when it came (as for a scan).
+            const now = record.role === 'primary' && !need.primary && !this.closed ? this.#readerFor(need, window, true) : undefined
+            if (now !== undefined && !(now instanceof Promise)) {
+              this.table.finished(record)
+              record = now
+              record.inflight++
+            }
           }
           slot = true
         }

@@ -477,6 +477,26 @@ describe('range reads share the thread pool', () => {
     await waitFor(() => h.faults.liveHandles === 2)
   })
 
+  it('should send a range read that waited for its place on the primary to a reader that serves it by then', async () => {
+    const { h, gate, drain } = await heldSeeks()
+    const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 16)
+    // A write after the reader's view touches the read's window: when the read comes, only the primary serves it.
+    const { token } = await h.index.batchPut('t', 1, [meta(150)])
+    const seq = Number(token.slice(token.lastIndexOf('@') + 1))
+    const shard = () => h.index.stats().shards.find((s) => s.id === h.shardId('t', 1))!
+    const before = shard().served
+    const read = h.index.getRangeByTime('t', 1, 1098, 1160)
+    // Its place waits behind the range reads; meanwhile the reader's view moves past the write.
+    for (let i = 0; i < 10_000 && !shard().views.some((v) => v.sequence >= seq); i++) await new Promise((resolve) => setTimeout(resolve, 1))
+    expect(shard().views.some((v) => v.sequence >= seq)).toBe(true)
+    await drain(Promise.all([...running, read]))
+    expect(await read).toEqual({ first: { segmentId: 0, offset: 98 }, last: { segmentId: 0, offset: 150 } })
+    // Served by the reader, not by the primary it was routed to when it came.
+    expect(shard().served).toEqual({ ...before, readers: before.readers + 1 })
+  })
+
   it('should fail a range read or a scan that waits for a place at its deadline, and run the others', async () => {
     const { h, gate, drain } = await heldSeeks()
     const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
