@@ -307,37 +307,18 @@ describe('range reads share the thread pool', () => {
     gate.writes = false
     gate.write()
     await write
+    // None is handed over before a read running ends: one that comes meanwhile waits behind the 36 waiting (in the
+    // order they came), rather than take one of the 12 places the end of the write freed ahead of them.
+    const late = h.index.getRangeByTime('t', 1, 1090, 1091)
+    for (let turn = 0; turn < 10; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2 * 4)
     // The first of them to run ends (its two seeks let go): its place and 12 more go to the reads waiting.
     gate.seeks.splice(0, 2).forEach((release) => release())
     expect(await beside[0]).toEqual(range(0))
     for (let turn = 0; turn < 10; turn++) await nextTurn()
     expect(gate.seeks.length).toBe(2 * (4 - 1) + 2 * (16 - 3))
-    await drain(Promise.all(beside))
-    expect(await Promise.all(beside)).toEqual(Array.from({ length: 40 }, (_, k) => range(k)))
-  })
-
-  it('should keep a range read that comes after a write ended behind the ones that waited beside it', async () => {
-    const { h, gate, drain } = await heldSeeks()
-    gate.writes = true
-    const write = h.index.batchPut('t', 2, [meta(1)])
-    while (gate.write === undefined) await nextTurn()
-    const beside = Array.from({ length: 10 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
-    for (let turn = 0; turn < 10; turn++) await nextTurn()
-    expect(gate.seeks.length).toBe(2 * 4)
-    // The write ends: 16 places now, but none is handed over until a read running ends. One that comes meanwhile
-    // waits behind the 6 waiting (in the order they came), rather than take a place ahead of them.
-    gate.writes = false
-    gate.write()
-    await write
-    const late = h.index.getRangeByTime('t', 1, 1090, 1091)
-    for (let turn = 0; turn < 10; turn++) await nextTurn()
-    expect(gate.seeks.length).toBe(2 * 4)
-    // The first running ends: the 6 waiting and the late one run (4 - 1 + 7 = 10 at once).
-    gate.seeks.splice(0, 2).forEach((release) => release())
-    expect(await beside[0]).toEqual(range(0))
-    for (let turn = 0; turn < 10; turn++) await nextTurn()
-    expect(gate.seeks.length).toBe(2 * 10)
     await drain(Promise.all([...beside, late]))
+    expect(await Promise.all(beside)).toEqual(Array.from({ length: 40 }, (_, k) => range(k)))
     expect(await late).toEqual(range(90))
   })
 
@@ -444,22 +425,34 @@ describe('range reads share the thread pool', () => {
     await releaseSteps(Promise.all(beside.map((it) => it.return!())))
   })
 
-  it('should send a scan that waited for its place on the primary to a reader that serves it by then', async () => {
-    const { h, gate, drain } = await heldSeeks()
+  /**
+   * Every place taken by 16 range reads held at the reader, then a write after the reader's view (m150, at 1150): a
+   * read of a window holding 1150 that comes now is routed to the primary (the reader is asked to refresh), and waits
+   * for its place. `untilViewHoldsWrite` waits for that refresh.
+   */
+  const placesTakenAndWindowWritten = async () => {
+    const held = await heldSeeks()
+    const { h, gate } = held
     const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
     for (let turn = 0; turn < 10; turn++) await nextTurn()
     expect(gate.seeks.length).toBe(2 * 16)
-    // A write after the reader's view touches the scan's window: when the scan comes, only the primary serves it (and
-    // the reader is asked to refresh).
     const { token } = await h.index.batchPut('t', 1, [meta(150)])
     const seq = Number(token.slice(token.lastIndexOf('@') + 1))
-    const before = h.index.stats().shards.find((s) => s.id === h.shardId('t', 1))!.served
+    const shard = () => h.index.stats().shards.find((s) => s.id === h.shardId('t', 1))!
+    const untilViewHoldsWrite = async (): Promise<void> => {
+      for (let i = 0; i < 10_000 && !shard().views.some((v) => v.sequence >= seq); i++) await new Promise((resolve) => setTimeout(resolve, 1))
+      expect(shard().views.some((v) => v.sequence >= seq)).toBe(true)
+    }
+    return { ...held, running, shard, untilViewHoldsWrite }
+  }
+
+  it('should send a scan that waited for its place on the primary to a reader that serves it by then', async () => {
+    const { h, drain, running, shard, untilViewHoldsWrite } = await placesTakenAndWindowWritten()
+    const before = shard().served
     const scan = h.index.scanByTime('t', 1, 1098, 1160)[Symbol.asyncIterator]()
     const first = scan.next()
     // Its place waits behind the range reads; meanwhile the reader's view moves past the write.
-    const shard = () => h.index.stats().shards.find((s) => s.id === h.shardId('t', 1))!
-    for (let i = 0; i < 10_000 && !shard().views.some((v) => v.sequence >= seq); i++) await new Promise((resolve) => setTimeout(resolve, 1))
-    expect(shard().views.some((v) => v.sequence >= seq)).toBe(true)
+    await untilViewHoldsWrite()
     await drain(Promise.all(running))
     expect((await first).value).toEqual(meta(98))
     // Served by the reader, not by the primary it was routed to when it came.
@@ -478,19 +471,11 @@ describe('range reads share the thread pool', () => {
   })
 
   it('should send a range read that waited for its place on the primary to a reader that serves it by then', async () => {
-    const { h, gate, drain } = await heldSeeks()
-    const running = Array.from({ length: 16 }, (_, k) => h.index.getRangeByTime('t', 1, 1000 + k, 1001 + k))
-    for (let turn = 0; turn < 10; turn++) await nextTurn()
-    expect(gate.seeks.length).toBe(2 * 16)
-    // A write after the reader's view touches the read's window: when the read comes, only the primary serves it.
-    const { token } = await h.index.batchPut('t', 1, [meta(150)])
-    const seq = Number(token.slice(token.lastIndexOf('@') + 1))
-    const shard = () => h.index.stats().shards.find((s) => s.id === h.shardId('t', 1))!
+    const { h, drain, running, shard, untilViewHoldsWrite } = await placesTakenAndWindowWritten()
     const before = shard().served
     const read = h.index.getRangeByTime('t', 1, 1098, 1160)
     // Its place waits behind the range reads; meanwhile the reader's view moves past the write.
-    for (let i = 0; i < 10_000 && !shard().views.some((v) => v.sequence >= seq); i++) await new Promise((resolve) => setTimeout(resolve, 1))
-    expect(shard().views.some((v) => v.sequence >= seq)).toBe(true)
+    await untilViewHoldsWrite()
     await drain(Promise.all([...running, read]))
     expect(await read).toEqual({ first: { segmentId: 0, offset: 98 }, last: { segmentId: 0, offset: 150 } })
     // Served by the reader, not by the primary it was routed to when it came.
