@@ -443,11 +443,23 @@ describe('range reads share the thread pool', () => {
       for (let i = 0; i < 10_000 && !shard().views.some((v) => v.sequence >= seq); i++) await new Promise((resolve) => setTimeout(resolve, 1))
       expect(shard().views.some((v) => v.sequence >= seq)).toBe(true)
     }
-    return { ...held, running, shard, untilViewHoldsWrite }
+    /**
+     * While a read holds the reader: a write (m151) and a read of its window, served by the primary, which asks the
+     * reader to refresh; once the new view serves, the old one's handle is still open (the primary's, the new view's
+     * and the old view's): a read running on a handle keeps it open. The caller then ends the read and sees it close.
+     */
+    const refreshWhileHeld = async (): Promise<void> => {
+      const { token: later } = await h.index.batchPut('t', 1, [meta(151)])
+      const laterSeq = Number(later.slice(later.lastIndexOf('@') + 1))
+      expect(await h.index.getRangeByTime('t', 1, 1151, 1151)).toEqual({ first: { segmentId: 0, offset: 151 }, last: { segmentId: 0, offset: 151 } })
+      await waitFor(() => shard().views.some((v) => v.sequence >= laterSeq))
+      expect(h.faults.liveHandles).toBe(3)
+    }
+    return { ...held, running, shard, untilViewHoldsWrite, refreshWhileHeld }
   }
 
   it('should send a scan that waited for its place on the primary to a reader that serves it by then', async () => {
-    const { h, drain, running, shard, untilViewHoldsWrite } = await placesTakenAndWindowWritten()
+    const { h, drain, running, shard, untilViewHoldsWrite, refreshWhileHeld } = await placesTakenAndWindowWritten()
     const before = shard().served
     const scan = h.index.scanByTime('t', 1, 1098, 1160)[Symbol.asyncIterator]()
     const first = scan.next()
@@ -457,13 +469,8 @@ describe('range reads share the thread pool', () => {
     expect((await first).value).toEqual(meta(98))
     // Served by the reader, not by the primary it was routed to when it came.
     expect(shard().served).toEqual({ ...before, readers: before.readers + 1 })
-    // And held there until it ends: a refresh meanwhile replaces the reader's view, but its old handle stays open
-    // (the primary's, the new view's and the old view's) until the scan ends, then closes.
-    const { token: later } = await h.index.batchPut('t', 1, [meta(151)])
-    const laterSeq = Number(later.slice(later.lastIndexOf('@') + 1))
-    expect(await h.index.getRangeByTime('t', 1, 1151, 1151)).toEqual({ first: { segmentId: 0, offset: 151 }, last: { segmentId: 0, offset: 151 } })
-    await waitFor(() => shard().views.some((v) => v.sequence >= laterSeq))
-    expect(h.faults.liveHandles).toBe(3)
+    // And held there until it ends: its reader's old handle stays open through a refresh, then closes.
+    await refreshWhileHeld()
     expect((await scan.next()).value).toEqual(meta(99))
     expect((await scan.next()).value).toEqual(meta(150))
     expect((await scan.next()).done).toBe(true)
@@ -471,15 +478,26 @@ describe('range reads share the thread pool', () => {
   })
 
   it('should send a range read that waited for its place on the primary to a reader that serves it by then', async () => {
-    const { h, drain, running, shard, untilViewHoldsWrite } = await placesTakenAndWindowWritten()
+    const { h, gate, drain, running, shard, untilViewHoldsWrite, refreshWhileHeld } = await placesTakenAndWindowWritten()
     const before = shard().served
     const read = h.index.getRangeByTime('t', 1, 1098, 1160)
     // Its place waits behind the range reads; meanwhile the reader's view moves past the write.
     await untilViewHoldsWrite()
-    await drain(Promise.all([...running, read]))
-    expect(await read).toEqual({ first: { segmentId: 0, offset: 98 }, last: { segmentId: 0, offset: 150 } })
-    // Served by the reader, not by the primary it was routed to when it came.
+    // The range reads end (their 32 seeks let go, the oldest first): the read's place comes, and its two seeks are
+    // held at the reader, not at the primary it was routed to when it came.
+    for (let k = 0; k < 16; k++) {
+      gate.seeks.splice(0, 2).forEach((release) => release())
+      await nextTurn()
+    }
+    await Promise.all(running)
+    for (let turn = 0; turn < 100 && gate.seeks.length < 2; turn++) await nextTurn()
+    expect(gate.seeks.length).toBe(2)
     expect(shard().served).toEqual({ ...before, readers: before.readers + 1 })
+    // And counted there until it ends: its reader's old handle stays open through a refresh, then closes.
+    await refreshWhileHeld()
+    await drain(read)
+    expect(await read).toEqual({ first: { segmentId: 0, offset: 98 }, last: { segmentId: 0, offset: 150 } })
+    await waitFor(() => h.faults.liveHandles === 2)
   })
 
   it('should fail a range read or a scan that waits for a place at its deadline, and run the others', async () => {
