@@ -150,8 +150,8 @@ const windowOf = (state: ReadonlyMap<string, string>, partition: number, from: n
 
 test.prop([fc.array(windowStepArb, { maxLength: 60 }), fc.constantFrom(1, 300, 1_000_000), fc.constantFrom(0, 2, 16_384)], { numRuns: 1_000 })(
   'a view at or above the floor of the spans holds a time window as the newest state unless a write after it touched the window',
-  (steps, maxBytes, spans) => {
-    const recent = new RecentWrites(0, maxBytes, undefined, spans)
+  (steps, maxBytes, maxSpans) => {
+    const recent = new RecentWrites(0, maxBytes, undefined, maxSpans)
     const history: { seq: number; ops: readonly WriteOp[] }[] = []
     let seq = 0
     for (const step of steps) {

@@ -140,13 +140,13 @@ export class RecentWrites {
   /**
    * `floor`: the sequence from which on writes are recorded (every write at or below it is in every usable view).
    * `slots`: a power of two, the slots of the counts of keys by hash (fewer slots: more keys share one; tests).
-   * `spans`: most spans of dropped batches kept (see {@link spanBound}; fewer: tests).
+   * `maxSpans`: most spans of dropped batches kept (see {@link spanBound}; fewer: tests).
    */
   constructor(
     floor: number,
     readonly maxBytes: number,
     readonly slots = countSlots,
-    readonly spans = spanBound,
+    readonly maxSpans = spanBound,
   ) {
     if (!Number.isInteger(Math.log2(slots))) throw new RangeError(`RecentWrites: slots must be a power of two, got ${slots}`)
     this.#floor = floor
@@ -320,7 +320,7 @@ export class RecentWrites {
     // Its span outlives its keys (a batch that wrote no by-time key touches no window: nothing to keep).
     if (batch.times !== undefined) {
       this.#spans.push({ seq: batch.seq, times: batch.times })
-      while (this.#spans.length - this.#spansHead > this.spans) this.#dropOldestSpan()
+      while (this.#spans.length - this.#spansHead > this.maxSpans) this.#dropOldestSpan()
     }
     if (this.#head > 1024 && this.#head * 2 > this.#batches.length) {
       this.#batches = this.#batches.slice(this.#head)

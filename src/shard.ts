@@ -1099,16 +1099,14 @@ export class ShardRuntime {
           if (taken !== undefined) {
             if (!wait.started) wait.waitingFor = waitingForRangeRead()
             await taken
-            slot = true
-            // It waited: a reader may serve it by now where only the primary could when it came (as for a scan).
-            const now = record.role === 'primary' && !need.primary && !this.closed ? this.#readerFor(need, window, true) : undefined
-            if (now !== undefined && !(now instanceof Promise)) {
-              this.table.finished(record)
-              record = now
-              record.inflight++
-            }
           }
           slot = true
+          const now = taken === undefined ? undefined : this.#readerAfterWait(record, need, window)
+          if (now !== undefined) {
+            this.table.finished(record)
+            record = now
+            record.inflight++
+          }
         }
         if (!wait.started) wait.admit()
         if (record.role === 'primary') this.served.primary++
@@ -1359,6 +1357,19 @@ export class ShardRuntime {
     const record = this.#freshReader(need, 1, refresh) ?? keeper
     if (record !== undefined || !tailing) return record
     return new Promise<void>((resolve) => this.#awaitTail([resolve])).then(() => this.#readerFor(need, window, true))
+  }
+
+  /**
+   * For a range read or scan routed to `record` that then waited for its place: a reader that serves it now, if
+   * `record` is the primary and the read need not be (else `undefined`: it stays where it is). Without it, 1,000
+   * scans issued at once under a writer all went to the primary and stayed there while they waited their turn,
+   * though the readers' views moved past the writes meanwhile. Only a reader that serves at once: no poll of the
+   * logs or refresh is waited for while the read holds a place.
+   */
+  #readerAfterWait(record: LeaseRecord, need: Need, window: TimeWindow | undefined): LeaseRecord | undefined {
+    if (record.role !== 'primary' || need.primary || this.closed) return undefined
+    const now = this.#readerFor(need, window, true)
+    return now instanceof Promise ? undefined : now
   }
 
   /**
@@ -1785,16 +1796,12 @@ export class ShardRuntime {
               void first.then(scanStepDone)
               throw e
             }
-            // It waited: a reader may serve it by now where only the primary could when it came (1,000 scans issued
-            // at once under a writer all went to the primary, and stayed there while they waited their turn).
-            if (record.role === 'primary' && !need.primary && !this.closed) {
-              const now = this.#readerFor(need, window, true)
-              if (now !== undefined && !(now instanceof Promise)) {
-                hold.release()
-                record = now
-                record.inflight++
-                hold = this.#streamHold(record)
-              }
+            const now = this.#readerAfterWait(record, need, window)
+            if (now !== undefined) {
+              hold.release()
+              record = now
+              record.inflight++
+              hold = this.#streamHold(record)
             }
           }
           try {
