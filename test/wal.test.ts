@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest'
 import { rocksEngine, type OpenOptions, type StorageHandle, type WriteOp } from '../src/engine.js'
 import { FaultInjector, ManualClock, openIndex, type MessageMeta } from '../src/index.js'
 import { sequenceKey, sequenceValue } from '../src/keys.js'
-import { decodeBatch, logStart, readRecords, type LogCursor } from '../src/wal.js'
+import { crc32c, decodeBatch, logStart, readRecords, type LogCursor } from '../src/wal.js'
 import { WalTail } from '../src/wal-tail.js'
 import { cleanupAfterEach } from './support/cleanups.js'
 import { removeDir, tempDir } from './support/tmp.js'
@@ -174,6 +174,27 @@ describe('a write-ahead log read from outside RocksDB', () => {
     // A batch without rockvisor's sequence in it.
     const put = Buffer.from([...Buffer.alloc(8), 1, 0, 0, 0, 0x01, 1, 0x61, 1, 0x62])
     expect(decodeBatch(put)).toBeUndefined()
+  })
+
+  it('should compute the CRC32C of any bytes, range and running value as one bit at a time does', () => {
+    // CRC32C's check value (the CRC of the ASCII digits 1 to 9).
+    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283)
+    /** The model: the polynomial applied bit by bit, no table. */
+    const bitwise = (bytes: Uint8Array, from: number, to: number, crc: number): number => {
+      let c = ~crc
+      for (let i = from; i < to; i++) {
+        c ^= bytes[i]!
+        for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1
+      }
+      return ~c >>> 0
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 80 }), fc.nat(), fc.nat(), fc.integer({ min: 0, max: 0xffffffff }), (bytes, a, b, crc) => {
+        const from = a % (bytes.length + 1)
+        const to = from + (b % (bytes.length - from + 1))
+        expect(crc32c(bytes, from, to, crc)).toBe(bitwise(bytes, from, to, crc))
+      }),
+    )
   })
 })
 
