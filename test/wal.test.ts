@@ -162,6 +162,11 @@ describe('a write-ahead log read from outside RocksDB', () => {
     // A varint of two bytes: a 200-byte key.
     const key = Buffer.alloc(200, 0x61)
     expect(shape(decodeBatch(batch(2, seqPut, [0x00, 0xc8, 0x01, ...key]))!.ops.slice(1))).toEqual([['del', key.toString('hex')]])
+    // Keys that begin the sequence key, or begin with it, are puts like any other: the sequence is the key's own.
+    const prefix = [...sequenceKey.subarray(0, 3)]
+    const longer = [...sequenceKey, 0x00]
+    const sequenceLike = [[0x01, prefix.length, ...prefix, 8, ...sequenceValue(99)], [0x01, longer.length, ...longer, 8, ...sequenceValue(98)]]
+    expect(decodeBatch(batch(3, seqPut, ...sequenceLike))?.seq).toBe(7)
   })
 
   it('should refuse a batch it does not know, rather than guess', () => {
@@ -171,6 +176,9 @@ describe('a write-ahead log read from outside RocksDB', () => {
     batch[13] = 1
     batch[14] = 0x61
     expect(decodeBatch(batch)).toBeUndefined()
+    // Nor when the merge's operands are whole (a key, then a value), and the batch carries a sequence.
+    const merge = Buffer.concat([Buffer.alloc(8), Buffer.from([2, 0, 0, 0]), Buffer.from([0x01, sequenceKey.length, ...sequenceKey, 8, ...sequenceValue(7)]), Buffer.from([0x02, 1, 0x61, 1, 0x62])])
+    expect(decodeBatch(merge)).toBeUndefined()
     // A batch without rockvisor's sequence in it.
     const put = Buffer.from([...Buffer.alloc(8), 1, 0, 0, 0, 0x01, 1, 0x61, 1, 0x62])
     expect(decodeBatch(put)).toBeUndefined()
