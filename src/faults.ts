@@ -7,13 +7,17 @@
  *
  * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
  */
+import { sep } from 'node:path'
 import { InvalidInput, StorageFailure, type StorageFailureReason } from './errors.js'
 import { chunksOf, getManySettled, rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 
 /** Which calls a fault applies to. */
 export type FaultOp = 'open' | 'read' | 'write'
 
-/** Which handles a fault applies to; omitted fields match everything. `dir` matches a path prefix. */
+/**
+ * Which handles a fault applies to; omitted fields match everything. `dir` matches the handles of that directory and
+ * of the directories under it (whole path components, as `index.locate` gives the paths).
+ */
 export interface FaultTarget {
   readonly role?: 'primary' | 'reader'
   readonly dir?: string
@@ -38,7 +42,7 @@ const shown = (value: unknown): string => (typeof value === 'string' ? JSON.stri
 
 /**
  * Checks the arguments of {@link FaultInjector.failNext}: `op` one of open, read, write; `n` and `skip` non-negative
- * safe integers; `target` an object whose only keys are `role` ('primary' or 'reader') and `dir` (a string), each
+ * safe integers; `target` an object whose only keys are `role` ('primary' or 'reader') and `dir` (a non-empty string), each
  * optional. Throws InvalidInput naming the argument (`target.role`, ...); returns the target to store.
  */
 const checkFailNext = (op: unknown, n: unknown, target: unknown, skip: unknown, reason: unknown): FaultTarget => {
@@ -52,7 +56,7 @@ const checkFailNext = (op: unknown, n: unknown, target: unknown, skip: unknown, 
   for (const key of Object.keys(target)) if (key !== 'role' && key !== 'dir') invalid(`target.${key}`, 'unknown key (a target has only role and dir)')
   const { role, dir } = target as Record<string, unknown>
   if (role !== undefined && role !== 'primary' && role !== 'reader') invalid('target.role', `must be 'primary' or 'reader', got ${shown(role)}`)
-  if (dir !== undefined && typeof dir !== 'string') invalid('target.dir', `must be a string (a directory prefix), got ${shown(dir)}`)
+  if (dir !== undefined && (typeof dir !== 'string' || dir === '')) invalid('target.dir', `must be a directory's path, got ${dir === '' ? 'an empty string' : shown(dir)}`)
   return { ...(role === undefined ? {} : { role: role as 'primary' | 'reader' }), ...(dir === undefined ? {} : { dir: dir as string }) }
 }
 
@@ -160,8 +164,17 @@ export class FaultInjector implements Engine {
   }
 }
 
+/**
+ * Whether `path` is the directory `dir` or one under it, by whole path components: the directory of shard 1 is not a
+ * prefix of shard 10's. A trailing separator on `dir` is ignored.
+ */
+const within = (path: string, dir: string): boolean => {
+  const d = dir.length > 1 && dir.endsWith(sep) ? dir.slice(0, -1) : dir
+  return path === d || path.startsWith(d.endsWith(sep) ? d : d + sep)
+}
+
 const matches = (t: FaultTarget, role: 'primary' | 'reader', path: string): boolean =>
-  (t.role === undefined || t.role === role) && (t.dir === undefined || path.startsWith(t.dir))
+  (t.role === undefined || t.role === role) && (t.dir === undefined || within(path, t.dir))
 
 class FaultyHandle implements StorageHandle {
   broken = false

@@ -425,6 +425,7 @@ describe('misuse is refused (item 9)', () => {
     ['a null target', ['read', 1, null], 'target'],
     ['an unknown role', ['read', 1, { role: 'writer' }], 'target.role'],
     ['a non-string dir', ['read', 1, { dir: 42 }], 'target.dir'],
+    ['an empty dir', ['read', 1, { dir: '' }], 'target.dir'],
     ['an unknown target key', ['read', 1, { roles: 'reader' }], 'target.roles'],
   ])('should refuse failNext with %s, arming nothing', async (_name, args, field) => {
     h = await openHarness()
@@ -444,6 +445,31 @@ describe('misuse is refused (item 9)', () => {
     h.index.faults.failNext('open', 1, { role: 'reader', dir: h.root })
     h.index.faults.failNext('write', 2, {})
     expect(h.faults.injected).toEqual({ open: 0, read: 0, write: 0 })
+  })
+
+  it("should fail only the calls on a shard directory named as dir, not on a shard whose number begins with the other's", async () => {
+    h = await openHarness({ shards: 12, readers: { min: 0 } })
+    const inShard = (n: number): number => {
+      let p = 0
+      while (h!.index.locate('t', p).shard !== n) p++
+      return p
+    }
+    const [one, ten] = [inShard(1), inShard(10)]
+    await h.index.batchPut('t', one, [meta(1)])
+    await h.index.batchPut('t', ten, [meta(2)])
+    // Shard 1's directory is a prefix of shard 10's path as a string.
+    expect(h.index.locate('t', ten).dir.startsWith(h.index.locate('t', one).dir)).toBe(true)
+    const read = async (p: number, msgId: string, m: MessageMeta) => expect(await h!.index.getByMsgId('t', p, msgId, { consistency: 'primary' })).toEqual(m)
+    h.index.faults.failNext('read', 1, { dir: h.index.locate('t', one).dir })
+    await read(ten, 'm2', meta(2))
+    expect(h.faults.injected.read).toBe(0)
+    // The read fails once, injected; a probe finds the primary well, and the read is retried there.
+    await read(one, 'm1', meta(1))
+    expect(h.faults.injected.read).toBe(1)
+    // A trailing separator names the same directory.
+    h.index.faults.failNext('read', 1, { dir: `${h.index.locate('t', one).dir}/` })
+    await read(one, 'm1', meta(1))
+    expect(h.faults.injected.read).toBe(2)
   })
 
   it.each<[string, unknown[], string]>([
