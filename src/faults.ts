@@ -7,7 +7,7 @@
  *
  * Pass one as `openIndex({ engine })`; `index.faults` then crashes a given reader or primary through it.
  */
-import { sep } from 'node:path'
+import { isAbsolute, normalize, sep } from 'node:path'
 import { InvalidInput, StorageFailure, type StorageFailureReason } from './errors.js'
 import { chunksOf, getManySettled, rocksEngine, type Engine, type Entry, type KeyRange, type OpenOptions, type ReadView, type SettledValues, type StorageHandle, type WriteOp } from './engine.js'
 
@@ -16,7 +16,8 @@ export type FaultOp = 'open' | 'read' | 'write'
 
 /**
  * Which handles a fault applies to; omitted fields match everything. `dir` matches the handles of that directory and
- * of the directories under it (whole path components, as `index.locate` gives the paths).
+ * of the directories under it (whole path components, both paths normalised: `index.locate(...).dir`, the root, a
+ * topic's directory under it).
  */
 export interface FaultTarget {
   readonly role?: 'primary' | 'reader'
@@ -41,15 +42,10 @@ const invalid = (field: string, message: string): never => {
 const shown = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value).slice(0, 80) : value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value))
 
 /**
- * Checks the arguments of {@link FaultInjector.failNext}: `op` one of open, read, write; `n` and `skip` non-negative
- * safe integers; `target` an object whose only keys are `role` ('primary' or 'reader') and `dir` (a non-empty string), each
- * optional. Throws InvalidInput naming the argument (`target.role`, ...); returns the target to store.
+ * Checks a fault's target: an object whose only keys are `role` ('primary' or 'reader') and `dir` (a non-empty
+ * string), each optional. Throws InvalidInput naming the field (`target.role`, ...); returns the target to store.
  */
-const checkFailNext = (op: unknown, n: unknown, target: unknown, skip: unknown, reason: unknown): FaultTarget => {
-  if (reason !== undefined && !faultReasons.includes(reason as StorageFailureReason)) invalid('reason', `must be one of ${faultReasons.join(', ')}, got ${shown(reason)}`)
-  if (!faultOps.includes(op as FaultOp)) invalid('op', `must be one of ${faultOps.join(', ')}, got ${shown(op)}`)
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) invalid('n', `must be a non-negative integer, got ${shown(n)}`)
-  if (typeof skip !== 'number' || !Number.isSafeInteger(skip) || skip < 0) invalid('skip', `must be a non-negative integer, got ${shown(skip)}`)
+const checkTarget = (target: unknown): FaultTarget => {
   if (typeof target !== 'object' || target === null || Array.isArray(target)) {
     return invalid('target', `must be an object with optional role and dir, got ${shown(target)}`)
   }
@@ -58,6 +54,18 @@ const checkFailNext = (op: unknown, n: unknown, target: unknown, skip: unknown, 
   if (role !== undefined && role !== 'primary' && role !== 'reader') invalid('target.role', `must be 'primary' or 'reader', got ${shown(role)}`)
   if (dir !== undefined && (typeof dir !== 'string' || dir === '')) invalid('target.dir', `must be a directory's path, got ${dir === '' ? 'an empty string' : shown(dir)}`)
   return { ...(role === undefined ? {} : { role: role as 'primary' | 'reader' }), ...(dir === undefined ? {} : { dir: dir as string }) }
+}
+
+/**
+ * Checks the arguments of {@link FaultInjector.failNext}: `op` one of open, read, write; `n` and `skip` non-negative
+ * safe integers; `target` as {@link checkTarget} says. Throws InvalidInput naming the argument; returns the target.
+ */
+const checkFailNext = (op: unknown, n: unknown, target: unknown, skip: unknown, reason: unknown): FaultTarget => {
+  if (reason !== undefined && !faultReasons.includes(reason as StorageFailureReason)) invalid('reason', `must be one of ${faultReasons.join(', ')}, got ${shown(reason)}`)
+  if (!faultOps.includes(op as FaultOp)) invalid('op', `must be one of ${faultOps.join(', ')}, got ${shown(op)}`)
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) invalid('n', `must be a non-negative integer, got ${shown(n)}`)
+  if (typeof skip !== 'number' || !Number.isSafeInteger(skip) || skip < 0) invalid('skip', `must be a non-negative integer, got ${shown(skip)}`)
+  return checkTarget(target)
 }
 
 interface Armed {
@@ -117,10 +125,14 @@ export class FaultInjector implements Engine {
     return this.#maxWritersPerDir
   }
 
-  /** Breaks every open handle matching `target`: each later call on it fails. Returns how many it broke. */
+  /**
+   * Breaks every open handle matching `target`: each later call on it fails. Returns how many it broke. A target that
+   * is not one (see failNext) is InvalidInput, and nothing is broken.
+   */
   breakHandles(target: FaultTarget): number {
+    const checked = checkTarget(target)
     let n = 0
-    for (const h of this.#live) if (matches(target, h.role, h.path)) (h.broken = true), n++
+    for (const h of this.#live) if (matches(checked, h.role, h.path)) (h.broken = true), n++
     return n
   }
 
@@ -166,11 +178,15 @@ export class FaultInjector implements Engine {
 
 /**
  * Whether `path` is the directory `dir` or one under it, by whole path components: the directory of shard 1 is not a
- * prefix of shard 10's. A trailing separator on `dir` is ignored.
+ * prefix of shard 10's. Both are compared as `path.normalize` writes them (the shard directories' paths come from
+ * `path.join`, which normalises): `./data/` names `data`, and `.` every relative path.
  */
 const within = (path: string, dir: string): boolean => {
-  const d = dir.length > 1 && dir.endsWith(sep) ? dir.slice(0, -1) : dir
-  return path === d || path.startsWith(d.endsWith(sep) ? d : d + sep)
+  const p = normalize(path)
+  let d = normalize(dir)
+  if (d.length > 1 && d.endsWith(sep)) d = d.slice(0, -1)
+  if (d === '.') return !isAbsolute(p)
+  return p === d || p.startsWith(d.endsWith(sep) ? d : d + sep)
 }
 
 const matches = (t: FaultTarget, role: 'primary' | 'reader', path: string): boolean =>

@@ -466,10 +466,13 @@ describe('misuse is refused (item 9)', () => {
     // The read fails once, injected; a probe finds the primary well, and the read is retried there.
     await read(one, 'm1', meta(1))
     expect(h.faults.injected.read).toBe(1)
-    // A trailing separator names the same directory.
-    h.index.faults.failNext('read', 1, { dir: `${h.index.locate('t', one).dir}/` })
+    // Trailing separators name the same directory.
+    h.index.faults.failNext('read', 1, { dir: `${h.index.locate('t', one).dir}//` })
     await read(one, 'm1', meta(1))
     expect(h.faults.injected.read).toBe(2)
+    // A target is checked where handles are broken too: an empty dir breaks nothing.
+    expect(() => h!.faults.breakHandles({ dir: '' })).toThrow(InvalidInput)
+    await read(one, 'm1', meta(1))
   })
 
   it.each<[string, unknown[], string]>([

@@ -157,6 +157,10 @@ describe('a write-ahead log read from outside RocksDB', () => {
     expect(decodeBatch(batch(2, seqPut))).toBeUndefined()
     expect(decodeBatch(Buffer.alloc(11))).toBeUndefined()
     expect(decodeBatch(batch(2, seqPut, [0x01, 5, 0x61]))).toBeUndefined()
+    // The last slice of a batch cut short: a deletion, a put's value, a range deletion's end.
+    expect(decodeBatch(batch(2, seqPut, [0x00, 5, 0x61]))).toBeUndefined()
+    expect(decodeBatch(batch(2, seqPut, [0x01, 1, 0x61, 5, 0x62]))).toBeUndefined()
+    expect(decodeBatch(batch(2, seqPut, [0x0f, 1, 0x61, 5, 0x62]))).toBeUndefined()
     expect(decodeBatch(batch(2, seqPut, [0x00, 0x80]))).toBeUndefined()
     expect(decodeBatch(batch(2, seqPut, [0x00, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]))).toBeUndefined()
     // A varint of two bytes: a 200-byte key.
