@@ -383,6 +383,14 @@ const report = async (r: Results): Promise<string> => {
       misses: sum((x) => x.misses),
     }
   }
+  /**
+   * The ratio of two paths round by round (each round's paths met the same state of the machine), and their median:
+   * on a machine whose rates move from round to round, steadier than the ratio of the two medians.
+   */
+  const perRound = (a: readonly number[], b: readonly number[]): string => {
+    const ratios = a.slice(0, b.length).map((x, i) => x / b[i]!)
+    return ratios.length === 0 ? '-' : `${ratios.map((x) => fixed(x, 2)).join(' / ')} (median ${fixed(median(ratios), 2)})`
+  }
   const lookupName = { byId: '`getByMsgId`', bySegmentOffset: '`getMsgIdBySegmentOffset`' } as const
   const rawName = { byId: 'by-id key', bySegmentOffset: 'by-segment-offset key' } as const
   const readRows: string[][] = []
@@ -398,7 +406,15 @@ const report = async (r: Results): Promise<string> => {
       ] as const) {
         readRows.push([name, int(callers), '1', int(x.perRound), int(x.rate), x.rates.map(int).join(' / '), us(x.lat.p50), us(x.lat.p99), fixed(x.cpu, 1), String(x.misses)])
       }
-      ratioRows.push([lookupName[kind], int(callers), `**${fixed(ix.rate / get.rate, 2)}x**`, `**${fixed(ix.rate / multi.rate, 2)}x**`, `${fixed(get.cpu / ix.cpu, 2)}x`])
+      ratioRows.push([
+        lookupName[kind],
+        int(callers),
+        `**${fixed(ix.rate / get.rate, 2)}x**`,
+        perRound(ix.rates, get.rates),
+        `**${fixed(ix.rate / multi.rate, 2)}x**`,
+        perRound(ix.rates, multi.rates),
+        `${fixed(get.cpu / ix.cpu, 2)}x`,
+      ])
     }
     readRows.push([
       `raw read batch, ${config.multiGetKeys} keys (MultiGet, ${rawName[kind]})`,
@@ -439,9 +455,21 @@ const report = async (r: Results): Promise<string> => {
       ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
     '',
-    `Ratios of lookups/s (index / raw; above 1 the index is faster), same lookups and callers; the last column compares CPU per lookup (raw \`db.get\` / index):`,
+    `Ratios of lookups/s (index / raw; above 1 the index is faster), same lookups and callers: of the median rounds, and round by round with their median (the paths of a round met the same state of the machine); the last column compares CPU per lookup (raw \`db.get\` / index):`,
     '',
-    table(['lookup', 'callers', 'index / raw `db.get`', `index / raw MultiGet (${config.multiGetKeys} keys x ${config.multiGetInFlight})`, 'CPU: raw `db.get` / index'], ratioRows, ['l', 'r', 'r', 'r', 'r']),
+    table(
+      [
+        'lookup',
+        'callers',
+        'index / raw `db.get`',
+        'per round',
+        `index / raw MultiGet (${config.multiGetKeys} keys x ${config.multiGetInFlight})`,
+        'per round',
+        'CPU: raw `db.get` / index',
+      ],
+      ratioRows,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
     '',
     `Where the data was (raw read-only instances, all shards): ${size(memBytes)} in memtables (the unflushed WAL, replayed at open), ` +
       `${size(sstBytes)} in table files${sstBytes === 0 ? ': at this volume no primary filled its write buffer, so these reads hit memtables, not SSTs' : ''}. ` +
