@@ -151,38 +151,24 @@ export interface LoggedBatch {
   readonly ops: WriteOp[]
 }
 
-/** Where {@link decodeBatch} stands in the batch it reads (it reads synchronously, one batch at a time). */
-let readAt = 0
-
-/** The weights of a varint32's 7-bit groups. */
-const groups = [1, 2 ** 7, 2 ** 14, 2 ** 21, 2 ** 28]
-
-/** The varint32 at `readAt`, moving past it. */
-const varint32 = (b: Uint8Array): number => {
+const varint32 = (b: Uint8Array, at: number): [number, number] => {
   let v = 0
-  for (let g = 0; g < 5; g++) {
-    if (readAt >= b.length) throw new RangeError('a varint runs past the end of the batch')
-    const byte = b[readAt++]!
-    v += (byte & 0x7f) * groups[g]!
-    if ((byte & 0x80) === 0) return v
+  for (let shift = 0; shift <= 28; shift += 7) {
+    if (at >= b.length) throw new RangeError('a varint runs past the end of the batch')
+    const byte = b[at++]!
+    v += (byte & 0x7f) * 2 ** shift
+    if ((byte & 0x80) === 0) return [v, at]
   }
   throw new RangeError('a varint longer than 5 bytes')
 }
 
-/** The length-prefixed slice at `readAt`, moving past it. */
-const slice = (b: Uint8Array): Uint8Array => {
-  const n = varint32(b)
-  if (readAt + n > b.length) throw new RangeError('a slice runs past the end of the batch')
-  const s = b.subarray(readAt, readAt + n)
-  readAt += n
-  return s
+const slice = (b: Uint8Array, at: number): [Uint8Array, number] => {
+  const [n, from] = varint32(b, at)
+  if (from + n > b.length) throw new RangeError('a slice runs past the end of the batch')
+  return [b.subarray(from, from + n), from + n]
 }
 
-const isSequenceKey = (key: Uint8Array): boolean => {
-  if (key.length !== sequenceKey.length) return false
-  for (let i = 0; i < key.length; i++) if (key[i] !== sequenceKey[i]) return false
-  return true
-}
+const isSequenceKey = (key: Uint8Array): boolean => key.length === sequenceKey.length && key.every((x, i) => x === sequenceKey[i])
 
 /**
  * The operations of a write batch and the shard sequence it carries, or `undefined` for a batch this reader cannot
@@ -194,24 +180,30 @@ export const decodeBatch = (payload: Uint8Array): LoggedBatch | undefined => {
     const count = (payload[8]! | (payload[9]! << 8) | (payload[10]! << 16) | (payload[11]! << 24)) >>> 0
     const ops: WriteOp[] = []
     let seq: number | undefined
-    readAt = 12
+    let at = 12
     let seen = 0
-    while (readAt < payload.length) {
-      let tag = payload[readAt++]!
+    while (at < payload.length) {
+      let tag = payload[at++]!
       if (tag === 0x04 || tag === 0x05 || tag === 0x0e) {
-        if (varint32(payload) !== 0) return undefined
+        const [family, next] = varint32(payload, at)
+        if (family !== 0) return undefined
+        at = next
         tag = tag === 0x04 ? 0x00 : tag === 0x05 ? 0x01 : 0x0f
       }
       if (tag === 0x01) {
-        const key = slice(payload)
-        const value = slice(payload)
+        const [key, a] = slice(payload, at)
+        const [value, b] = slice(payload, a)
+        at = b
         if (isSequenceKey(key)) seq = decodeSequence(value)
         ops.push({ type: 'put', key, value })
       } else if (tag === 0x00) {
-        ops.push({ type: 'del', key: slice(payload) })
+        const [key, a] = slice(payload, at)
+        at = a
+        ops.push({ type: 'del', key })
       } else if (tag === 0x0f) {
-        const start = slice(payload)
-        const end = slice(payload)
+        const [start, a] = slice(payload, at)
+        const [end, b] = slice(payload, a)
+        at = b
         ops.push({ type: 'delRange', start, end })
       } else return undefined
       seen++
