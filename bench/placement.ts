@@ -47,6 +47,8 @@ interface Config {
   /** `freshness.recentWritesBytes` (undefined: the default; 0: no memory of recent writes, fresh reads a stale
    * reader cannot serve go to the primary, as before that memory existed). */
   readonly recentWritesBytes?: number
+  /** `rocksdb.compactionPriority` (undefined: the default, `low`). */
+  readonly compactionPriority?: 'normal'
   /**
    * What the callers read: `getByMsgId` of a uniform acknowledged msgId (default); `range`: `getRangeByTime` of the
    * window of {@link rangeSpan} metas from a uniform acknowledged one (most of them written long before: a consumer
@@ -75,6 +77,12 @@ interface Result extends Config {
   readonly memoryShare: number
   readonly misses: number
   readonly elu: number
+  /**
+   * The main thread in the mixed window, as shares of its time (Linux's /proc/self/task/<pid>/schedstat; 0 elsewhere):
+   * running on a core, and runnable but waiting for one (the rest it slept: idle, or blocked).
+   */
+  readonly mainOnCore: number
+  readonly mainWaitingForCore: number
   /**
    * Cores busy: the process's CPU time (user + system, every thread; not a `process` placement's reader children)
    * per second, and of it RocksDB's background threads (flushes, compactions), writer alone and mixed.
@@ -129,6 +137,16 @@ const rocksdbBackgroundSeconds = (): number => {
   return ticks / 100
 }
 
+/** The main thread's time on a core and waiting in a run queue, seconds (Linux: /proc/self/task/<pid>/schedstat). */
+const mainThreadSchedule = (): { onCore: number; waiting: number } => {
+  try {
+    const [onCore, waiting] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').trim().split(' ').map(Number)
+    return { onCore: onCore! / 1e9, waiting: waiting! / 1e9 }
+  } catch {
+    return { onCore: 0, waiting: 0 }
+  }
+}
+
 /** This process's RSS with its children's, bytes. */
 const rss = (): number => process.memoryUsage.rss() + childrenRss()
 
@@ -145,6 +163,7 @@ const runOne = async (config: Config): Promise<Result> => {
     shards: 1,
     readers: { placement: config.placement, workerThreads: config.threads },
     ...(config.recentWritesBytes === undefined ? {} : { freshness: { recentWritesBytes: config.recentWritesBytes } }),
+    ...(config.compactionPriority === undefined ? {} : { rocksdb: { compactionPriority: config.compactionPriority } }),
   })
   const served = () => index.stats().shards.reduce((a, sh) => ({ primary: a.primary + sh.served.primary, readers: a.readers + sh.served.readers, memory: a.memory + sh.served.memory }), { primary: 0, readers: 0, memory: 0 })
   const ms = (s: number) => s * 1_000
@@ -165,6 +184,7 @@ const runOne = async (config: Config): Promise<Result> => {
       const stopProfile = profile ? await startProfile() : undefined
       const [w0, c0, t0, elu0, o0, cpu0] = [written, count(), performance.now(), performance.eventLoopUtilization(), engine.opened.reader, process.cpuUsage()]
       const background0 = rocksdbBackgroundSeconds()
+      const schedule0 = mainThreadSchedule()
       const served0 = served()
       await new Promise((resolve) => setTimeout(resolve, ms(config.seconds)))
       const s = (performance.now() - t0) / 1_000
@@ -175,6 +195,7 @@ const runOne = async (config: Config): Promise<Result> => {
       const opensPerS = (engine.opened.reader - o0) / s
       const cpu = process.cpuUsage(cpu0)
       const cores = { all: (cpu.user + cpu.system) / 1e6 / s, background: (rocksdbBackgroundSeconds() - background0) / s }
+      const schedule = mainThreadSchedule()
       const mainThread = await stopProfile?.()
       return {
         ...(mainThread === undefined ? {} : { mainThread }),
@@ -182,6 +203,8 @@ const runOne = async (config: Config): Promise<Result> => {
         metasPerS: (written - w0) / s,
         countPerS: (count() - c0) / s,
         elu,
+        mainOnCore: (schedule.onCore - schedule0.onCore) / s,
+        mainWaitingForCore: (schedule.waiting - schedule0.waiting) / s,
         readerShare: (readers + memory) / all,
         memoryShare: memory / all,
         opensPerS,
@@ -232,6 +255,8 @@ const runOne = async (config: Config): Promise<Result> => {
       memoryShare: mixed.memoryShare,
       misses,
       elu: mixed.elu,
+      mainOnCore: mixed.mainOnCore,
+      mainWaitingForCore: mixed.mainWaitingForCore,
       readerOpensPerS: mixed.opensPerS,
       peakRssMiB: Math.max(peakRss, rss()) / 2 ** 20,
       ...(mixed.mainThread === undefined ? {} : { mainThread: mixed.mainThread }),
@@ -276,6 +301,8 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
     { placement: 'in-process', threads: 1, consistency: 'fresh', recentWritesBytes: 0, ...base },
     ...(['fresh', 'bounded'] as const).flatMap((consistency) => [
       { placement: 'in-process' as const, threads: 1, consistency, ...base },
+      // What lowering the compaction threads' priority (the default) buys: the same with them left alone.
+      ...(consistency === 'fresh' ? [{ placement: 'in-process' as const, threads: 1, consistency, compactionPriority: 'normal' as const, ...base }] : []),
       { placement: 'worker' as const, threads: 1, consistency, ...base },
       ...(consistency === 'fresh' ? [{ placement: 'process' as const, threads: 1, consistency, ...base }] : []),
     ]),
@@ -303,15 +330,15 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
   // Each configuration against the `primary`-only one of the same reads.
   const primaryOnly = (c: Config) => med(results[configs.findIndex((x) => x.consistency === 'primary' && x.reads === c.reads)]!, (r) => r.readsPerS)
   const lines = [
-    '| placement | reads | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | cores busy, writer alone (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| placement | reads | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | main thread on a core / waiting for one | cores busy, writer alone (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   configs.forEach((c, i) => {
     const rs = results[i]!
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
     lines.push(
-      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : c.reads === 'scan' ? '`scanByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : c.reads === 'scan' ? '`scanByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''}${c.compactionPriority === 'normal' ? ', compactions at normal priority' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${med(rs, (r) => r.mainOnCore).toFixed(2)} / ${med(rs, (r) => r.mainWaitingForCore).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
   return lines
@@ -361,7 +388,7 @@ export const mainThreadBench = async (options: PlacementOptions, progress: (line
 const label = (c: Config): string => (c.placement === 'in-process' ? c.placement : `${c.placement} x${c.threads}`)
 
 const describe = (c: Config): string =>
-  `${label(c)}, ${c.reads === undefined ? '' : c.reads === 'range' ? 'getRangeByTime, ' : 'scanByTime, '}${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}`
+  `${label(c)}, ${c.reads === undefined ? '' : c.reads === 'range' ? 'getRangeByTime, ' : 'scanByTime, '}${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}${c.compactionPriority === 'normal' ? ' (compactions at normal priority)' : ''}`
 
 const main = async (): Promise<void> => {
   const childAt = process.argv.indexOf('--child')

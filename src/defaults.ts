@@ -100,6 +100,12 @@ export const maintenanceIntervalMs = 1_000
 /** How long `close()` waits for in-flight work and handles before releasing everything anyway, ms. */
 export const closeTimeoutMs = 10_000
 
+/**
+ * The CPU priority of RocksDB's compaction threads once a primary opened: the lowest (see src/threads.ts; measured
+ * in BENCHMARKS.md, section 6).
+ */
+export const compactionPriority: 'low' | 'normal' = 'low'
+
 /** RocksDB settings of the primary (the seed's, where the binding exposes them). */
 export const primaryRocksdb = {
   maxOpenFiles: 10_000,

@@ -18,6 +18,7 @@ import type { ResolvedOptions } from './options.js'
 import { ReaderWorkers } from './reader-workers.js'
 import { HandleTable, openLimiter, type LeaseRecord } from './resources.js'
 import { ShardRuntime, type IntegrityCounts, type ServedCounts } from './shard.js'
+import { lowerCompactionThreads } from './threads.js'
 import { readViewState, viewCheck } from './views.js'
 
 /**
@@ -397,6 +398,8 @@ export class Runtime {
       })
     if (record === undefined) return this.#openLease(role, shardId, readerId, signal, attempt + 1)
     placed = record
+    // A primary's open may have added threads to RocksDB's compaction pools: they run at the lowest priority.
+    if (role === 'primary' && this.#opts.rocksdb.compactionPriority === 'low') lowerCompactionThreads()
     let whole: boolean
     try {
       const view = await readViewState(record.handle)
