@@ -33,13 +33,22 @@ const inFlight = 4
 const meta = (n: number): MessageMeta => ({ msgId: `msg-${n}`, timestamp: 1_700_000_000_000 + n, segmentId: Math.floor(n / 1_000_000), offset: n % 1_000_000, msgLen: 200 })
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
-/** Totals of the flush and compaction events of a RocksDB `LOG` file. */
-const events = (log: string) => {
+/**
+ * Totals of the flush and compaction events of a shard's RocksDB logs: its `LOG` and the `LOG.old.*` a reopened
+ * primary left (RocksDB starts a new `LOG` at each open). A line that is not a whole event (cut short) is passed over.
+ */
+const events = (dir: string) => {
   const t = { flushes: 0, compactions: 0, compactionBytes: 0, compactionCpuS: 0 }
-  for (const line of readFileSync(log, 'utf8').split('\n')) {
+  const logs = readdirSync(dir).filter((f) => f === 'LOG' || f.startsWith('LOG.old.'))
+  for (const line of logs.flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n'))) {
     const at = line.indexOf('EVENT_LOG_v1 ')
     if (at < 0) continue
-    const e = JSON.parse(line.slice(at + 'EVENT_LOG_v1 '.length)) as { event?: string; total_output_size?: number; compaction_time_cpu_micros?: number }
+    let e: { event?: string; total_output_size?: number; compaction_time_cpu_micros?: number }
+    try {
+      e = JSON.parse(line.slice(at + 'EVENT_LOG_v1 '.length)) as typeof e
+    } catch {
+      continue
+    }
     if (e.event === 'flush_finished') t.flushes++
     if (e.event === 'compaction_finished') {
       t.compactions++
@@ -56,16 +65,16 @@ try {
   console.log(`${fmt(metas)} metas in batches of ${batchSize}, ${inFlight} in flight, one shard; flushEveryRecords ${fmt(flushEveryRecords)}; node ${process.version}`)
   const index = await openIndex({ root, shards: 1, ...policy })
   const started = performance.now()
-  let [t0, cpu0, written, before] = [performance.now(), process.cpuUsage(), 0, 0]
+  let [t0, cpu0, written, before, next] = [performance.now(), process.cpuUsage(), 0, 0, every]
   try {
     while (written < metas) {
       await Promise.all(Array.from({ length: inFlight }, (_, k) => index.batchPut('t', 0, Array.from({ length: batchSize }, (_, i) => meta(written + k * batchSize + i)))))
       written += inFlight * batchSize
-      if (written % every === 0 || written >= metas) {
+      if (written >= next || written >= metas) {
         const s = (performance.now() - t0) / 1000
         const cpu = process.cpuUsage(cpu0)
         console.log(`${fmt(written)} metas: ${fmt((written - before) / s)} metas/s, cores busy ${((cpu.user + cpu.system) / 1e6 / s).toFixed(2)}`)
-        ;[t0, cpu0, before] = [performance.now(), process.cpuUsage(), written]
+        ;[t0, cpu0, before, next] = [performance.now(), process.cpuUsage(), written, next + every]
       }
     }
   } finally {
@@ -73,7 +82,7 @@ try {
   }
   const dir = join(root, 't', 'index', '0')
   const tables = readdirSync(dir).filter((f) => f.endsWith('.sst')).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0)
-  const t = events(join(dir, 'LOG'))
+  const t = events(dir)
   const elapsed = (performance.now() - started) / 1000
   console.log(
     `${t.flushes} flushes, ${t.compactions} compactions; compactions wrote ${fmt(t.compactionBytes / 2 ** 20)} MiB for ${fmt(tables / 2 ** 20)} MiB of table files at the end ` +

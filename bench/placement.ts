@@ -47,8 +47,8 @@ interface Config {
   /** `freshness.recentWritesBytes` (undefined: the default; 0: no memory of recent writes, fresh reads a stale
    * reader cannot serve go to the primary, as before that memory existed). */
   readonly recentWritesBytes?: number
-  /** `rocksdb.compactionPriority` (undefined: the default, `low`). */
-  readonly compactionPriority?: 'normal'
+  /** `rocksdb.compactionCpuPriority` (undefined: the default, `low`). */
+  readonly compactionCpuPriority?: 'normal'
   /**
    * What the callers read: `getByMsgId` of a uniform acknowledged msgId (default); `range`: `getRangeByTime` of the
    * window of {@link rangeSpan} metas from a uniform acknowledged one (most of them written long before: a consumer
@@ -163,7 +163,7 @@ const runOne = async (config: Config): Promise<Result> => {
     shards: 1,
     readers: { placement: config.placement, workerThreads: config.threads },
     ...(config.recentWritesBytes === undefined ? {} : { freshness: { recentWritesBytes: config.recentWritesBytes } }),
-    ...(config.compactionPriority === undefined ? {} : { rocksdb: { compactionPriority: config.compactionPriority } }),
+    ...(config.compactionCpuPriority === undefined ? {} : { rocksdb: { compactionCpuPriority: config.compactionCpuPriority } }),
   })
   const served = () => index.stats().shards.reduce((a, sh) => ({ primary: a.primary + sh.served.primary, readers: a.readers + sh.served.readers, memory: a.memory + sh.served.memory }), { primary: 0, readers: 0, memory: 0 })
   const ms = (s: number) => s * 1_000
@@ -302,7 +302,7 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
     ...(['fresh', 'bounded'] as const).flatMap((consistency) => [
       { placement: 'in-process' as const, threads: 1, consistency, ...base },
       // What lowering the compaction threads' priority (the default) buys: the same with them left alone.
-      ...(consistency === 'fresh' ? [{ placement: 'in-process' as const, threads: 1, consistency, compactionPriority: 'normal' as const, ...base }] : []),
+      ...(consistency === 'fresh' ? [{ placement: 'in-process' as const, threads: 1, consistency, compactionCpuPriority: 'normal' as const, ...base }] : []),
       { placement: 'worker' as const, threads: 1, consistency, ...base },
       ...(consistency === 'fresh' ? [{ placement: 'process' as const, threads: 1, consistency, ...base }] : []),
     ]),
@@ -338,7 +338,7 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
     lines.push(
-      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : c.reads === 'scan' ? '`scanByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''}${c.compactionPriority === 'normal' ? ', compactions at normal priority' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${med(rs, (r) => r.mainOnCore).toFixed(2)} / ${med(rs, (r) => r.mainWaitingForCore).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : c.reads === 'scan' ? '`scanByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''}${c.compactionCpuPriority === 'normal' ? ', compactions at normal priority' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${med(rs, (r) => r.mainOnCore).toFixed(2)} / ${med(rs, (r) => r.mainWaitingForCore).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
   return lines
@@ -388,7 +388,7 @@ export const mainThreadBench = async (options: PlacementOptions, progress: (line
 const label = (c: Config): string => (c.placement === 'in-process' ? c.placement : `${c.placement} x${c.threads}`)
 
 const describe = (c: Config): string =>
-  `${label(c)}, ${c.reads === undefined ? '' : c.reads === 'range' ? 'getRangeByTime, ' : 'scanByTime, '}${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}${c.compactionPriority === 'normal' ? ' (compactions at normal priority)' : ''}`
+  `${label(c)}, ${c.reads === undefined ? '' : c.reads === 'range' ? 'getRangeByTime, ' : 'scanByTime, '}${c.consistency}${c.recentWritesBytes === 0 ? ' (no memory of recent writes)' : ''}${c.compactionCpuPriority === 'normal' ? ' (compactions at normal priority)' : ''}`
 
 const main = async (): Promise<void> => {
   const childAt = process.argv.indexOf('--child')

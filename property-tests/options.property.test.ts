@@ -133,7 +133,7 @@ const leaves: Leaf[] = [
   intLeaf('queues.maxPendingReads', [1, 1_048_576]),
   ...rocksdbLeaves('primary'),
   ...rocksdbLeaves('reader'),
-  literalLeaf('rocksdb.compactionPriority', ['low', 'normal']),
+  literalLeaf('rocksdb.compactionCpuPriority', ['low', 'normal']),
   intLeaf('maxConcurrentOpens', [1, 64]),
   intLeaf('maintenanceIntervalMs', [10, HOUR]),
   intLeaf('closeTimeoutMs', [0, HOUR]),
@@ -150,7 +150,7 @@ const objects: Record<string, readonly string[]> = {
   readers: ['min', 'max', 'growAt', 'idleMs', 'maxLifetimeMs', 'refreshesPerShard'],
   supervision: ['primary', 'readers'],
   queues: ['maxPendingWrites', 'maxPendingReads'],
-  rocksdb: ['primary', 'reader', 'compactionPriority'],
+  rocksdb: ['primary', 'reader', 'compactionCpuPriority'],
   ...Object.fromEntries(
     (['primary', 'readers'] as const).flatMap((c) => [
       [`supervision.${c}`, ['restart', 'intensity', 'backoff', 'resetAfterMs']],
@@ -207,7 +207,7 @@ const validOptionsArb: fc.Arbitrary<Json> = fc
     mode: fc.option(fc.constantFrom('writer', 'reader'), { nil: undefined }),
     primaryRocksdb: fc.option(rocksdbArb('primary'), { nil: undefined }),
     readerRocksdb: fc.option(rocksdbArb('reader'), { nil: undefined }),
-    compactionPriority: fc.option(fc.constantFrom('low', 'normal'), { nil: undefined }),
+    compactionCpuPriority: fc.option(fc.constantFrom('low', 'normal'), { nil: undefined }),
     flushRatio: fc.double({ min: 0, max: 1, noNaN: true }),
     freshness: fc.record({ maxStalenessMs: fc.nat(HOUR), flushEveryRecords: fc.constant(true), flushIntervalMs: fc.integer({ min: 1, max: HOUR }) }, { requiredKeys: [] }),
     shards: fc.option(fc.integer({ min: 1, max: 65_536 }), { nil: undefined }),
@@ -227,7 +227,7 @@ const validOptionsArb: fc.Arbitrary<Json> = fc
     const rocksdb: Json = {}
     if (g.primaryRocksdb !== undefined) rocksdb.primary = g.primaryRocksdb
     if (g.readerRocksdb !== undefined) rocksdb.reader = g.readerRocksdb
-    if (g.compactionPriority !== undefined) rocksdb.compactionPriority = g.compactionPriority
+    if (g.compactionCpuPriority !== undefined) rocksdb.compactionCpuPriority = g.compactionCpuPriority
     if (Object.keys(rocksdb).length > 0) o.rocksdb = rocksdb
     // flushEveryRecords fits the (possibly given) primary write buffer; a smaller buffer than the default needs it given.
     const buffer = g.primaryRocksdb?.writeBufferSize ?? defaultWriteBufferSize
@@ -422,7 +422,7 @@ describe('openIndex options', () => {
     const primary = (valid.rocksdb as { primary?: Json } | undefined)?.primary ?? {}
     for (const [k, v] of Object.entries(primary)) expect(resolved.rocksdb.primary[k as keyof typeof resolved.rocksdb.primary]).toBe(v)
     expect(resolved.rocksdb.reader.maxOpenFiles).toBe(-1)
-    expect(resolved.rocksdb.compactionPriority).toBe((valid.rocksdb as { compactionPriority?: string } | undefined)?.compactionPriority ?? 'low')
+    expect(resolved.rocksdb.compactionCpuPriority).toBe((valid.rocksdb as { compactionCpuPriority?: string } | undefined)?.compactionCpuPriority ?? 'low')
     const readers = (valid.readers ?? {}) as { min?: number; max?: number }
     if (readers.min !== undefined) expect(resolved.policy.readers.min).toBe(readers.min)
     if (readers.max !== undefined) expect(resolved.policy.readers.max).toBe(readers.max)

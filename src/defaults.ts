@@ -104,7 +104,7 @@ export const closeTimeoutMs = 10_000
  * The CPU priority of RocksDB's compaction threads once a primary opened: the lowest (see src/threads.ts; measured
  * in BENCHMARKS.md, section 6).
  */
-export const compactionPriority: 'low' | 'normal' = 'low'
+export const compactionCpuPriority: 'low' | 'normal' = 'low'
 
 /** RocksDB settings of the primary (the seed's, where the binding exposes them). */
 export const primaryRocksdb = {

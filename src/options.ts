@@ -149,11 +149,11 @@ export interface IndexOptions {
     readonly reader?: RocksdbOptions & { readonly maxOpenFiles?: -1 }
     /**
      * `low` (default): once a primary opens, RocksDB's compaction threads of this **process** (shared by every
-     * instance in it) run at the lowest CPU priority (nice 19, Linux only; see src/threads.ts), so that compactions
-     * take no core from the reads and writes. `normal`: their priority is left as it is (a thread once lowered, by
+     * instance in it) run at the lowest CPU priority (nice 19, Linux only; see src/threads.ts), and so do those
+     * added later, at the next pool maintenance, so that compactions take no core from the reads and writes. `normal`: their priority is left as it is (a thread once lowered, by
      * this index or another of the process, stays lowered).
      */
-    readonly compactionPriority?: 'low' | 'normal'
+    readonly compactionCpuPriority?: 'low' | 'normal'
   }
   /** Native opens (opens and refreshes) at once in this process, shared by every index in it, in [1, 64]. Default 2. */
   readonly maxConcurrentOpens?: number
@@ -185,7 +185,7 @@ export interface ResolvedOptions {
   readonly writes: { msgIdFilterBytes: number }
   readonly queues: { maxPendingWrites: number; maxPendingReads: number; maxInflightReads: number }
   readonly requestTimeoutMs: number
-  readonly rocksdb: { primary: Required<RocksdbOptions>; reader: Required<RocksdbOptions>; compactionPriority: 'low' | 'normal' }
+  readonly rocksdb: { primary: Required<RocksdbOptions>; reader: Required<RocksdbOptions>; compactionCpuPriority: 'low' | 'normal' }
   readonly maxConcurrentOpens: number
   readonly maintenanceIntervalMs: number
   readonly closeTimeoutMs: number
@@ -321,7 +321,7 @@ export const IndexOptionsSchema = Schema.Struct({
         Schema.Literal(-1).annotate({ expected: '-1 (a reader beside a live primary must open every table file up front)' }),
       ),
     }),
-    compactionPriority: Schema.optional(Schema.Literals(['low', 'normal']).annotate({ expected: "'low' or 'normal'" })),
+    compactionCpuPriority: Schema.optional(Schema.Literals(['low', 'normal']).annotate({ expected: "'low' or 'normal'" })),
   }),
   maxConcurrentOpens: Schema.optional(int(ranges.maxConcurrentOpens)),
   maintenanceIntervalMs: Schema.optional(int(ranges.maintenanceIntervalMs)),
@@ -585,7 +585,7 @@ export const resolveOptions = (input: IndexOptions): ResolvedOptions => {
       primary: rocksdbPrimary,
       // The schema admits only -1 for a reader's maxOpenFiles: a reader beside a live primary must open every table file.
       reader: { ...defaults.readerRocksdb, ...defined(o.rocksdb?.reader) },
-      compactionPriority: o.rocksdb?.compactionPriority ?? defaults.compactionPriority,
+      compactionCpuPriority: o.rocksdb?.compactionCpuPriority ?? defaults.compactionCpuPriority,
     },
     maxConcurrentOpens: o.maxConcurrentOpens ?? defaults.maxConcurrentOpens,
     maintenanceIntervalMs: o.maintenanceIntervalMs ?? defaults.maintenanceIntervalMs,

@@ -97,6 +97,8 @@ export class Runtime {
   readonly #opts: ResolvedOptions
   readonly #limit: <A>(open: () => Promise<A>) => Promise<A>
   #timer: unknown
+  /** A primary opened with `rocksdb.compactionCpuPriority: 'low'`: maintenance lowers the compaction threads too. */
+  #lowersCompactions = false
   #closing: Promise<void> | undefined
   /** Opens still checking their directories (see #openLease). */
   readonly #preparing = new Set<Promise<void>>()
@@ -398,8 +400,12 @@ export class Runtime {
       })
     if (record === undefined) return this.#openLease(role, shardId, readerId, signal, attempt + 1)
     placed = record
-    // A primary's open may have added threads to RocksDB's compaction pools: they run at the lowest priority.
-    if (role === 'primary' && this.#opts.rocksdb.compactionPriority === 'low') lowerCompactionThreads()
+    // A primary's open may have added threads to RocksDB's compaction pools: they run at the lowest priority (and
+    // from now on, at each maintenance: threads named after this call, or added by other opens).
+    if (role === 'primary' && this.#opts.rocksdb.compactionCpuPriority === 'low') {
+      this.#lowersCompactions = true
+      lowerCompactionThreads()
+    }
     let whole: boolean
     try {
       const view = await readViewState(record.handle)
@@ -494,11 +500,13 @@ export class Runtime {
   }
 
   /**
-   * Pool maintenance, on the injected clock: retire idle readers (above min), recycle old ones, and flush primaries
-   * whose memtable waited unflushed longer than `flushIntervalMs` (so that a refresh replays a short WAL).
+   * Pool maintenance, on the injected clock: retire idle readers (above min), recycle old ones, flush primaries
+   * whose memtable waited unflushed longer than `flushIntervalMs` (so that a refresh replays a short WAL), and, once
+   * a primary opened, lower RocksDB's compaction threads that are new (src/threads.ts).
    */
   maintain(): void {
     const now = this.#opts.clock.now()
+    if (this.#lowersCompactions) lowerCompactionThreads()
     for (const [id, shard] of this.shards) {
       shard.flushIfOlder(now - this.#opts.freshness.flushIntervalMs)
       for (const [readerId, r] of shard.readers) {

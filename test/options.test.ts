@@ -166,7 +166,7 @@ describe('options', () => {
     expect(r.policy).toEqual({ primary: defaults.primarySpec, readers: { ...defaults.readerSpec, min: defaults.readerPool.min, max: defaults.readerPool.max } })
     expect(r.freshness).toEqual(defaults.freshness)
     expect(r.writes).toEqual(defaults.writes)
-    expect(r.rocksdb).toEqual({ primary: defaults.primaryRocksdb, reader: defaults.readerRocksdb, compactionPriority: 'low' })
+    expect(r.rocksdb).toEqual({ primary: defaults.primaryRocksdb, reader: defaults.readerRocksdb, compactionCpuPriority: 'low' })
     // Each child spec can escalate: its fastest maxRestarts + 1 restarts fit in the window.
     for (const spec of [defaults.primarySpec, defaults.readerSpec]) expect(fastestEscalationMs(spec)).toBeLessThan(spec.intensity.withinMs)
     expect(fastestEscalationMs(defaults.primarySpec)).toBe(52_700)
