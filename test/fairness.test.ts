@@ -3,7 +3,7 @@
  * answered at once from the memory of recent writes, whose callers would otherwise loop without letting the loop
  * turn), and at most half of libuv's pool runs point-read MultiGets at once (the rest wait, and go out in larger
  * chunks), so a write's I/O never queues behind thousands of reads; while a write waits, reads go out in MultiGets
- * of at most 64 keys, so that its I/O completions wait behind fewer answers. Range reads run at most 16 at once (4
+ * of at most 64 keys, one MultiGet at a time, so that its I/O completions wait behind fewer answers. Range reads run at most 16 at once (4
  * while a write waits), the others waiting in order, each bounded by its deadline. Real RocksDB in temp dirs.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
@@ -219,6 +219,56 @@ describe('writes keep their share', () => {
     heldWrite()
     await write
     expect(await readAll()).toBeGreaterThan(64)
+  })
+
+  it('should run one point-read MultiGet at a time while a write waits, and more once none does', async () => {
+    let out = 0
+    let most = 0
+    let heldWrite: (() => void) | undefined
+    let holdWrites = false
+    const engine = overridingHandles({
+      // Each MultiGet is counted while it runs, and takes a few turns (so that another could start beside it).
+      reader: (handle) => ({
+        getManySettled: async (keys) => {
+          most = Math.max(most, ++out)
+          try {
+            for (let i = 0; i < 3; i++) await nextTurn()
+            return await handle.getManySettled!(keys)
+          } finally {
+            out--
+          }
+        },
+      }),
+      primary: (handle) => ({
+        write: async (ops) => {
+          if (holdWrites) await new Promise<void>((resolve) => (heldWrite = resolve))
+          return handle.write(ops)
+        },
+      }),
+    })
+    const h = await harness({ readers: { min: 1, max: 1 } }, engine)
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    const readAll = async () => {
+      most = 0
+      const answers = await Promise.all(Array.from({ length: 2_000 }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`)))
+      answers.forEach((m, i) => expect(m).toEqual(meta(i % 300)))
+      return most
+    }
+    holdWrites = true
+    const write = h.index.batchPut('t', 2, [meta(1)])
+    let whileWriting: number
+    try {
+      while (heldWrite === undefined) await nextTurn()
+      whileWriting = await readAll()
+    } finally {
+      // Released before any assertion, so that a failing one leaves no write held for the close to wait for.
+      holdWrites = false
+      heldWrite?.()
+      await write
+    }
+    expect(whileWriting).toBe(1)
+    expect(await readAll()).toBe(Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2)))
   })
 })
 
