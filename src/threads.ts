@@ -5,8 +5,8 @@
  * named `rocksdb:high`), compactions in its LOW and BOTTOM pools (`rocksdb:low`, `rocksdb:bottom`). Everything else
  * this package does, every read and every write, crosses the main thread, and on a machine with few cores the
  * compactions of a busy primary took it the CPU it needed: measured under one writer and 1,000 callers on 2 cores
- * (bench/placement.ts, BENCHMARKS.md section 6, two runs), the main thread ran on a core 0.59 to 0.61 of the time
- * and waited for one 0.34 to 0.37 of it, while RocksDB's background threads used 0.67 to 0.70 of a core. RocksDB's
+ * (bench/placement.ts, BENCHMARKS.md section 6, three runs), the main thread ran on a core 0.59 to 0.61 of the time
+ * and waited for one 0.34 to 0.37 of it, while RocksDB's background threads used 0.67 to 0.76 of a core. RocksDB's
  * own remedy is `Env::LowerThreadPoolCPUPriority` (nice 19 for a pool's threads), which rocksdb-native does not
  * expose; this module does the same from outside, on Linux, by setting the nice value of each compaction thread it
  * finds in `/proc/self/task`. A compaction still gets every core nothing else wants, and should it fall behind, RocksDB's own
