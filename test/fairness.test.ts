@@ -8,7 +8,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { chunksOf, firstKey, type Entry, type SettledValues } from '../src/engine.js'
+import { chunksOf, firstKey, type Entry, type SettledValues, type StorageHandle } from '../src/engine.js'
 import { Timeout, type MessageMeta } from '../src/index.js'
 import { overridingHandles } from './support/engines.js'
 import { harnessPerTest, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
@@ -179,18 +179,17 @@ describe('a point read waiting for a MultiGet', () => {
 })
 
 describe('writes keep their share', () => {
-  it('should send point reads in MultiGets of at most 64 keys while a write waits, and of more once none does', async () => {
-    const sizes: number[] = []
+  /**
+   * A harness of one reader over 300 metas of partition 1 (the reader covering them), whose reader's MultiGets go
+   * through `multiGet` and whose primary's write batches can be held: `whileWriteHeld(fn)` runs `fn` while a write to
+   * partition 2 waits, then lets the write go and waits for it (whatever `fn` did) before returning `fn`'s result;
+   * `readAll` reads 2,000 lookups at once and checks every answer.
+   */
+  const writesHeld = async (multiGet: (handle: StorageHandle, keys: readonly Uint8Array[]) => Promise<SettledValues>) => {
     let heldWrite: (() => void) | undefined
     let holdWrites = false
     const engine = overridingHandles({
-      reader: (handle) => ({
-        getManySettled: (keys) => {
-          sizes.push(keys.length)
-          return handle.getManySettled!(keys)
-        },
-      }),
-      // The primary's batches wait for the test while it holds writes.
+      reader: (handle) => ({ getManySettled: (keys) => multiGet(handle, keys) }),
       primary: (handle) => ({
         write: async (ops) => {
           if (holdWrites) await new Promise<void>((resolve) => (heldWrite = resolve))
@@ -201,74 +200,61 @@ describe('writes keep their share', () => {
     const h = await harness({ readers: { min: 1, max: 1 } }, engine)
     const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
     await untilReaderCovers(h, 't', 1, token, 'm0')
-    onTestFinished(() => {
-      holdWrites = false
-      heldWrite?.()
-    })
-    const readAll = async () => {
-      sizes.length = 0
+    const readAll = async (): Promise<void> => {
       const answers = await Promise.all(Array.from({ length: 2_000 }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`)))
       answers.forEach((m, i) => expect(m).toEqual(meta(i % 300)))
+    }
+    const whileWriteHeld = async <T,>(fn: () => Promise<T>): Promise<T> => {
+      holdWrites = true
+      const write = h.index.batchPut('t', 2, [meta(1)])
+      try {
+        while (heldWrite === undefined) await nextTurn()
+        return await fn()
+      } finally {
+        // Released before any assertion, so that a failing one leaves no write held for the close to wait for.
+        holdWrites = false
+        heldWrite?.()
+        await write
+      }
+    }
+    return { readAll, whileWriteHeld }
+  }
+
+  it('should send point reads in MultiGets of at most 64 keys while a write waits, and of more once none does', async () => {
+    const sizes: number[] = []
+    const { readAll, whileWriteHeld } = await writesHeld((handle, keys) => {
+      sizes.push(keys.length)
+      return handle.getManySettled!(keys)
+    })
+    const largest = async () => {
+      sizes.length = 0
+      await readAll()
       return Math.max(...sizes)
     }
-    holdWrites = true
-    const write = h.index.batchPut('t', 2, [meta(1)])
-    while (heldWrite === undefined) await nextTurn()
-    expect(await readAll()).toBeLessThanOrEqual(64)
-    holdWrites = false
-    heldWrite()
-    await write
-    expect(await readAll()).toBeGreaterThan(64)
+    expect(await whileWriteHeld(largest)).toBeLessThanOrEqual(64)
+    expect(await largest()).toBeGreaterThan(64)
   })
 
   it('should run one point-read MultiGet at a time while a write waits, and more once none does', async () => {
     let out = 0
     let most = 0
-    let heldWrite: (() => void) | undefined
-    let holdWrites = false
-    const engine = overridingHandles({
-      // Each MultiGet is counted while it runs, and takes a few turns (so that another could start beside it).
-      reader: (handle) => ({
-        getManySettled: async (keys) => {
-          most = Math.max(most, ++out)
-          try {
-            for (let i = 0; i < 3; i++) await nextTurn()
-            return await handle.getManySettled!(keys)
-          } finally {
-            out--
-          }
-        },
-      }),
-      primary: (handle) => ({
-        write: async (ops) => {
-          if (holdWrites) await new Promise<void>((resolve) => (heldWrite = resolve))
-          return handle.write(ops)
-        },
-      }),
+    // Each MultiGet is counted while it runs, and takes a few turns (so that another could start beside it).
+    const { readAll, whileWriteHeld } = await writesHeld(async (handle, keys) => {
+      most = Math.max(most, ++out)
+      try {
+        for (let i = 0; i < 3; i++) await nextTurn()
+        return await handle.getManySettled!(keys)
+      } finally {
+        out--
+      }
     })
-    const h = await harness({ readers: { min: 1, max: 1 } }, engine)
-    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
-    await untilReaderCovers(h, 't', 1, token, 'm0')
-    const readAll = async () => {
+    const mostAtOnce = async () => {
       most = 0
-      const answers = await Promise.all(Array.from({ length: 2_000 }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`)))
-      answers.forEach((m, i) => expect(m).toEqual(meta(i % 300)))
+      await readAll()
       return most
     }
-    holdWrites = true
-    const write = h.index.batchPut('t', 2, [meta(1)])
-    let whileWriting: number
-    try {
-      while (heldWrite === undefined) await nextTurn()
-      whileWriting = await readAll()
-    } finally {
-      // Released before any assertion, so that a failing one leaves no write held for the close to wait for.
-      holdWrites = false
-      heldWrite?.()
-      await write
-    }
-    expect(whileWriting).toBe(1)
-    expect(await readAll()).toBe(Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2)))
+    expect(await whileWriteHeld(mostAtOnce)).toBe(1)
+    expect(await mostAtOnce()).toBe(Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2)))
   })
 })
 
