@@ -150,8 +150,9 @@ export interface IndexOptions {
     /**
      * `low` (default): once a primary opens, RocksDB's compaction threads of this **process** (shared by every
      * instance in it) run at the lowest CPU priority (nice 19, Linux only; see src/threads.ts), and so do those
-     * added later, at the next pool maintenance, so that compactions take no core from the reads and writes. `normal`: their priority is left as it is (a thread once lowered, by
-     * this index or another of the process, stays lowered).
+     * added later, at the next pool maintenance, so that compactions take no core from the reads and writes.
+     * `normal`: their priority is left as it is (a thread once lowered, by this index or another of the process,
+     * stays lowered).
      */
     readonly compactionCpuPriority?: 'low' | 'normal'
   }

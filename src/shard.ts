@@ -281,7 +281,7 @@ const maxMultiGetsOut = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL
 const maxMultiGetsOutBesideWrites = 1
 
 /** Point-read MultiGets that may run at once now. */
-const multiGetsAllowed = (): number => Math.min(maxMultiGetsOut, writesWaiting > 0 ? maxMultiGetsOutBesideWrites : maxMultiGetsOut)
+const multiGetsAllowed = (): number => (writesWaiting > 0 ? maxMultiGetsOutBesideWrites : maxMultiGetsOut)
 let multiGetsOut = 0
 /** Shards whose point reads wait for a MultiGet to finish. */
 const waitingForMultiGet = new Set<{ sendDeferred(): void }>()

@@ -9,8 +9,9 @@
  * and waited for one 0.34 to 0.37 of it, while RocksDB's background threads used 0.67 to 0.76 of a core. RocksDB's
  * own remedy is `Env::LowerThreadPoolCPUPriority` (nice 19 for a pool's threads), which rocksdb-native does not
  * expose; this module does the same from outside, on Linux, by setting the nice value of each compaction thread it
- * finds in `/proc/self/task`. A compaction still gets every core nothing else wants, and should it fall behind, RocksDB's own
- * write slowdowns make room for it. Flushes keep their priority: writes wait for them once the memtables are full.
+ * finds in `/proc/self/task`. A compaction still gets every core nothing else wants, and should it fall behind,
+ * RocksDB's own write slowdowns make room for it. Flushes keep their priority: writes wait for them once the
+ * memtables are full.
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { getPriority, setPriority } from 'node:os'
