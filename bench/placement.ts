@@ -7,7 +7,10 @@
  * (so that peak RSS is its own, with that of its reader child processes, if any) runs, on a writer-mode index in a
  * temp root, one partition prefilled with 100,000 metas:
  *
- * 1. the writer alone: batches of 100 metas back to back for `--seconds` (after `--warmup`): metas/s;
+ * 1. the writer alone: batches of 100 metas back to back for `--seconds` (after `--warmup`): metas/s; measured again
+ *    after the mixed window (3.), the index larger and the compactions of the mixed window still running, and the
+ *    writer's rate alone is the mean of the two (the writer's rate alone moves with the index's size and its
+ *    compactions: measured once, before, it moved by a fifth to two fifths between children of one run);
  * 2. the mixed workload: the same writer plus `--callers` concurrent callers looping `getByMsgId` on msgIds already
  *    written (uniform over every acknowledged one), measured for `--seconds` after `--warmup`: reads/s, metas/s,
  *    the share of read calls that went to readers (the rest went to the primary), misses (absent answers: must be
@@ -68,7 +71,11 @@ interface Cores {
 }
 
 interface Result extends Config {
+  /** The writer's rate alone: the mean of {@link writerAloneBeforeMetasPerS} and {@link writerAloneAfterMetasPerS}. */
   readonly writerAloneMetasPerS: number
+  /** The writer alone before the mixed window, and after it (the same as before with `profile`: not measured). */
+  readonly writerAloneBeforeMetasPerS: number
+  readonly writerAloneAfterMetasPerS: number
   readonly readsPerS: number
   readonly mixedMetasPerS: number
   /** Reads answered by a reader (from its view or from the memory of recent writes), as a share of all reads. */
@@ -244,9 +251,21 @@ const runOne = async (config: Config): Promise<Result> => {
     const mixed = await window(() => reads, config.profile === true)
     stop = true
     await Promise.all(loops)
+
+    // 3. The writer alone again (not with `profile`: those runs compare categories of the main thread's time only).
+    let after = soloWindow.metasPerS
+    if (config.profile !== true) {
+      stop = false
+      const again = writer()
+      after = (await window(() => 0)).metasPerS
+      stop = true
+      await again
+    }
     return {
       ...config,
-      writerAloneMetasPerS: soloWindow.metasPerS,
+      writerAloneMetasPerS: (soloWindow.metasPerS + after) / 2,
+      writerAloneBeforeMetasPerS: soloWindow.metasPerS,
+      writerAloneAfterMetasPerS: after,
       writerAloneCores: soloWindow.cores,
       mixedCores: mixed.cores,
       readsPerS: mixed.countPerS,
@@ -330,7 +349,7 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
   // Each configuration against the `primary`-only one of the same reads.
   const primaryOnly = (c: Config) => med(results[configs.findIndex((x) => x.consistency === 'primary' && x.reads === c.reads)]!, (r) => r.readsPerS)
   const lines = [
-    '| placement | reads | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | main thread on a core / waiting for one | cores busy, writer alone (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
+    '| placement | reads | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s (before / after) | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | main thread on a core / waiting for one | cores busy, writer alone (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
     '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   configs.forEach((c, i) => {
@@ -338,7 +357,7 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
     const reads = (r: Result) => r.readsPerS
     const mixed = (r: Result) => r.mixedMetasPerS
     lines.push(
-      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : c.reads === 'scan' ? '`scanByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''}${c.compactionCpuPriority === 'normal' ? ', compactions at normal priority' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${med(rs, (r) => r.mainOnCore).toFixed(2)} / ${med(rs, (r) => r.mainWaitingForCore).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
+      `| ${label(c)} | ${c.reads === 'range' ? '`getRangeByTime`' : c.reads === 'scan' ? '`scanByTime`' : '`getByMsgId`'} | ${c.consistency}${c.recentWritesBytes === 0 ? ', no memory of recent writes' : ''}${c.compactionCpuPriority === 'normal' ? ', compactions at normal priority' : ''} | ${fmt(med(rs, reads))}${span(rs, reads)} | ${(med(rs, reads) / primaryOnly(c)).toFixed(2)}x | ${fmt(med(rs, mixed))}${span(rs, mixed)} | ${fmt(med(rs, (r) => r.writerAloneMetasPerS))} (${fmt(med(rs, (r) => r.writerAloneBeforeMetasPerS))} / ${fmt(med(rs, (r) => r.writerAloneAfterMetasPerS))}) | ${med(rs, (r) => r.mixedMetasPerS / r.writerAloneMetasPerS).toFixed(2)}x | ${(100 * med(rs, (r) => r.readerShare)).toFixed(1)}% | ${(100 * med(rs, (r) => r.memoryShare)).toFixed(1)}% | ${fmt(med(rs, (r) => r.misses))} | ${med(rs, (r) => r.readerOpensPerS).toFixed(1)} | ${med(rs, (r) => r.elu).toFixed(2)} | ${med(rs, (r) => r.mainOnCore).toFixed(2)} / ${med(rs, (r) => r.mainWaitingForCore).toFixed(2)} | ${cores(rs, (r) => r.writerAloneCores)} | ${cores(rs, (r) => r.mixedCores)} | ${fmt(med(rs, (r) => r.peakRssMiB))} |`,
     )
   })
   return lines

@@ -26,9 +26,17 @@ export interface VisibilityRow {
 
 const metaOf = (i: number): MessageMeta => ({ msgId: `v-${i}`, timestamp: 1_700_000_000_000 + i, segmentId: Math.floor(i / 100_000), offset: i % 100_000, msgLen: 100 })
 
-/** Runs the writer for `durationMs`, sampling one acknowledged batch in `sampleEvery`. */
+/**
+ * Runs the writer for `warmupMs` then `durationMs`, sampling one acknowledged batch in 10 throughout; only the samples
+ * of batches acknowledged after the warm-up count. The warm-up's samples are read and checked the same way: they
+ * exist so that the latencies measured are those of the steady state, not of the first reads of a reader-mode index
+ * just opened and of code run for the first time (a scratch run in a fresh process: the event loop delayed by up to
+ * 42 ms in its first half second of writes, the sample of the 10th batch answered in 33 to 36 ms, against 3 to 7 ms
+ * once warm).
+ */
 export const visibility = async (
   tempDir: () => Promise<string>,
+  warmupMs: number,
   durationMs: number,
   progress: (line: string) => void,
 ): Promise<VisibilityRow[]> => {
@@ -51,14 +59,25 @@ export const visibility = async (
     /** One per sample, settled with its failure (undefined if none): created beside the writes, awaited after them. */
     const pending: Promise<unknown>[] = []
     let batch = 0
+    let batches = 0
     let metas = 0
-    const start = performance.now()
+    const warmupEnd = performance.now() + warmupMs
+    // The measured window: from the first write begun after the warm-up to the last write's acknowledgement.
+    let start = Infinity
+    let end = 0
     try {
-      while (performance.now() - start < durationMs) {
+      while (start === Infinity || end - start < durationMs) {
         const batchMetas = Array.from({ length: 100 }, (_, i) => metaOf(batch * 100 + i))
+        const begun = performance.now()
+        if (start === Infinity && begun >= warmupEnd) start = begun
+        const measured = begun >= start
         const { token } = await writer.batchPut('bench', 1, batchMetas)
         const acked = performance.now()
-        metas += batchMetas.length
+        end = acked
+        if (measured) {
+          metas += batchMetas.length
+          batches++
+        }
         // Sample every 10th batch: one read at a time per sample, in flight beside the writes.
         if (batch % 10 === 0) {
           const probe = batchMetas[50]!.msgId
@@ -69,7 +88,7 @@ export const visibility = async (
             answer.then(
               (m) => {
                 if (m?.msgId !== probe) return new Error(`reader missed ${probe}`)
-                latencies.push(performance.now() - acked)
+                if (measured) latencies.push(performance.now() - acked)
                 return undefined
               },
               (e: unknown) => e,
@@ -84,13 +103,13 @@ export const visibility = async (
       await reader.close()
       await writer.close()
     }
-    const elapsed = (performance.now() - start) / 1000
+    const elapsed = (end - start) / 1000
     const sorted = Float64Array.from(latencies).sort()
     rows.push({
       label,
       path,
       flushEveryRecords,
-      batches: batch,
+      batches,
       metasPerSecond: metas / elapsed,
       samples: latencies.length,
       p50Ms: percentile(sorted, 50),
