@@ -8,14 +8,15 @@
  * temp root, one partition prefilled with 100,000 metas:
  *
  * 1. the writer alone: batches of 100 metas back to back for `--seconds` (after `--warmup`): metas/s; measured again
- *    after the mixed window (3.), the index larger and the compactions of the mixed window still running, and the
+ *    after the mixed window (2.), the index larger, the compactions of the mixed window still running, and its
+ *    readers (with their worker thread or child process) and the memory of recent writes still there, idle; the
  *    writer's rate alone is the mean of the two (the writer's rate alone moves with the index's size and its
  *    compactions: measured once, before, it moved by a fifth to two fifths between children of one run);
  * 2. the mixed workload: the same writer plus `--callers` concurrent callers looping `getByMsgId` on msgIds already
  *    written (uniform over every acknowledged one), measured for `--seconds` after `--warmup`: reads/s, metas/s,
  *    the share of read calls that went to readers (the rest went to the primary), misses (absent answers: must be
  *    0 for `fresh`), the reader opens per second (first opens and refreshes), the main thread's event-loop
- *    utilization, the cores the process kept busy (in both windows; with the share of RocksDB's flushes and
+ *    utilization, the cores the process kept busy (in the mixed window and the writer's first window alone; with the share of RocksDB's flushes and
  *    compactions: on 2 cores the writer alone keeps nearly both busy, so reads can only take CPU from it), and the
  *    child's peak RSS (with its reader child processes' RSS, sampled together, on Linux).
  *
@@ -349,7 +350,7 @@ export const placementBench = async (options: PlacementOptions, progress: (line:
   // Each configuration against the `primary`-only one of the same reads.
   const primaryOnly = (c: Config) => med(results[configs.findIndex((x) => x.consistency === 'primary' && x.reads === c.reads)]!, (r) => r.readsPerS)
   const lines = [
-    '| placement | reads | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s (before / after) | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | main thread on a core / waiting for one | cores busy, writer alone (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
+    '| placement | reads | consistency | reads/s | / `primary` reads/s | writer metas/s (mixed) | writer alone metas/s (before / after) | mixed / alone | reads off the primary | of them from memory | misses | reader opens/s | main thread busy (ELU) | main thread on a core / waiting for one | cores busy, writer alone before (RocksDB background) | cores busy, mixed (RocksDB background) | peak RSS MiB |',
     '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ]
   configs.forEach((c, i) => {
@@ -424,7 +425,7 @@ const main = async (): Promise<void> => {
     return
   }
   console.log(
-    `reader placement, mixed workload: 1 writer (batches of ${batchSize}) + ${options.callers} getByMsgId callers, ${options.seconds} s after ${options.warmup} s warm-up, ${prefill.toLocaleString('en-US')} metas prefilled, one partition; ${options.rounds} round(s), medians; node ${process.version}`,
+    `reader placement, mixed workload: 1 writer (batches of ${batchSize}) + ${options.callers} getByMsgId callers, then the writer alone again, each ${options.seconds} s after ${options.warmup} s warm-up, ${prefill.toLocaleString('en-US')} metas prefilled, one partition; ${options.rounds} round(s), medians; node ${process.version}`,
   )
   for (const line of await placementBench(options, (l) => console.error(l))) console.log(line)
 }

@@ -591,8 +591,9 @@ const report = async (r: Results): Promise<string> => {
       'before: a consumer seeking by time), against the `primary`-only configuration of the same reads. ' +
       'Where the reads were answered comes ' +
       'from `stats().shards[i].served`. Cores busy: the child\'s CPU time (user + system, every thread; not the reader ' +
-      'child processes of placement `process`) per second of each window, with RocksDB\'s background threads (flushes and ' +
-      'compactions) in parentheses.',
+      'child processes of placement `process`) per second of the mixed window and of the writer\'s first window alone, with ' +
+      'RocksDB\'s background threads (flushes and compactions) in parentheses. In the writer\'s second window alone, the ' +
+      'readers of the mixed window (their worker thread or child process) and the memory of recent writes are still there, idle.',
     '',
     ...r.mixed,
     '',

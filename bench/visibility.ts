@@ -28,7 +28,7 @@ const metaOf = (i: number): MessageMeta => ({ msgId: `v-${i}`, timestamp: 1_700_
 
 /**
  * Runs the writer for `warmupMs` then `durationMs`, sampling one acknowledged batch in 10 throughout; only the samples
- * of batches acknowledged after the warm-up count. The warm-up's samples are read and checked the same way: they
+ * of batches begun after the warm-up count (and only those batches are in the metas/s). The warm-up's samples are read and checked the same way: they
  * exist so that the latencies measured are those of the steady state, not of the first reads of a reader-mode index
  * just opened and of code run for the first time (a scratch run in a fresh process: the event loop delayed by up to
  * 42 ms in its first half second of writes, the sample of the 10th batch answered in 33 to 36 ms, against 3 to 7 ms
@@ -103,6 +103,7 @@ export const visibility = async (
       await reader.close()
       await writer.close()
     }
+    if (latencies.length === 0) throw new Error(`visibility (${path}): no sample after a warm-up of ${warmupMs} ms and ${durationMs} ms`)
     const elapsed = (end - start) / 1000
     const sorted = Float64Array.from(latencies).sort()
     rows.push({

@@ -20,8 +20,9 @@ export const systemClock: Clock = {
 }
 
 /**
- * A clock that moves only when told to. `advance(ms)` fires, in time order, every timer due within `ms` (including
- * timers those timers set), then settles the microtask queue between timers so promise chains can react. Time never
+ * A clock that moves only when told to. `advance(ms)` fires, in time order (ties in the order they were set), every
+ * timer due within `ms` (including timers those timers set), each with the clock at its due time, and settles the
+ * microtask queue between timers so promise chains can react; a negative delay counts as none. Time never
  * goes back: `start` and `ms` must be finite and not negative (else InvalidInput), and of two advances that overlap,
  * the one that ends first never sets the clock below where the other one took it.
  */
