@@ -286,13 +286,30 @@ let multiGetsOut = 0
 /** Shards whose point reads wait for a MultiGet to finish. */
 const waitingForMultiGet = new Set<{ sendDeferred(): void }>()
 
-/** A point-read MultiGet finished: the reads waiting for one are routed again, shard by shard. */
+/** What a deferred point read waits for (a Timeout's `waitedFor`). */
+const waitingForAMultiGet: Waiting = {
+  text: `a point-read MultiGet to finish (at most ${maxMultiGetsOut} run at once in this process, ${maxMultiGetsOutBesideWrites} while a write waits)`,
+  opens: [],
+}
+
+/**
+ * A point-read MultiGet finished: the shards whose reads wait for one send theirs, in the order they waited, while
+ * MultiGets are free (each shard as many as it can; see `sendDeferred`). A shard that sent and still has reads waiting
+ * waits behind the shards that got none this time, so that shards take the free MultiGets in turn.
+ */
 const multiGetDone = (): void => {
   multiGetsOut--
   if (waitingForMultiGet.size === 0) return
   const shards = [...waitingForMultiGet]
   waitingForMultiGet.clear()
-  for (const shard of shards) shard.sendDeferred()
+  let i = 0
+  for (; i < shards.length && multiGetsOut < multiGetsAllowed(); i++) shards[i]!.sendDeferred()
+  if (i === shards.length) return
+  // (The shards that sent have put themselves back if they still wait: behind those that did not get a turn.)
+  const sent = [...waitingForMultiGet]
+  waitingForMultiGet.clear()
+  for (; i < shards.length; i++) waitingForMultiGet.add(shards[i]!)
+  for (const shard of sent) waitingForMultiGet.add(shard)
 }
 
 /**
@@ -1643,8 +1660,8 @@ export class ShardRuntime {
 
   /**
    * Point reads routed while {@link maxMultiGetsOut} MultiGets run: they wait, apart from the reads issued since
-   * (which may be answered from memory meanwhile), and are routed anew once a MultiGet finishes. They have not
-   * started: their deadlines still hold.
+   * (which may be answered from memory meanwhile), and are routed anew, the oldest first, as MultiGets finish (see
+   * `sendDeferred`). They have not started: their deadlines still hold.
    */
   #deferPointReads(reads: readonly PointRead[]): void {
     let at = Infinity
@@ -1666,7 +1683,7 @@ export class ShardRuntime {
   /**
    * Arms the timer of the deferred reads for `at` unless it fires sooner already: a deferred read waits for a
    * MultiGet to finish, and should none finish (a stuck disk), its deadline still fails it on time. (An aborted
-   * signal is seen when the read is routed again, or at its deadline.)
+   * signal is seen when a MultiGet finishes, or at its deadline.)
    */
   #expireDeferredAt(at: number): void {
     if (at === Infinity || at >= this.#deferredTimerAt) return
@@ -1692,21 +1709,61 @@ export class ShardRuntime {
         kept.push(r)
         if (!r.started && r.deadline.at < next) next = r.deadline.at
       } else {
-        this.#settlePoint(r, false, this.#timeout(r.deadline, { text: `a point-read MultiGet to finish (at most ${maxMultiGetsOut} run at once in this process, ${maxMultiGetsOutBesideWrites} while a write waits)`, opens: [] }, false))
+        this.#settlePoint(r, false, this.#timeout(r.deadline, waitingForAMultiGet, false))
       }
     }
     this.#deferred = kept
     this.#expireDeferredAt(next)
   }
 
-  /** A MultiGet finished: the reads deferred for want of one are routed again (the oldest first). */
+  /**
+   * A MultiGet finished: the oldest reads deferred for want of one are routed again, as many as the MultiGets free now
+   * take (a chunk each); the others keep waiting, as they are, but for those whose signal aborted, which fail now.
+   * (Routing every waiting read after every MultiGet, to defer most of them again, took a sixth of the main thread
+   * under 1,000 `fresh` callers and a writer: bench/placement.ts, BENCHMARKS.md.) When none is free, the shard waits
+   * for the next MultiGet to finish.
+   */
   sendDeferred(): void {
-    const reads = this.#deferred
-    this.#deferred = []
-    // The timer stays armed: under load reads are deferred again at once, and rearming it after every MultiGet cost
-    // the main thread more than a timer that fires for nothing (it finds nothing due and rearms for what still
-    // waits). It goes when the shard has nothing in flight (see #done).
-    this.#guarded(reads.slice(), () => this.#sendPointReads(reads))
+    // Reads routed elsewhere (answered from memory, to a wait for a handle, timed out) start no MultiGet: the next
+    // ones go too, until the free MultiGets are taken (then a MultiGet runs, whose end sends the rest) or none waits.
+    // (Reads deferred again meanwhile mean that none is free: the loop ends.)
+    while (this.#deferred.length > 0) {
+      const free = multiGetsAllowed() - multiGetsOut
+      if (free <= 0) {
+        this.#failAbortedDeferred()
+        if (this.#deferred.length > 0) waitingForMultiGet.add(this)
+        return
+      }
+      const take = free * Math.min(maxChunk, turnSize())
+      let reads = this.#deferred
+      if (reads.length > take) {
+        this.#deferred = reads.slice(take)
+        reads = reads.slice(0, take)
+      } else this.#deferred = []
+      // The timer stays armed: under load reads are deferred again at once, and rearming it after every MultiGet
+      // cost the main thread more than a timer that fires for nothing (it finds nothing due and rearms for what
+      // still waits). It goes when the shard has nothing in flight (see #done).
+      this.#guarded(reads.slice(), () => this.#sendPointReads(reads))
+    }
+  }
+
+  /** Fails the deferred reads whose signal aborted (their deadlines are the timer's), keeping the others in order. */
+  #failAbortedDeferred(): void {
+    const deferred = this.#deferred
+    let i = 0
+    while (i < deferred.length && deferred[i]!.deadline.signal?.aborted !== true) i++
+    if (i === deferred.length) return
+    const kept = deferred.slice(0, i)
+    const aborted: PointRead[] = []
+    for (; i < deferred.length; i++) {
+      const r = deferred[i]!
+      if (!r.started && r.deadline.signal?.aborted === true) aborted.push(r)
+      else kept.push(r)
+    }
+    this.#deferred = kept
+    this.#guarded(aborted, () => {
+      for (const r of aborted) this.#settlePoint(r, false, this.#timeout(r.deadline, waitingForAMultiGet, true))
+    })
   }
 
   /** Disarms the timer of the deferred reads (none waits). A clock is only given back the handles it made. */

@@ -7,9 +7,10 @@
  * while a write waits), the others waiting in order, each bounded by its deadline. Real RocksDB in temp dirs.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { chunksOf, firstKey, type Entry, type SettledValues, type StorageHandle } from '../src/engine.js'
 import { Timeout, type MessageMeta } from '../src/index.js'
+import { RecentWrites } from '../src/recent.js'
 import { overridingHandles } from './support/engines.js'
 import { harnessPerTest, untilReaderCovers, waitFor, type Harness } from './support/harness.js'
 
@@ -175,6 +176,127 @@ describe('a point read waiting for a MultiGet', () => {
     gated = false
     for (const release of held.splice(0)) release()
     expect(await Promise.all(first)).toEqual(Array.from({ length: cap }, (_, k) => meta(k)))
+  })
+})
+
+describe('point reads waiting for a MultiGet, when one finishes', () => {
+  /**
+   * A harness whose reader MultiGets are held once `gate.on`: each records its handle's path and waits until
+   * released (`release()` lets the oldest go); `drain(reads)` releases one at a time, a few turns apart, until every
+   * read settled, and returns their answers.
+   */
+  const gated = async (shards: number) => {
+    const held: (() => void)[] = []
+    const started: string[] = []
+    const gate = { on: false }
+    const engine = overridingHandles({
+      reader: (handle) => ({
+        getManySettled: async (keys): Promise<SettledValues> => {
+          const result = handle.getManySettled!(keys)
+          if (!gate.on) return result
+          started.push(handle.path)
+          await new Promise<void>((resolve) => held.push(resolve))
+          return result
+        },
+      }),
+    })
+    const h = await harness({ shards, readers: { min: 1, max: 1 } }, engine)
+    // Should an expectation fail, the held MultiGets are let go, so that the index can close.
+    onTestFinished(() => {
+      gate.on = false
+      for (const release of held.splice(0)) release()
+    })
+    const settleTurns = async () => {
+      for (let turn = 0; turn < 5; turn++) await nextTurn()
+    }
+    const drain = async <T,>(reads: Promise<T>[]): Promise<T[]> => {
+      let settled = false
+      const all = Promise.all(reads).finally(() => (settled = true))
+      while (!settled) {
+        held.shift()?.()
+        await settleTurns()
+      }
+      return all
+    }
+    return { h, held, started, gate, settleTurns, release: () => held.shift()?.(), drain }
+  }
+  const cap = Math.max(1, Math.floor((Number(process.env.UV_THREADPOOL_SIZE) || 4) / 2))
+
+  it('should route only the reads the free MultiGets take, not every read waiting', async () => {
+    const { h, gate, drain } = await gated(1)
+    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
+    await untilReaderCovers(h, 't', 1, token, 'm0')
+    // The reader stays where it is, one write behind: every read is routed to it merged with the memory of recent
+    // writes, which it asks once per read routed.
+    h.faults.failNext('open', 1_000_000, { role: 'reader' })
+    await h.index.batchPut('t', 1, [meta(1_000)])
+    const asked = vi.spyOn(RecentWrites.prototype, 'newer')
+    onTestFinished(() => asked.mockRestore())
+    gate.on = true
+    const n = 4_000
+    const answers = await drain(Array.from({ length: n }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`)))
+    answers.forEach((m, i) => expect(m).toEqual(meta(i % 300)))
+    // Each read is routed when it is issued, and once more when a MultiGet takes it: routing every waiting read after
+    // every MultiGet asked the memory about ten times per read here.
+    expect(asked.mock.calls.length).toBeLessThanOrEqual(2 * n)
+  })
+
+  it('should let shards whose reads wait take the free MultiGets in turn', async () => {
+    const { h, started, gate, drain } = await gated(4)
+    const partitions: number[] = []
+    for (let p = 0; partitions.length < 2; p++) if (!partitions.some((q) => h.shardId('t', q) === h.shardId('t', p))) partitions.push(p)
+    for (const p of partitions) {
+      const { token } = await h.index.batchPut('t', p, Array.from({ length: 300 }, (_, i) => meta(i)))
+      await untilReaderCovers(h, 't', p, token, 'm0')
+    }
+    gate.on = true
+    // 2,000 reads of each shard, those of the first issued first: 8 MultiGets of 256 keys each.
+    const reads = partitions.flatMap((p) => Array.from({ length: 2_000 }, (_, i) => h.index.getByMsgId('t', p, `m${i % 300}`)))
+    const answers = await drain(reads)
+    answers.forEach((m, i) => expect(m).toEqual(meta(i % 2_000 % 300)))
+    const shards = [...new Set(started)]
+    expect(shards).toHaveLength(2)
+    // Until the MultiGet that ended one shard's backlog, both had reads waiting: from the first that waited for
+    // another to finish, no shard took two in a row.
+    const whileBoth = started.slice(0, Math.min(...shards.map((s) => started.lastIndexOf(s))) + 1)
+    expect(whileBoth.length).toBeGreaterThan(cap + 4)
+    for (let i = cap + 1; i < whileBoth.length; i++) {
+      expect(whileBoth[i], `MultiGets started, by shard: ${started.map((s) => shards.indexOf(s)).join(' ')}`).not.toBe(whileBoth[i - 1])
+    }
+  })
+
+  it('should fail a waiting read whose signal aborted when a MultiGet finishes, however far back it waits', async () => {
+    const { h, held, settleTurns, release } = await gated(1).then(async (g) => {
+      const { token } = await g.h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
+      await untilReaderCovers(g.h, 't', 1, token, 'm0')
+      g.gate.on = true
+      return g
+    })
+    const reads = Array.from({ length: 1_200 }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`))
+    const controller = new AbortController()
+    let outcome: unknown = 'pending'
+    h.index.getByMsgId('t', 1, 'm7', { signal: controller.signal }).then(
+      (m) => (outcome = m),
+      (e: unknown) => (outcome = e),
+    )
+    await settleTurns()
+    expect(held.length).toBe(cap)
+    controller.abort()
+    await settleTurns()
+    expect(outcome).toBe('pending')
+    // One MultiGet finishes: the next chunk goes, and the aborted read, hundreds of reads behind it, fails now.
+    release()
+    await settleTurns()
+    expect(outcome).toBeInstanceOf(Timeout)
+    expect((outcome as Timeout).aborted).toBe(true)
+    expect((outcome as Timeout).message).toContain('MultiGet to finish')
+    let settled = false
+    const all = Promise.all(reads).finally(() => (settled = true))
+    while (!settled) {
+      release()
+      await settleTurns()
+    }
+    ;(await all).forEach((m, i) => expect(m).toEqual(meta(i % 300)))
   })
 })
 
