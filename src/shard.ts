@@ -185,6 +185,8 @@ interface PointRead {
   started: boolean
   /** It was answered or failed (once). */
   settled: boolean
+  /** While it waits for a MultiGet with a signal: the signal's listener (see #deferPointReads). */
+  onAbort?: (() => void) | undefined
 }
 
 /** What waits for a poll of the logs: a point read (routed again after it), or a range read or scan (resumed). */
@@ -292,24 +294,35 @@ const waitingForAMultiGet: Waiting = {
   opens: [],
 }
 
-/**
- * A point-read MultiGet finished: the shards whose reads wait for one send theirs, in the order they waited, while
- * MultiGets are free (each shard as many as it can; see `sendDeferred`). A shard that sent and still has reads waiting
- * waits behind the shards that got none this time, so that shards take the free MultiGets in turn.
- */
+/** A point-read MultiGet finished: the reads waiting for one go out (see {@link sendWaitingForMultiGet}). */
 const multiGetDone = (): void => {
   multiGetsOut--
-  if (waitingForMultiGet.size === 0) return
+  sendWaitingForMultiGet()
+}
+
+/**
+ * MultiGets may be free (one finished, or the last write of the process did, which lets more run at once): the
+ * shards whose reads wait for one send theirs, in the order they waited, while MultiGets are free (each shard as many
+ * as it can; see `sendDeferred`). A shard that sent and still has reads waiting waits behind the shards that got none
+ * this time, so that shards take the free MultiGets in turn.
+ */
+const sendWaitingForMultiGet = (): void => {
+  if (waitingForMultiGet.size === 0 || multiGetsOut >= multiGetsAllowed()) return
   const shards = [...waitingForMultiGet]
   waitingForMultiGet.clear()
   let i = 0
-  for (; i < shards.length && multiGetsOut < multiGetsAllowed(); i++) shards[i]!.sendDeferred()
-  if (i === shards.length) return
-  // (The shards that sent have put themselves back if they still wait: behind those that did not get a turn.)
-  const sent = [...waitingForMultiGet]
-  waitingForMultiGet.clear()
-  for (; i < shards.length; i++) waitingForMultiGet.add(shards[i]!)
-  for (const shard of sent) waitingForMultiGet.add(shard)
+  try {
+    for (; i < shards.length && multiGetsOut < multiGetsAllowed(); i++) shards[i]!.sendDeferred()
+  } finally {
+    // (The shards that sent have put themselves back if they still wait: behind those that did not get a turn, or
+    // that a failure kept from theirs.)
+    if (i < shards.length) {
+      const sent = [...waitingForMultiGet]
+      waitingForMultiGet.clear()
+      for (; i < shards.length; i++) waitingForMultiGet.add(shards[i]!)
+      for (const shard of sent) waitingForMultiGet.add(shard)
+    }
+  }
 }
 
 /**
@@ -832,6 +845,8 @@ export class ShardRuntime {
       this.pendingWrites--
       writesWaiting--
       this.#done()
+      // The last write of the process: more point-read MultiGets may run at once now.
+      if (writesWaiting === 0) sendWaitingForMultiGet()
     })
     return this.#bounded(deadline, wait, settled)
   }
@@ -1667,10 +1682,25 @@ export class ShardRuntime {
     let at = Infinity
     for (const r of reads) {
       this.#deferred.push(r)
-      if (!r.started && r.deadline.at < at) at = r.deadline.at
+      if (r.started) continue
+      if (r.deadline.at < at) at = r.deadline.at
+      // Its signal ends the wait at once, even should no MultiGet finish (a stuck disk); the listener goes when the
+      // read leaves the wait (see #undefer).
+      const signal = r.deadline.signal
+      if (signal !== undefined && r.onAbort === undefined) {
+        r.onAbort = () => this.#failAbortedDeferred()
+        signal.addEventListener('abort', r.onAbort, { once: true })
+      }
     }
     waitingForMultiGet.add(this)
     this.#expireDeferredAt(at)
+  }
+
+  /** `r` leaves the reads waiting for a MultiGet: its signal's listener goes. */
+  #undefer(r: PointRead): void {
+    if (r.onAbort === undefined) return
+    r.deadline.signal?.removeEventListener('abort', r.onAbort)
+    r.onAbort = undefined
   }
 
   /** Point reads waiting for a MultiGet to finish (see #deferPointReads). */
@@ -1730,20 +1760,36 @@ export class ShardRuntime {
     while (this.#deferred.length > 0) {
       const free = multiGetsAllowed() - multiGetsOut
       if (free <= 0) {
-        this.#failAbortedDeferred()
-        if (this.#deferred.length > 0) waitingForMultiGet.add(this)
+        waitingForMultiGet.add(this)
         return
       }
-      const take = free * Math.min(maxChunk, turnSize())
-      let reads = this.#deferred
-      if (reads.length > take) {
-        this.#deferred = reads.slice(take)
-        reads = reads.slice(0, take)
-      } else this.#deferred = []
+      // The oldest reads, of the oldest one's kind only (primary-only or not: the two kinds go out apart, and the
+      // other kind, routed first, would take the MultiGet ahead of it every time).
+      const deferred = this.#deferred
+      const primary = deferred[0]!.need.primary === true
+      const most = Math.min(deferred.length, free * Math.min(maxChunk, turnSize()))
+      let n = 1
+      while (n < most && (deferred[n]!.need.primary === true) === primary) n++
+      const rest = deferred.slice(n)
+      const now = this.clock.now()
+      const reads: PointRead[] = []
+      const expired: PointRead[] = []
+      for (let i = 0; i < n; i++) {
+        const r = deferred[i]!
+        this.#undefer(r)
+        if (!r.started && (r.deadline.signal?.aborted === true || now >= r.deadline.at)) expired.push(r)
+        else reads.push(r)
+      }
+      this.#deferred = []
       // The timer stays armed: under load reads are deferred again at once, and rearming it after every MultiGet
       // cost the main thread more than a timer that fires for nothing (it finds nothing due and rearms for what
       // still waits). It goes when the shard has nothing in flight (see #done).
+      this.#guarded(expired, () => {
+        for (const r of expired) this.#settlePoint(r, false, this.#timeout(r.deadline, waitingForAMultiGet, r.deadline.signal?.aborted === true))
+      })
       this.#guarded(reads.slice(), () => this.#sendPointReads(reads))
+      // Reads deferred again (none is free now) keep their place: ahead of the ones still waiting.
+      this.#deferred = this.#deferred.length === 0 ? rest : this.#deferred.concat(rest)
     }
   }
 
@@ -1757,8 +1803,10 @@ export class ShardRuntime {
     const aborted: PointRead[] = []
     for (; i < deferred.length; i++) {
       const r = deferred[i]!
-      if (!r.started && r.deadline.signal?.aborted === true) aborted.push(r)
-      else kept.push(r)
+      if (!r.started && r.deadline.signal?.aborted === true) {
+        this.#undefer(r)
+        aborted.push(r)
+      } else kept.push(r)
     }
     this.#deferred = kept
     this.#guarded(aborted, () => {
@@ -1814,6 +1862,7 @@ export class ShardRuntime {
   #settlePoint(r: PointRead, ok: boolean, outcome: unknown): void {
     if (r.settled) return
     r.settled = true
+    this.#undefer(r)
     this.pendingReads--
     this.#done()
     if (ok) r.resolve(outcome)
