@@ -297,28 +297,6 @@ describe('point reads waiting for a MultiGet, when one finishes', () => {
     expect(held.length).toBe(0)
   })
 
-  // (With UV_THREADPOOL_SIZE below 4, one MultiGet runs at a time either way: nothing to see.)
-  it.skipIf(cap < 2)('should send the reads waiting as soon as the last write ends, when more MultiGets may run at once', async () => {
-    const { h, held, gate, settleTurns, drain } = await gated(1)
-    const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
-    await untilReaderCovers(h, 't', 1, token, 'm0')
-    gate.on = true
-    gate.writes = true
-    const write = h.index.batchPut('t', 2, [meta(1)])
-    while (gate.heldWrite === undefined) await nextTurn()
-    const reads = Array.from({ length: 1_000 }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`))
-    await settleTurns()
-    // A write waits: one MultiGet at a time.
-    expect(held.length).toBe(1)
-    gate.writes = false
-    gate.heldWrite()
-    await write
-    await settleTurns()
-    // No MultiGet finished, but the write did: the reads waiting took the MultiGets it left free.
-    expect(held.length).toBe(cap)
-    ;(await drain(reads)).forEach((m, i) => expect(m).toEqual(meta(i % 300)))
-  })
-
   it('should fail a waiting read at once when its signal aborts, however far back it waits, though no MultiGet finishes', async () => {
     const { h, held, gate, settleTurns, drain } = await gated(1)
     const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
