@@ -108,8 +108,12 @@ describe('the inspector page in headless Chromium', () => {
     await page.waitForSelector('#chart[data-machine="primary"] g.state.current[data-state="ready"]', { timeout: wait })
     // The tree is redrawn with every state update: a press and a release with a redraw between them still select.
     // A locator, not an element handle: a redraw between finding the element and measuring it detaches a handle (its
-    // box is then null), a locator finds the element again.
-    const box = (await page.locator(`.shard[data-shard="${shard}"] .shard-head`).boundingBox({ timeout: wait }))!
+    // box is then null), a locator finds the element again; a redraw can still come between the locator finding it
+    // and measuring it (null again, which failed CI twice): measured again then, a few times at most.
+    const head = page.locator(`.shard[data-shard="${shard}"] .shard-head`)
+    let box = await head.boundingBox({ timeout: wait })
+    for (let attempt = 0; box === null && attempt < 20; attempt++) box = await head.boundingBox({ timeout: wait })
+    if (box === null) throw new Error('the shard head could not be measured: every measure met a redraw')
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2)
     await page.mouse.down()
     // (A string: this file is type-checked without the DOM's types.)
