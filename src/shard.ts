@@ -1714,7 +1714,7 @@ export class ShardRuntime {
   /**
    * Arms the timer of the deferred reads for `at` unless it fires sooner already: a deferred read waits for a
    * MultiGet to finish, and should none finish (a stuck disk), its deadline still fails it on time. (An aborted
-   * signal is seen when a MultiGet finishes, or at its deadline.)
+   * signal fails it at once: see #deferPointReads.)
    */
   #expireDeferredAt(at: number): void {
     if (at === Infinity || at >= this.#deferredTimerAt) return
@@ -1749,7 +1749,8 @@ export class ShardRuntime {
 
   /**
    * A MultiGet finished: the oldest reads deferred for want of one are routed again, as many as the MultiGets free now
-   * take (a chunk each); the others keep waiting, as they are, but for those whose signal aborted, which fail now.
+   * take (a chunk each); the others keep waiting, as they are (one whose deadline passed or whose signal aborted
+   * fails on its own: the timer, the signal's listener).
    * (Routing every waiting read after every MultiGet, to defer most of them again, took a sixth of the main thread
    * under 1,000 `fresh` callers and a writer: bench/placement.ts, BENCHMARKS.md.) When none is free, the shard waits
    * for the next MultiGet to finish.

@@ -6,6 +6,7 @@
  * of at most 64 keys, one MultiGet at a time, so that its I/O completions wait behind fewer answers. Range reads run at most 16 at once (4
  * while a write waits), the others waiting in order, each bounded by its deadline. Real RocksDB in temp dirs.
  */
+import { getEventListeners } from 'node:events'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { chunksOf, firstKey, type Entry, type SettledValues, type StorageHandle } from '../src/engine.js'
@@ -302,7 +303,9 @@ describe('point reads waiting for a MultiGet, when one finishes', () => {
     const { token } = await h.index.batchPut('t', 1, Array.from({ length: 300 }, (_, i) => meta(i)))
     await untilReaderCovers(h, 't', 1, token, 'm0')
     gate.on = true
-    const reads = Array.from({ length: 1_200 }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`))
+    // The reads waiting share a signal that never aborts: its listeners go as they leave the wait.
+    const kept = new AbortController()
+    const reads = Array.from({ length: 1_200 }, (_, i) => h.index.getByMsgId('t', 1, `m${i % 300}`, { signal: kept.signal }))
     const controller = new AbortController()
     let outcome: unknown = 'pending'
     h.index.getByMsgId('t', 1, 'm7', { signal: controller.signal }).then(
@@ -319,7 +322,9 @@ describe('point reads waiting for a MultiGet, when one finishes', () => {
     expect(outcome).toBeInstanceOf(Timeout)
     expect((outcome as Timeout).aborted).toBe(true)
     expect((outcome as Timeout).message).toContain('MultiGet to finish')
+    expect(getEventListeners(kept.signal, 'abort').length).toBeGreaterThan(0)
     ;(await drain(reads)).forEach((m, i) => expect(m).toEqual(meta(i % 300)))
+    expect(getEventListeners(kept.signal, 'abort')).toHaveLength(0)
   })
 
   it('should send a read only the primary serves in its turn among the reads waiting, not after every younger one', async () => {
